@@ -1,0 +1,99 @@
+// swift-tools-version: 6.1
+//
+// dmabench: a Swift benchmarking suite for DMA-engine implementations.
+//
+// Layout (see DESIGN.md §1):
+//   DMAEngine            the channel protocol (no OS calls)
+//   DMAEngineEmbedded    a deterministic, hand-driven double
+//   DMAEngineLocked      virt-dma style backend (one lock, five lists)
+//   DMAEngineRing        lock-free ring backend
+//   DMAEngineURing       io_uring backend
+//   DMAEngineTestSupport the conformance suite (CONTRACT.md part B) as reusable code
+//   Platform             Linux facilities, wrapped once
+//   C*                   thin C shims and system libraries
+//   Harness              workloads, runner, statistics, result model
+//   DMABackends          the registry of backends, keyed by name
+//   dmabench             the command line
+//
+// Build settings:
+//   DMABENCH_INTERNAL_CHECKS  (debug only) turns on invariant checks that compile out of
+//                             release builds, as swift-collections does.
+import PackageDescription
+
+let internalChecks: [SwiftSetting] = [
+    .define("DMABENCH_INTERNAL_CHECKS", .when(configuration: .debug)),
+]
+
+let package = Package(
+    name: "dmabench",
+    products: [
+        .library(name: "DMAEngine", targets: ["DMAEngine"]),
+        .library(name: "DMAEngineEmbedded", targets: ["DMAEngineEmbedded"]),
+        .library(name: "DMAEngineLocked", targets: ["DMAEngineLocked"]),
+        .library(name: "DMAEngineRing", targets: ["DMAEngineRing"]),
+        .library(name: "DMAEngineURing", targets: ["DMAEngineURing"]),
+        .library(name: "DMAEngineTestSupport", targets: ["DMAEngineTestSupport"]),
+        .library(name: "Platform", targets: ["Platform"]),
+        .library(name: "Harness", targets: ["Harness"]),
+        .library(name: "DMABackends", targets: ["DMABackends"]),
+        .executable(name: "dmabench", targets: ["dmabench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+    ],
+    targets: [
+        // MARK: C shims and system libraries
+        .target(name: "CDMAContext"),
+        .target(name: "CLinuxShims"),
+        .systemLibrary(name: "CPerf", providers: [.apt(["libpfm4-dev"])]),
+        .systemLibrary(name: "CNUMA", pkgConfig: "numa", providers: [.apt(["libnuma-dev"])]),
+        // An opaque C wrapper: its public header does not include liburing.h, so liburing's
+        // feature macros (_GNU_SOURCE/_XOPEN_SOURCE) never meet glibc's fd_set in another
+        // module (TOOLCHAIN.md, trap 1).
+        .target(name: "CURing", linkerSettings: [.linkedLibrary("uring")]),
+
+        // MARK: Protocol and backends
+        .target(name: "DMAEngine", dependencies: ["CDMAContext"], swiftSettings: internalChecks),
+        .target(name: "DMAEngineEmbedded", dependencies: ["DMAEngine"], swiftSettings: internalChecks),
+        .target(name: "Platform", dependencies: ["CLinuxShims", "CPerf", "CNUMA"], swiftSettings: internalChecks),
+        .target(name: "DMAEngineLocked", dependencies: ["DMAEngine", "Platform"], swiftSettings: internalChecks),
+        .target(name: "DMAEngineRing", dependencies: ["DMAEngine", "Platform"], swiftSettings: internalChecks),
+        .target(name: "DMAEngineURing", dependencies: ["DMAEngine", "Platform", "CURing"], swiftSettings: internalChecks),
+        .target(name: "DMAEngineTestSupport", dependencies: ["DMAEngine", "Platform"], swiftSettings: internalChecks),
+
+        // MARK: Harness, registry, command line
+        .target(
+            name: "Harness",
+            dependencies: ["DMAEngine", "Platform", .product(name: "Histogram", package: "hdrhistogram-swift")],
+            swiftSettings: internalChecks
+        ),
+        .target(
+            name: "DMABackends",
+            dependencies: ["DMAEngine", "DMAEngineLocked", "DMAEngineRing", "DMAEngineURing"],
+            swiftSettings: internalChecks
+        ),
+        .executableTarget(
+            name: "dmabench",
+            dependencies: [
+                "DMAEngine", "DMABackends", "Harness", "Platform", "DMAEngineTestSupport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: internalChecks
+        ),
+
+        // MARK: Tests
+        .testTarget(name: "DMAEngineTests", dependencies: ["DMAEngine", "DMAEngineEmbedded"]),
+        .testTarget(
+            name: "ConformanceTests",
+            dependencies: ["DMAEngine", "DMAEngineEmbedded", "DMAEngineLocked", "DMAEngineTestSupport", "Platform"]
+        ),
+        .testTarget(name: "LockedTests", dependencies: ["DMAEngine", "DMAEngineLocked", "Platform"]),
+        .testTarget(name: "RingTests", dependencies: ["DMAEngine", "DMAEngineRing", "DMAEngineTestSupport", "Platform"]),
+        .testTarget(name: "URingTests", dependencies: ["DMAEngine", "DMAEngineURing", "DMAEngineTestSupport", "Platform"]),
+        .testTarget(name: "PlatformTests", dependencies: ["Platform"]),
+        .testTarget(name: "HarnessTests", dependencies: ["Harness", "DMAEngine", "DMAEngineEmbedded", "DMABackends"]),
+        .testTarget(name: "CLITests", dependencies: ["dmabench"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

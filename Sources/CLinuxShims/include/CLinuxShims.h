@@ -1,0 +1,51 @@
+// dmabench — CLinuxShims
+//
+// Thin C for what Swift cannot call directly (TOOLCHAIN.md §2): function-like macros
+// (CPU_SET, _IO ioctls), variadic syscall(2) and prctl(2). Each function says why it exists.
+// Only Platform imports this module.
+#ifndef CLINUXSHIMS_H
+#define CLINUXSHIMS_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/// futex(FUTEX_WAIT_PRIVATE) on a 32-bit word; syscall(2) is variadic. Returns 0 or -errno.
+int cls_futex_wait(uint32_t *addr, uint32_t expected, int64_t timeout_ns);
+/// futex(FUTEX_WAKE_PRIVATE). Returns the number woken or -errno.
+int cls_futex_wake(uint32_t *addr, int count);
+
+/// Pins the calling thread to one CPU (CPU_ZERO/CPU_SET are macros). Returns 0 or -errno.
+int cls_pin_self_to_cpu(int cpu);
+/// Pins the calling thread to a set of CPUs given as a 0/1 array. Returns 0 or -errno.
+int cls_pin_self_to_cpus(const uint8_t *mask, int count);
+/// The CPUs the calling thread may run on, written as 0/1 into mask. Returns the count or -errno.
+int cls_get_affinity(uint8_t *mask, int count);
+/// sched_getcpu(3) (needs _GNU_SOURCE, which Swift's Glibc module is built without).
+int cls_sched_getcpu(void);
+/// gettid(2).
+int cls_gettid(void);
+/// memfd_create(2) (needs _GNU_SOURCE). Returns an fd or -errno.
+int cls_memfd_create(const char *name, unsigned int flags);
+/// pthread_setname_np(3) on the calling thread (needs _GNU_SOURCE).
+int cls_set_thread_name(const char *name);
+/// CPU_SETSIZE.
+int cls_cpu_setsize(void);
+
+/// perf_event_open(2) through syscall(2). Returns an fd or -errno.
+int cls_perf_event_open(void *attr, pid_t pid, int cpu, int group_fd, unsigned long flags);
+/// ioctl(PERF_EVENT_IOC_ENABLE/DISABLE/RESET), which are _IO() macros. Returns 0 or -errno.
+int cls_perf_ioc_enable(int fd, int whole_group);
+int cls_perf_ioc_disable(int fd, int whole_group);
+int cls_perf_ioc_reset(int fd, int whole_group);
+
+/// A CPU pause hint for spin loops (x86 `pause`, arm `yield`).
+static inline void cls_cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+#endif

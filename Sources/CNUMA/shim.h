@@ -1,0 +1,3 @@
+// dmabench — CNUMA: libnuma.
+#include <numa.h>
+#include <numaif.h>

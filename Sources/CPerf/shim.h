@@ -1,0 +1,2 @@
+// dmabench — CPerf: libpfm4 (ships no .pc file, so no pkgConfig).
+#include <perfmon/pfmlib_perf_event.h>

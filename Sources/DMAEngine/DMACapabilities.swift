@@ -1,0 +1,73 @@
+// dmabench — DMAEngine
+//
+// Capabilities, prep flags and channel configuration (CONTRACT.md A.2, A.9).
+
+/// How finely a backend reports residue. The corresponding kernel type is
+/// `enum dma_residue_granularity`.
+public enum DMAResidueGranularity: String, Sendable, Hashable, Codable {
+    /// `DMA_RESIDUE_GRANULARITY_DESCRIPTOR`: residue is always 0.
+    case descriptor
+    /// `DMA_RESIDUE_GRANULARITY_SEGMENT`
+    case segment
+    /// `DMA_RESIDUE_GRANULARITY_BURST`
+    case burst
+}
+
+/// What a channel supports. The corresponding kernel type is `struct dma_slave_caps`.
+public struct DMACapabilities: Hashable, Sendable {
+    /// `cmd_pause`: true only if pause *and* resume work.
+    public var cmdPause: Bool
+    /// `cmd_resume`
+    public var cmdResume: Bool
+    /// `cmd_terminate`
+    public var cmdTerminate: Bool
+    public var residueGranularity: DMAResidueGranularity
+    /// `descriptor_reuse`
+    public var descriptorReuse: Bool
+    /// The backend completes out of order and follows rule S8.
+    public var completionNoOrder: Bool
+    /// `DMA_MEMSET` in the capability mask.
+    public var memset: Bool
+    /// `DMA_CYCLIC` in the capability mask.
+    public var cyclic: Bool
+
+    public init(
+        cmdPause: Bool, cmdResume: Bool, cmdTerminate: Bool = true,
+        residueGranularity: DMAResidueGranularity, descriptorReuse: Bool,
+        completionNoOrder: Bool = false, memset: Bool, cyclic: Bool
+    ) {
+        self.cmdPause = cmdPause && cmdResume
+        self.cmdResume = cmdResume
+        self.cmdTerminate = cmdTerminate
+        self.residueGranularity = residueGranularity
+        self.descriptorReuse = descriptorReuse
+        self.completionNoOrder = completionNoOrder
+        self.memset = memset
+        self.cyclic = cyclic
+    }
+}
+
+/// Flags given at prep time. The corresponding kernel type is `enum dma_ctrl_flags`.
+public struct DMAPrepFlags: OptionSet, Hashable, Sendable {
+    public var rawValue: UInt32
+    @inlinable public init(rawValue: UInt32) { self.rawValue = rawValue }
+
+    /// `DMA_PREP_INTERRUPT`: run the callback on completion (rule K6).
+    public static let interrupt = DMAPrepFlags(rawValue: 1 << 0)
+    /// `DMA_CTRL_ACK`: the client acknowledges the descriptor (async_tx heritage; optional).
+    public static let ack = DMAPrepFlags(rawValue: 1 << 1)
+
+    /// What most clients pass: `[.interrupt, .ack]`.
+    public static let `default`: DMAPrepFlags = [.interrupt, .ack]
+}
+
+/// Channel configuration applied to later preps only (rule: `config` affects later preps).
+/// The corresponding kernel call is `dmaengine_slave_config()`.
+public struct DMAConfig: Hashable, Sendable {
+    /// The engine moves data in bursts of this many bytes (`src_maxburst × addr_width`).
+    /// The engine-access probe reports one access per burst, so a test can see which
+    /// configuration a descriptor ran with (scenario 32). 0 means "the whole transfer".
+    public var burstBytes: Int
+
+    public init(burstBytes: Int = 0) { self.burstBytes = burstBytes }
+}

@@ -1,0 +1,193 @@
+// dmabench — DMAEngine
+//
+// The channel protocol: the Linux dmaengine client API, one call for one call
+// (CONTRACT.md A.2, DESIGN.md §2).
+//
+// Context rules. Each requirement says whether it is *NB-safe* (legal in a non-blocking
+// context: a completion callback or a `withNonBlockingContext` region; bounded time; never
+// waits for the engine or the callback executor) or *blocking* (blocking context only; it
+// returns `.illegalContext`, with no side effect, when called in a non-blocking context).
+
+/// Memory that the engine can read and write: the analogue of `dma_alloc_coherent()`.
+///
+/// Backends that copy in user space hand out page-aligned anonymous memory; the io_uring
+/// backend hands out memory mapped from its pool file, because the kernel reads the source
+/// from that file. Always allocate sources with `DMAChannel.allocateCoherent(byteCount:)`.
+public struct DMABuffer: @unchecked Sendable, Hashable {
+    public var base: UnsafeMutableRawPointer
+    public var count: Int
+
+    public init(base: UnsafeMutableRawPointer, count: Int) {
+        self.base = base
+        self.count = count
+    }
+
+    public var bytes: UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(start: base, count: count) }
+}
+
+/// Where a backend runs its threads, given at creation.
+public struct DMAChannelOptions: Sendable, Hashable {
+    /// Descriptors in the preallocated pool; `prepare…` returns nil when all are in use.
+    public var poolSize: Int
+    /// CPU for the engine thread (nil = not pinned).
+    public var engineCPU: Int?
+    /// CPU for the callback executor (nil = not pinned).
+    public var executorCPU: Int?
+    /// How long the engine and executor spin before they park, in nanoseconds.
+    public var spinNanoseconds: Int64
+    /// Bytes of coherent memory to reserve for `allocateCoherent` (backends with a pool).
+    public var coherentPoolBytes: Int
+
+    public init(
+        poolSize: Int = 4096, engineCPU: Int? = nil, executorCPU: Int? = nil,
+        spinNanoseconds: Int64 = 50_000, coherentPoolBytes: Int = 64 << 20
+    ) {
+        self.poolSize = poolSize
+        self.engineCPU = engineCPU
+        self.executorCPU = executorCPU
+        self.spinNanoseconds = spinNanoseconds
+        self.coherentPoolBytes = coherentPoolBytes
+    }
+}
+
+/// One DMA channel, as a client sees it after `dma_request_chan()`.
+public protocol DMAChannel: AnyObject, Sendable {
+    /// The registry name of the backend (`locked`, `ring`, `uring`, …).
+    var backendName: String { get }
+
+    /// What the channel supports. NB-safe. The corresponding kernel call is
+    /// `dma_get_slave_caps()`.
+    var capabilities: DMACapabilities { get }
+
+    /// Changes the configuration for later preps only. NB-safe.
+    /// The corresponding kernel call is `dmaengine_slave_config()`.
+    func configure(_ config: DMAConfig) throws(DMAError)
+
+    // MARK: Coherent memory
+
+    /// Allocates memory the engine can use (`dma_alloc_coherent()`), page-aligned and
+    /// zero-filled. Blocking (it may map memory).
+    func allocateCoherent(byteCount: Int) throws(DMAError) -> DMABuffer
+    /// Frees memory from `allocateCoherent`. The client must not free a buffer that a
+    /// descriptor not yet retired still uses (that is what `synchronize` is for).
+    func freeCoherent(_ buffer: DMABuffer)
+
+    // MARK: Prep (NB-safe)
+
+    /// Prepares a copy of `length` bytes. Returns nil when the pool is exhausted or the
+    /// arguments are not supported. The corresponding kernel call is
+    /// `dmaengine_prep_dma_memcpy()`.
+    func prepareMemcpy(
+        to destination: UnsafeMutableRawPointer, from source: UnsafeRawPointer, length: Int, flags: DMAPrepFlags
+    ) -> DMADescriptor?
+
+    /// Prepares a fill of `length` bytes with `value`; nil when `!capabilities.memset`.
+    /// The corresponding kernel call is `dmaengine_prep_dma_memset()`.
+    func prepareMemset(to destination: UnsafeMutableRawPointer, value: UInt8, length: Int, flags: DMAPrepFlags)
+        -> DMADescriptor?
+
+    /// Prepares a cyclic transfer that copies `source` to `destination` period by period,
+    /// forever, with one callback per period (or fewer: coalescing is allowed, rule K1);
+    /// nil when `!capabilities.cyclic`. The corresponding kernel call is
+    /// `dmaengine_prep_dma_cyclic()`.
+    func prepareCyclic(
+        to destination: UnsafeMutableRawPointer, from source: UnsafeRawPointer, bufferLength: Int,
+        periodLength: Int, flags: DMAPrepFlags
+    ) -> DMADescriptor?
+
+    // MARK: Descriptor (NB-safe)
+
+    /// Sets the completion callback; before submit only. The corresponding kernel fields are
+    /// `callback`, `callback_result` and `callback_param`.
+    func setCallback(_ callback: DMACallback, for descriptor: DMADescriptor) throws(DMAError)
+    /// Marks a descriptor reusable (`dmaengine_desc_set_reuse()`) or not
+    /// (`dmaengine_desc_clear_reuse()`). `.notPermitted` when `!capabilities.descriptorReuse`.
+    func setReuse(_ reuse: Bool, for descriptor: DMADescriptor) throws(DMAError)
+    /// Frees an idle REUSE descriptor (`dmaengine_desc_free()`): `.notPermitted` for a
+    /// non-REUSE descriptor, `.busy` while in flight.
+    func free(_ descriptor: DMADescriptor) throws(DMAError)
+
+    // MARK: Submit, issue, status (NB-safe)
+
+    /// Assigns a cookie and queues the descriptor on the submitted list. Never starts work.
+    /// Returns a negative cookie on failure (the descriptor is not queued, `used` is
+    /// unchanged). The corresponding kernel call is `dmaengine_submit()`.
+    func submit(_ descriptor: DMADescriptor) -> DMACookie
+
+    /// Moves every submitted descriptor to the issued list and starts the engine if it is
+    /// idle and not paused. The corresponding kernel call is `dma_async_issue_pending()`.
+    func issuePending()
+
+    /// The status of `cookie`, from one consistent snapshot of the watermark (rule S1).
+    /// The corresponding kernel call is `dmaengine_tx_status()`.
+    func status(of cookie: DMACookie) -> (DMAStatus, DMATxState)
+
+    // MARK: Flow control (NB-safe)
+
+    /// Stops the engine moving data; returns once it has stopped (rule P1).
+    /// The corresponding kernel call is `dmaengine_pause()`.
+    func pause() throws(DMAError)
+    /// The corresponding kernel call is `dmaengine_resume()`. `.notPaused` when not paused.
+    func resume() throws(DMAError)
+
+    // MARK: Termination
+
+    /// Aborts every queued and active transfer and returns at once (rules T1, T2). NB-safe:
+    /// legal from a callback. The client must call `synchronize()` before freeing anything
+    /// the terminated transfers or their callbacks use. The corresponding kernel call is
+    /// `dmaengine_terminate_async()`.
+    func terminateAsync() throws(DMAError)
+
+    /// Waits until the engine no longer touches memory of any descriptor submitted before
+    /// the last terminate, and no callback of such a descriptor is running or will start
+    /// (rule T3). Blocking: never from a completion callback. The corresponding kernel call
+    /// is `dmaengine_synchronize()`.
+    func synchronize() throws(DMAError)
+
+    /// `terminateAsync()` followed by `synchronize()` (rule T4). Blocking: never from a
+    /// completion callback; the context is checked before any effect. The corresponding
+    /// kernel call is `dmaengine_terminate_sync()`.
+    func terminateSync() throws(DMAError)
+
+    /// Terminates remaining work with `terminateSync` semantics, joins every thread, closes
+    /// every file descriptor and frees every descriptor, REUSE ones included. Blocking.
+    /// Afterwards every operation fails with `.released`. The corresponding kernel call is
+    /// `dma_release_channel()`.
+    func release() throws(DMAError)
+
+    // MARK: Test hooks (CONTRACT.md A.2)
+
+    /// Sets the watermark of an idle channel (scenarios 4, 5).
+    func debugSeedCookie(used: DMACookie, last: DMACookie) throws(DMAError)
+    /// The current watermark, read as one snapshot.
+    func debugWatermark() -> DMACookieWatermark
+    /// Attaches latency or fault injection to a prepared descriptor, before submit.
+    func debugInject(_ injection: DMAInjection, into descriptor: DMADescriptor) throws(DMAError)
+    /// Makes the next `count` submits fail with a negative cookie (scenario 27).
+    func debugFailNextSubmits(_ count: Int)
+    /// Releases every transfer stalled by `DMAInjection.stall`.
+    func debugReleaseStalls()
+    /// Installs (or removes, with nil) the engine-access probe.
+    func debugSetAccessProbe(_ probe: DMAAccessProbe?)
+}
+
+extension DMAChannel {
+    /// `submit` followed by `issuePending`, like NIO's `writeAndFlush`. NB-safe.
+    @inlinable
+    public func submitAndIssue(_ descriptor: DMADescriptor) -> DMACookie {
+        let cookie = submit(descriptor)
+        issuePending()
+        return cookie
+    }
+
+    /// Prepares a memcpy and sets its callback in one call. NB-safe.
+    @inlinable
+    public func prepareMemcpy(
+        to destination: UnsafeMutableRawPointer, from source: UnsafeRawPointer, length: Int,
+        flags: DMAPrepFlags = .default, callback: DMACallback
+    ) -> DMADescriptor? {
+        guard let d = prepareMemcpy(to: destination, from: source, length: length, flags: flags) else { return nil }
+        do { try setCallback(callback, for: d) } catch { return nil }
+        return d
+    }
+}

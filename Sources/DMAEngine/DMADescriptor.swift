@@ -1,0 +1,98 @@
+// dmabench — DMAEngine
+//
+// Descriptor handles and completion callbacks (CONTRACT.md A.2, A.6).
+
+/// A handle to a prepared descriptor in a channel's preallocated pool.
+///
+/// The corresponding kernel type is `struct dma_async_tx_descriptor *`. A handle is a slot
+/// index plus a generation, so a stale handle (a non-REUSE descriptor after submit, or any
+/// descriptor after `release`) is detected as `.invalidHandle` instead of touching another
+/// transfer's slot. Handles are plain values: copying one costs nothing.
+public struct DMADescriptor: Hashable, Sendable, CustomStringConvertible {
+    /// The slot in the channel's descriptor pool.
+    public var index: UInt32
+    /// Incremented by the channel each time the slot is recycled.
+    public var generation: UInt32
+
+    @inlinable
+    public init(index: UInt32, generation: UInt32) {
+        self.index = index
+        self.generation = generation
+    }
+
+    public var description: String { "desc#\(index).\(generation)" }
+}
+
+/// What a completion callback is told.
+public struct DMACompletion: Sendable {
+    /// The cookie of the completed submission.
+    public var cookie: DMACookie
+    /// The outcome and residue (rule K5).
+    public var result: DMAResult
+    /// The client's value given with the callback (kernel: `callback_param`).
+    public var parameter: UInt64
+
+    @inlinable
+    public init(cookie: DMACookie, result: DMAResult, parameter: UInt64) {
+        self.cookie = cookie
+        self.result = result
+        self.parameter = parameter
+    }
+}
+
+/// A completion callback attached to a descriptor before submit.
+///
+/// The kernel has two fields: `callback(param)` and `callback_result(param, result)`; when
+/// both are set only `callback_result` is invoked (scenario 10). Both forms take a `parameter`,
+/// the analogue of `callback_param`.
+///
+/// Hot-path note: a closure that captures nothing has no context object, so storing it in a
+/// descriptor slot and calling it costs no allocation and no reference counting. Benchmarks
+/// pass their state through `parameter` for that reason; tests may capture freely.
+public struct DMACallback: Sendable {
+    public typealias Plain = @Sendable (_ parameter: UInt64) -> Void
+    public typealias WithResult = @Sendable (_ completion: DMACompletion) -> Void
+
+    /// `callback`
+    public var plain: Plain?
+    /// `callback_result`, which takes precedence over `plain`.
+    public var withResult: WithResult?
+    /// `callback_param`
+    public var parameter: UInt64
+
+    @inlinable
+    public init(plain: Plain? = nil, withResult: WithResult? = nil, parameter: UInt64 = 0) {
+        self.plain = plain
+        self.withResult = withResult
+        self.parameter = parameter
+    }
+
+    /// A `callback_result` callback.
+    @inlinable
+    public static func result(parameter: UInt64 = 0, _ body: @escaping WithResult) -> DMACallback {
+        DMACallback(withResult: body, parameter: parameter)
+    }
+
+    /// A plain `callback`, which does not see the result.
+    @inlinable
+    public static func plain(parameter: UInt64 = 0, _ body: @escaping Plain) -> DMACallback {
+        DMACallback(plain: body, parameter: parameter)
+    }
+
+    /// True when a callback is set.
+    @inlinable
+    public var isSet: Bool { plain != nil || withResult != nil }
+
+    /// Invokes the callback in a non-blocking context, as the kernel's tasklet does:
+    /// `callback_result` if set, otherwise `callback`.
+    @inlinable
+    public func invoke(cookie: DMACookie, result: DMAResult) {
+        NonBlockingContext.withCallbackContext {
+            if let withResult {
+                withResult(DMACompletion(cookie: cookie, result: result, parameter: parameter))
+            } else if let plain {
+                plain(parameter)
+            }
+        }
+    }
+}

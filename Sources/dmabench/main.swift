@@ -1,0 +1,2 @@
+// placeholder: the command line comes with the foundation issue
+print("dmabench")
