@@ -191,3 +191,17 @@ extension DMAChannel {
         return d
     }
 }
+
+/// The role of a thread a backend runs, for per-thread counters and placement checks.
+public enum DMAThreadRole: String, Sendable, Hashable, Codable, CaseIterable {
+    /// The thread that moves data (or, for io_uring, submits to the kernel).
+    case engine
+    /// The thread that runs completion callbacks (tasklet analogue; io_uring's reaper).
+    case executor
+}
+
+extension DMAChannel {
+    /// The backend's own threads as Linux thread ids (gettid), by role. Backends that run
+    /// threads override this; the default is empty.
+    public var threadIDs: [DMAThreadRole: Int32] { [:] }
+}
