@@ -55,6 +55,10 @@ public protocol DMAChannel: AnyObject, Sendable {
     /// The registry name of the backend (`locked`, `ring`, `uring`, …).
     var backendName: String { get }
 
+    /// The backend's own threads as Linux thread ids (gettid), by role, for per-thread
+    /// counters and placement checks. A default implementation returns an empty map.
+    var threadIDs: [DMAThreadRole: Int32] { get }
+
     /// What the channel supports. NB-safe. The corresponding kernel call is
     /// `dma_get_slave_caps()`.
     var capabilities: DMACapabilities { get }
