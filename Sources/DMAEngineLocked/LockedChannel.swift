@@ -43,6 +43,14 @@ public final class LockedChannel: DMAChannel {
 
     public var backendName: String { "locked" }
 
+    /// The engine and executor threads (gettid), for per-thread counters and placement checks.
+    public var threadIDs: [DMAThreadRole: Int32] {
+        var ids: [DMAThreadRole: Int32] = [:]
+        if let t = core.engineThread { ids[.engine] = t.threadID }
+        if let t = core.executorThread { ids[.executor] = t.threadID }
+        return ids
+    }
+
     public var capabilities: DMACapabilities {
         DMACapabilities(
             cmdPause: true, cmdResume: true, cmdTerminate: true, residueGranularity: .burst,
