@@ -120,7 +120,7 @@ struct LockedBasicsTests {
         let src = try patterned(ch, 512, seed: 11)
         let dst = try ch.allocateCoherent(byteCount: 512)
         let rec = Recorder()
-        let accesses = Mutex<[DMAAccess.Kind]>([])
+        let accesses = Locked<[DMAAccess.Kind]>([])
         ch.debugSetAccessProbe { a in accesses.withLock { $0.append(a.kind) } }
         try ch.configure(DMAConfig(burstBytes: 128))
         let m = try #require(ch.prepareMemset(to: dst.base, value: 0xA5, length: 512, flags: .default))
