@@ -26,11 +26,15 @@ public struct WorkloadSpec: Sendable, Hashable {
     public var recordLatency: Bool
     /// Open loop: descriptors are due at `rate` per second, latency counts from the due time.
     public var rate: Double?
+    /// Stop after this many measured descriptors instead of after `durationNanoseconds`
+    /// (the package-benchmark suites use it for a fixed amount of work per iteration).
+    public var maxDescriptors: Int?
 
     public init(
         size: Int, batch: Int, depth: Int, durationNanoseconds: UInt64, warmupDescriptors: Int = 10_000,
-        verify: Bool = true, recordLatency: Bool = true, rate: Double? = nil
+        verify: Bool = true, recordLatency: Bool = true, rate: Double? = nil, maxDescriptors: Int? = nil
     ) {
+        self.maxDescriptors = maxDescriptors
         self.size = size
         self.batch = batch
         self.depth = depth
@@ -70,6 +74,8 @@ struct CallbackState {
     var histogram: UnsafeMutablePointer<Histogram<UInt64>>?
     var submitStamps: UnsafeMutablePointer<UInt64>
     var measureFrom: Int  // record latency only for completions at or after this count
+    var firstStamp: UInt64  // clock at the completion that ends the warm-up (the measureFrom-th)
+    var lastStamp: UInt64  // clock at the latest completion
     var errors: Int
     var outOfOrder: Int
     var nextExpected: Int32
@@ -98,9 +104,13 @@ let workloadCallback: DMACallback.WithResult = { completion in
     state.pointee.nextExpected = completion.cookie.next.rawValue
     // Ordering: relaxed read of our own counter (only this thread writes it).
     let n = state.pointee.completed.pointee.load(ordering: .relaxed)
-    if state.pointee.recordLatency, n >= state.pointee.measureFrom, let h = state.pointee.histogram {
-        let t0 = state.pointee.submitStamps[slot]
-        _ = h.pointee.record(now > t0 ? now - t0 : 0)
+    if state.pointee.recordLatency {
+        if n >= state.pointee.measureFrom, let h = state.pointee.histogram {
+            let t0 = state.pointee.submitStamps[slot]
+            _ = h.pointee.record(now > t0 ? now - t0 : 0)
+        }
+        if n &+ 1 == state.pointee.measureFrom { state.pointee.firstStamp = now }
+        state.pointee.lastStamp = now
     }
     if state.pointee.verifyEvery > 0, n % state.pointee.verifyEvery == 0 {
         let off = slot * state.pointee.stride
@@ -139,6 +149,9 @@ public final class ClosedLoopClient {
     let dst: DMABuffer
     let state: UnsafeMutablePointer<CallbackState>
     public private(set) var histogram: UnsafeMutablePointer<Histogram<UInt64>>
+    /// Called while the client waits for completions. Nil for real backends; tests set it to
+    /// drive a hand-driven double (`EmbeddedChannel.completeAll()`).
+    public var pump: (() -> Void)?
 
     public init(channel: any DMAChannel, spec: WorkloadSpec) throws {
         self.channel = channel
@@ -167,7 +180,7 @@ public final class ClosedLoopClient {
         counter.initialize(to: Atomic(0))
         state = .allocate(capacity: 1)
         state.initialize(to: CallbackState(
-            completed: counter, histogram: histogram, submitStamps: stamps, measureFrom: 0, errors: 0, outOfOrder: 0,
+            completed: counter, histogram: histogram, submitStamps: stamps, measureFrom: 0, firstStamp: 0, lastStamp: 0, errors: 0, outOfOrder: 0,
             nextExpected: 0, verifyEvery: spec.verify ? 4096 : 0, verifyFailures: 0, src: src.base, dst: dst.base,
             stride: stride, size: spec.size, slotMask: nslots - 1, recordLatency: spec.recordLatency))
     }
@@ -202,6 +215,7 @@ public final class ClosedLoopClient {
         let flags = DMAPrepFlags.default
         let openLoopInterval: Double? = spec.rate.map { 1e9 / $0 }
 
+        let runStart = MonotonicClock.now()
         let base = state.pointee.completed.pointee.load(ordering: .acquiring)
         let warmupEnd = base + spec.warmupDescriptors
         state.pointee.measureFrom = warmupEnd
@@ -218,11 +232,12 @@ public final class ClosedLoopClient {
         var openLoopStart: UInt64 = 0
         var openLoopIndex: Double = 0
         var outOfPool = 0
+        let submitLimit = spec.maxDescriptors.map { warmupEnd + $0 } ?? Int.max
 
         while true {
             if !stopSubmitting {
                 let burstStart = MonotonicClock.now()
-                while submitted - reaped < depth {
+                while submitted - reaped < depth && submitted < submitLimit {
                     let slot = submitted & mask
                     let d = slot * stride
                     if verifyEvery > 0 && submitted % verifyEvery == 0 {
@@ -269,6 +284,7 @@ public final class ClosedLoopClient {
             var spins = 0
             var c = state.pointee.completed.pointee.load(ordering: .acquiring)
             while c == reaped {
+                if let pump { pump() }
                 if openLoopInterval != nil && !stopSubmitting && submitted - reaped < depth { break }
                 spins &+= 1
                 if spins < 2000 { cpuRelax() } else { sched_yield() }
@@ -284,8 +300,12 @@ public final class ClosedLoopClient {
                 deadline = tStart &+ spec.durationNanoseconds
             }
             if measuring && !stopSubmitting {
-                let now = MonotonicClock.now()
-                if now >= deadline || shouldStop() { stopSubmitting = true }
+                if submitted >= submitLimit {
+                    stopSubmitting = true
+                } else if spec.maxDescriptors == nil {
+                    let now = MonotonicClock.now()
+                    if now >= deadline || shouldStop() { stopSubmitting = true }
+                }
             } else if !measuring && shouldStop() {
                 stopSubmitting = true
             }
@@ -296,8 +316,16 @@ public final class ClosedLoopClient {
             if stopSubmitting && submitted > issued { ch.issuePending(); issued = submitted }
         }
         _ = outOfPool
-        let measured = max(0, reaped - measuredStart)
-        let elapsed = measuring ? tEnd &- tStart : 0
+        // The measured window runs from the completion that ended the warm-up to the last
+        // completion, as the C anchors define it, and counts exactly the descriptors whose
+        // latency went into the histogram.
+        var measured = max(0, reaped - measuredStart)
+        var elapsed = measuring ? tEnd &- tStart : 0
+        if recordLatency && measuring {
+            measured = max(0, reaped - warmupEnd)
+            let first = warmupEnd == base ? runStart : state.pointee.firstStamp
+            elapsed = state.pointee.lastStamp > first ? state.pointee.lastStamp - first : 0
+        }
         var vf = state.pointee.verifyFailures
         if spec.verify {
             for s in 0..<min(nslots, max(0, submitted - base)) {
