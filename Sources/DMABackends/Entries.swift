@@ -1,0 +1,7 @@
+// dmabench — DMABackends
+//
+// One line per backend.
+
+import DMAEngine
+
+let entries: [BackendEntry] = []
