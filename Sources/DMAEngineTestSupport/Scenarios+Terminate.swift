@@ -314,13 +314,19 @@ extension Scenarios {
 
     // MARK: 19
 
+    /// One iteration of scenario 19. The stop flag is checked, and the next transfer
+    /// submitted, under a client lock that the stopper also takes to set the flag: a
+    /// callback that read "not stopping" has therefore submitted before the flag was set,
+    /// hence before `terminateAsync`, and its work is covered by `synchronize` (rule T7: a
+    /// bare flag read followed by a submit would leave a window in which the callback
+    /// submits after `terminateAsync`, which no backend can cover).
     final class StopFlagIteration: @unchecked Sendable {
         let ctx: ScenarioContext
         let rig: Rig
         let t: Transfer
         let log = CallbackLog(checkStatus: false)
-        let stopping = Atomic<Bool>(false)
-        let hardStop = Atomic<Bool>(false)
+        /// (stopping, hardStop) behind the client lock.
+        let flags = Mutex<(stopping: Bool, hardStop: Bool)>((false, false))
         let checksFlag: Bool
 
         init(ctx: ScenarioContext, rig: Rig, t: Transfer, checksFlag: Bool) {
@@ -336,10 +342,11 @@ extension Scenarios {
                 return false
             }
             let cb = log.callback(ctx, ch) { [self] _ in
-                // Ordering: acquire; pairs with the release stores of the flags in the scenario.
-                if self.hardStop.load(ordering: .acquiring) { return }
-                if self.checksFlag && self.stopping.load(ordering: .acquiring) { return }
-                _ = self.submit()
+                self.flags.withLock { f in
+                    if f.hardStop { return }
+                    if self.checksFlag && f.stopping { return }
+                    _ = self.submit()
+                }
             }
             guard (try? ch.setCallback(cb, for: d)) != nil else { return false }
             guard ch.submit(d).isValid else { return false }
@@ -365,15 +372,14 @@ extension Scenarios {
             let target = Int.random(in: 0...3, using: &ctx.rng)
             ctx.waitUntil("\(target) callbacks of the resubmitting chain", timeout: 2) { it.log.count >= target }
             ctx.rng.jitter()
-            // Ordering: release; pairs with the acquire load in the callback.
-            it.stopping.store(true, ordering: .releasing)
+            it.flags.withLock { $0.stopping = true }
             ctx.expectOK("terminateAsync after setting the stop flag") { try rig.channel.terminateAsync() }
             ctx.expectOK("synchronize after terminateAsync") { try rig.channel.synchronize() }
             if !checks {
                 // Negative control (the callback ignores the flag): the backend must not crash
                 // or hang, and synchronize returned; now stop the chain for real.
                 negativeControls += 1
-                it.hardStop.store(true, ordering: .releasing)
+                it.flags.withLock { $0.hardStop = true }
                 ctx.expectOK("terminateSync to stop an unchecked chain") { try rig.channel.terminateSync() }
             }
             // Ordering: sequentially consistent; pairs with the callback's decrement.
