@@ -36,12 +36,17 @@ extension Scenarios {
         }
         rig.channel.issuePending()
         waitUntilActive(ctx, rig, cookies[0], length: len)
+        let completeBefore = Set(cookies.filter { rig.channel.status(of: $0).0 == .complete })
         ctx.phase("terminateSync with 8 slow transfers queued")
         ctx.expectOK("terminateSync with queued work") { try rig.channel.terminateSync() }
+        log.markFreed()
         let used = rig.channel.debugWatermark().used
         rig.monitor.forbid(upTo: used, "after terminateSync returned")
         let called = log.count
         let calledCookies = Set(log.cookies)
+        for c in calledCookies where !completeBefore.contains(c) {
+            ctx.fail("callback for cookie \(c), which had not completed when terminateSync was called (rule T1)")
+        }
         for t in transfers {
             rig.allocator.free(t.dst)
             rig.allocator.free(t.src)
@@ -422,7 +427,7 @@ extension Scenarios {
             // Ordering: acquire; pairs with the release store after the final terminateSync.
             let bound = finalBound.load(ordering: .acquiring)
             if c.cookie.rawValue <= bound {
-                ctx.fail("callback for cookie \(c.cookie), submitted before the final terminateSync, ran after it returned")
+                ctx.fail("callback for cookie \(c.cookie), submitted before a terminateSync, started after it returned (rule T3b)")
             }
         }
         let src = UInt(bitPattern: t.source), dst = UInt(bitPattern: t.destination)
@@ -463,7 +468,10 @@ extension Scenarios {
             }
             seen = submittedCount.load(ordering: .relaxed)
             ctx.rng.jitter(maxMicroseconds: 20)
+            let usedBefore = rig.channel.debugWatermark().used
             ctx.expectOK("terminateSync racing submit") { try rig.channel.terminateSync() }
+            // Ordering: release; pairs with the acquire load in the callback.
+            finalBound.store(usedBefore.rawValue, ordering: .releasing)
             if ctx.failureCount > 20 { break }
         }
         ctx.phase("final terminateSync")
