@@ -26,11 +26,20 @@ public struct WorkloadSpec: Sendable, Hashable {
     public var recordLatency: Bool
     /// Open loop: descriptors are due at `rate` per second, latency counts from the due time.
     public var rate: Double?
+    /// Stop after this many measured descriptors instead of after `durationNanoseconds`
+    /// (the package-benchmark suites use it for a fixed amount of work per iteration).
+    public var maxDescriptors: Int?
+    /// Inject a read fault into every N-th descriptor (`--inject-faults N`): the faults must
+    /// come back as error results and be counted in the point's `errors`.
+    public var faultEvery: Int?
 
     public init(
         size: Int, batch: Int, depth: Int, durationNanoseconds: UInt64, warmupDescriptors: Int = 10_000,
-        verify: Bool = true, recordLatency: Bool = true, rate: Double? = nil
+        verify: Bool = true, recordLatency: Bool = true, rate: Double? = nil, maxDescriptors: Int? = nil,
+        faultEvery: Int? = nil
     ) {
+        self.faultEvery = faultEvery
+        self.maxDescriptors = maxDescriptors
         self.size = size
         self.batch = batch
         self.depth = depth
@@ -70,6 +79,8 @@ struct CallbackState {
     var histogram: UnsafeMutablePointer<Histogram<UInt64>>?
     var submitStamps: UnsafeMutablePointer<UInt64>
     var measureFrom: Int  // record latency only for completions at or after this count
+    var firstStamp: UInt64  // clock at the completion that ends the warm-up (the measureFrom-th)
+    var lastStamp: UInt64  // clock at the latest completion
     var errors: Int
     var outOfOrder: Int
     var nextExpected: Int32
@@ -98,11 +109,15 @@ let workloadCallback: DMACallback.WithResult = { completion in
     state.pointee.nextExpected = completion.cookie.next.rawValue
     // Ordering: relaxed read of our own counter (only this thread writes it).
     let n = state.pointee.completed.pointee.load(ordering: .relaxed)
-    if state.pointee.recordLatency, n >= state.pointee.measureFrom, let h = state.pointee.histogram {
-        let t0 = state.pointee.submitStamps[slot]
-        _ = h.pointee.record(now > t0 ? now - t0 : 0)
+    if state.pointee.recordLatency {
+        if n >= state.pointee.measureFrom, let h = state.pointee.histogram {
+            let t0 = state.pointee.submitStamps[slot]
+            _ = h.pointee.record(now > t0 ? now - t0 : 0)
+        }
+        if n &+ 1 == state.pointee.measureFrom { state.pointee.firstStamp = now }
+        state.pointee.lastStamp = now
     }
-    if state.pointee.verifyEvery > 0, n % state.pointee.verifyEvery == 0 {
+    if state.pointee.verifyEvery > 0, n % state.pointee.verifyEvery == 0, completion.result.code == .noError {
         let off = slot * state.pointee.stride
         if !Pattern.equal(state.pointee.dst + off, state.pointee.src + off, state.pointee.size) {
             state.pointee.verifyFailures &+= 1
@@ -139,6 +154,9 @@ public final class ClosedLoopClient {
     let dst: DMABuffer
     let state: UnsafeMutablePointer<CallbackState>
     public private(set) var histogram: UnsafeMutablePointer<Histogram<UInt64>>
+    /// Called while the client waits for completions. Nil for real backends; tests set it to
+    /// drive a hand-driven double (`EmbeddedChannel.completeAll()`).
+    public var pump: (() -> Void)?
 
     public init(channel: any DMAChannel, spec: WorkloadSpec) throws {
         self.channel = channel
@@ -167,7 +185,7 @@ public final class ClosedLoopClient {
         counter.initialize(to: Atomic(0))
         state = .allocate(capacity: 1)
         state.initialize(to: CallbackState(
-            completed: counter, histogram: histogram, submitStamps: stamps, measureFrom: 0, errors: 0, outOfOrder: 0,
+            completed: counter, histogram: histogram, submitStamps: stamps, measureFrom: 0, firstStamp: 0, lastStamp: 0, errors: 0, outOfOrder: 0,
             nextExpected: 0, verifyEvery: spec.verify ? 4096 : 0, verifyFailures: 0, src: src.base, dst: dst.base,
             stride: stride, size: spec.size, slotMask: nslots - 1, recordLatency: spec.recordLatency))
     }
@@ -182,6 +200,12 @@ public final class ClosedLoopClient {
         histogram.deallocate()
         channel.freeCoherent(src)
         channel.freeCoherent(dst)
+    }
+
+    /// Test hook: overwrites one destination slot, so a test can check that verification
+    /// notices a bad copy.
+    public func debugCorruptDestination(slot: Int) {
+        memset(dst.base + (slot % nslots) * stride, 0x11, spec.size)
     }
 
     /// Clears the latency histogram (between repetitions).
@@ -201,7 +225,9 @@ public final class ClosedLoopClient {
         let verifyEvery = spec.verify ? 4096 : 0
         let flags = DMAPrepFlags.default
         let openLoopInterval: Double? = spec.rate.map { 1e9 / $0 }
+        let faultEvery = spec.faultEvery ?? 0
 
+        let runStart = MonotonicClock.now()
         let base = state.pointee.completed.pointee.load(ordering: .acquiring)
         let warmupEnd = base + spec.warmupDescriptors
         state.pointee.measureFrom = warmupEnd
@@ -218,11 +244,12 @@ public final class ClosedLoopClient {
         var openLoopStart: UInt64 = 0
         var openLoopIndex: Double = 0
         var outOfPool = 0
+        let submitLimit = spec.maxDescriptors.map { warmupEnd + $0 } ?? Int.max
 
         while true {
             if !stopSubmitting {
                 let burstStart = MonotonicClock.now()
-                while submitted - reaped < depth {
+                while submitted - reaped < depth && submitted < submitLimit {
                     let slot = submitted & mask
                     let d = slot * stride
                     if verifyEvery > 0 && submitted % verifyEvery == 0 {
@@ -250,6 +277,11 @@ public final class ClosedLoopClient {
                         break  // pool exhausted: reap first
                     }
                     try? ch.setCallback(DMACallback(withResult: workloadCallback, parameter: stateBits | (UInt64(slot) << 48)), for: desc)
+                    if faultEvery > 0 && submitted % faultEvery == faultEvery - 1 {
+                        do { try ch.debugInject(.fault(.read), into: desc) } catch {
+                            throw WorkloadError("cannot inject a fault on backend \(ch.backendName): \(error)")
+                        }
+                    }
                     let cookie = ch.submit(desc)
                     if !cookie.isValid { throw WorkloadError("submit failed with cookie \(cookie)") }
                     submitted &+= 1
@@ -269,6 +301,7 @@ public final class ClosedLoopClient {
             var spins = 0
             var c = state.pointee.completed.pointee.load(ordering: .acquiring)
             while c == reaped {
+                if let pump { pump() }
                 if openLoopInterval != nil && !stopSubmitting && submitted - reaped < depth { break }
                 spins &+= 1
                 if spins < 2000 { cpuRelax() } else { sched_yield() }
@@ -284,8 +317,12 @@ public final class ClosedLoopClient {
                 deadline = tStart &+ spec.durationNanoseconds
             }
             if measuring && !stopSubmitting {
-                let now = MonotonicClock.now()
-                if now >= deadline || shouldStop() { stopSubmitting = true }
+                if submitted >= submitLimit {
+                    stopSubmitting = true
+                } else if spec.maxDescriptors == nil {
+                    let now = MonotonicClock.now()
+                    if now >= deadline || shouldStop() { stopSubmitting = true }
+                }
             } else if !measuring && shouldStop() {
                 stopSubmitting = true
             }
@@ -296,10 +333,18 @@ public final class ClosedLoopClient {
             if stopSubmitting && submitted > issued { ch.issuePending(); issued = submitted }
         }
         _ = outOfPool
-        let measured = max(0, reaped - measuredStart)
-        let elapsed = measuring ? tEnd &- tStart : 0
+        // The measured window runs from the completion that ended the warm-up to the last
+        // completion, as the C anchors define it, and counts exactly the descriptors whose
+        // latency went into the histogram.
+        var measured = max(0, reaped - measuredStart)
+        var elapsed = measuring ? tEnd &- tStart : 0
+        if recordLatency && measuring {
+            measured = max(0, reaped - warmupEnd)
+            let first = warmupEnd == base ? runStart : state.pointee.firstStamp
+            elapsed = state.pointee.lastStamp > first ? state.pointee.lastStamp - first : 0
+        }
         var vf = state.pointee.verifyFailures
-        if spec.verify {
+        if spec.verify && faultEvery == 0 {
             for s in 0..<min(nslots, max(0, submitted - base)) {
                 if !Pattern.equal(dst.base + s * stride, src.base + s * stride, size) { vf += 1 }
             }
