@@ -352,6 +352,7 @@ public final class RingChannel: DMAChannel {
         }
         // Rule S6: terminated cookies read COMPLETE at once.
         core.advanceLast(to: cutoff)
+        core.terminatePending.pointee.store(true, ordering: .relaxed)
         core.wakeEngineIfParked()
     }
 
@@ -364,8 +365,29 @@ public final class RingChannel: DMAChannel {
     /// Rule T3: waits until the engine acknowledged the current epoch (it no longer touches
     /// pre-terminate memory) and the executor has passed every entry before the engine's
     /// acknowledged position (no pre-terminate callback runs or will start; all retired).
+    ///
+    /// While a terminate is pending (channel state `terminating`), work submitted after it,
+    /// typically by a callback that was already running when the client set its stop flag
+    /// (T7, scenario 19), or by misuse (T6: nothing is guaranteed for it), is terminated too,
+    /// in up to `extraRounds` further rounds, so that no callback starts after synchronize
+    /// returns. Bounded even when callbacks keep submitting.
     private func waitForQuiescence() {
         if core.negative == .synchronizeDoesNotWait { return }
+        let extraRounds = 4
+        var round = 0
+        while true {
+            waitForEpoch()
+            guard core.terminatePending.pointee.load(ordering: .relaxed), round < extraRounds else { break }
+            // Ordering: acquire; pairs with the seq_cst CAS of `control` in terminate.
+            let c = Control(raw: core.control.pointee.load(ordering: .acquiring))
+            if Tickets.high(core.W.pointee.load(ordering: .relaxed)) == c.cutoff { break }
+            round += 1
+            terminate()
+        }
+        core.terminatePending.pointee.store(false, ordering: .relaxed)
+    }
+
+    private func waitForEpoch() {
         // Ordering: acquire; pairs with the seq_cst CAS of `control` in terminate.
         let target = Control(raw: core.control.pointee.load(ordering: .acquiring)).epoch
         // Ordering: seq_cst; pairs with the seq_cst load in `signalSyncWaiters`.

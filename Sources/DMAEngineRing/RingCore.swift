@@ -25,6 +25,9 @@ public enum RingNegativeControl: Sendable, Hashable {
     case executorSkipsEpochCheck
     /// `synchronize` returns at once without waiting for the engine and the executor (T3).
     case synchronizeDoesNotWait
+    /// The engine acknowledges a terminate but keeps copying the active transfer to its end
+    /// (violates T3(a): the engine touches memory after synchronize; scenarios 14, 30, 33).
+    case engineKeepsCopyingTerminated
 }
 
 /// A box that keeps an access probe alive for as long as the channel lives (the engine may
@@ -85,6 +88,8 @@ final class RingCore: @unchecked Sendable {
     let probe: UnsafeMutablePointer<Atomic<UInt>>
     let stallGeneration: UnsafeMutablePointer<Atomic<UInt32>>
     let released: UnsafeMutablePointer<Atomic<Bool>>
+    /// Set by terminate, cleared when a synchronize completes (channel state `terminating`).
+    let terminatePending: UnsafeMutablePointer<Atomic<Bool>>
     let syncWaiters: UnsafeMutablePointer<Atomic<Int>>
 
     let syncEvent = ParkingEvent()
@@ -134,6 +139,7 @@ final class RingCore: @unchecked Sendable {
         probe = at(8, 32, UInt(0))
         stallGeneration = at(8, 40, UInt32(0))
         released = at(8, 48, false)
+        terminatePending = at(8, 56, false)
         syncWaiters = at(9, 0, 0)
 
         pool = UnsafeMutablePointer<RingDescriptor>.allocate(capacity: options.poolSize)

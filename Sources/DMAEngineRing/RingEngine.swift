@@ -123,6 +123,8 @@ final class RingEngine: @unchecked Sendable {
         let length = d.pointee.length
         let chunk = max(1, d.pointee.chunkBytes > 0 ? d.pointee.chunkBytes : length)
         let cookie = core.cookie(ofTicket: t)
+        // Publish what completed before this transfer: it may wait (delay, stall, pause).
+        flush()
         core.active.pointee.store(UInt64(t) << 32 | UInt64(UInt32(truncatingIfNeeded: length)), ordering: .relaxed)
 
         if d.pointee.stall {
@@ -198,7 +200,13 @@ final class RingEngine: @unchecked Sendable {
             let c = Control(raw: core.control.pointee.load(ordering: .acquiring))
             if c != seen { observe(c) }
             if stopping { return true }
-            if draining && Tickets.distance(t, drainUntil) <= 0 { return true }
+            if draining && Tickets.distance(t, drainUntil) <= 0 {
+                guard core.negative == .engineKeepsCopyingTerminated else { return true }
+                // Negative control: acknowledge as if drained, and carry on copying.
+                draining = false
+                acknowledge()
+                return false
+            }
             if draining && Tickets.distance(head, drainUntil) > 0 { draining = false }
             if seen.paused {
                 // Rule P1: stop moving data, publish, acknowledge, wait for resume/terminate.

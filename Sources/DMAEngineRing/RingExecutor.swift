@@ -2,15 +2,15 @@
 //
 // The callback executor (the tasklet analogue): drains the completion ring in order, one
 // batch at a time, in two passes.
-// 1. Decide and retire: read `control` once; drop every entry the engine flagged
+// 1. Retire: read `control` once; drop every entry the engine flagged
 //    `terminated`, and every entry completed in an epoch before the current one whose ticket
 //    is at or before the current cutoff (completed but not dispatched when terminate ran:
 //    rule T1, no callback). Move each dispatched callback into its entry, then retire the
 //    descriptor (REUSE → prepared, otherwise back to the free list, pushed once per batch).
-//    Deciding here is the dispatch point, as virt-dma's tasklet splicing its completed list.
-// 2. Invoke the dispatched callbacks through `DMACallback.invoke` (non-blocking context), in
-//    cookie order, and store `compHead` after each entry: `synchronize` waits until
-//    `compHead` passes the engine's acknowledged position.
+// 2. Dispatch: re-read `control` before each callback (the dispatch point: a terminate
+//    since pass 1 drops the entry's callback), then invoke it through `DMACallback.invoke`
+//    (non-blocking context), in cookie order, and store `compHead` after each entry:
+//    `synchronize` waits until `compHead` passes the engine's acknowledged position.
 
 import DMAEngine
 import Platform
@@ -38,13 +38,13 @@ final class RingExecutor: @unchecked Sendable {
                 }
             }
             let n = min(tailCache &- head, batchLimit)
-            decide(count: n)
-            dispatch(count: n)
+            let decided = decide(count: n)
+            dispatch(count: n, decidedUnder: decided)
         }
     }
 
     @inline(__always)
-    private func decide(count n: UInt32) {
+    private func decide(count n: UInt32) -> Control {
         // Ordering: acquire; pairs with the seq_cst CAS of `control` in `terminateAsync`.
         let c = Control(raw: core.control.pointee.load(ordering: .acquiring))
         let checkEpoch = core.negative != .executorSkipsEpochCheck
@@ -73,12 +73,27 @@ final class RingExecutor: @unchecked Sendable {
             }
         }
         if chainFirst != RingLayout.none { core.pushFree(first: chainFirst, last: chainLast) }
+        return c
     }
 
     @inline(__always)
-    private func dispatch(count n: UInt32) {
+    private func dispatch(count n: UInt32, decidedUnder decided: Control) {
+        let checkEpoch = core.negative != .executorSkipsEpochCheck
         for i in 0..<n {
             let e = core.comp + Int((head &+ i) & core.compMask)
+            if e.pointee.dispatch && checkEpoch {
+                // The dispatch point: a terminate since pass 1 drops this completed but not
+                // yet dispatched entry (its descriptor is already retired; only the callback
+                // copy is discarded).
+                // Ordering: acquire; pairs with the seq_cst CAS of `control` in `terminateAsync`.
+                let c = Control(raw: core.control.pointee.load(ordering: .acquiring))
+                if c.epoch != decided.epoch && e.pointee.epoch != c.epoch
+                    && Tickets.distance(e.pointee.ticket, c.cutoff) <= 0
+                {
+                    e.pointee.dispatch = false
+                    e.pointee.callback = DMACallback()
+                }
+            }
             if e.pointee.dispatch {
                 let cookie = core.cookie(ofTicket: e.pointee.ticket)
                 e.pointee.callback.invoke(cookie: cookie, result: DMAResult(e.pointee.code, residue: e.pointee.residue))
