@@ -8,7 +8,6 @@ import CURing
 import DMAEngine
 import Glibc
 import Platform
-import Synchronization
 
 /// The pool file, its mapping and a first-fit allocator over it.
 final class URingPool: @unchecked Sendable {
@@ -17,9 +16,11 @@ final class URingPool: @unchecked Sendable {
     let byteCount: Int
     let backing: URingPoolBacking
 
-    /// Free ranges (offset, length), sorted by offset, and live allocations (offset → length).
-    /// Blocking-context only (allocation is not on the hot path), so a Mutex is enough.
-    private let ranges: Mutex<(free: [(Int, Int)], live: [Int: Int])>
+    /// Free ranges (offset, length), sorted by offset, and live allocations (offset → length),
+    /// guarded by `rangesLock` (allocation is not on the hot path).
+    private var freeRanges: [(Int, Int)]
+    private var live: [Int: Int] = [:]
+    private let rangesLock = URingLock()
 
     /// Opens the pool file and maps it. The corresponding kernel call is
     /// `dma_alloc_coherent()`'s backing store; here `memfd_create(2)` or `open(O_TMPFILE)`
@@ -52,12 +53,13 @@ final class URingPool: @unchecked Sendable {
         }
         byteCount = size
         self.backing = backing
-        ranges = Mutex((free: [(0, size)], live: [:]))
+        freeRanges = [(0, size)]
     }
 
     deinit {
         PageMemory.unmap(base, byteCount: byteCount)
         close(fd)
+        rangesLock.destroy()
     }
 
     /// The file offset of `pointer` if `[pointer, pointer + length)` lies in the pool.
@@ -72,13 +74,15 @@ final class URingPool: @unchecked Sendable {
     func allocate(byteCount n: Int) throws(DMAError) -> DMABuffer {
         guard n > 0 else { throw .invalidArgument("byteCount = \(n); it must be > 0") }
         let len = PageMemory.roundUp(n)
-        let off: Int? = ranges.withLock { r in
-            guard let i = r.free.firstIndex(where: { $0.1 >= len }) else { return nil }
-            let (o, l) = r.free[i]
-            if l == len { r.free.remove(at: i) } else { r.free[i] = (o + len, l - len) }
-            r.live[o] = len
-            return o
+        rangesLock.lock()
+        var off: Int? = nil
+        if let i = freeRanges.firstIndex(where: { $0.1 >= len }) {
+            let (o, l) = freeRanges[i]
+            if l == len { freeRanges.remove(at: i) } else { freeRanges[i] = (o + len, l - len) }
+            live[o] = len
+            off = o
         }
+        rangesLock.unlock()
         guard let off else {
             throw .invalidArgument(
                 "allocateCoherent(byteCount: \(n)): the coherent pool (\(byteCount) bytes) has no free range that large; raise DMAChannelOptions.coherentPoolBytes")
@@ -91,19 +95,18 @@ final class URingPool: @unchecked Sendable {
     /// Returns a buffer to the pool, merging it with free neighbours. Unknown buffers are ignored.
     func free(_ buffer: DMABuffer) {
         guard let o = offset(of: buffer.base, length: 0) else { return }
-        ranges.withLock { r in
-            guard let len = r.live.removeValue(forKey: o) else { return }
-            var i = r.free.firstIndex(where: { $0.0 > o }) ?? r.free.count
-            r.free.insert((o, len), at: i)
-            if i + 1 < r.free.count, r.free[i].0 + r.free[i].1 == r.free[i + 1].0 {
-                r.free[i].1 += r.free[i + 1].1
-                r.free.remove(at: i + 1)
-            }
-            if i > 0, r.free[i - 1].0 + r.free[i - 1].1 == r.free[i].0 {
-                r.free[i - 1].1 += r.free[i].1
-                r.free.remove(at: i)
-                i -= 1
-            }
+        rangesLock.lock()
+        defer { rangesLock.unlock() }
+        guard let len = live.removeValue(forKey: o) else { return }
+        let i = freeRanges.firstIndex(where: { $0.0 > o }) ?? freeRanges.count
+        freeRanges.insert((o, len), at: i)
+        if i + 1 < freeRanges.count, freeRanges[i].0 + freeRanges[i].1 == freeRanges[i + 1].0 {
+            freeRanges[i].1 += freeRanges[i + 1].1
+            freeRanges.remove(at: i + 1)
+        }
+        if i > 0, freeRanges[i - 1].0 + freeRanges[i - 1].1 == freeRanges[i].0 {
+            freeRanges[i - 1].1 += freeRanges[i].1
+            freeRanges.remove(at: i)
         }
     }
 }
