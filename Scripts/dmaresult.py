@@ -304,7 +304,9 @@ def describe_key(key: tuple[str, str, str, str]) -> str:
             parts.append(f"{name}={value}")
     pl = json.loads(placement)
     if pl:
-        parts.append("@" + ",".join(f"{k}={pl[k]}" for k in sorted(pl)))
+        names = ["submitter", "engine", "src", "dst"]
+        names += sorted(k for k in pl if k not in names)
+        parts.append("@" + ",".join(f"{k}={pl[k]}" for k in names if k in pl))
     return " ".join(parts)
 
 
