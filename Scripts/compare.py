@@ -146,6 +146,15 @@ def bootstrap_ratio_ci(base: list[float], head: list[float], confidence: float =
     return (float(lo), float(hi))
 
 
+def performance_ratio(ratio: float, better: str) -> float:
+    """head/base as "how much faster" (> 1 better): ratio for higher-is-better, 1/ratio otherwise."""
+    if better == "higher":
+        return ratio
+    if ratio == 0:
+        return math.inf
+    return 1.0 / ratio
+
+
 def compare_metric(key: tuple, metric: str, base: list[float], head: list[float], gated: bool,
                    threshold: float, alpha: float) -> Row:
     better = direction(metric)
@@ -182,10 +191,12 @@ def compare_metric(key: tuple, metric: str, base: list[float], head: list[float]
         row.p_worse = float(mannwhitneyu(head, base, alternative=worse_alt).pvalue)
         row.p_better = float(mannwhitneyu(head, base, alternative=better_alt).pvalue)
     row.ci = bootstrap_ratio_ci(base, head)
-    worse_by = (1.0 - row.ratio) if better == "higher" else (row.ratio - 1.0)
-    if worse_by > threshold and row.p_worse < alpha:
+    # Performance ratio (> 1 is better): throughput ratio as is, time ratio inverted, so a
+    # 25% threshold means the same for descriptors/s and for ns per descriptor.
+    perf = performance_ratio(row.ratio, better)
+    if 1.0 - perf > threshold and row.p_worse < alpha:
         row.status = "regression" if gated else "worse (not gated)"
-    elif -worse_by > threshold and row.p_better < alpha:
+    elif 1.0 - 1.0 / perf > threshold and row.p_better < alpha:
         row.status = "improvement"
     elif row.p_worse < alpha:
         row.status = "worse, within threshold"
@@ -194,7 +205,8 @@ def compare_metric(key: tuple, metric: str, base: list[float], head: list[float]
     return row
 
 
-def compare_docs(base: dict, head: dict, threshold: float, alpha: float) -> Comparison:
+def compare_docs(base: dict, head: dict, threshold: float, alpha: float,
+                 base_path: str = "BASE", head_path: str = "HEAD") -> Comparison:
     def index(doc: dict, path: str) -> dict:
         result: dict = {}
         for p in doc["points"]:
@@ -204,8 +216,8 @@ def compare_docs(base: dict, head: dict, threshold: float, alpha: float) -> Comp
             result[k] = p
         return result
 
-    b = index(base, "BASE")
-    h = index(head, "HEAD")
+    b = index(base, base_path)
+    h = index(head, head_path)
     comp = Comparison()
     comp.only_base = [k for k in b if k not in h]
     comp.only_head = [k for k in h if k not in b]
@@ -268,7 +280,8 @@ def render_report(comp: Comparison, base: dict, head: dict, base_path: str, head
     lines = ["# dmabench comparison", ""]
     lines.append(f"- Base: {context_line(base, base_path)}")
     lines.append(f"- Head: {context_line(head, head_path)}")
-    lines.append(f"- Gate: a metric regresses when its median is more than {threshold:.0%} worse AND a one-sided "
+    lines.append(f"- Gate: a metric regresses when its median performance is more than {threshold:.0%} worse "
+                 f"(throughput below {1 - threshold:.3g}x base, or time above {1 / (1 - threshold):.3g}x base) AND a one-sided "
                  f"Mann–Whitney U test gives p < {alpha:g}; errors, mallocs* and syscalls* regress on any increase. "
                  "Higher is better for */s metrics, lower for *Ns metrics. The CI of the ratio is a seeded "
                  f"{BOOTSTRAP_RESAMPLES}-resample bootstrap of the medians.")
@@ -332,8 +345,9 @@ def render_plot(comp: Comparison, path: str, threshold: float, base: dict, head:
                     capsize=3, markersize=4, label=None if label in seen else label)
         seen.add(label)
     ax.axvline(1.0, color="black", linewidth=0.8)
-    ax.axvline(1.0 - threshold, color="tab:red", linestyle="--", linewidth=0.8, label=f"±{threshold:.0%} threshold")
-    ax.axvline(1.0 + threshold, color="tab:red", linestyle="--", linewidth=0.8)
+    ax.axvline(1.0 - threshold, color="tab:red", linestyle="--", linewidth=0.8,
+               label=f"{threshold:.0%} worse: {1 - threshold:.3g}x for */s, {1 / (1 - threshold):.3g}x for *Ns")
+    ax.axvline(1.0 / (1.0 - threshold), color="tab:red", linestyle="--", linewidth=0.8)
     ax.set_yticks(range(len(rows)))
     ax.set_yticklabels([r.label for r in rows], fontsize=6)
     ax.invert_yaxis()
@@ -358,18 +372,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("base", metavar="BASE.json")
     ap.add_argument("head", metavar="HEAD.json")
     ap.add_argument("--threshold", type=float, default=0.25,
-                    help="relative change counted as large enough to gate, e.g. 0.25 = 25%% worse (default 0.25)")
+                    help="fraction of performance lost that gates, e.g. 0.25: throughput below 0.75x base "
+                         "or time above 1.33x base (default 0.25)")
     ap.add_argument("--alpha", type=float, default=0.01, help="significance level of the one-sided test (default 0.01)")
     ap.add_argument("--report", metavar="OUT.md", help="also write the markdown report to this file")
     ap.add_argument("--plot", metavar="OUT.png", help="write a ratio plot (.png, .svg or .pdf)")
     args = ap.parse_args(argv)
-    if not (0 < args.threshold < 10):
-        dr.fail(f"--threshold {args.threshold}: must be a fraction above 0, e.g. 0.25 for 25%")
+    if not (0 < args.threshold < 1):
+        dr.fail(f"--threshold {args.threshold}: must be a fraction between 0 and 1, e.g. 0.25 for 25% worse")
     if not (0 < args.alpha < 1):
         dr.fail(f"--alpha {args.alpha}: must be between 0 and 1, e.g. 0.01")
     base = dr.load_or_exit(args.base)
     head = dr.load_or_exit(args.head)
-    comp = compare_docs(base, head, args.threshold, args.alpha)
+    comp = compare_docs(base, head, args.threshold, args.alpha, args.base, args.head)
     if not comp.rows:
         dr.fail(f"{args.base} and {args.head} have no point and metric in common; nothing to compare "
                 "(points match on backend, workload, parameters and requested placement)")
