@@ -127,3 +127,17 @@ def test_atomic_write_failure_keeps_the_old_file(tmp_path, monkeypatch):
         dr.atomic_write_text(str(path), "new")
     assert path.read_text() == "old"
     assert os.listdir(tmp_path) == ["out.json"]
+
+
+def test_the_example_in_results_readme_is_valid():
+    import re
+
+    from conftest import SCRIPTS
+
+    readme = os.path.join(os.path.dirname(SCRIPTS), "Results", "README.md")
+    with open(readme) as f:
+        text = f.read()
+    blocks = re.findall(r"```json\n(.*?)```", text, re.S)
+    assert blocks, "Results/README.md has no json example"
+    for block in blocks:
+        dr.validate(json.loads(block), "Results/README.md")
