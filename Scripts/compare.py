@@ -93,7 +93,8 @@ class Comparison:
 
 def samples_of(value) -> list[float]:
     if isinstance(value, dict):
-        samples = [float(s) for s in value.get("samples") or [] if isinstance(s, (int, float))]
+        samples = [float(s) for s in value.get("samples") or []
+                   if isinstance(s, (int, float)) and math.isfinite(s)]
         if samples:
             return samples
         m = dr.stat_median(value)

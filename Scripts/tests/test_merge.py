@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 
 import pytest
 
@@ -51,7 +52,7 @@ def test_missing_shard_is_an_error_unless_partial(tmp_path, good):
 
 def test_incomplete_shard_marks_the_result_incomplete(tmp_path, good):
     paths = shards(tmp_path, good, count=2)
-    doc = json.loads(open(paths[1]).read())
+    doc = json.loads(Path(paths[1]).read_text())
     doc["context"]["complete"] = False
     write_doc(paths[1], doc)
     out = tmp_path / "m.json"
@@ -66,7 +67,7 @@ def test_incomplete_shard_marks_the_result_incomplete(tmp_path, good):
 ])
 def test_mismatched_shards_exit_2(tmp_path, good, capsys, mutate, expected):
     paths = shards(tmp_path, good)
-    doc = json.loads(open(paths[1]).read())
+    doc = json.loads(Path(paths[1]).read_text())
     mutate(doc)
     write_doc(paths[1], doc)
     with pytest.raises(SystemExit) as e:
@@ -77,7 +78,7 @@ def test_mismatched_shards_exit_2(tmp_path, good, capsys, mutate, expected):
 
 def test_overlapping_shards_exit_2(tmp_path, good, capsys):
     paths = shards(tmp_path, good, count=2)
-    doc = json.loads(open(paths[1]).read())
+    doc = json.loads(Path(paths[1]).read_text())
     doc["points"].append(good["points"][0])
     write_doc(paths[1], doc)
     with pytest.raises(SystemExit) as e:
