@@ -80,7 +80,10 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-[ -n "$BASE" ] && [ -n "$HEAD" ] || { usage; die "give two commits: BASE HEAD"; }
+if [ -z "$BASE" ] || [ -z "$HEAD" ]; then
+    usage
+    die "give two commits: BASE HEAD"
+fi
 case "$ROUNDS" in ''|*[!0-9]*) die "--rounds $ROUNDS: not a whole number; give 9 or more" ;; esac
 [ "$ROUNDS" -ge 9 ] || die "--rounds $ROUNDS: at least 9 rounds are needed for the Mann-Whitney test to reach alpha"
 
@@ -171,8 +174,10 @@ fi
 
 run_point() {  # side binary round index args -> 0 on success
     local side="$1" bin="$2" round="$3" index="$4" args="$5"
-    local file="$OUT/rounds/$side/r$(printf %02d "$round")-p$index.json"
-    local log="$OUT/logs/$side-r$(printf %02d "$round")-p$index.log"
+    local tag file log
+    tag="r$(printf %02d "$round")-p$index"
+    file="$OUT/rounds/$side/$tag.json"
+    log="$OUT/logs/$side-$tag.log"
     # shellcheck disable=SC2086  # the point's arguments are split on purpose
     if ! "$bin" run $args --duration "$DURATION" --repetitions 1 --format json --output "$file" >"$log" 2>&1; then
         echo "compare-commits: $side failed on round $round point $index: $bin run $args" >&2

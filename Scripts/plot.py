@@ -24,13 +24,27 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import dmaresult as dr  # noqa: E402
 
-import matplotlib  # noqa: E402
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
-
 MAX_SERIES = 24
+
+# matplotlib is imported only once the inputs have been read, so that bad input fails fast.
+plt = None
+FuncFormatter = None
+NullFormatter = None
+
+
+def setup_matplotlib() -> None:
+    global plt, FuncFormatter, NullFormatter
+    if plt is not None:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as pyplot
+    from matplotlib import ticker
+
+    plt = pyplot
+    FuncFormatter = ticker.FuncFormatter
+    NullFormatter = ticker.NullFormatter
 
 # ---------------------------------------------------------------------------------------------
 # helpers
@@ -119,6 +133,7 @@ def legend(ax, n: int) -> None:
 
 class Output:
     def __init__(self, out_dir: str, fmt: str):
+        setup_matplotlib()
         self.out_dir = out_dir
         self.fmt = fmt
         self.written: list[str] = []
@@ -584,8 +599,11 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if not args.results and not args.history:
         ap.error("give at least one RESULT.json, or --history DIR")
-    out = Output(args.out, args.format)
     sources = [Source(path, dr.load_or_exit(path)) for path in args.results]
+    if args.history and not os.path.isdir(args.history):
+        dr.fail(f"{args.history}: not a directory; --history expects the Results/ directory "
+                "(Results/<host>/<commit>/<name>.json)")
+    out = Output(args.out, args.format)
     if sources:
         assign_prefixes(sources)
         plot_throughput(sources, out)
