@@ -13,7 +13,7 @@ import dmaresult as dr
 from conftest import HERE, run_script
 
 FAKE = os.path.join(HERE, "fake_dmabench.py")
-ONE_INVOCATION = "--backend locked,ring --workload throughput,latency --size 64 --batch 32 --depth 256"
+ONE_INVOCATION = "--backend ring --workload throughput,latency --size 64 --batch 32 --depth 256"
 
 
 def fake(tmp_path, side: str, commit: str, factor: float = 1.0, mode: str = "") -> str:
@@ -119,3 +119,52 @@ def test_unknown_commit_exits_2(tmp_path):
     git(repo, "commit", "-qm", "a")
     proc = run_script("compare-commits.sh", "nosuchref", "HEAD", cwd=str(repo))
     assert proc.returncode == 2 and "not a commit" in proc.stderr
+
+
+def test_builds_both_commits_in_scratch_worktrees(tmp_path):
+    # A fake `swift` on PATH "builds" .build/release/dmabench (the fake tool, recording the
+    # checked-out commit), so the worktree and build steps run without a Swift build.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    swift = bin_dir / "swift"
+    swift.write_text(
+        "#!/bin/sh\n"
+        "[ \"$1 $2 $3 $4 $5\" = 'build -c release --product dmabench' ] || { echo \"fake swift: $*\" >&2; exit 1; }\n"
+        "[ -e BROKEN ] && { echo 'error: does not compile' >&2; exit 1; }\n"
+        "mkdir -p .build/release\n"
+        "c=$(git rev-parse --short HEAD)\n"
+        f"printf '#!/bin/sh\\nFAKE_COMMIT=%s FAKE_STATE=%s/state exec {sys.executable} {FAKE} \"$@\"\\n' \"$c\" \"$PWD\" > .build/release/dmabench\n"
+        "chmod +x .build/release/dmabench\n"
+    )
+    swift.chmod(0o755)
+    repo = tmp_path / "repo"
+    (repo / "Sources" / "dmabench").mkdir(parents=True)
+    git(repo, "init", "-q")
+    (repo / ".gitignore").write_text(".build*/\n")
+    (repo / "Sources" / "dmabench" / "main.swift").write_text("// v1\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "v1")
+    (repo / "Sources" / "dmabench" / "main.swift").write_text("// v2\n")
+    git(repo, "commit", "-qam", "v2")
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "DMABENCH_COMPARE_POINTS": ONE_INVOCATION, "PYTHON": sys.executable}
+    proc = run_script("compare-commits.sh", "HEAD~1", "HEAD", "--short", cwd=str(repo), env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "no significant regression" in proc.stdout
+    head_short = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
+    base_short = subprocess.run(["git", "rev-parse", "--short", "HEAD~1"], cwd=repo, capture_output=True, text=True).stdout.strip()
+    assert dr.load(str(repo / ".build-compare" / "base.json"))["context"]["commit"] == base_short
+    assert dr.load(str(repo / ".build-compare" / "head.json"))["context"]["commit"] == head_short
+    assert (repo / ".build-compare-base" / "Sources" / "dmabench" / "main.swift").read_text() == "// v1\n"
+    assert (repo / ".build-compare-head" / "Sources" / "dmabench" / "main.swift").read_text() == "// v2\n"
+    # The main checkout is untouched.
+    assert (repo / "Sources" / "dmabench" / "main.swift").read_text() == "// v2\n"
+    assert subprocess.run(["git", "status", "--porcelain"], cwd=repo, capture_output=True, text=True).stdout == ""
+
+    # A base that does not build is "no baseline"; the existing scratch worktree is reused.
+    (repo / "BROKEN").write_text("x")
+    git(repo, "add", "BROKEN")
+    git(repo, "commit", "-qm", "broken")
+    proc = run_script("compare-commits.sh", "HEAD", "HEAD~1", "--short", cwd=str(repo), env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "no baseline" in proc.stdout and "does not build" in proc.stdout
+    assert (repo / ".build-compare-base" / "BROKEN").exists()
