@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 # dmabench — Scripts: plots from result files
 #
-#   Scripts/plot.py RESULT.json [more.json ...] [--out DIR] [--format png|svg]
+#   Scripts/plot.py RESULT.json [more.json ...] [--out DIR] [--format png|svg] [--prefix P]
 #   Scripts/plot.py --history Results/ [--metric descriptorsPerSecond] [--workload throughput]
 #                   [--backend ring,locked] [--size 64] [--out DIR] [--format png|svg]
 #
 # Draws: throughput against size per backend (log-log), latency percentile spectra (HdrHistogram
 # style), terminate cost against in-flight count, a NUMA placement heatmap, counters per
 # descriptor, and (with --history) a metric across commits read from Results/. A plot whose
-# data is absent is skipped with a printed note. Files are written atomically. Bad input
+# data is absent is skipped with a printed note. Files are named PREFIX-<plot>.<format>; the
+# prefix defaults to the result file's stem when one file is given. Files are written atomically. Bad input
 # (malformed, truncated or wrong-version JSON) is a one-line error and exit status 2.
 """Plot dmabench result files (schemaVersion 1) with matplotlib (Agg backend)."""
 
@@ -132,15 +133,17 @@ def legend(ax, n: int) -> None:
 
 
 class Output:
-    def __init__(self, out_dir: str, fmt: str):
+    def __init__(self, out_dir: str, fmt: str, prefix: str = ""):
         setup_matplotlib()
         self.out_dir = out_dir
         self.fmt = fmt
+        self.prefix = prefix
         self.written: list[str] = []
         self.skipped: list[str] = []
 
     def save(self, fig, name: str) -> None:
-        path = os.path.join(self.out_dir, f"{name}.{self.fmt}")
+        stem = f"{self.prefix}-{name}" if self.prefix else name
+        path = os.path.join(self.out_dir, f"{stem}.{self.fmt}")
         dr.atomic_savefig(fig, path, self.fmt)
         plt.close(fig)
         self.written.append(path)
@@ -589,6 +592,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("results", nargs="*", metavar="RESULT.json", help="result files written by `dmabench run --format json`")
     ap.add_argument("--out", default="plots", help="output directory (default: plots)")
     ap.add_argument("--format", choices=("png", "svg"), default="png", help="image format (default: png)")
+    ap.add_argument("--prefix", default=None,
+                    help="file name prefix: PREFIX-throughput.png, ... (default: the stem of the result file when "
+                         "there is one, e.g. run-1400-throughput.png next to run-1400.json; none otherwise)")
     ap.add_argument("--history", metavar="DIR", help="plot a metric across commits from a Results/ directory")
     ap.add_argument("--metric", default="descriptorsPerSecond",
                     help="metric for --history: a statistics metric (descriptorsPerSecond, bytesPerSecond, "
@@ -603,7 +609,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.history and not os.path.isdir(args.history):
         dr.fail(f"{args.history}: not a directory; --history expects the Results/ directory "
                 "(Results/<host>/<commit>/<name>.json)")
-    out = Output(args.out, args.format)
+    prefix = args.prefix
+    if prefix is None:
+        prefix = os.path.splitext(os.path.basename(args.results[0]))[0] if len(args.results) == 1 else ""
+    out = Output(args.out, args.format, prefix)
     if sources:
         assign_prefixes(sources)
         plot_throughput(sources, out)

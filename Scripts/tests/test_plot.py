@@ -22,10 +22,22 @@ def test_all_plots_from_one_file(tmp_path, capsys):
     out = tmp_path / "plots"
     assert plot.main([fixture_path("good.json"), "--out", str(out)]) == 0
     produced = files(out)
+    # One input: files are named after it, as dmabench run --plot puts them next to the result.
     for name in ALL:
-        assert produced.get(f"{name}.png", 0) > 1000, name
+        assert produced.get(f"good-{name}.png", 0) > 1000, name
+    assert len(produced) == len(ALL)
     assert no_temp_files(out)
     assert "skipped" not in capsys.readouterr().out
+
+
+def test_prefix_option(tmp_path, good):
+    good["points"] = [p for p in good["points"] if p["workload"] == "terminate"]
+    path = write_doc(tmp_path / "t.json", good)
+    out = tmp_path / "plots"
+    assert plot.main([path, "--out", str(out), "--prefix", ""]) == 0
+    assert sorted(files(out)) == ["terminate.png"]
+    assert plot.main([path, "--out", str(out), "--prefix", "x"]) == 0
+    assert sorted(files(out)) == ["terminate.png", "x-terminate.png"]
 
 
 def test_svg_and_several_files(tmp_path):
@@ -47,7 +59,7 @@ def test_absent_data_is_skipped_with_a_note(tmp_path, good, capsys):
     path = write_doc(tmp_path / "t.json", only_terminate)
     out = tmp_path / "plots"
     assert plot.main([path, "--out", str(out)]) == 0
-    assert set(files(out)) == {"terminate.png"}
+    assert set(files(out)) == {"t-terminate.png"}
     text = capsys.readouterr().out
     for name in ("throughput", "latency", "numa", "counters"):
         assert f"skipped {name} plot" in text
