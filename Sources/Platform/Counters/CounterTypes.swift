@@ -161,6 +161,13 @@ public struct CounterReading: Sendable, Hashable, CustomStringConvertible {
     /// True when the reading carries a value.
     public var isCounted: Bool { scaled != nil }
 
+    /// The scaled value divided by `operations` (descriptors), or nil when not counted or
+    /// `operations` is 0.
+    public func perOperation(_ operations: Int) -> Double? {
+        guard let scaled, operations > 0 else { return nil }
+        return scaled / Double(operations)
+    }
+
     public var description: String {
         guard let raw, let scaled, let scaling else {
             return "\(name): \(availability.isOK ? (note ?? "not counted") : availability.description)"

@@ -64,7 +64,7 @@ public struct CounterEventStatus: Sendable, CustomStringConvertible {
 /// caller); calls are serialised by an internal lock. The file descriptors are closed by
 /// `close()` or on deinit.
 /// The corresponding kernel calls are `perf_event_open(2)`, `ioctl(PERF_EVENT_IOC_ENABLE /
-/// PERF_EVENT_IOC_DISABLE, PERF_IOC_FLAG_GROUP)` and `read(2)` on each group leader.
+/// PERF_EVENT_IOC_DISABLE)` and `read(2)` on each group leader.
 public final class PerfCounterSession: Sendable {
     /// What is counted.
     public let target: CounterTarget
@@ -187,14 +187,19 @@ public final class PerfCounterSession: Sendable {
     }
 
     /// Starts a window: takes the baseline and enables every group.
-    /// The corresponding kernel call is `ioctl(leader, PERF_EVENT_IOC_ENABLE, PERF_IOC_FLAG_GROUP)`.
+    ///
+    /// Only the leader is toggled: members are opened enabled and count exactly while their
+    /// leader is on the PMU. (Measured on kernel 6.18 here: after a DISABLE with
+    /// PERF_IOC_FLAG_GROUP, an ENABLE with PERF_IOC_FLAG_GROUP leaves the members of a
+    /// software group off, and they read 0 in every later window.)
+    /// The corresponding kernel call is `ioctl(leader, PERF_EVENT_IOC_ENABLE, 0)`.
     public func start() {
         state.withLock { s in
             guard !s.closed else { return }
             s.baseline = snapshotAll(&s)
             s.end = nil
             for g in groups {
-                let rc = sys_perf_ioc_enable(g.leaderFD, wholeGroup: true)
+                let rc = sys_perf_ioc_enable(g.leaderFD, wholeGroup: false)
                 assert(rc == 0, "PERF_EVENT_IOC_ENABLE on an open event fd failed: \(Errno.name(-rc))")
             }
             s.running = true
@@ -202,12 +207,12 @@ public final class PerfCounterSession: Sendable {
     }
 
     /// Ends the window: disables every group and takes the end snapshot.
-    /// The corresponding kernel call is `ioctl(leader, PERF_EVENT_IOC_DISABLE, PERF_IOC_FLAG_GROUP)`.
+    /// The corresponding kernel call is `ioctl(leader, PERF_EVENT_IOC_DISABLE, 0)`.
     public func stop() {
         state.withLock { s in
             guard !s.closed, s.running else { return }
             for g in groups {
-                let rc = sys_perf_ioc_disable(g.leaderFD, wholeGroup: true)
+                let rc = sys_perf_ioc_disable(g.leaderFD, wholeGroup: false)
                 assert(rc == 0, "PERF_EVENT_IOC_DISABLE on an open event fd failed: \(Errno.name(-rc))")
             }
             s.end = snapshotAll(&s)

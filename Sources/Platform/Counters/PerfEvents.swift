@@ -71,6 +71,19 @@ public enum PerfEvents {
         return specs
     }
 
+    /// Each name twice, as "name:u" (user mode) and "name:k" (kernel mode), after preset
+    /// expansion, so that user and kernel counts are kept apart (DESIGN.md §5). Names that
+    /// already carry a u/k modifier make `resolve` throw.
+    public static func splitUserKernel(_ names: [String]) -> [String] {
+        expandPresets(names).flatMap { ["\($0):u", "\($0):k"] }
+    }
+
+    /// Probes each spec on its own for `target` (see `probe`), in order.
+    public static func probeAll(_ specs: [CounterEventSpec], target: CounterTarget = .currentThread,
+                                privilege: PerfPrivilege = .current()) -> [(spec: CounterEventSpec, availability: CounterAvailability)] {
+        specs.map { ($0, probe($0, target: target, privilege: privilege)) }
+    }
+
     /// Encodes one name with an explicit libpfm4 privilege-level mask (`PFM_PLM0` = 0x1
     /// kernel, `PFM_PLM3` = 0x8 user).
     public static func encode(_ name: String, privilegeLevelMask: Int32) -> Result<CounterEventSpec, CounterError> {
@@ -120,10 +133,10 @@ public enum PerfEvents {
     /// one that cannot be opened for this kind of target.
     static func structuralProblem(_ spec: CounterEventSpec, target: CounterTarget, privilege: PerfPrivilege) -> CounterAvailability? {
         if spec.isKernelOnlySoftwareEvent && spec.excludesKernel {
-            let why = privilege.mayCountKernel
-                ? "kernel mode is excluded by the event's modifier"
-                : "\(privilege.paranoidText) without CAP_PERFMON allows user mode only; needs CAP_PERFMON or perf_event_paranoid <= 1"
-            return .unsupported(errno: nil, reason: "not permitted: \(spec.name) happens only in kernel mode and would count 0 (\(why))")
+            if privilege.mayCountKernel {
+                return .unsupported(errno: nil, reason: "unsupported: \(spec.name) happens only in kernel mode and would count 0 with kernel mode excluded (drop the :u)")
+            }
+            return .unsupported(errno: nil, reason: "not permitted: \(spec.name) happens only in kernel mode and would count 0 (\(privilege.paranoidText) without CAP_PERFMON allows user mode only; needs CAP_PERFMON or perf_event_paranoid <= 1)")
         }
         if let cpu = spec.requiredCPU, case .thread = target {
             return .unsupported(errno: nil, reason: "unsupported per thread: \(spec.name) is a socket-level (uncore) event; count it on a CPU (cpu \(cpu))")
