@@ -182,7 +182,7 @@ public enum PerfEvents {
             } else if case .cpu = target, !privilege.mayCountPerCPU {
                 need = "per-CPU counting needs CAP_PERFMON or perf_event_paranoid <= 0"
             } else if !spec.excludesKernel && !privilege.mayCountKernel {
-                need = "kernel-mode counting needs CAP_PERFMON or perf_event_paranoid <= 1 (count \(spec.name):u instead)"
+                need = "kernel-mode counting needs CAP_PERFMON or perf_event_paranoid <= 1"
             } else if case .thread(let id, _) = target {
                 need = "thread \(id) is not traceable by this process (ptrace access)"
             } else {
@@ -265,7 +265,11 @@ public enum PerfEvents {
                 case .success(let spec):
                     if testEach || representative == nil {
                         let a = probe(spec, target: target, privilege: privilege)
-                        if representative == nil { representative = (name, a) }
+                        // For a PMU whose events are each tested, the PMU counts as usable
+                        // when any of its events is: the representative is the first that opened.
+                        if representative == nil || (testEach && a.isOK && !(representative?.availability.isOK ?? false)) {
+                            representative = (name, a)
+                        }
                         events.append(CounterEventListing(name: name, description: desc, availability: a, testedDirectly: true, note: nil))
                     } else {
                         pending.append(events.count)
@@ -323,7 +327,8 @@ public struct CounterPMUListing: Sendable {
     public var isDefault: Bool
     public var genericCounters: Int
     public var fixedCounters: Int
-    /// The event test-opened first for this PMU, and its result.
+    /// The event test-opened for this PMU (for the generic `perf` PMU, whose events are each
+    /// tested: the first one that opened), and its result.
     public var representative: String?
     public var availability: CounterAvailability?
     public var events: [CounterEventListing]
