@@ -186,6 +186,28 @@ struct CounterSessionTests {
         }
     }
 
+    @Test("events spread over several groups read back in request order",
+          .enabled(if: PerfProbe.softwareEventsWork, "perf_event_open(task-clock) fails here"))
+    func severalGroups() throws {
+        // Four events, at most two per group: two groups, each with its own leader, baseline
+        // and times. (Software events are never multiplexed, so every scaling stays 1.)
+        let names = ["page-faults", "task-clock", "cpu-clock", "minor-faults"]
+        let specs = try PerfEvents.resolve(names)
+        let session = PerfCounterSession(specs: specs, target: .currentThread,
+                                         groupLimits: CounterGroupLimits(software: 2, hardware: nil))
+        #expect(session.groupCount == 2)
+        #expect(session.events.map(\.group) == [0, 0, 1, 1])
+        let (cpu, readings) = session.measure { busyWindow(spinMilliseconds: 10, pages: 48, sleeps: 0) }
+        #expect(readings.map(\.name) == names)
+        for r in readings {
+            #expect(r.isCounted && r.scaling == 1.0, "\(r)")
+        }
+        let pf = try #require(readings[0].raw), minflt = try #require(readings[3].raw)
+        #expect(pf >= 48 && minflt >= 48, "\(readings)")
+        let tc = try #require(readings[1].raw), clock = try #require(readings[2].raw)
+        #expect(tc >= cpu * 9 / 10 && clock >= cpu * 9 / 10, "\(readings) vs thread CPU \(cpu) ns")
+    }
+
     @Test("a thread that does not exist is reported per event (ESRCH), not thrown",
           .enabled(if: PerfProbe.softwareEventsWork, "perf_event_open(task-clock) fails here"))
     func missingThread() throws {

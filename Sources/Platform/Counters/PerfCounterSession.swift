@@ -8,6 +8,27 @@ import CPerf
 import Glibc
 import Synchronization
 
+/// The most events a session puts into one group.
+public struct CounterGroupLimits: Sendable, Hashable {
+    /// Software events: nil (no limit) by default; they are never multiplexed.
+    public var software: Int?
+    /// Hardware events: by default the generic counter count of libpfm4's default core PMU,
+    /// nil (no limit, the kernel refuses groups that cannot fit) when that is unknown. On
+    /// x86 the fixed counters (cycles, instructions) come on top, and the NMI watchdog may
+    /// hold one generic counter; a group that then never fits reads "not counted".
+    public var hardware: Int?
+
+    public init(software: Int? = nil, hardware: Int?) {
+        precondition((software ?? 1) >= 1 && (hardware ?? 1) >= 1, "a group holds at least one event")
+        self.software = software
+        self.hardware = hardware
+    }
+
+    public static var `default`: CounterGroupLimits {
+        CounterGroupLimits(software: nil, hardware: PerfEvents.defaultPMUGenericCounters)
+    }
+}
+
 /// What happened to one requested event when a session opened.
 public struct CounterEventStatus: Sendable, CustomStringConvertible {
     /// The event as resolved.
@@ -30,7 +51,7 @@ public struct CounterEventStatus: Sendable, CustomStringConvertible {
 /// (`PerfEvents.probe`), so that each failing event gets its own errno and reason. The events
 /// that opened are then put into groups: one group for software events, and hardware groups
 /// whose leader is always an event that opened. A hardware group holds at most
-/// `maxHardwareGroupSize` events; when the kernel refuses to add an event to a group (EINVAL
+/// `groupLimits.hardware` events; when the kernel refuses to add an event to a group (EINVAL
 /// or ENOSPC: the group would no longer fit on the PMU, or it mixes PMUs) the event starts a
 /// new group. An event that cannot open at all is reported, and the session goes on
 /// without it.
@@ -112,10 +133,9 @@ public final class PerfCounterSession: Sendable {
 
     /// Opens already resolved events for `target`. Never fails: events that do not open are
     /// reported in `events`.
-    /// - Parameter maxHardwareGroupSize: the most events per hardware group; by default the
-    ///   generic counter count of libpfm4's default core PMU (no limit when unknown).
+    /// - Parameter groupLimits: the most events per group (see `CounterGroupLimits`).
     public init(specs: [CounterEventSpec], target: CounterTarget, privilege: PerfPrivilege = .current(),
-                maxHardwareGroupSize: Int? = PerfEvents.defaultPMUGenericCounters) {
+                groupLimits: CounterGroupLimits = .default) {
         self.target = target
         self.privilege = privilege
         var statuses: [(availability: CounterAvailability, group: Int?)] = []
@@ -132,7 +152,8 @@ public final class PerfCounterSession: Sendable {
             }
             // Try the group of its kind first.
             let current = spec.isSoftware ? openSoftwareGroup : openHardwareGroup
-            if let g = current, spec.isSoftware || maxHardwareGroupSize.map({ groups[g].fds.count < $0 }) ?? true {
+            let limit = spec.isSoftware ? groupLimits.software : groupLimits.hardware
+            if let g = current, limit.map({ groups[g].fds.count < $0 }) ?? true {
                 var attr = PerfEvents.openAttr(spec, target: target, leader: false)
                 let fd = sys_perf_event_open(&attr, pid: target.pid, cpu: target.cpu, groupFD: groups[g].leaderFD,
                                              flags: flagsBase | spec.openFlags)

@@ -300,7 +300,9 @@ public enum PerfEvents {
 
     /// The number of generic counters of libpfm4's default (core) PMU, or nil when none is
     /// detected. Used to size hardware groups.
-    public static var defaultPMUGenericCounters: Int? {
+    public static var defaultPMUGenericCounters: Int? { cachedDefaultPMUGenericCounters }
+
+    private static let cachedDefaultPMUGenericCounters: Int? = {
         guard libraryError == nil else { return nil }
         return libraryLock.withLock { _ -> Int? in
             for p in 0..<PFM_PMU_MAX.rawValue {
@@ -313,7 +315,7 @@ public enum PerfEvents {
             }
             return nil
         }
-    }
+    }()
 }
 
 /// One PMU in `PerfEvents.listEvents`.
