@@ -15,7 +15,10 @@ import Synchronization
 public protocol PhaseCounters: AnyObject {
     /// Starts counting the given threads (role → Linux thread id).
     func begin(threads: [String: Int32])
-    /// Stops counting and returns the values per role and event, normalised per descriptor.
+    /// Stops counting (the phase is over); values are read later by `end`.
+    func stop()
+    /// Stops counting if still running and returns the values per role and event,
+    /// normalised per descriptor.
     func end(descriptors: Int) -> [String: [String: CounterValue]]
 }
 
@@ -170,13 +173,17 @@ public final class Runner {
             for r in 0..<reps {
                 if StopFlag.isSet { return nil }
                 onProgress?(RunnerEvent(index: index, total: total, point: p, repetition: r + 1, repetitions: reps, etaSeconds: eta))
-                if r == reps - 1 {
+                var counted = false
+                if r == reps - 1, let counters {
                     var threads = ["submitter": CPU.currentThreadID]
                     for (role, tid) in channels[0].threadIDs { threads[role.rawValue] = tid }
-                    counters?.begin(threads: threads)
+                    clients[0].onMeasureStart = { counters.begin(threads: threads); counted = true }
+                    clients[0].onMeasureEnd = { counters.stop() }
                 }
                 let samples = try runClients(clients)
-                if r == reps - 1, let counters {
+                clients[0].onMeasureStart = nil
+                clients[0].onMeasureEnd = nil
+                if counted, let counters {
                     countersOut = counters.end(descriptors: samples[0].descriptors)
                 }
                 let d = samples.reduce(0.0) { $0 + $1.descriptorsPerSecond }
@@ -228,6 +235,7 @@ public final class Runner {
                     counters?.begin(threads: threads)
                 }
                 let s = try runner.measure(inFlight: n, seedRaceIterations: plan.quick ? 10 : 50)
+                // Normalised per descriptor in flight at terminate (two fills per repetition).
                 if r == reps - 1, let counters { countersOut = counters.end(descriptors: max(1, 2 * n)) }
                 ts.append(s.terminateSyncNs)
                 ta.append(s.terminateAsyncNs)
