@@ -116,6 +116,19 @@ public struct ScenarioResult: Sendable, CustomStringConvertible {
     /// Extra lines: summaries (scenario 34), scaling notes.
     public var notes: [String]
 
+    public init(
+        number: Int, name: String, outcome: Outcome, iterations: Int, duration: Double, bytesCopied: Int,
+        notes: [String]
+    ) {
+        self.number = number
+        self.name = name
+        self.outcome = outcome
+        self.iterations = iterations
+        self.duration = duration
+        self.bytesCopied = bytesCopied
+        self.notes = notes
+    }
+
     public var passed: Bool { if case .passed = outcome { return true } else { return false } }
     public var failed: Bool { if case .failed = outcome { return true } else { return false } }
     public var skipped: Bool { if case .skipped = outcome { return true } else { return false } }
@@ -220,6 +233,15 @@ public func checkDMAChannelConformance(
         results.append(r)
     }
     return results
+}
+
+/// A one-line tally of a run: "34 scenarios: 32 passed, 1 failed (15), 1 skipped (28)".
+public func conformanceSummary(_ results: [ScenarioResult]) -> String {
+    let failed = results.filter(\.failed).map(\.number)
+    let skipped = results.filter(\.skipped).map(\.number)
+    let passed = results.count - failed.count - skipped.count
+    func list(_ n: [Int]) -> String { n.isEmpty ? "" : " (" + n.map(String.init).joined(separator: ", ") + ")" }
+    return "\(results.count) scenario\(results.count == 1 ? "" : "s"): \(passed) passed, \(failed.count) failed\(list(failed)), \(skipped.count) skipped\(list(skipped))"
 }
 
 /// Runs one scenario. The body runs on its own thread under a watchdog: if it makes no

@@ -234,18 +234,28 @@ extension Scenarios {
         }
         ctx.expect(exhausted, "prepareMemcpy never returned nil with a pool of 8 (\(prepared.count) prepared)")
         ctx.expect(prepared.count <= 64, "prepared \(prepared.count) descriptors")
-        var cookies: [DMACookie] = []
-        for d in prepared { cookies.append(try ctx.submit(rig, d, length: 16)) }
-        ch.issuePending()
-        if let last = cookies.last {
-            ctx.waitUntil("the descriptors that exhausted the pool completed", rig: rig) { ch.status(of: last).0 == .complete }
+        let drained = CallbackLog()
+        for d in prepared {
+            try ch.setCallback(drained.callback(ctx, ch), for: d)
+            try ctx.submit(rig, d, length: 16)
         }
+        ch.issuePending()
+        ctx.waitUntil("the \(prepared.count) descriptors that exhausted the pool completed", rig: rig) {
+            drained.count >= prepared.count && drained.inCallback.load(ordering: .sequentiallyConsistent) == 0
+        }
+        var extra: DMADescriptor?
         ctx.waitUntil("the pool has room again", rig: rig, timeout: 2) {
-            guard let d = ch.prepareMemcpy(to: t.destination, from: t.source, length: 16, flags: .default) else { return false }
-            cookies.append(ch.submit(d))
-            return true
+            extra = ch.prepareMemcpy(to: t.destination, from: t.source, length: 16, flags: .default)
+            return extra != nil
         }
-        ch.issuePending()
+        if let extra {
+            try ch.setCallback(drained.callback(ctx, ch), for: extra)
+            try ctx.submit(rig, extra, length: 16)
+            ch.issuePending()
+            ctx.waitUntil("the descriptor prepared after the pool drained completed", rig: rig) {
+                drained.count >= prepared.count + 1 && drained.inCallback.load(ordering: .sequentiallyConsistent) == 0
+            }
+        }
         // Injected submit failure.
         let log = CallbackLog()
         let before = ch.debugWatermark()
