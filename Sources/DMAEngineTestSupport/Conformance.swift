@@ -33,7 +33,8 @@ public struct ConformanceConfiguration: Sendable {
     /// Rule C3 [K]: a fresh channel's first cookie is 2. Off, only C1/C2 are required.
     public var kernelCookieProfile: Bool
     /// "Returns promptly" bound for calls that must not wait (the contract says 10 ms; a
-    /// shared, loaded machine needs slack).
+    /// shared, loaded machine needs slack: 0.5 s by default). A call that really blocks
+    /// (waits for its own callback) never returns and is caught by the watchdog.
     public var promptSeconds: Double
     /// How long a "slow" transfer takes (the contract asks for at least 50 ms).
     public var slowTransferSeconds: Double
@@ -46,7 +47,7 @@ public struct ConformanceConfiguration: Sendable {
     public init(
         iterations: Int = 10_000, longMode: Bool = false, watchdogSeconds: Double = 10, seed: UInt64 = 0x5eed_d3a5,
         soakDuration: Double? = nil, soakIterations: Int = 2_000, protectFreedBuffers: Bool = true,
-        kernelCookieProfile: Bool = true, promptSeconds: Double = 0.25, slowTransferSeconds: Double = 0.1,
+        kernelCookieProfile: Bool = true, promptSeconds: Double = 0.5, slowTransferSeconds: Double = 0.1,
         channelOptions: DMAChannelOptions = DMAChannelOptions(), scalingNote: String? = nil
     ) {
         self.iterations = iterations
