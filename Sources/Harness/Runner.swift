@@ -152,7 +152,7 @@ public final class Runner {
                 size: p.parameters.size, batch: p.parameters.batch, depth: p.parameters.depth,
                 durationNanoseconds: plan.durationNanoseconds,
                 warmupDescriptors: plan.quick ? 2_000 : 20_000, verify: plan.verify, recordLatency: true,
-                rate: p.workload == .latency ? p.parameters.rate : nil)
+                rate: p.workload == .latency ? p.parameters.rate : nil, faultEvery: plan.faultEvery)
             let nch = max(1, p.parameters.channels)
             var channels: [any DMAChannel] = []
             var clients: [ClosedLoopClient] = []

@@ -53,6 +53,8 @@ public struct SweepPlan: Sendable {
     public var sizes: [Int]
     public var batches: [Int]
     public var depths: [Int]
+    /// Depths for the latency workload (default: the same as `depths`).
+    public var latencyDepths: [Int]?
     public var channels: [Int]
     /// Open-loop rate for the latency workload (nil = closed loop).
     public var rate: Double?
@@ -63,6 +65,8 @@ public struct SweepPlan: Sendable {
     public var verify: Bool
     public var quick: Bool
     public var shard: ShardInfo?
+    /// Inject a read fault into every N-th descriptor of throughput and latency points.
+    public var faultEvery: Int?
 
     public init(
         backends: [String], workloads: [WorkloadKind], sizes: [Int], batches: [Int], depths: [Int], channels: [Int] = [1],
@@ -102,7 +106,7 @@ public struct SweepPlan: Sendable {
                     }
                 case .latency:
                     for s in sizes {
-                        for d in depths {
+                        for d in latencyDepths ?? depths {
                             all.append(PointSpec(backend: b, workload: w, parameters: PointParameters(size: s, batch: 1, depth: d, channels: 1, rate: rate)))
                         }
                     }

@@ -29,11 +29,16 @@ public struct WorkloadSpec: Sendable, Hashable {
     /// Stop after this many measured descriptors instead of after `durationNanoseconds`
     /// (the package-benchmark suites use it for a fixed amount of work per iteration).
     public var maxDescriptors: Int?
+    /// Inject a read fault into every N-th descriptor (`--inject-faults N`): the faults must
+    /// come back as error results and be counted in the point's `errors`.
+    public var faultEvery: Int?
 
     public init(
         size: Int, batch: Int, depth: Int, durationNanoseconds: UInt64, warmupDescriptors: Int = 10_000,
-        verify: Bool = true, recordLatency: Bool = true, rate: Double? = nil, maxDescriptors: Int? = nil
+        verify: Bool = true, recordLatency: Bool = true, rate: Double? = nil, maxDescriptors: Int? = nil,
+        faultEvery: Int? = nil
     ) {
+        self.faultEvery = faultEvery
         self.maxDescriptors = maxDescriptors
         self.size = size
         self.batch = batch
@@ -112,7 +117,7 @@ let workloadCallback: DMACallback.WithResult = { completion in
         if n &+ 1 == state.pointee.measureFrom { state.pointee.firstStamp = now }
         state.pointee.lastStamp = now
     }
-    if state.pointee.verifyEvery > 0, n % state.pointee.verifyEvery == 0 {
+    if state.pointee.verifyEvery > 0, n % state.pointee.verifyEvery == 0, completion.result.code == .noError {
         let off = slot * state.pointee.stride
         if !Pattern.equal(state.pointee.dst + off, state.pointee.src + off, state.pointee.size) {
             state.pointee.verifyFailures &+= 1
@@ -197,6 +202,12 @@ public final class ClosedLoopClient {
         channel.freeCoherent(dst)
     }
 
+    /// Test hook: overwrites one destination slot, so a test can check that verification
+    /// notices a bad copy.
+    public func debugCorruptDestination(slot: Int) {
+        memset(dst.base + (slot % nslots) * stride, 0x11, spec.size)
+    }
+
     /// Clears the latency histogram (between repetitions).
     public func resetHistogram() { histogram.pointee.reset() }
 
@@ -214,6 +225,7 @@ public final class ClosedLoopClient {
         let verifyEvery = spec.verify ? 4096 : 0
         let flags = DMAPrepFlags.default
         let openLoopInterval: Double? = spec.rate.map { 1e9 / $0 }
+        let faultEvery = spec.faultEvery ?? 0
 
         let runStart = MonotonicClock.now()
         let base = state.pointee.completed.pointee.load(ordering: .acquiring)
@@ -265,6 +277,11 @@ public final class ClosedLoopClient {
                         break  // pool exhausted: reap first
                     }
                     try? ch.setCallback(DMACallback(withResult: workloadCallback, parameter: stateBits | (UInt64(slot) << 48)), for: desc)
+                    if faultEvery > 0 && submitted % faultEvery == faultEvery - 1 {
+                        do { try ch.debugInject(.fault(.read), into: desc) } catch {
+                            throw WorkloadError("cannot inject a fault on backend \(ch.backendName): \(error)")
+                        }
+                    }
                     let cookie = ch.submit(desc)
                     if !cookie.isValid { throw WorkloadError("submit failed with cookie \(cookie)") }
                     submitted &+= 1
@@ -327,7 +344,7 @@ public final class ClosedLoopClient {
             elapsed = state.pointee.lastStamp > first ? state.pointee.lastStamp - first : 0
         }
         var vf = state.pointee.verifyFailures
-        if spec.verify {
+        if spec.verify && faultEvery == 0 {
             for s in 0..<min(nslots, max(0, submitted - base)) {
                 if !Pattern.equal(dst.base + s * stride, src.base + s * stride, size) { vf += 1 }
             }

@@ -23,8 +23,8 @@ enum Console {
         FileHandle.standardError.write(Data("dmabench: error: \(line)\n".utf8))
     }
 
-    static func note(_ message: String) {
-        FileHandle.standardError.write(Data("dmabench: \(message)\n".utf8))
+    static func note(_ message: String, newline: Bool = true, prefix: Bool = true) {
+        FileHandle.standardError.write(Data(((prefix ? "dmabench: " : "") + message + (newline ? "\n" : "")).utf8))
     }
 
     static var stderrIsTerminal: Bool { isatty(2) != 0 }

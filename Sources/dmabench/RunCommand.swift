@@ -22,28 +22,28 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Workloads: throughput,latency,terminate or 'all'.")
     var workload: String = "all"
 
-    @Option(help: "Descriptor sizes, e.g. 64,4K,64K,1M.")
+    @Option(parsing: .unconditional, help: "Descriptor sizes, e.g. 64,4K,64K,1M.")
     var size: String?
 
-    @Option(help: "issuePending every N submits; comma-separated list.")
+    @Option(parsing: .unconditional, help: "issuePending every N submits; comma-separated list.")
     var batch: String?
 
-    @Option(help: "Descriptors in flight at most; comma-separated list.")
+    @Option(parsing: .unconditional, help: "Descriptors in flight at most; comma-separated list.")
     var depth: String?
 
-    @Option(help: "Channels, each with its own submitter thread.")
+    @Option(parsing: .unconditional, help: "Channels, each with its own submitter thread.")
     var channels: Int = 1
 
-    @Option(help: "Open-loop offered rate for the latency workload, descriptors per second.")
+    @Option(parsing: .unconditional, help: "Open-loop offered rate for the latency workload, descriptors per second.")
     var rate: Double?
 
     @Option(help: "Thread placement: submitter=cpuN,engine=cpuN[,executor=cpuN].")
     var placement: String?
 
-    @Option(help: "Repetitions per point (median and 95% CI are reported).")
+    @Option(parsing: .unconditional, help: "Repetitions per point (median and 95% CI are reported).")
     var repetitions: Int?
 
-    @Option(help: "Seconds measured per repetition.")
+    @Option(parsing: .unconditional, help: "Seconds measured per repetition.")
     var duration: Double?
 
     @Flag(name: .customLong("no-verify"), help: "Do not verify copied data (to measure peak).")
@@ -63,6 +63,9 @@ struct RunCommand: ParsableCommand {
 
     @Option(help: "Run shard i of n (0-based), e.g. 0/4, for scale-out; merge with Scripts/merge.py.")
     var shard: String?
+
+    @Option(name: .customLong("inject-faults"), parsing: .unconditional, help: "Inject a read fault into every N-th descriptor (reliability check).")
+    var injectFaults: Int?
 
     @Flag(help: "Draw plots next to the result file (Scripts/plot.py, needs matplotlib).")
     var plot = false
@@ -107,7 +110,10 @@ struct RunCommand: ParsableCommand {
         }
         let sizes = try size.map { s throws(CLIError) in try ListParser.sizes(s) } ?? (quick || isDefaultSweep ? [64, 4096] : [64, 4096, 65536])
         let batches = try batch.map { s throws(CLIError) in try ListParser.positiveInts(s, name: "batch", max: 1 << 20) } ?? [32]
-        let depths = try depth.map { s throws(CLIError) in try ListParser.positiveInts(s, name: "depth", max: 1 << 16) } ?? (workloads == [.latency] ? [1] : [256])
+        let depths = try depth.map { s throws(CLIError) in try ListParser.positiveInts(s, name: "depth", max: 1 << 16) } ?? [256]
+        // Without --depth, latency is measured at depth 1 (one descriptor in flight) and
+        // throughput at depth 256, as the anchors do.
+        let latencyDepths: [Int]? = depth == nil ? [1] : nil
         if workloads.contains(.throughput), let minBatch = batches.min(), let maxDepth = depths.max(), minBatch > maxDepth {
             throw .usage("batch \(minBatch) is larger than every depth (\(depths.map(String.init).joined(separator: ","))): at most depth descriptors are in flight, so issuePending would never see a full batch")
         }
@@ -136,10 +142,15 @@ struct RunCommand: ParsableCommand {
                 throw .usage("output path \(out) is a directory; give a file name")
             }
         }
-        let plan = SweepPlan(
+        var plan = SweepPlan(
             backends: backends, workloads: workloads, sizes: sizes, batches: batches, depths: depths, channels: [channels],
             rate: rate, repetitions: reps, durationNanoseconds: UInt64(seconds * 1e9), verify: !noVerify,
             quick: quick || isDefaultSweep, shard: shardInfo)
+        plan.latencyDepths = latencyDepths
+        if let f = injectFaults {
+            guard f >= 1 else { throw .usage("invalid inject-faults \(f): must be at least 1 (a read fault every N-th descriptor)") }
+            plan.faultEvery = f
+        }
         return Validated(plan: plan, placement: place, format: fmt, output: output)
     }
 
@@ -196,10 +207,15 @@ struct RunCommand: ParsableCommand {
             Console.note("skipping backend \(s.backend): \(s.reason)")
             doc.context.skipped.append(s)
         }
+        let tty = Console.stderrIsTerminal
         runner.onProgress = { e in
             let eta = e.etaSeconds.map { String(format: " ETA %d:%02d", Int($0) / 60, Int($0) % 60) } ?? ""
-            let rep = e.repetition > 0 ? " rep \(e.repetition)/\(e.repetitions)" : ""
-            Console.note("[\(e.index)/\(e.total)] \(e.point)\(rep)\(eta)")
+            if e.repetition == 0 {
+                if tty { FileHandle.standardError.write(Data("\n".utf8)) }
+                Console.note("[\(e.index)/\(e.total)] \(e.point)\(eta)", newline: !tty)
+            } else if tty {
+                Console.note("\r[\(e.index)/\(e.total)] \(e.point) rep \(e.repetition)/\(e.repetitions)\(eta)", newline: false, prefix: false)
+            }
         }
         runner.onPoint = { p in
             doc.points.append(p)

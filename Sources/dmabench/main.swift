@@ -46,7 +46,7 @@ do {
 enum RepeatedOptionCheck {
     static let singleValued: Set<String> = [
         "--backend", "--workload", "--size", "--batch", "--depth", "--channels", "--rate", "--placement", "--events",
-        "--repetitions", "--duration", "--output", "--format", "--host-id", "--shard", "--iterations", "--soak",
+        "--repetitions", "--duration", "--output", "--format", "--host-id", "--shard", "--iterations", "--soak", "--inject-faults",
     ]
 
     static func check(_ args: [String]) throws(CLIError) {
