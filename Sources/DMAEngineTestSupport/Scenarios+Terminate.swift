@@ -365,6 +365,7 @@ extension Scenarios {
         let rig = try ctx.makeRig()
         let n = ctx.config.iterations
         var negativeControls = 0
+        ctx.phase("stop-flag iterations")
         for i in 0..<n {
             ctx.setIteration(i)
             let t = try ctx.transfer(rig, bufferSize: 4096, length: 128)
@@ -458,6 +459,7 @@ extension Scenarios {
             submitted.withLock { $0 = mine }
         }
         var seen = 0
+        ctx.phase("terminateSync racing a submitting thread")
         for i in 0..<n {
             ctx.setIteration(i)
             let want = Int.random(in: 0...6, using: &ctx.rng)
@@ -515,6 +517,7 @@ extension Scenarios {
         let seen = LockedValue<Set<Int32>>([])
         let log = CallbackLog()
         var submittedTotal = 0
+        ctx.phase("terminateSync racing completions")
         for i in 0..<n {
             ctx.setIteration(i)
             let batch = Int.random(in: 1...16, using: &ctx.rng)
