@@ -33,7 +33,8 @@ public struct ConformanceConfiguration: Sendable {
     /// Rule C3 [K]: a fresh channel's first cookie is 2. Off, only C1/C2 are required.
     public var kernelCookieProfile: Bool
     /// "Returns promptly" bound for calls that must not wait (the contract says 10 ms; a
-    /// shared, loaded machine needs slack).
+    /// shared, loaded machine needs slack: 0.5 s by default). A call that really blocks
+    /// (waits for its own callback) never returns and is caught by the watchdog.
     public var promptSeconds: Double
     /// How long a "slow" transfer takes (the contract asks for at least 50 ms).
     public var slowTransferSeconds: Double
@@ -46,7 +47,7 @@ public struct ConformanceConfiguration: Sendable {
     public init(
         iterations: Int = 10_000, longMode: Bool = false, watchdogSeconds: Double = 10, seed: UInt64 = 0x5eed_d3a5,
         soakDuration: Double? = nil, soakIterations: Int = 2_000, protectFreedBuffers: Bool = true,
-        kernelCookieProfile: Bool = true, promptSeconds: Double = 0.25, slowTransferSeconds: Double = 0.1,
+        kernelCookieProfile: Bool = true, promptSeconds: Double = 0.5, slowTransferSeconds: Double = 0.1,
         channelOptions: DMAChannelOptions = DMAChannelOptions(), scalingNote: String? = nil
     ) {
         self.iterations = iterations
@@ -115,6 +116,19 @@ public struct ScenarioResult: Sendable, CustomStringConvertible {
     public var bytesCopied: Int
     /// Extra lines: summaries (scenario 34), scaling notes.
     public var notes: [String]
+
+    public init(
+        number: Int, name: String, outcome: Outcome, iterations: Int, duration: Double, bytesCopied: Int,
+        notes: [String]
+    ) {
+        self.number = number
+        self.name = name
+        self.outcome = outcome
+        self.iterations = iterations
+        self.duration = duration
+        self.bytesCopied = bytesCopied
+        self.notes = notes
+    }
 
     public var passed: Bool { if case .passed = outcome { return true } else { return false } }
     public var failed: Bool { if case .failed = outcome { return true } else { return false } }
@@ -220,6 +234,15 @@ public func checkDMAChannelConformance(
         results.append(r)
     }
     return results
+}
+
+/// A one-line tally of a run: "34 scenarios: 32 passed, 1 failed (15), 1 skipped (28)".
+public func conformanceSummary(_ results: [ScenarioResult]) -> String {
+    let failed = results.filter(\.failed).map(\.number)
+    let skipped = results.filter(\.skipped).map(\.number)
+    let passed = results.count - failed.count - skipped.count
+    func list(_ n: [Int]) -> String { n.isEmpty ? "" : " (" + n.map(String.init).joined(separator: ", ") + ")" }
+    return "\(results.count) scenario\(results.count == 1 ? "" : "s"): \(passed) passed, \(failed.count) failed\(list(failed)), \(skipped.count) skipped\(list(skipped))"
 }
 
 /// Runs one scenario. The body runs on its own thread under a watchdog: if it makes no
