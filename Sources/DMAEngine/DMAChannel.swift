@@ -55,6 +55,10 @@ public protocol DMAChannel: AnyObject, Sendable {
     /// The registry name of the backend (`locked`, `ring`, `uring`, …).
     var backendName: String { get }
 
+    /// The backend's own threads as Linux thread ids (gettid), by role, for per-thread
+    /// counters and placement checks. A default implementation returns an empty map.
+    var threadIDs: [DMAThreadRole: Int32] { get }
+
     /// What the channel supports. NB-safe. The corresponding kernel call is
     /// `dma_get_slave_caps()`.
     var capabilities: DMACapabilities { get }
@@ -190,4 +194,18 @@ extension DMAChannel {
         do { try setCallback(callback, for: d) } catch { return nil }
         return d
     }
+}
+
+/// The role of a thread a backend runs, for per-thread counters and placement checks.
+public enum DMAThreadRole: String, Sendable, Hashable, Codable, CaseIterable {
+    /// The thread that moves data (or, for io_uring, submits to the kernel).
+    case engine
+    /// The thread that runs completion callbacks (tasklet analogue; io_uring's reaper).
+    case executor
+}
+
+extension DMAChannel {
+    /// The backend's own threads as Linux thread ids (gettid), by role. Backends that run
+    /// threads override this; the default is empty.
+    public var threadIDs: [DMAThreadRole: Int32] { [:] }
 }

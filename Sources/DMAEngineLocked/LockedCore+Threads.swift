@@ -1,0 +1,395 @@
+// dmabench — DMAEngineLocked
+//
+// The engine thread (the "hardware") and the callback executor (virt-dma's tasklet,
+// `vchan_complete`). Both spin for `options.spinNanoseconds` before they park: a futex wake
+// costs tens of microseconds on this VM against ~110 ns for a cross-core hand-off.
+
+import DMAEngine
+import Glibc
+import Platform
+import Synchronization
+
+/// What the engine copies for one descriptor, read from the slot under the lock when the
+/// descriptor becomes active. The engine never reads the slot again while it runs, so a
+/// retired slot can be reused at once.
+struct Transfer {
+    var index: Int32
+    var kind: TransferKind
+    var cookie: DMACookie
+    var destination: UnsafeMutableRawPointer
+    var source: UnsafeRawPointer?
+    var length: Int
+    var periodLength: Int
+    var value: UInt8
+    var chunk: Int
+    var injection: DMAInjection
+    var needsCallback: Bool
+}
+
+enum Outcome {
+    case done(DMAResult)
+    case aborted
+}
+
+enum Gate {
+    case go, abort, paused
+}
+
+/// Wake-ups decided under the lock and carried out after it is dropped.
+struct PendingWakes {
+    var executor = false
+    var synchronizers = false
+}
+
+extension LockedCore {
+    // MARK: Engine
+
+    func engineMain() {
+        var probe: DMAAccessProbe? = nil
+        var probeGen: UInt64 = .max
+        var wakes = PendingWakes()
+        let s = st
+        lock.lock()
+        while true {
+            if s.pointee.shutdown { break }
+            if s.pointee.paused || s.pointee.terminating || s.pointee.issued.isEmpty {
+                s.pointee.engineIdle = true
+                lock.unlock()
+                flush(&wakes)
+                engineEvent.wait(spinNanoseconds: options.spinNanoseconds)
+                lock.lock()
+                s.pointee.engineIdle = false
+                continue
+            }
+            // Kernel: `vchan_next_desc` + `list_del`: the active descriptor is on no list.
+            let i = slots.popFirst(&s.pointee.issued)
+            let slot = slots + Int(i)
+            slot.pointee.state = .active
+            s.pointee.active = i
+            setQueuedBytes(s.pointee.queuedBytes - slot.pointee.length)
+            let inj = slot.pointee.injection
+            var chunk = inj.chunkBytes > 0 ? inj.chunkBytes : slot.pointee.burstBytes
+            let span = slot.pointee.kind == .cyclic ? slot.pointee.periodLength : slot.pointee.length
+            if chunk <= 0 || chunk > span { chunk = span }
+            let t = Transfer(
+                index: i, kind: slot.pointee.kind, cookie: slot.pointee.cookie,
+                destination: slot.pointee.destination!, source: slot.pointee.source,
+                length: slot.pointee.length, periodLength: slot.pointee.periodLength, value: slot.pointee.value,
+                chunk: max(1, chunk), injection: inj, needsCallback: slot.pointee.needsCallback)
+            activeResidue.store(t.length, ordering: .relaxed)
+            // Ordering: relaxed; the probe itself is read under the lock.
+            let g = probeGeneration.load(ordering: .relaxed)
+            if g != probeGen {
+                probeGen = g
+                probe = s.pointee.probe
+            }
+            lock.unlock()
+            flush(&wakes)
+            let outcome = t.kind == .cyclic ? runCyclic(t, &probe, &probeGen, &wakes) : run(t, &probe, &probeGen)
+            lock.lock()
+            finish(t, outcome, &wakes)
+        }
+        lock.unlock()
+        flush(&wakes)
+    }
+
+    @inline(__always)
+    func flush(_ wakes: inout PendingWakes) {
+        if wakes.executor { executorEvent.signal() }
+        if wakes.synchronizers { wakeSynchronizers() }
+        wakes = PendingWakes()
+    }
+
+    /// Ends the active descriptor. Lock held. Kernel: `vchan_cookie_complete` (or, for a
+    /// terminated one, the driver noticing the abort and dropping it).
+    @inline(__always)
+    func finish(_ t: Transfer, _ outcome: Outcome, _ wakes: inout PendingWakes) {
+        let s = st
+        // P1: no completion while paused.
+        while s.pointee.paused && !s.pointee.activeTerminated && !s.pointee.shutdown {
+            lock.unlock()
+            flush(&wakes)
+            _ = waitWhilePaused()
+            lock.lock()
+        }
+        s.pointee.active = -1
+        if s.pointee.activeTerminated {
+            s.pointee.activeTerminated = false
+            if s.pointee.activeAbortRequested {
+                s.pointee.activeAbortRequested = false
+                s.pointee.abortsHandled &+= 1
+                if s.pointee.syncWaiters > 0 { wakes.synchronizers = true }
+            }
+            // Ordering: relaxed; set and cleared under the lock, and no descriptor is active.
+            abortFlag.store(false, ordering: .relaxed)
+            activeResidue.store(0, ordering: .relaxed)
+            return
+        }
+        activeResidue.store(0, ordering: .relaxed)
+        let result: DMAResult
+        switch outcome {
+        case .done(let r): result = r
+        case .aborted: result = DMAResult(.aborted, residue: t.length)  // shutdown only
+        }
+        // Kernel: `dma_cookie_complete`. In-order engine: `last` only moves forward (C6).
+        s.pointee.watermark.last = t.cookie
+        publishWatermark()
+        let slot = slots + Int(t.index)
+        if t.needsCallback {
+            slot.pointee.state = .completed
+            slot.pointee.result = result
+            slots.append(t.index, to: &s.pointee.completed)
+            if s.pointee.executorIdle {
+                s.pointee.executorIdle = false
+                wakes.executor = true
+            }
+        } else {
+            // Polled use (K6): no callback, so retire at once.
+            slot.pointee.result = result
+            retire(t.index)
+        }
+    }
+
+    /// The chunk gate (Dekker with `pause()`): announce the chunk, then look for an abort or
+    /// a pause. Lock not held.
+    @inline(__always)
+    func gate() -> Gate {
+        // Ordering: seq_cst; pairs with the seq_cst store of `pauseFlag` and load of
+        // `engineInChunk` in `pause()`.
+        engineInChunk.store(true, ordering: .sequentiallyConsistent)
+        // Ordering: seq_cst; pairs with the seq_cst store in `terminateLocked()`.
+        if abortFlag.load(ordering: .sequentiallyConsistent) || shutdownFlag.load(ordering: .relaxed) {
+            endChunk()
+            return .abort
+        }
+        // Ordering: seq_cst; see above.
+        if pauseFlag.load(ordering: .sequentiallyConsistent) {
+            endChunk()
+            return .paused
+        }
+        return .go
+    }
+
+    @inline(__always)
+    func endChunk() {
+        // Ordering: seq_cst; the chunk's bytes are written before this store, and `pause()`
+        // returns only after its seq_cst load reads false.
+        engineInChunk.store(false, ordering: .sequentiallyConsistent)
+    }
+
+    /// Waits while paused; false when an abort (or shutdown) came instead. Lock not held.
+    func waitWhilePaused() -> Bool {
+        // Ordering: acquire; pairs with the seq_cst stores in `resume()`/`terminateLocked()`.
+        while pauseFlag.load(ordering: .acquiring) {
+            if abortFlag.load(ordering: .acquiring) || shutdownFlag.load(ordering: .acquiring) { return false }
+            engineEvent.wait(spinNanoseconds: options.spinNanoseconds, timeoutNanoseconds: 10_000_000)
+        }
+        return !(abortFlag.load(ordering: .acquiring) || shutdownFlag.load(ordering: .acquiring))
+    }
+
+    /// An interruptible per-chunk delay (DMAInjection): terminate, pause and shutdown cut it
+    /// short. Lock not held.
+    func injectedDelay(_ ns: Int64) {
+        let deadline = MonotonicClock.now() &+ UInt64(ns)
+        while true {
+            let now = MonotonicClock.now()
+            if now >= deadline { return }
+            if abortFlag.load(ordering: .relaxed) || pauseFlag.load(ordering: .relaxed)
+                || shutdownFlag.load(ordering: .relaxed)
+            {
+                return
+            }
+            engineEvent.wait(spinNanoseconds: 0, timeoutNanoseconds: Int64(deadline - now))
+        }
+    }
+
+    /// Waits until `debugReleaseStalls()`, a terminate or shutdown. False when aborted.
+    func stall() -> Bool {
+        // Ordering: acquire; pairs with the release add in `releaseStalls()`.
+        let gen = stallGeneration.load(ordering: .acquiring)
+        while stallGeneration.load(ordering: .acquiring) == gen {
+            if abortFlag.load(ordering: .relaxed) || shutdownFlag.load(ordering: .relaxed) { return false }
+            engineEvent.wait(spinNanoseconds: 0, timeoutNanoseconds: 5_000_000)
+        }
+        return true
+    }
+
+    @inline(__always)
+    func refreshProbe(_ probe: inout DMAAccessProbe?, _ probeGen: inout UInt64) {
+        // Ordering: relaxed; the probe itself is read under the lock.
+        let g = probeGeneration.load(ordering: .relaxed)
+        if g != probeGen {
+            lock.lock()
+            probeGen = probeGeneration.load(ordering: .relaxed)
+            probe = st.pointee.probe
+            lock.unlock()
+        }
+    }
+
+    /// Runs a memcpy or memset descriptor chunk by chunk. Lock not held.
+    func run(_ t: Transfer, _ probe: inout DMAAccessProbe?, _ probeGen: inout UInt64) -> Outcome {
+        if t.injection.stall && !stall() { return .aborted }
+        let len = t.length
+        var off = 0
+        while off < len {
+            let n = min(t.chunk, len - off)
+            if t.injection.delayPerChunkNanoseconds > 0 { injectedDelay(t.injection.delayPerChunkNanoseconds) }
+            switch gate() {
+            case .go: break
+            case .abort: return .aborted
+            case .paused:
+                if !waitWhilePaused() { return .aborted }
+                continue
+            }
+            refreshProbe(&probe, &probeGen)
+            if let probe {
+                if t.kind == .memcpy {
+                    probe(DMAAccess(cookie: t.cookie, kind: .read, address: UInt(bitPattern: t.source! + off), count: n))
+                }
+                if t.injection.fault != .read {
+                    probe(DMAAccess(cookie: t.cookie, kind: .write, address: UInt(bitPattern: t.destination + off), count: n))
+                }
+            }
+            if let fault = t.injection.fault {
+                endChunk()
+                return .done(DMAResult(fault == .read ? .readFailed : .writeFailed, residue: len - off))
+            }
+            if t.kind == .memcpy {
+                memcpy(t.destination + off, t.source! + off, n)
+            } else {
+                memset(t.destination + off, Int32(t.value), n)
+            }
+            endChunk()
+            off += n
+            // Residue stays > 0 while the cookie is IN_PROGRESS (S5); the completion under
+            // the lock makes it COMPLETE.
+            if off < len { activeResidue.store(len - off, ordering: .relaxed) }
+        }
+        return .done(.noError)
+    }
+
+    /// Runs a cyclic descriptor until it is aborted. Kernel: the driver's period interrupt
+    /// calling `vchan_cyclic_callback` (periods coalesce until the executor runs).
+    func runCyclic(
+        _ t: Transfer, _ probe: inout DMAAccessProbe?, _ probeGen: inout UInt64, _ wakes: inout PendingWakes
+    ) -> Outcome {
+        if t.injection.stall && !stall() { return .aborted }
+        let buf = t.length, period = t.periodLength
+        var pos = 0
+        while true {
+            let n = min(t.chunk, period - pos % period)
+            if t.injection.delayPerChunkNanoseconds > 0 { injectedDelay(t.injection.delayPerChunkNanoseconds) }
+            switch gate() {
+            case .go: break
+            case .abort: return .aborted
+            case .paused:
+                if !waitWhilePaused() { return .aborted }
+                continue
+            }
+            refreshProbe(&probe, &probeGen)
+            if let probe {
+                probe(DMAAccess(cookie: t.cookie, kind: .read, address: UInt(bitPattern: t.source! + pos), count: n))
+                probe(DMAAccess(cookie: t.cookie, kind: .write, address: UInt(bitPattern: t.destination + pos), count: n))
+            }
+            memcpy(t.destination + pos, t.source! + pos, n)
+            endChunk()
+            pos += n
+            if pos % period == 0 {
+                lock.lock()
+                let s = st
+                while s.pointee.paused && !s.pointee.activeTerminated && !s.pointee.shutdown {
+                    lock.unlock()
+                    flush(&wakes)
+                    _ = waitWhilePaused()
+                    lock.lock()
+                }
+                if s.pointee.shutdown || (s.pointee.activeTerminated && s.pointee.activeAbortRequested) {
+                    lock.unlock()
+                    return .aborted
+                }
+                if t.needsCallback && !s.pointee.activeTerminated {
+                    s.pointee.cyclicPending = t.index
+                    if s.pointee.executorIdle {
+                        s.pointee.executorIdle = false
+                        wakes.executor = true
+                    }
+                }
+                lock.unlock()
+                flush(&wakes)
+            }
+            if pos == buf { pos = 0 }
+            activeResidue.store(buf - pos, ordering: .relaxed)
+        }
+    }
+
+    // MARK: Callback executor
+
+    /// Kernel: the tasklet `vchan_complete`: take the completed list and the pending cyclic
+    /// period under the lock, run the callbacks without it, in completion order, then
+    /// retire the descriptors (`vchan_vdesc_fini`).
+    func executorMain() {
+        var wakes = PendingWakes()
+        let s = st
+        lock.lock()
+        while true {
+            if s.pointee.completed.isEmpty && s.pointee.cyclicPending < 0 {
+                if s.pointee.shutdown { break }
+                s.pointee.executorIdle = true
+                lock.unlock()
+                flush(&wakes)
+                executorEvent.wait(spinNanoseconds: options.spinNanoseconds)
+                lock.lock()
+                s.pointee.executorIdle = false
+                continue
+            }
+            if defect == .callbackAfterTerminate {
+                let now = MonotonicClock.now()
+                let notBefore = s.pointee.lateCallbacksNotBefore
+                if now < notBefore {
+                    lock.unlock()
+                    MonotonicClock.sleep(nanoseconds: Int64(notBefore &- now))
+                    lock.lock()
+                    continue
+                }
+            }
+            s.pointee.executorStarted &+= 1
+            let cyclic = s.pointee.cyclicPending
+            s.pointee.cyclicPending = -1
+            let cyclicCookie = cyclic >= 0 ? slots[Int(cyclic)].cookie : DMACookie(0)
+            var n = 0
+            var i = s.pointee.completed.head
+            while i >= 0 {
+                let slot = slots + Int(i)
+                slot.pointee.state = .dispatched
+                batch[n] = BatchEntry(index: i, cookie: slot.pointee.cookie, result: slot.pointee.result)
+                n += 1
+                i = slot.pointee.next
+            }
+            s.pointee.completed = SlotList()
+            lock.unlock()
+            flush(&wakes)
+
+            if cyclic >= 0 {
+                slots[Int(cyclic)].callback.invoke(cookie: cyclicCookie, result: .noError)
+            }
+            for k in 0..<n {
+                let e = batch[k]
+                // Kernel order (24461d9792c2): invoke with `tx_result`, then fini.
+                slots[Int(e.index)].callback.invoke(cookie: e.cookie, result: e.result)
+            }
+
+            lock.lock()
+            for k in 0..<n {
+                let e = batch[k]
+                // Skip a REUSE descriptor that a callback already resubmitted.
+                if slots[Int(e.index)].state == .dispatched && slots[Int(e.index)].cookie == e.cookie {
+                    retire(e.index)
+                }
+            }
+            s.pointee.executorFinished &+= 1
+            if s.pointee.syncWaiters > 0 { wakes.synchronizers = true }
+        }
+        lock.unlock()
+        flush(&wakes)
+    }
+}

@@ -1,0 +1,712 @@
+// dmabench — DMAEngineLocked
+//
+// The channel state behind `LockedChannel`: one lock guarding virt-dma's five lists, the
+// active descriptor, the cyclic pending period and the cookie counters (CONTRACT.md
+// appendix V). The engine thread and the callback executor hold a strong reference to this
+// object, never to the channel, so that a channel dropped without `release()` still shuts
+// its threads down from `deinit`.
+
+import DMAEngine
+import Glibc
+import Platform
+import Synchronization
+
+/// Everything guarded by `ChannelLock`. It lives in raw memory (`LockedCore.st`), so that
+/// accesses carry no dynamic exclusivity checks; only code holding the lock touches it.
+struct LockedState {
+    /// Kernel: `chan->cookie` (used) and `chan->completed_cookie` (last). Mirrored in
+    /// `LockedCore.watermark` after every change.
+    var watermark = DMACookieWatermark()
+    var allocated = SlotList()
+    var submitted = SlotList()
+    var issued = SlotList()
+    var completed = SlotList()
+    var terminated = SlotList()
+    /// Top of the free stack, linked through `Slot.next` (-1 = pool exhausted).
+    var freeHead: Int32 = -1
+    /// The descriptor the engine runs (-1 = none). On no list until terminated.
+    var active: Int32 = -1
+    /// The active descriptor was terminated: the engine must not complete it.
+    var activeTerminated = false
+    /// The terminate asked the engine to abort it (false under `.terminateKeepsCopyingActive`).
+    var activeAbortRequested = false
+    /// Kernel: `vc->cyclic`, the cyclic descriptor with a period callback pending (-1 = none).
+    var cyclicPending: Int32 = -1
+    var paused = false
+    /// Between a terminate that found work (or a running callback) and the next
+    /// synchronize (CONTRACT.md A.3 `terminating`): the engine starts nothing new, and
+    /// synchronize drops what was submitted meanwhile (T6, T7).
+    var terminating = false
+    /// Sum of the lengths on the submitted and issued lists.
+    var queuedBytes = 0
+    var config = DMAConfig()
+    var failNextSubmits = 0
+    var probe: DMAAccessProbe? = nil
+
+    /// The engine has nothing to do and waits on `engineEvent`: issuePending must signal it.
+    var engineIdle = false
+    /// The executor has nothing to do and waits on `executorEvent`.
+    var executorIdle = false
+    /// Batches the executor has taken and finished (synchronize waits on these).
+    var executorStarted: UInt64 = 0
+    var executorFinished: UInt64 = 0
+    /// Aborts of an active descriptor asked by terminate, and those the engine carried out.
+    var abortRequests: UInt64 = 0
+    var abortsHandled: UInt64 = 0
+    /// Threads blocked in synchronize; engine and executor wake them when non-zero.
+    var syncWaiters = 0
+    /// `.callbackAfterTerminate` only: the executor holds the late callbacks until this
+    /// time, so that they run well after synchronize returned.
+    var lateCallbacksNotBefore: UInt64 = 0
+
+    /// `release()` has begun: every later operation fails with `.released`.
+    var released = false
+    /// The threads must exit.
+    var shutdown = false
+}
+
+/// One entry of the executor's private batch (kernel: the private list in `vchan_complete`).
+struct BatchEntry {
+    var index: Int32
+    var cookie: DMACookie
+    var result: DMAResult
+}
+
+final class LockedCore: @unchecked Sendable {
+    let options: DMAChannelOptions
+    let defect: LockedDefect?
+    let poolSize: Int
+
+    let lock = ChannelLock()
+    let st: UnsafeMutablePointer<LockedState>
+    let slots: UnsafeMutablePointer<Slot>
+    /// The executor's private batch, preallocated with one entry per slot.
+    let batch: UnsafeMutablePointer<BatchEntry>
+
+    /// The watermark, packed (`DMACookieWatermark.packed`), for lock-free `status(of:)`.
+    let watermark: Atomic<UInt64>
+    /// Residue of the active descriptor, written by the engine after each chunk.
+    let activeResidue = Atomic<Int>(0)
+    /// `LockedState.queuedBytes`, mirrored for the lock-free status path.
+    let queuedBytesMirror = Atomic<Int>(0)
+    /// Set by terminate (under the lock) when it aborts the active descriptor.
+    let abortFlag = Atomic<Bool>(false)
+    /// `LockedState.paused`, mirrored so the engine sees it at each chunk boundary.
+    let pauseFlag = Atomic<Bool>(false)
+    /// True while the engine moves a chunk; pause waits until it reads false.
+    let engineInChunk = Atomic<Bool>(false)
+    /// Mirrors `LockedState.shutdown` for the engine's chunk gate and waits.
+    let shutdownFlag = Atomic<Bool>(false)
+    /// Incremented by `debugReleaseStalls()`.
+    let stallGeneration = Atomic<UInt64>(0)
+    /// Incremented when the access probe changes, so the engine re-reads it.
+    let probeGeneration = Atomic<UInt64>(0)
+
+    let engineEvent = ParkingEvent()
+    let executorEvent = ParkingEvent()
+    /// A futex word that synchronize sleeps on; bumped when executor or engine progress.
+    let syncWordStorage: UnsafeMutableRawPointer
+
+    var engineThread: OSThread?
+    var executorThread: OSThread?
+    let engineThreadID = Atomic<Int32>(0)
+    let executorThreadID = Atomic<Int32>(0)
+
+    init(options: DMAChannelOptions, defect: LockedDefect?) throws(DMAError) {
+        guard options.poolSize >= 1 && options.poolSize <= 1 << 24 else {
+            throw .invalidArgument("poolSize \(options.poolSize) out of range; valid: 1...\(1 << 24)")
+        }
+        guard options.spinNanoseconds >= 0 else {
+            throw .invalidArgument("spinNanoseconds \(options.spinNanoseconds) is negative; valid: 0 or more")
+        }
+        self.options = options
+        self.defect = defect
+        self.poolSize = options.poolSize
+        st = UnsafeMutablePointer<LockedState>.allocate(capacity: 1)
+        st.initialize(to: LockedState())
+        slots = UnsafeMutablePointer<Slot>.allocate(capacity: poolSize)
+        slots.initialize(repeating: Slot(), count: poolSize)
+        batch = UnsafeMutablePointer<BatchEntry>.allocate(capacity: poolSize)
+        batch.initialize(repeating: BatchEntry(index: -1, cookie: DMACookie(0), result: .noError), count: poolSize)
+        // Free stack: 0 on top, so the first preps use the lowest slots.
+        for i in 0..<poolSize { slots[i].next = i + 1 < poolSize ? Int32(i + 1) : -1 }
+        st.pointee.freeHead = 0
+        watermark = Atomic(DMACookieWatermark().packed)
+        syncWordStorage = UnsafeMutableRawPointer.allocate(byteCount: 128, alignment: 128)
+        syncWordStorage.bindMemory(to: Atomic<UInt32>.self, capacity: 1).initialize(to: Atomic(0))
+    }
+
+    /// Starts the engine and the executor. Separate from `init` so that the closures can
+    /// capture a fully initialised `self`.
+    func start() throws(DMAError) {
+        do throws(SystemError) {
+            engineThread = try OSThread(name: "dma-locked-eng", cpu: options.engineCPU) { [self] in
+                engineThreadID.store(CPU.currentThreadID, ordering: .relaxed)
+                engineMain()
+            }
+            executorThread = try OSThread(name: "dma-locked-cb", cpu: options.executorCPU) { [self] in
+                executorThreadID.store(CPU.currentThreadID, ordering: .relaxed)
+                executorMain()
+            }
+        } catch {
+            shutdownThreads(join: true)
+            throw .unavailable("cannot start the locked backend's threads: \(error)")
+        }
+    }
+
+    deinit {
+        st.deinitialize(count: 1)
+        st.deallocate()
+        slots.deinitialize(count: poolSize)
+        slots.deallocate()
+        batch.deinitialize(count: poolSize)
+        batch.deallocate()
+        syncWord.deinitialize(count: 1)
+        syncWordStorage.deallocate()
+        lock.destroy()
+    }
+
+    var syncWord: UnsafeMutablePointer<Atomic<UInt32>> { syncWordStorage.assumingMemoryBound(to: Atomic<UInt32>.self) }
+
+    // MARK: Helpers (lock held)
+
+    /// Publishes `st.watermark` for the lock-free status path. Lock held.
+    @inline(__always)
+    func publishWatermark() {
+        // Ordering: release; pairs with the acquire load in `status(of:)`, so a reader that
+        // sees a cookie COMPLETE also sees the list changes made before it under the lock.
+        watermark.store(st.pointee.watermark.packed, ordering: .releasing)
+    }
+
+    @inline(__always)
+    func setQueuedBytes(_ v: Int) {
+        st.pointee.queuedBytes = v
+        queuedBytesMirror.store(v, ordering: .relaxed)
+    }
+
+    /// Validates a handle. Lock held.
+    @inline(__always)
+    func check(_ d: DMADescriptor) throws(DMAError) -> Int32 {
+        if st.pointee.released { throw .released }
+        let i = Int(d.index)
+        guard i < poolSize, slots[i].generation == d.generation, slots[i].state != .free else {
+            throw .invalidHandle
+        }
+        return Int32(i)
+    }
+
+    /// Returns a slot to the free stack and makes every handle to it stale. Lock held.
+    /// The callback (and anything it captures) is released here, as `desc_free` would.
+    @inline(__always)
+    func freeSlot(_ i: Int32) {
+        let s = slots + Int(i)
+        s.pointee.generation &+= 1
+        s.pointee.state = .free
+        s.pointee.callback = DMACallback()
+        s.pointee.probeless()
+        s.pointee.next = st.pointee.freeHead
+        s.pointee.prev = -1
+        st.pointee.freeHead = i
+    }
+
+    /// Retirement (kernel: `vchan_vdesc_fini`): REUSE → back to allocated, else free. Lock held.
+    @inline(__always)
+    func retire(_ i: Int32) {
+        if slots[Int(i)].reuse {
+            slots[Int(i)].state = .prepared
+            slots[Int(i)].result = .noError
+            slots.append(i, to: &st.pointee.allocated)
+        } else {
+            freeSlot(i)
+        }
+    }
+
+    /// Wakes threads blocked in synchronize. Lock not held.
+    func wakeSynchronizers() {
+        // Ordering: release; pairs with the acquire load of the sync word in `waitForSync`,
+        // which re-checks its condition under the lock afterwards anyway.
+        syncWord.pointee.add(1, ordering: .releasing)
+        Futex.wake(UnsafeMutableRawPointer(syncWordStorage).assumingMemoryBound(to: UInt32.self))
+    }
+
+    // MARK: Prep
+
+    func prepare(
+        kind: TransferKind, destination: UnsafeMutableRawPointer, source: UnsafeRawPointer?, length: Int,
+        periodLength: Int, value: UInt8, flags: DMAPrepFlags
+    ) -> DMADescriptor? {
+        lock.lock()
+        defer { lock.unlock() }
+        let i = st.pointee.freeHead
+        guard !st.pointee.released, i >= 0 else { return nil }
+        let s = slots + Int(i)
+        st.pointee.freeHead = s.pointee.next
+        s.pointee.state = .prepared
+        s.pointee.kind = kind
+        s.pointee.reuse = false
+        s.pointee.interrupt = flags.contains(.interrupt)
+        s.pointee.value = value
+        s.pointee.cookie = DMACookie(0)
+        s.pointee.destination = destination
+        s.pointee.source = source
+        s.pointee.length = length
+        s.pointee.periodLength = periodLength
+        s.pointee.burstBytes = st.pointee.config.burstBytes
+        s.pointee.injection = DMAInjection()
+        s.pointee.result = .noError
+        slots.append(i, to: &st.pointee.allocated)
+        return DMADescriptor(index: UInt32(i), generation: s.pointee.generation)
+    }
+
+    func setCallback(_ callback: DMACallback, for d: DMADescriptor) throws(DMAError) {
+        lock.lock()
+        defer { lock.unlock() }
+        let i = try check(d)
+        guard slots[Int(i)].state == .prepared else { throw slots[Int(i)].reuse ? .busy : .invalidHandle }
+        slots[Int(i)].callback = callback
+    }
+
+    func setReuse(_ reuse: Bool, for d: DMADescriptor) throws(DMAError) {
+        lock.lock()
+        defer { lock.unlock() }
+        let i = try check(d)
+        // A non-REUSE descriptor is the backend's once submitted; a REUSE one may have its
+        // flag cleared at any time (it is then freed at its next retirement).
+        guard slots[Int(i)].state == .prepared || slots[Int(i)].reuse else { throw .invalidHandle }
+        slots[Int(i)].reuse = reuse
+    }
+
+    func free(_ d: DMADescriptor) throws(DMAError) {
+        lock.lock()
+        defer { lock.unlock() }
+        let i = try check(d)
+        guard slots[Int(i)].reuse else { throw .notPermitted }
+        guard slots[Int(i)].state == .prepared else { throw .busy }
+        slots.remove(i, from: &st.pointee.allocated)
+        freeSlot(i)
+    }
+
+    func inject(_ injection: DMAInjection, into d: DMADescriptor) throws(DMAError) {
+        if injection.chunkBytes < 0 || injection.delayPerChunkNanoseconds < 0 {
+            throw .invalidArgument("injection chunkBytes and delayPerChunkNanoseconds must be ≥ 0")
+        }
+        lock.lock()
+        defer { lock.unlock() }
+        let i = try check(d)
+        guard slots[Int(i)].state == .prepared else { throw slots[Int(i)].reuse ? .busy : .invalidHandle }
+        slots[Int(i)].injection = injection
+    }
+
+    // MARK: Submit, issue, status
+
+    /// Kernel: `vchan_tx_submit` (`dma_cookie_assign`, move to `desc_submitted`).
+    func submit(_ d: DMADescriptor) -> DMACookie {
+        lock.lock()
+        defer { lock.unlock() }
+        if st.pointee.released { return .failure(ENODEV) }
+        let i = Int(d.index)
+        guard i < poolSize, slots[i].generation == d.generation else { return .failure(EINVAL) }
+        let state = slots[i].state
+        // A REUSE descriptor whose callback is running may be resubmitted (K7): the engine is
+        // done with it, and the executor skips its retirement once it sees the new state.
+        guard state == .prepared || (state == .dispatched && slots[i].reuse) else {
+            return .failure(slots[i].reuse ? EBUSY : EINVAL)
+        }
+        if st.pointee.failNextSubmits > 0 {
+            st.pointee.failNextSubmits -= 1
+            return .failure(EIO)
+        }
+        if state == .prepared { slots.remove(Int32(i), from: &st.pointee.allocated) }
+        let cookie = st.pointee.watermark.assign()
+        publishWatermark()
+        slots[i].cookie = cookie
+        slots[i].state = .queued
+        slots.append(Int32(i), to: &st.pointee.submitted)
+        setQueuedBytes(st.pointee.queuedBytes + slots[i].length)
+        return cookie
+    }
+
+    /// Kernel: `vchan_issue_pending` and the driver's "start the hardware if idle".
+    func issuePending() {
+        lock.lock()
+        slots.splice(&st.pointee.submitted, to: &st.pointee.issued)
+        var wake = false
+        if st.pointee.engineIdle && !st.pointee.issued.isEmpty && !st.pointee.paused && !st.pointee.terminating
+            && !st.pointee.shutdown
+        {
+            st.pointee.engineIdle = false
+            wake = true
+        }
+        lock.unlock()
+        if wake { engineEvent.signal() }
+    }
+
+    /// Kernel: `dmaengine_tx_status` → `dma_cookie_status` + `vchan_find_desc` for residue.
+    func status(of cookie: DMACookie) -> (DMAStatus, DMATxState) {
+        // Ordering: acquire; pairs with the release store in `publishWatermark()`.
+        let w = DMACookieWatermark(packed: watermark.load(ordering: .acquiring))
+        if w.isComplete(cookie) {
+            // COMPLETE is never overridden (S3 applies to IN_PROGRESS only), and residue is 0 (S4).
+            let inFlight = queuedBytesMirror.load(ordering: .relaxed) + activeResidue.load(ordering: .relaxed)
+            return (.complete, DMATxState(last: w.last, used: w.used, residue: 0, inFlightBytes: inFlight))
+        }
+        lock.lock()
+        defer { lock.unlock() }
+        let wl = st.pointee.watermark
+        let active = st.pointee.active
+        let activeLive = active >= 0 && !st.pointee.activeTerminated
+        let activeBytes = activeLive ? activeResidue.load(ordering: .relaxed) : 0
+        let inFlight = st.pointee.queuedBytes + activeBytes
+        if wl.isComplete(cookie) {
+            return (.complete, DMATxState(last: wl.last, used: wl.used, residue: 0, inFlightBytes: inFlight))
+        }
+        let status: DMAStatus = st.pointee.paused ? .paused : .inProgress
+        var residue = 0
+        if activeLive && slots[Int(active)].cookie == cookie {
+            residue = activeBytes
+        } else if let r = queuedLength(of: cookie) {
+            residue = r
+        }
+        return (status, DMATxState(last: wl.last, used: wl.used, residue: residue, inFlightBytes: inFlight))
+    }
+
+    /// The length of a queued (submitted or issued) cookie: its residue by rule S5. Lock held.
+    private func queuedLength(of cookie: DMACookie) -> Int? {
+        var i = st.pointee.issued.head
+        while i >= 0 {
+            if slots[Int(i)].cookie == cookie { return slots[Int(i)].length }
+            i = slots[Int(i)].next
+        }
+        i = st.pointee.submitted.head
+        while i >= 0 {
+            if slots[Int(i)].cookie == cookie { return slots[Int(i)].length }
+            i = slots[Int(i)].next
+        }
+        return nil
+    }
+
+    // MARK: Pause
+
+    /// Kernel: `dmaengine_pause`. Returns once the engine has stopped moving data (P1).
+    func pause() throws(DMAError) {
+        lock.lock()
+        if st.pointee.released {
+            lock.unlock()
+            throw .released
+        }
+        st.pointee.paused = true
+        // Ordering: seq_cst; with the seq_cst store of `engineInChunk` and load of
+        // `pauseFlag` in the engine's chunk gate (Dekker): either the engine sees the pause
+        // before its next chunk, or we see it inside the chunk below and wait.
+        pauseFlag.store(true, ordering: .sequentiallyConsistent)
+        lock.unlock()
+        var spins = 0
+        // Ordering: seq_cst; pairs with the engine's chunk gate (see above). The engine's
+        // release store of false at the end of a chunk orders that chunk's bytes before it.
+        while engineInChunk.load(ordering: .sequentiallyConsistent) {
+            spins &+= 1
+            if spins < 1000 { cpuRelax() } else { sched_yield() }
+        }
+    }
+
+    /// Kernel: `dmaengine_resume`.
+    func resume() throws(DMAError) {
+        lock.lock()
+        if st.pointee.released {
+            lock.unlock()
+            throw .released
+        }
+        guard st.pointee.paused else {
+            lock.unlock()
+            throw .notPaused
+        }
+        st.pointee.paused = false
+        // Ordering: relaxed is enough; the engine re-checks under the lock or after the event.
+        pauseFlag.store(false, ordering: .sequentiallyConsistent)
+        if st.pointee.engineIdle && !st.pointee.issued.isEmpty && !st.pointee.terminating {
+            st.pointee.engineIdle = false
+        }
+        lock.unlock()
+        // Wake the engine in any case: it may be waiting mid-transfer for the resume.
+        engineEvent.signal()
+    }
+
+    // MARK: Termination
+
+    /// Kernel: the driver's `terminate_all`: `vchan_terminate_vdesc(active)` +
+    /// `vchan_get_all_descriptors`, with the watermark set to `used` (rule S6) and the
+    /// pause cleared. Never waits.
+    func terminateAsync() throws(DMAError) {
+        lock.lock()
+        if st.pointee.released {
+            lock.unlock()
+            throw .released
+        }
+        terminateLocked()
+        lock.unlock()
+        engineEvent.signal()
+    }
+
+    /// The body of terminate. Lock held.
+    func terminateLocked() {
+        let s = st
+        // Callbacks of a batch the executor is running were dispatched before this terminate
+        // and may still submit (T7): hold such work until synchronize, which drops it.
+        if s.pointee.active >= 0 || !s.pointee.submitted.isEmpty || !s.pointee.issued.isEmpty
+            || !s.pointee.completed.isEmpty || s.pointee.executorStarted != s.pointee.executorFinished
+        {
+            s.pointee.terminating = true
+        }
+        if s.pointee.active >= 0 && !s.pointee.activeTerminated {
+            s.pointee.activeTerminated = true
+            slots.append(s.pointee.active, to: &s.pointee.terminated)
+            if defect != .terminateKeepsCopyingActive {
+                s.pointee.activeAbortRequested = true
+                s.pointee.abortRequests &+= 1
+                // Ordering: seq_cst; read by the engine's chunk gate. The engine acts on it
+                // under the lock (`engineFinish`), which orders everything else.
+                abortFlag.store(true, ordering: .sequentiallyConsistent)
+            }
+        }
+        slots.splice(&s.pointee.submitted, to: &s.pointee.terminated)
+        slots.splice(&s.pointee.issued, to: &s.pointee.terminated)
+        if defect != .callbackAfterTerminate {
+            // Completed but not yet dispatched: dropped without callback (virt-dma).
+            slots.splice(&s.pointee.completed, to: &s.pointee.terminated)
+        }
+        s.pointee.cyclicPending = -1
+        setQueuedBytes(0)
+        s.pointee.watermark.last = s.pointee.watermark.used
+        publishWatermark()
+        if s.pointee.paused {
+            s.pointee.paused = false
+            pauseFlag.store(false, ordering: .sequentiallyConsistent)
+        }
+    }
+
+    /// Kernel: `vchan_synchronize` (`tasklet_kill`, then free `desc_terminated`).
+    ///
+    /// Waits until the executor has finished the batch it was running when called (a batch
+    /// taken before the terminate holds the only pre-terminate descriptors that can still get
+    /// a callback), and until the engine has dropped every active descriptor that a
+    /// terminate aborted. Bounded even when callbacks keep submitting (T7, scenario 19):
+    /// while the channel is `terminating` the engine starts nothing new, so no new batch can
+    /// begin, and what was submitted meanwhile (by a callback, or by the client against T6)
+    /// is dropped here as a terminate would drop it: no callback, cookies read COMPLETE.
+    func synchronizeLocked() {
+        let s = st
+        if defect != .synchronizeDoesNotWait {
+            let executorTarget = s.pointee.executorStarted
+            let abortTarget = s.pointee.abortRequests
+            while s.pointee.executorFinished < executorTarget || s.pointee.abortsHandled < abortTarget {
+                // Ordering: acquire; pairs with the release add in `wakeSynchronizers()`.
+                let seq = syncWord.pointee.load(ordering: .acquiring)
+                s.pointee.syncWaiters += 1
+                lock.unlock()
+                waitForSync(seq)
+                lock.lock()
+                s.pointee.syncWaiters -= 1
+            }
+        }
+        if s.pointee.terminating {
+            s.pointee.terminating = false
+            slots.splice(&s.pointee.submitted, to: &s.pointee.terminated)
+            slots.splice(&s.pointee.issued, to: &s.pointee.terminated)
+            setQueuedBytes(0)
+            s.pointee.watermark.last = s.pointee.watermark.used
+            publishWatermark()
+        }
+        retireTerminated()
+    }
+
+    private func waitForSync(_ seq: UInt32) {
+        let start = MonotonicClock.now()
+        let spin = UInt64(max(0, min(options.spinNanoseconds, 20_000)))
+        // Ordering: acquire; pairs with the release add in `wakeSynchronizers()`.
+        while syncWord.pointee.load(ordering: .acquiring) == seq {
+            if MonotonicClock.now() &- start > spin {
+                // Bounded sleep: the condition is re-checked under the lock in any case.
+                Futex.wait(
+                    UnsafeMutableRawPointer(syncWordStorage).assumingMemoryBound(to: UInt32.self), expected: seq,
+                    timeoutNanoseconds: 10_000_000)
+                return
+            }
+            cpuRelax()
+        }
+    }
+
+    /// Retires `desc_terminated`, except the descriptor the engine still holds. Lock held.
+    func retireTerminated() {
+        let s = st
+        var list = s.pointee.terminated
+        s.pointee.terminated = SlotList()
+        let wakeExecutor = defect == .callbackAfterTerminate && s.pointee.executorIdle
+        var queuedCallbacks = false
+        while list.count > 0 {
+            let i = slots.popFirst(&list)
+            if i == s.pointee.active && s.pointee.activeTerminated {
+                slots.append(i, to: &s.pointee.terminated)
+            } else if defect == .callbackAfterTerminate && slots[Int(i)].needsCallback {
+                slots[Int(i)].state = .completed
+                slots[Int(i)].result = .noError
+                slots.append(i, to: &s.pointee.completed)
+                queuedCallbacks = true
+                s.pointee.lateCallbacksNotBefore = MonotonicClock.now() &+ 20_000_000
+            } else {
+                retire(i)
+            }
+        }
+        if queuedCallbacks && wakeExecutor {
+            s.pointee.executorIdle = false
+            executorEvent.signal()
+        }
+    }
+
+    func synchronize() throws(DMAError) {
+        try NonBlockingContext.checkBlockingAllowed()
+        lock.lock()
+        defer { lock.unlock() }
+        if st.pointee.released { throw .released }
+        synchronizeLocked()
+    }
+
+    func terminateSync() throws(DMAError) {
+        try NonBlockingContext.checkBlockingAllowed()
+        lock.lock()
+        defer { lock.unlock() }
+        if st.pointee.released { throw .released }
+        terminateLocked()
+        engineEvent.signal()
+        synchronizeLocked()
+    }
+
+    /// Kernel: `dma_release_channel` → `device_free_chan_resources` → `vchan_free_chan_resources`,
+    /// preceded by terminate_sync semantics (CONTRACT.md A.2 [T]).
+    func release() throws(DMAError) {
+        try NonBlockingContext.checkBlockingAllowed()
+        lock.lock()
+        if st.pointee.released {
+            lock.unlock()
+            throw .released
+        }
+        st.pointee.released = true
+        terminateLocked()
+        engineEvent.signal()
+        synchronizeLocked()
+        lock.unlock()
+        shutdownThreads(join: true)
+        lock.lock()
+        freeAll()
+        lock.unlock()
+    }
+
+    /// Stops and (optionally) joins both threads.
+    func shutdownThreads(join: Bool) {
+        lock.lock()
+        st.pointee.shutdown = true
+        st.pointee.released = true
+        // Ordering: release; pairs with the acquire loads in the engine's waits (the
+        // engine re-checks `shutdown` under the lock before it takes new work).
+        shutdownFlag.store(true, ordering: .releasing)
+        lock.unlock()
+        engineEvent.signal()
+        executorEvent.signal()
+        if join {
+            engineThread?.join()
+            executorThread?.join()
+        }
+    }
+
+    /// Frees every descriptor, REUSE ones included. Lock held; threads joined.
+    func freeAll() {
+        let s = st
+        for i in 0..<poolSize where slots[i].state != .free {
+            slots[i].reuse = false
+            freeSlot(Int32(i))
+        }
+        // Rebuild the free stack in index order.
+        for i in 0..<poolSize { slots[i].next = i + 1 < poolSize ? Int32(i + 1) : -1 }
+        s.pointee.freeHead = 0
+        s.pointee.allocated = SlotList()
+        s.pointee.submitted = SlotList()
+        s.pointee.issued = SlotList()
+        s.pointee.completed = SlotList()
+        s.pointee.terminated = SlotList()
+        s.pointee.active = -1
+        s.pointee.activeTerminated = false
+        s.pointee.cyclicPending = -1
+        s.pointee.probe = nil
+    }
+
+    /// Called from the channel's `deinit` when the client never released it.
+    func shutdownFromDeinit() {
+        lock.lock()
+        let done = st.pointee.shutdown
+        if !done {
+            st.pointee.released = true
+            terminateLocked()
+        }
+        lock.unlock()
+        if done { return }
+        // Joining from one of our own threads (the last reference dropped in a callback)
+        // would wait for itself; those threads exit on their own once they see `shutdown`.
+        let me = CPU.currentThreadID
+        let own = me == engineThreadID.load(ordering: .relaxed) || me == executorThreadID.load(ordering: .relaxed)
+        shutdownThreads(join: !own)
+    }
+
+    // MARK: Test hooks
+
+    func seedCookie(used: DMACookie, last: DMACookie) throws(DMAError) {
+        guard used.isValid && last.isValid else {
+            throw .invalidArgument("cookies must be ≥ 1; got used \(used), last \(last)")
+        }
+        lock.lock()
+        defer { lock.unlock() }
+        if st.pointee.released { throw .released }
+        guard st.pointee.active < 0, st.pointee.submitted.isEmpty, st.pointee.issued.isEmpty,
+            st.pointee.completed.isEmpty
+        else { throw .busy }
+        st.pointee.watermark = DMACookieWatermark(used: used, last: last)
+        publishWatermark()
+    }
+
+    func failNextSubmits(_ count: Int) {
+        lock.lock()
+        st.pointee.failNextSubmits = max(0, count)
+        lock.unlock()
+    }
+
+    func releaseStalls() {
+        // Ordering: release; pairs with the acquire load in the engine's stall wait.
+        stallGeneration.add(1, ordering: .releasing)
+        engineEvent.signal()
+    }
+
+    func setAccessProbe(_ probe: DMAAccessProbe?) {
+        lock.lock()
+        st.pointee.probe = probe
+        // Ordering: relaxed; the engine re-reads the probe under the lock when it sees a change.
+        probeGeneration.add(1, ordering: .relaxed)
+        lock.unlock()
+    }
+
+    func configure(_ config: DMAConfig) throws(DMAError) {
+        guard config.burstBytes >= 0 else {
+            throw .invalidArgument("burstBytes \(config.burstBytes) is negative; valid: 0 (whole transfer) or more")
+        }
+        lock.lock()
+        defer { lock.unlock() }
+        if st.pointee.released { throw .released }
+        st.pointee.config = config
+    }
+}
+
+extension Slot {
+    /// Drops references a free slot must not keep.
+    @inline(__always)
+    mutating func probeless() {
+        destination = nil
+        source = nil
+    }
+}

@@ -1,0 +1,37 @@
+// dmabench — DMAEngineLocked
+//
+// Deliberately broken variants of the locked backend, for tests only (DESIGN.md §10: the
+// conformance suite must catch each one, which proves that the detector detects).
+
+/// A deliberate bug, selected with `LockedChannel(options:defect:)`.
+///
+/// Each case breaks exactly one guarantee of CONTRACT.md A.7; everything else behaves as in
+/// the correct backend. Never use these outside tests.
+@_spi(NegativeControls)
+public enum LockedDefect: String, Sendable, Hashable, CaseIterable {
+    /// `synchronize()` does not wait: it retires the terminated descriptors and returns at
+    /// once, while a callback dispatched before the terminate may still be running (or about
+    /// to run) and the engine may still be copying the previously active descriptor.
+    /// Breaks T3 (a) and (b); caught by scenarios 15, 16, 17 (synchronize returns while the
+    /// callback is blocked) and 29/30-style checks.
+    case synchronizeDoesNotWait
+
+    /// `terminateAsync()` removes the active descriptor from the channel (its cookie reads
+    /// COMPLETE, it gets no callback) but does not tell the engine: the engine keeps copying
+    /// it chunk by chunk to its end, stalls included (a stalled transfer resumes at
+    /// `debugReleaseStalls()`), and `synchronize()` does not wait for it. Accesses after
+    /// `synchronize()`/`terminateSync()` returned reach the access probe and the
+    /// destination. Breaks T3 (a); caught by scenarios 14 and 30 (engine access after
+    /// terminateSync) and 28 (engine keeps writing after terminateSync).
+    case terminateKeepsCopyingActive
+
+    /// Terminated descriptors are not dropped: `terminateAsync()` leaves the completed list
+    /// alone, and `synchronize()` hands every terminated descriptor that has a callback to
+    /// the callback executor (result `.noError`, residue 0) instead of retiring it; the
+    /// executor holds them for 20 ms, so their callbacks run well after
+    /// `synchronize()`/`terminateSync()` returned — the
+    /// "callback after the test finished" that dmatest warns about. Breaks T1 and T3 (b);
+    /// caught by scenarios 14, 20, 21 and 30 (callback for a terminated cookie or after
+    /// terminateSync).
+    case callbackAfterTerminate
+}

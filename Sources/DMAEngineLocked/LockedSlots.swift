@@ -1,0 +1,152 @@
+// dmabench — DMAEngineLocked
+//
+// The pieces under the channel lock: the mutex itself, the descriptor slot, and the
+// intrusive lists that mirror virt-dma's `desc_allocated`, `desc_submitted`, `desc_issued`,
+// `desc_completed` and `desc_terminated` (CONTRACT.md appendix V).
+
+import DMAEngine
+import Glibc
+
+/// The channel lock: one pthread mutex in its own allocation, so that its address never
+/// moves. It is the userspace form of virt-dma's `vc.lock` spinlock.
+///
+/// Every acquisition is reported to `NonBlockingContext.lockAcquired()`, so that a blocking
+/// call made while it is held is refused (CONTRACT.md A.1 (c)) and so that tests can assert
+/// that no callback runs with it held (scenario 12).
+struct ChannelLock {
+    let mutex: UnsafeMutablePointer<pthread_mutex_t>
+
+    init() {
+        mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+        mutex.initialize(to: pthread_mutex_t())
+        var attr = pthread_mutexattr_t()
+        pthread_mutexattr_init(&attr)
+        // PTHREAD_MUTEX_ADAPTIVE_NP (3 in glibc): spin briefly before sleeping. The critical
+        // sections here are a few list operations, far shorter than a futex round trip.
+        pthread_mutexattr_settype(&attr, 3)
+        pthread_mutex_init(mutex, &attr)
+        pthread_mutexattr_destroy(&attr)
+    }
+
+    func destroy() {
+        pthread_mutex_destroy(mutex)
+        mutex.deinitialize(count: 1)
+        mutex.deallocate()
+    }
+
+    @inline(__always)
+    func lock() {
+        pthread_mutex_lock(mutex)
+        NonBlockingContext.lockAcquired()
+    }
+
+    @inline(__always)
+    func unlock() {
+        NonBlockingContext.lockReleased()
+        pthread_mutex_unlock(mutex)
+    }
+}
+
+/// Where a descriptor is. List membership follows the state, as in virt-dma.
+enum SlotState: UInt8 {
+    /// On the free stack; the handle's generation no longer matches.
+    case free
+    /// On the allocated list (`desc_allocated`): prepared, not submitted.
+    case prepared
+    /// On the submitted or the issued list (`desc_submitted`, `desc_issued`).
+    case queued
+    /// Held by the engine; on no list, or on the terminated list once terminated.
+    case active
+    /// On the completed list (`desc_completed`): the watermark passed it, callback pending.
+    case completed
+    /// Taken by the callback executor: its callback runs or is about to.
+    case dispatched
+    /// On the terminated list (`desc_terminated`), waiting for `synchronize`.
+    case terminated
+}
+
+enum TransferKind: UInt8 {
+    case memcpy, memset, cyclic
+}
+
+/// One descriptor of the preallocated pool (kernel: `struct virt_dma_desc` and the
+/// driver's descriptor around it). Fields are guarded by the channel lock, except where the
+/// engine or the executor owns the descriptor (states `.active`, `.dispatched`), as noted.
+struct Slot {
+    var generation: UInt32 = 0
+    var state: SlotState = .free
+    var kind: TransferKind = .memcpy
+    var reuse = false
+    var interrupt = false
+    var value: UInt8 = 0
+    /// Intrusive links of whichever list the slot is on (-1 = none). The free stack uses `next`.
+    var prev: Int32 = -1
+    var next: Int32 = -1
+    var cookie = DMACookie(0)
+    var destination: UnsafeMutableRawPointer? = nil
+    var source: UnsafeRawPointer? = nil
+    var length = 0
+    var periodLength = 0
+    /// `DMAConfig.burstBytes` at prep time (config affects later preps only, scenario 32).
+    var burstBytes = 0
+    var injection = DMAInjection()
+    /// `tx_result` of the last run.
+    var result = DMAResult.noError
+    /// Written only while `.prepared`; read by the executor while `.dispatched` (or, for a
+    /// cyclic descriptor, while `.active`), when nobody may write it.
+    var callback = DMACallback()
+
+    var needsCallback: Bool { interrupt && callback.isSet }
+}
+
+/// A doubly linked intrusive list of slot indices, threaded through `Slot.prev/next`.
+struct SlotList {
+    var head: Int32 = -1
+    var tail: Int32 = -1
+    var count = 0
+
+    var isEmpty: Bool { count == 0 }
+}
+
+extension UnsafeMutablePointer where Pointee == Slot {
+    @inline(__always)
+    func append(_ i: Int32, to list: inout SlotList) {
+        self[Int(i)].prev = list.tail
+        self[Int(i)].next = -1
+        if list.tail >= 0 { self[Int(list.tail)].next = i } else { list.head = i }
+        list.tail = i
+        list.count += 1
+    }
+
+    @inline(__always)
+    func remove(_ i: Int32, from list: inout SlotList) {
+        let p = self[Int(i)].prev, n = self[Int(i)].next
+        if p >= 0 { self[Int(p)].next = n } else { list.head = n }
+        if n >= 0 { self[Int(n)].prev = p } else { list.tail = p }
+        self[Int(i)].prev = -1
+        self[Int(i)].next = -1
+        list.count -= 1
+    }
+
+    @inline(__always)
+    func popFirst(_ list: inout SlotList) -> Int32 {
+        let i = list.head
+        if i >= 0 { remove(i, from: &list) }
+        return i
+    }
+
+    /// Moves every slot of `from` to the tail of `to` in O(1) (kernel: `list_splice_tail_init`).
+    @inline(__always)
+    func splice(_ from: inout SlotList, to: inout SlotList) {
+        guard from.count > 0 else { return }
+        if to.tail >= 0 {
+            self[Int(to.tail)].next = from.head
+            self[Int(from.head)].prev = to.tail
+        } else {
+            to.head = from.head
+        }
+        to.tail = from.tail
+        to.count += from.count
+        from = SlotList()
+    }
+}

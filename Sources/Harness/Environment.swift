@@ -1,0 +1,86 @@
+// dmabench — Harness
+//
+// The context block of a result: facts about the machine, never environment variables,
+// home paths, or host names beyond a host identifier the user can override (`--host-id`).
+
+import Foundation
+import Platform
+
+public enum EnvironmentCapture {
+    public static let toolVersion = "0.1.0"
+
+    static func read(_ path: String) -> String? {
+        try? String(contentsOfFile: path, encoding: .utf8)
+    }
+
+    /// The CPU model from /proc/cpuinfo.
+    public static var cpuModel: String {
+        guard let info = read("/proc/cpuinfo") else { return "unknown" }
+        for line in info.split(separator: "\n") where line.hasPrefix("model name") {
+            if let colon = line.firstIndex(of: ":") {
+                return line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            }
+        }
+        return "unknown"
+    }
+
+    /// The kernel release (uname -r).
+    public static var kernel: String {
+        var u = utsname()
+        uname(&u)
+        return withUnsafeBytes(of: &u.release) { raw in
+            String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+        }
+    }
+
+    /// The cpufreq governor of cpu0, if the machine exposes one.
+    public static var governor: String? {
+        read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor")?.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// A short, stable identifier for this machine: a hash of /etc/machine-id (so a hostname
+    /// never leaks into a shared result), unless the user gives one.
+    public static func hostID(override: String?) -> String {
+        if let o = override, !o.isEmpty { return o }
+        let id = read("/etc/machine-id")?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "unknown"
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in id.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        return "host-" + String(String(h, radix: 16).prefix(8))
+    }
+
+    /// The git commit of the working directory and whether the tree is dirty.
+    public static func gitState(directory: String = FileManager.default.currentDirectoryPath) -> (commit: String, dirty: Bool) {
+        func git(_ args: [String]) -> String? {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/git")
+            p.arguments = ["-C", directory] + args
+            let out = Pipe()
+            p.standardOutput = out
+            p.standardError = FileHandle.nullDevice
+            do { try p.run() } catch { return nil }
+            let data = out.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            guard p.terminationStatus == 0 else { return nil }
+            return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        guard let commit = git(["rev-parse", "--short=12", "HEAD"]) else { return ("unknown", false) }
+        let dirty = !(git(["status", "--porcelain", "--untracked-files=no"]) ?? "").isEmpty
+        return (commit, dirty)
+    }
+
+    /// The NUMA nodes listed in sysfs.
+    public static var numaNodes: [Int] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/sys/devices/system/node")) ?? []
+        let nodes = entries.compactMap { e -> Int? in e.hasPrefix("node") ? Int(e.dropFirst(4)) : nil }.sorted()
+        return nodes.isEmpty ? [0] : nodes
+    }
+
+    public static func context(commandLine: [String], hostID: String?) -> ResultContext {
+        let g = gitState()
+        let f = ISO8601DateFormatter()
+        return ResultContext(
+            date: f.string(from: Date()), host: self.hostID(override: hostID), cpu: cpuModel, cores: CPU.onlineCount,
+            kernel: kernel, commit: g.commit, dirty: g.dirty, governor: governor, numaNodes: numaNodes,
+            commandLine: commandLine, toolVersion: toolVersion)
+    }
+}

@@ -1,0 +1,173 @@
+// dmabench — Harness
+//
+// Output formats: a terminal table, CSV, and Google Benchmark's JSON shape (so that its
+// compare.py reads our results unchanged). The JSON document itself is ResultIO's.
+
+import Foundation
+
+public enum OutputFormat: String, CaseIterable, Sendable {
+    case table, json, csv, gbench
+}
+
+public enum Formats {
+    static func fmt(_ v: Double?, _ digits: Int = 3) -> String {
+        guard let v, v.isFinite else { return "-" }
+        let a = abs(v)
+        if a >= 1e9 { return String(format: "%.\(digits - 1)fG", v / 1e9) }
+        if a >= 1e6 { return String(format: "%.\(digits - 1)fM", v / 1e6) }
+        if a >= 1e4 { return String(format: "%.1fk", v / 1e3) }
+        if a >= 100 { return String(format: "%.0f", v) }
+        return String(format: "%.\(digits - 1)f", v)
+    }
+
+    static func ns(_ v: Double?) -> String {
+        guard let v, v.isFinite else { return "-" }
+        if v >= 1e9 { return String(format: "%.2fs", v / 1e9) }
+        if v >= 1e6 { return String(format: "%.2fms", v / 1e6) }
+        if v >= 1e4 { return String(format: "%.1fµs", v / 1e3) }
+        return String(format: "%.0fns", v)
+    }
+
+    static func params(_ p: ResultPoint) -> String {
+        let q = p.parameters
+        switch p.workload {
+        case "terminate": return "size=\(ByteSize.format(q.size)) N=\(q.inFlight ?? 0)"
+        case "latency": return "size=\(ByteSize.format(q.size)) depth=\(q.depth)" + (q.rate.map { " rate=\(fmt($0))/s" } ?? "")
+        default: return "size=\(ByteSize.format(q.size)) b=\(q.batch) d=\(q.depth)" + (q.channels > 1 ? " ch=\(q.channels)" : "")
+        }
+    }
+
+    /// A plain-text table, one row per point.
+    public static func table(_ doc: ResultDocument) -> String {
+        var rows: [[String]] = [["backend", "workload", "parameters", "desc/s", "±95%", "bytes/s", "submit ns", "p50", "p99", "p99.9", "max", "terminate", "errors"]]
+        for p in doc.points {
+            let m = p.metrics
+            var r = [p.backend, p.workload, params(p)]
+            if let d = m.descriptorsPerSecond {
+                r.append(fmt(d.median))
+                r.append(d.median > 0 ? String(format: "%.0f%%", 100 * max(d.median - d.ciLow, d.ciHigh - d.median) / d.median) : "-")
+            } else { r += ["-", "-"] }
+            r.append(fmt(m.bytesPerSecond?.median))
+            r.append(m.submitNsPerDescriptor.map { String(format: "%.1f", $0.median) } ?? "-")
+            if let l = m.latencyNs { r += [ns(l.p50), ns(l.p99), ns(l.p999), ns(l.max)] } else { r += ["-", "-", "-", "-"] }
+            if let ts = m.terminateSyncNs {
+                r.append("sync \(ns(ts.median)) async \(ns(m.terminateAsyncNs?.median)) +sync \(ns(m.synchronizeNs?.median)) seed \(ns(m.seedRaceNs?.median)) done/aborted \(m.completed ?? 0)/\(m.aborted ?? 0)")
+            } else { r.append("-") }
+            r.append("\(m.errors ?? 0)")
+            rows.append(r)
+        }
+        var out = render(rows)
+        // Counters, one block per point that has them.
+        for p in doc.points {
+            guard let c = p.counters, !c.isEmpty else { continue }
+            out += "\ncounters per descriptor: \(p.backend) \(p.workload) \(params(p))\n"
+            var crow: [[String]] = [["thread", "event", "per descriptor", "scaling", "note"]]
+            for role in c.keys.sorted() {
+                for ev in c[role]!.keys.sorted() {
+                    let v = c[role]![ev]!
+                    if let u = v.unsupported {
+                        crow.append([role, ev, "-", "-", "unsupported: \(u)"])
+                    } else {
+                        crow.append([role, ev, fmt(v.perDescriptor), v.scaling.map { String(format: "%.2f", $0) } ?? "-", ""])
+                    }
+                }
+            }
+            out += render(crow)
+        }
+        if !doc.context.skipped.isEmpty {
+            out += "\n"
+            for s in doc.context.skipped { out += "skipped \(s.backend): \(s.reason)\n" }
+        }
+        if !doc.context.complete {
+            out += "\nINCOMPLETE: \(doc.context.incompleteReason ?? "interrupted"); \(doc.points.count) points kept\n"
+        }
+        return out
+    }
+
+    static func render(_ rows: [[String]]) -> String {
+        guard let first = rows.first else { return "" }
+        var widths = [Int](repeating: 0, count: first.count)
+        for r in rows { for (i, c) in r.enumerated() where i < widths.count { widths[i] = max(widths[i], c.count) } }
+        var out = ""
+        for (n, r) in rows.enumerated() {
+            out += r.enumerated().map { i, c in c.padding(toLength: widths[i], withPad: " ", startingAt: 0) }.joined(separator: "  ")
+                .trimmingTrailingSpaces() + "\n"
+            if n == 0 { out += widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ") + "\n" }
+        }
+        return out
+    }
+
+    /// CSV: one row per point, medians only.
+    public static func csv(_ doc: ResultDocument) -> String {
+        var out = "backend,workload,size,batch,depth,channels,rate,inFlight,descriptorsPerSecond,bytesPerSecond,submitNsPerDescriptor,p50Ns,p90Ns,p99Ns,p999Ns,p9999Ns,maxNs,latencyCount,terminateSyncNs,terminateAsyncNs,synchronizeNs,seedRaceNs,completed,aborted,errors\n"
+        func d(_ v: Double?) -> String { v.map { String($0) } ?? "" }
+        func i(_ v: Int?) -> String { v.map { String($0) } ?? "" }
+        for p in doc.points {
+            let m = p.metrics, q = p.parameters, l = m.latencyNs
+            let cols: [String] = [
+                p.backend, p.workload, "\(q.size)", "\(q.batch)", "\(q.depth)", "\(q.channels)", d(q.rate), i(q.inFlight),
+                d(m.descriptorsPerSecond?.median), d(m.bytesPerSecond?.median), d(m.submitNsPerDescriptor?.median),
+                d(l?.p50), d(l?.p90), d(l?.p99), d(l?.p999), d(l?.p9999), d(l?.max), i(l?.count),
+                d(m.terminateSyncNs?.median), d(m.terminateAsyncNs?.median), d(m.synchronizeNs?.median), d(m.seedRaceNs?.median),
+                i(m.completed), i(m.aborted), i(m.errors),
+            ]
+            out += cols.joined(separator: ",") + "\n"
+        }
+        return out
+    }
+
+    /// Google Benchmark's JSON shape: one "iteration" run per repetition and a "median"
+    /// aggregate per point; time is ns per descriptor (throughput) or ns (latency p50,
+    /// terminateSync).
+    public static func gbench(_ doc: ResultDocument) throws -> Data {
+        var benchmarks: [[String: Any]] = []
+        for p in doc.points {
+            let name = "\(p.backend)/\(p.workload)/size:\(p.parameters.size)/batch:\(p.parameters.batch)/depth:\(p.parameters.depth)"
+                + (p.parameters.inFlight.map { "/inflight:\($0)" } ?? "") + (p.parameters.rate.map { "/rate:\(Int($0))" } ?? "")
+            var times: [Double] = []
+            var median: Double?
+            var items: Double?
+            if let d = p.metrics.descriptorsPerSecond {
+                times = d.samples.map { $0 > 0 ? 1e9 / $0 : 0 }
+                median = d.median > 0 ? 1e9 / d.median : nil
+                items = d.median
+            } else if let t = p.metrics.terminateSyncNs {
+                times = t.samples
+                median = t.median
+            } else if let l = p.metrics.latencyNs {
+                times = [l.p50]
+                median = l.p50
+            }
+            for (i, t) in times.enumerated() {
+                benchmarks.append([
+                    "name": name, "run_name": name, "run_type": "iteration", "repetitions": times.count, "repetition_index": i,
+                    "threads": p.parameters.channels, "iterations": 1, "real_time": t, "cpu_time": t, "time_unit": "ns",
+                ])
+            }
+            if let median {
+                var agg: [String: Any] = [
+                    "name": name + "_median", "run_name": name, "run_type": "aggregate", "aggregate_name": "median",
+                    "repetitions": times.count, "threads": p.parameters.channels, "iterations": times.count,
+                    "real_time": median, "cpu_time": median, "time_unit": "ns",
+                ]
+                if let items { agg["items_per_second"] = items }
+                benchmarks.append(agg)
+            }
+        }
+        let c = doc.context
+        let context: [String: Any] = [
+            "date": c.date, "host_name": c.host, "executable": "dmabench", "num_cpus": c.cores, "mhz_per_cpu": 0,
+            "cpu_scaling_enabled": c.governor != nil, "library_build_type": "release", "caches": [] as [Any],
+            "load_avg": [] as [Any], "dmabench_commit": c.commit, "dmabench_kernel": c.kernel, "dmabench_cpu": c.cpu,
+        ]
+        return try JSONSerialization.data(withJSONObject: ["context": context, "benchmarks": benchmarks], options: [.prettyPrinted, .sortedKeys])
+    }
+}
+
+extension String {
+    func trimmingTrailingSpaces() -> String {
+        var s = Substring(self)
+        while s.last == " " { s = s.dropLast() }
+        return String(s)
+    }
+}

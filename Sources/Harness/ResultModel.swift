@@ -1,0 +1,254 @@
+// dmabench — Harness
+//
+// The result document (DESIGN.md §8; documented in Results/README.md). The key names are
+// fixed: scripts and CI read them.
+//
+//     Results/
+//       <host>/
+//         <commit>/
+//           <name>.json        one ResultDocument
+//           <name>-*.png|svg   plots (Scripts/plot.py)
+
+public struct ResultDocument: Codable, Sendable {
+    public static let currentSchemaVersion = 1
+
+    public var schemaVersion: Int
+    public var context: ResultContext
+    public var points: [ResultPoint]
+
+    public init(context: ResultContext, points: [ResultPoint] = []) {
+        schemaVersion = Self.currentSchemaVersion
+        self.context = context
+        self.points = points
+    }
+}
+
+public struct Calibration: Codable, Sendable, Hashable {
+    /// Single-core memcpy bandwidth by transfer size in bytes (keys are decimal strings).
+    public var memcpyBytesPerSecond: [String: Double]
+    /// Cache-line round trip between the submitter and engine CPUs, median, ns.
+    public var roundTripNs: Double?
+
+    public init(memcpyBytesPerSecond: [String: Double] = [:], roundTripNs: Double? = nil) {
+        self.memcpyBytesPerSecond = memcpyBytesPerSecond
+        self.roundTripNs = roundTripNs
+    }
+
+    /// The memcpy bandwidth for `size`, or the nearest smaller size measured.
+    public func memcpy(forSize size: Int) -> Double? {
+        if let v = memcpyBytesPerSecond[String(size)] { return v }
+        let known = memcpyBytesPerSecond.compactMap { k, v in Int(k).map { ($0, v) } }.sorted { $0.0 < $1.0 }
+        return known.last(where: { $0.0 <= size })?.1 ?? known.first?.1
+    }
+}
+
+public struct SkippedBackend: Codable, Sendable, Hashable {
+    public var backend: String
+    public var reason: String
+    public init(backend: String, reason: String) {
+        self.backend = backend
+        self.reason = reason
+    }
+}
+
+public struct ShardInfo: Codable, Sendable, Hashable {
+    public var index: Int
+    public var count: Int
+    public init(index: Int, count: Int) {
+        self.index = index
+        self.count = count
+    }
+}
+
+public struct ResultContext: Codable, Sendable {
+    public var date: String
+    public var host: String
+    public var cpu: String
+    public var cores: Int
+    public var kernel: String
+    public var commit: String
+    public var dirty: Bool
+    public var governor: String?
+    public var numaNodes: [Int]
+    /// Per event: "ok", or "unsupported: <reason> (<ERRNO>)".
+    public var counters: [String: String]
+    public var commandLine: [String]
+    public var toolVersion: String
+    public var calibration: Calibration?
+    public var skipped: [SkippedBackend]
+    public var shard: ShardInfo?
+    /// False when the run was interrupted (Ctrl-C) or a point failed: the points present are
+    /// all valid, but the sweep is not complete.
+    public var complete: Bool
+    /// Why the run is incomplete, when it is.
+    public var incompleteReason: String?
+
+    public init(
+        date: String, host: String, cpu: String, cores: Int, kernel: String, commit: String, dirty: Bool,
+        governor: String?, numaNodes: [Int], counters: [String: String] = [:], commandLine: [String],
+        toolVersion: String, calibration: Calibration? = nil, skipped: [SkippedBackend] = [], shard: ShardInfo? = nil,
+        complete: Bool = true, incompleteReason: String? = nil
+    ) {
+        self.date = date
+        self.host = host
+        self.cpu = cpu
+        self.cores = cores
+        self.kernel = kernel
+        self.commit = commit
+        self.dirty = dirty
+        self.governor = governor
+        self.numaNodes = numaNodes
+        self.counters = counters
+        self.commandLine = commandLine
+        self.toolVersion = toolVersion
+        self.calibration = calibration
+        self.skipped = skipped
+        self.shard = shard
+        self.complete = complete
+        self.incompleteReason = incompleteReason
+    }
+}
+
+public struct PointParameters: Codable, Sendable, Hashable {
+    public var size: Int
+    public var batch: Int
+    public var depth: Int
+    public var channels: Int
+    /// Offered rate in descriptors/s for open-loop latency; nil = closed loop.
+    public var rate: Double?
+    /// Descriptors in flight when terminating (terminate workload only).
+    public var inFlight: Int?
+
+    public init(size: Int, batch: Int, depth: Int, channels: Int, rate: Double? = nil, inFlight: Int? = nil) {
+        self.size = size
+        self.batch = batch
+        self.depth = depth
+        self.channels = channels
+        self.rate = rate
+        self.inFlight = inFlight
+    }
+
+    // Encode nil as JSON null, so every key is always present.
+    enum CodingKeys: String, CodingKey { case size, batch, depth, channels, rate, inFlight }
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(size, forKey: .size)
+        try c.encode(batch, forKey: .batch)
+        try c.encode(depth, forKey: .depth)
+        try c.encode(channels, forKey: .channels)
+        try c.encode(rate, forKey: .rate)
+        try c.encode(inFlight, forKey: .inFlight)
+    }
+}
+
+/// Where the threads and the memory of a point ran: as asked, and as verified.
+public struct PlacementRecord: Codable, Sendable, Hashable {
+    /// Threads: "cpuN" or "nodeN"; memory: a node number.
+    public struct Cell: Codable, Sendable, Hashable {
+        public var submitter: String?
+        public var engine: String?
+        public var src: Int?
+        public var dst: Int?
+        public init(submitter: String? = nil, engine: String? = nil, src: Int? = nil, dst: Int? = nil) {
+            self.submitter = submitter
+            self.engine = engine
+            self.src = src
+            self.dst = dst
+        }
+    }
+    public var requested: Cell
+    public var verified: Cell
+    public init(requested: Cell, verified: Cell) {
+        self.requested = requested
+        self.verified = verified
+    }
+}
+
+public struct LatencySummary: Codable, Sendable, Hashable {
+    public var p50: Double
+    public var p90: Double
+    public var p99: Double
+    public var p999: Double
+    public var p9999: Double
+    public var max: Double
+    public var count: Int
+    /// HdrHistogram's percentile distribution (`.hgrm` text), values in ns.
+    public var histogram: String
+
+    public init(p50: Double, p90: Double, p99: Double, p999: Double, p9999: Double, max: Double, count: Int, histogram: String) {
+        self.p50 = p50
+        self.p90 = p90
+        self.p99 = p99
+        self.p999 = p999
+        self.p9999 = p9999
+        self.max = max
+        self.count = count
+        self.histogram = histogram
+    }
+}
+
+public struct Efficiency: Codable, Sendable, Hashable {
+    /// bytes/s as a fraction of single-core memcpy at the same size.
+    public var vsMemcpy: Double?
+    /// p50 latency as a multiple of the cache-line round trip.
+    public var vsRoundTrip: Double?
+    public init(vsMemcpy: Double? = nil, vsRoundTrip: Double? = nil) {
+        self.vsMemcpy = vsMemcpy
+        self.vsRoundTrip = vsRoundTrip
+    }
+}
+
+public struct PointMetrics: Codable, Sendable {
+    public var descriptorsPerSecond: MetricSummary?
+    public var bytesPerSecond: MetricSummary?
+    public var submitNsPerDescriptor: MetricSummary?
+    public var latencyNs: LatencySummary?
+    public var terminateSyncNs: MetricSummary?
+    public var terminateAsyncNs: MetricSummary?
+    public var synchronizeNs: MetricSummary?
+    public var seedRaceNs: MetricSummary?
+    public var completed: Int?
+    public var aborted: Int?
+    /// Transfers that completed with an error result, plus verification failures.
+    public var errors: Int?
+    public var efficiency: Efficiency?
+
+    public init() {}
+}
+
+/// One counter of one thread, per descriptor, or why it is missing.
+public struct CounterValue: Codable, Sendable, Hashable {
+    public var perDescriptor: Double?
+    public var scaling: Double?
+    public var value: Double?
+    public var unsupported: String?
+
+    public init(perDescriptor: Double? = nil, scaling: Double? = nil, value: Double? = nil, unsupported: String? = nil) {
+        self.perDescriptor = perDescriptor
+        self.scaling = scaling
+        self.value = value
+        self.unsupported = unsupported
+    }
+}
+
+public struct ResultPoint: Codable, Sendable {
+    public var backend: String
+    public var workload: String
+    public var parameters: PointParameters
+    public var placement: PlacementRecord
+    public var metrics: PointMetrics
+    /// By thread role ("submitter", "engine", "executor"), then by event name.
+    public var counters: [String: [String: CounterValue]]?
+
+    public init(
+        backend: String, workload: String, parameters: PointParameters, placement: PlacementRecord,
+        metrics: PointMetrics, counters: [String: [String: CounterValue]]? = nil
+    ) {
+        self.backend = backend
+        self.workload = workload
+        self.parameters = parameters
+        self.placement = placement
+        self.metrics = metrics
+        self.counters = counters
+    }
+}

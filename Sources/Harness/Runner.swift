@@ -1,0 +1,309 @@
+// dmabench — Harness
+//
+// Runs a sweep: for each point, make the channel(s), warm up, measure the repetitions, and
+// record the point. After every point the caller gets the document so far (it writes it
+// atomically), so an interrupted sweep keeps every completed point.
+
+import DMAEngine
+import Foundation
+import Histogram
+import Platform
+import Synchronization
+
+/// Counters around a measured phase (DESIGN.md §5). The command line supplies one built on
+/// Platform's perf-event wrapper; the harness only says when phases start and end.
+public protocol PhaseCounters: AnyObject {
+    /// Starts counting the given threads (role → Linux thread id).
+    func begin(threads: [String: Int32])
+    /// Stops counting (the phase is over); values are read later by `end`.
+    func stop()
+    /// Stops counting if still running and returns the values per role and event,
+    /// normalised per descriptor.
+    func end(descriptors: Int) -> [String: [String: CounterValue]]
+}
+
+/// Where the threads of a point run.
+public struct ThreadPlacement: Sendable, Hashable {
+    public var submitterCPU: Int?
+    public var engineCPU: Int?
+    public var executorCPU: Int?
+    public var srcNode: Int?
+    public var dstNode: Int?
+    public init(submitterCPU: Int? = nil, engineCPU: Int? = nil, executorCPU: Int? = nil, srcNode: Int? = nil, dstNode: Int? = nil) {
+        self.submitterCPU = submitterCPU
+        self.engineCPU = engineCPU
+        self.executorCPU = executorCPU
+        self.srcNode = srcNode
+        self.dstNode = dstNode
+    }
+
+    /// Submitter on cpu0 and engine on cpu1 when there are two CPUs or more (as the anchors do).
+    public static var `default`: ThreadPlacement {
+        CPU.onlineCount > 1 ? ThreadPlacement(submitterCPU: 0, engineCPU: 1) : ThreadPlacement(submitterCPU: 0, engineCPU: 0)
+    }
+}
+
+/// The global stop flag, set by SIGINT.
+public enum StopFlag {
+    private static let flag = Atomic<Bool>(false)
+    public static var isSet: Bool { flag.load(ordering: .relaxed) }
+    public static func set() { flag.store(true, ordering: .relaxed) }
+    public static func reset() { flag.store(false, ordering: .relaxed) }
+}
+
+public struct RunnerEvent: Sendable {
+    public var index: Int
+    public var total: Int
+    public var point: PointSpec
+    public var repetition: Int
+    public var repetitions: Int
+    public var etaSeconds: Double?
+}
+
+public final class Runner {
+    public let plan: SweepPlan
+    public let factories: [String: ChannelFactory]
+    public let placement: ThreadPlacement
+    public var counters: PhaseCounters?
+    public var calibration: Calibration?
+    /// Progress (stderr in the CLI).
+    public var onProgress: ((RunnerEvent) -> Void)?
+    /// Called with each finished point.
+    public var onPoint: ((ResultPoint) -> Void)?
+    /// Called when a backend is skipped.
+    public var onSkip: ((SkippedBackend) -> Void)?
+
+    public init(plan: SweepPlan, factories: [ChannelFactory], placement: ThreadPlacement = .default) {
+        self.plan = plan
+        var f: [String: ChannelFactory] = [:]
+        for x in factories { f[x.name] = x }
+        self.factories = f
+        self.placement = placement
+    }
+
+    public struct Outcome {
+        public var points: [ResultPoint]
+        public var skipped: [SkippedBackend]
+        public var interrupted: Bool
+        public var failure: String?
+    }
+
+    /// Runs every point. Errors in one point end the sweep with `failure` set; the points
+    /// measured so far are kept.
+    public func run() -> Outcome {
+        let points = plan.points()
+        var out = Outcome(points: [], skipped: [], interrupted: false, failure: nil)
+        var skippedNames = Set<String>()
+        for name in Set(points.map(\.backend)).sorted() {
+            if let why = factories[name]?.unavailableReason() {
+                let s = SkippedBackend(backend: name, reason: why)
+                out.skipped.append(s)
+                skippedNames.insert(name)
+                onSkip?(s)
+            }
+        }
+        let runnable = points.filter { !skippedNames.contains($0.backend) }
+        if let cpu = placement.submitterCPU { try? CPU.pinCurrentThread(to: cpu) }
+        let start = MonotonicClock.now()
+        for (i, p) in runnable.enumerated() {
+            if StopFlag.isSet {
+                out.interrupted = true
+                break
+            }
+            let elapsed = Double(MonotonicClock.now() - start) / 1e9
+            let eta = i == 0 ? nil : elapsed / Double(i) * Double(runnable.count - i)
+            onProgress?(RunnerEvent(index: i + 1, total: runnable.count, point: p, repetition: 0, repetitions: plan.repetitions, etaSeconds: eta))
+            do {
+                guard let point = try measure(p, index: i + 1, total: runnable.count, eta: eta) else {
+                    out.interrupted = true
+                    break
+                }
+                out.points.append(point)
+                onPoint?(point)
+            } catch {
+                out.failure = "\(p): \(error)"
+                break
+            }
+        }
+        return out
+    }
+
+    func options(for p: PointSpec) -> DMAChannelOptions {
+        let need = max(p.parameters.depth * 2, (p.parameters.inFlight ?? 0) + 256, 1024)
+        return DMAChannelOptions(
+            poolSize: need, engineCPU: placement.engineCPU, executorCPU: placement.executorCPU,
+            coherentPoolBytes: max(64 << 20, 4 * p.parameters.size * max(64, p.parameters.depth)))
+    }
+
+    func verifiedPlacement(channel: any DMAChannel) -> PlacementRecord {
+        let req = PlacementRecord.Cell(
+            submitter: placement.submitterCPU.map { "cpu\($0)" }, engine: placement.engineCPU.map { "cpu\($0)" },
+            src: placement.srcNode ?? 0, dst: placement.dstNode ?? 0)
+        var ver = PlacementRecord.Cell(submitter: "cpu\(CPU.current)", engine: nil, src: req.src, dst: req.dst)
+        if let tid = channel.threadIDs[.engine], let cpu = ThreadInfo.lastCPU(threadID: tid) {
+            ver.engine = "cpu\(cpu)"
+        }
+        return PlacementRecord(requested: req, verified: ver)
+    }
+
+    func measure(_ p: PointSpec, index: Int, total: Int, eta: Double?) throws -> ResultPoint? {
+        guard let factory = factories[p.backend] else { throw WorkloadError("unknown backend \(p.backend)") }
+        let reps = plan.repetitions
+        switch p.workload {
+        case .throughput, .latency:
+            let spec = WorkloadSpec(
+                size: p.parameters.size, batch: p.parameters.batch, depth: p.parameters.depth,
+                durationNanoseconds: plan.durationNanoseconds,
+                warmupDescriptors: plan.quick ? 2_000 : 20_000, verify: plan.verify, recordLatency: true,
+                rate: p.workload == .latency ? p.parameters.rate : nil, faultEvery: plan.faultEvery)
+            let nch = max(1, p.parameters.channels)
+            var channels: [any DMAChannel] = []
+            var clients: [ClosedLoopClient] = []
+            defer { for c in channels { try? c.release() } }
+            for _ in 0..<nch {
+                let ch = try factory.make(options(for: p))
+                channels.append(ch)
+                clients.append(try ClosedLoopClient(channel: ch, spec: spec))
+            }
+            let placementRecord = verifiedPlacement(channel: channels[0])
+            var dps: [Double] = [], bps: [Double] = [], sub: [Double] = []
+            var errors = 0
+            var totalDescriptors = 0
+            var countersOut: [String: [String: CounterValue]]?
+            for r in 0..<reps {
+                if StopFlag.isSet { return nil }
+                onProgress?(RunnerEvent(index: index, total: total, point: p, repetition: r + 1, repetitions: reps, etaSeconds: eta))
+                var counted = false
+                if r == reps - 1, let counters {
+                    var threads = ["submitter": CPU.currentThreadID]
+                    for (role, tid) in channels[0].threadIDs { threads[role.rawValue] = tid }
+                    clients[0].onMeasureStart = { counters.begin(threads: threads); counted = true }
+                    clients[0].onMeasureEnd = { counters.stop() }
+                }
+                let samples = try runClients(clients)
+                clients[0].onMeasureStart = nil
+                clients[0].onMeasureEnd = nil
+                if counted, let counters {
+                    countersOut = counters.end(descriptors: samples[0].descriptors)
+                }
+                let d = samples.reduce(0.0) { $0 + $1.descriptorsPerSecond }
+                dps.append(d)
+                bps.append(d * Double(p.parameters.size))
+                let s0 = samples[0]
+                sub.append(s0.descriptors == 0 ? 0 : Double(s0.submitNanoseconds) / Double(s0.descriptors))
+                errors += samples.reduce(0) { $0 + $1.errors + $1.verifyFailures }
+                totalDescriptors += samples.reduce(0) { $0 + $1.descriptors }
+            }
+            var m = PointMetrics()
+            if p.workload == .throughput {
+                m.descriptorsPerSecond = MetricSummary(samples: dps)
+                m.bytesPerSecond = MetricSummary(samples: bps)
+                m.submitNsPerDescriptor = MetricSummary(samples: sub)
+            }
+            var hist = clients[0].histogram.pointee
+            for c in clients.dropFirst() { hist.add(c.histogram.pointee) }
+            m.latencyNs = Self.latencySummary(hist)
+            m.errors = errors
+            var eff = Efficiency()
+            if let cal = calibration {
+                if p.workload == .throughput, let bw = cal.memcpy(forSize: p.parameters.size), bw > 0 {
+                    eff.vsMemcpy = (m.bytesPerSecond?.median ?? 0) / bw
+                }
+                if let rt = cal.roundTripNs, rt > 0, let l = m.latencyNs { eff.vsRoundTrip = l.p50 / rt }
+            }
+            m.efficiency = eff
+            _ = totalDescriptors
+            return ResultPoint(
+                backend: p.backend, workload: p.workload.rawValue, parameters: p.parameters, placement: placementRecord,
+                metrics: m, counters: countersOut)
+
+        case .terminate:
+            let n = p.parameters.inFlight ?? 0
+            let ch = try factory.make(options(for: p))
+            defer { try? ch.release() }
+            let runner = try TerminateRunner(channel: ch, size: p.parameters.size, maxInFlight: max(1, n))
+            let placementRecord = verifiedPlacement(channel: ch)
+            var ts: [Double] = [], ta: [Double] = [], sy: [Double] = [], seed: [Double] = []
+            var completed: [Double] = [], aborted: [Double] = []
+            var countersOut: [String: [String: CounterValue]]?
+            for r in 0..<reps {
+                if StopFlag.isSet { return nil }
+                onProgress?(RunnerEvent(index: index, total: total, point: p, repetition: r + 1, repetitions: reps, etaSeconds: eta))
+                if r == reps - 1 {
+                    var threads = ["submitter": CPU.currentThreadID]
+                    for (role, tid) in ch.threadIDs { threads[role.rawValue] = tid }
+                    counters?.begin(threads: threads)
+                }
+                let s = try runner.measure(inFlight: n, seedRaceIterations: plan.quick ? 10 : 50)
+                // Normalised per descriptor in flight at terminate (two fills per repetition).
+                if r == reps - 1, let counters { countersOut = counters.end(descriptors: max(1, 2 * n)) }
+                ts.append(s.terminateSyncNs)
+                ta.append(s.terminateAsyncNs)
+                sy.append(s.synchronizeNs)
+                seed.append(s.seedRaceNs)
+                completed.append(Double(s.completed))
+                aborted.append(Double(s.aborted))
+            }
+            var m = PointMetrics()
+            m.terminateSyncNs = MetricSummary(samples: ts)
+            m.terminateAsyncNs = MetricSummary(samples: ta)
+            m.synchronizeNs = MetricSummary(samples: sy)
+            m.seedRaceNs = MetricSummary(samples: seed)
+            // Per repetition (median): of the N descriptors in flight at terminateSync, how many
+            // completed with a callback and how many were aborted.
+            m.completed = Int(Statistics.median(completed))
+            m.aborted = Int(Statistics.median(aborted))
+            m.errors = 0
+            return ResultPoint(
+                backend: p.backend, workload: p.workload.rawValue, parameters: p.parameters, placement: placementRecord,
+                metrics: m, counters: countersOut)
+        }
+    }
+
+    /// Runs one client per channel: the first on this thread, the others on their own.
+    func runClients(_ clients: [ClosedLoopClient]) throws -> [WorkloadSample] {
+        if clients.count == 1 { return [try clients[0].run(shouldStop: { StopFlag.isSet })] }
+        final class Slot: @unchecked Sendable {
+            var sample: WorkloadSample?
+            var error: String?
+        }
+        let slots = clients.map { _ in Slot() }
+        var threads: [OSThread] = []
+        for i in 1..<clients.count {
+            let c = clients[i]
+            let s = slots[i]
+            nonisolated(unsafe) let client = c
+            threads.append(try OSThread(name: "dmabench-sub\(i)") {
+                do { s.sample = try client.run(shouldStop: { StopFlag.isSet }) } catch { s.error = "\(error)" }
+            })
+        }
+        slots[0].sample = try clients[0].run(shouldStop: { StopFlag.isSet })
+        for t in threads { t.join() }
+        if let e = slots.compactMap(\.error).first { throw WorkloadError(e) }
+        return slots.map { $0.sample! }
+    }
+
+    static func latencySummary(_ h: Histogram<UInt64>) -> LatencySummary? {
+        guard h.totalCount > 0 else { return nil }
+        var text = ""
+        h.outputPercentileDistribution(to: &text, outputValueUnitScalingRatio: 1)
+        return LatencySummary(
+            p50: Double(h.valueAtPercentile(50)), p90: Double(h.valueAtPercentile(90)), p99: Double(h.valueAtPercentile(99)),
+            p999: Double(h.valueAtPercentile(99.9)), p9999: Double(h.valueAtPercentile(99.99)), max: Double(h.max),
+            count: Int(h.totalCount), histogram: text)
+    }
+}
+
+/// Per-thread facts from /proc.
+public enum ThreadInfo {
+    /// The CPU a thread of this process last ran on (/proc/self/task/TID/stat, field 39).
+    public static func lastCPU(threadID: Int32) -> Int? {
+        guard let s = try? String(contentsOfFile: "/proc/self/task/\(threadID)/stat", encoding: .utf8),
+            let close = s.lastIndex(of: ")")
+        else { return nil }
+        let fields = s[s.index(after: close)...].split(separator: " ")
+        // fields[0] is field 3 (state); field 39 is at index 36.
+        guard fields.count > 36 else { return nil }
+        return Int(fields[36])
+    }
+}

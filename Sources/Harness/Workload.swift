@@ -1,0 +1,366 @@
+// dmabench — Harness
+//
+// The workload shared by throughput and latency (RESULTS.md "The workload"; the plain-C
+// anchors run the same loop): `nslots = pow2ceil(depth)` slots of `stride = roundup(size, 64)`
+// bytes in a source and a destination region; a descriptor in slot s copies src slot s to
+// dst slot s. The client keeps at most `depth` descriptors in flight and calls
+// `issuePending` every `batch` submits.
+
+import DMAEngine
+import Histogram
+import Platform
+import Synchronization
+
+/// What one workload run is asked to do.
+public struct WorkloadSpec: Sendable, Hashable {
+    public var size: Int
+    public var batch: Int
+    public var depth: Int
+    /// Measure for this long (after warm-up).
+    public var durationNanoseconds: UInt64
+    /// Completions before the clock starts.
+    public var warmupDescriptors: Int
+    /// Verify a sample of descriptors (every 4096th, plus every slot at the end).
+    public var verify: Bool
+    /// Stamp every descriptor and record its latency (submit → start of callback).
+    public var recordLatency: Bool
+    /// Open loop: descriptors are due at `rate` per second, latency counts from the due time.
+    public var rate: Double?
+    /// Stop after this many measured descriptors instead of after `durationNanoseconds`
+    /// (the package-benchmark suites use it for a fixed amount of work per iteration).
+    public var maxDescriptors: Int?
+    /// Inject a read fault into every N-th descriptor (`--inject-faults N`): the faults must
+    /// come back as error results and be counted in the point's `errors`.
+    public var faultEvery: Int?
+
+    public init(
+        size: Int, batch: Int, depth: Int, durationNanoseconds: UInt64, warmupDescriptors: Int = 10_000,
+        verify: Bool = true, recordLatency: Bool = true, rate: Double? = nil, maxDescriptors: Int? = nil,
+        faultEvery: Int? = nil
+    ) {
+        self.faultEvery = faultEvery
+        self.maxDescriptors = maxDescriptors
+        self.size = size
+        self.batch = batch
+        self.depth = depth
+        self.durationNanoseconds = durationNanoseconds
+        self.warmupDescriptors = warmupDescriptors
+        self.verify = verify
+        self.recordLatency = recordLatency
+        self.rate = rate
+    }
+}
+
+/// What one workload run measured.
+public struct WorkloadSample: Sendable {
+    public var descriptors: Int
+    public var elapsedNanoseconds: UInt64
+    public var submitNanoseconds: UInt64
+    public var errors: Int
+    public var verifyFailures: Int
+    public var outOfOrder: Int
+    public var descriptorsPerSecond: Double { elapsedNanoseconds == 0 ? 0 : Double(descriptors) * 1e9 / Double(elapsedNanoseconds) }
+}
+
+public struct WorkloadError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    public init(_ d: String) { description = d }
+}
+
+/// State shared between the client and the completion callback, in raw memory so that the
+/// callback (a closure that captures nothing) reaches it through `callback_param` with no
+/// reference counting. Only the callback writes `completed`, the histogram and the error
+/// counters; the client reads them after an acquire load of `completed`.
+struct CallbackState {
+    /// In its own 128-byte line: the client polls it while the callback thread writes it.
+    var completed: UnsafeMutablePointer<Atomic<Int>>
+    // The rest is written by the callback thread only (callbacks of one channel never overlap,
+    // rule K3), and read by the client after it has observed `completed` with acquire.
+    var histogram: UnsafeMutablePointer<Histogram<UInt64>>?
+    var submitStamps: UnsafeMutablePointer<UInt64>
+    var measureFrom: Int  // record latency only for completions at or after this count
+    var firstStamp: UInt64  // clock at the completion that ends the warm-up (the measureFrom-th)
+    var lastStamp: UInt64  // clock at the latest completion
+    var errors: Int
+    var outOfOrder: Int
+    var nextExpected: Int32
+    var verifyEvery: Int
+    var verifyFailures: Int
+    var src: UnsafeMutableRawPointer
+    var dst: UnsafeMutableRawPointer
+    var stride: Int
+    var size: Int
+    var slotMask: Int
+    var recordLatency: Bool
+}
+
+/// The completion callback: count it, check order, record latency, sample-verify.
+/// It captures nothing: its state comes through the parameter, whose low 48 bits are the
+/// address of the `CallbackState` and whose high 16 bits are the slot.
+let workloadCallback: DMACallback.WithResult = { completion in
+    let p = completion.parameter
+    let state = UnsafeMutablePointer<CallbackState>(bitPattern: UInt(p & 0x0000_FFFF_FFFF_FFFF))!
+    let slot = Int(p >> 48)
+    let now = state.pointee.recordLatency ? MonotonicClock.now() : 0
+    if completion.result.code != .noError { state.pointee.errors &+= 1 }
+    if completion.cookie.rawValue != state.pointee.nextExpected, state.pointee.nextExpected != 0 {
+        state.pointee.outOfOrder &+= 1
+    }
+    state.pointee.nextExpected = completion.cookie.next.rawValue
+    // Ordering: relaxed read of our own counter (only this thread writes it).
+    let n = state.pointee.completed.pointee.load(ordering: .relaxed)
+    if state.pointee.recordLatency {
+        if n >= state.pointee.measureFrom, let h = state.pointee.histogram {
+            let t0 = state.pointee.submitStamps[slot]
+            _ = h.pointee.record(now > t0 ? now - t0 : 0)
+        }
+        if n &+ 1 == state.pointee.measureFrom { state.pointee.firstStamp = now }
+        state.pointee.lastStamp = now
+    }
+    if state.pointee.verifyEvery > 0, n % state.pointee.verifyEvery == 0, completion.result.code == .noError {
+        let off = slot * state.pointee.stride
+        if !Pattern.equal(state.pointee.dst + off, state.pointee.src + off, state.pointee.size) {
+            state.pointee.verifyFailures &+= 1
+        }
+    }
+    // Ordering: release; pairs with the acquire load of `completed` in the client's wait loop,
+    // which then reads the histogram and counters written above.
+    state.pointee.completed.pointee.store(n &+ 1, ordering: .releasing)
+}
+
+/// Test pattern helpers (dmatest-like: every byte depends on its slot and index).
+public enum Pattern {
+    public static func fill(_ p: UnsafeMutableRawPointer, slot: Int, count: Int) {
+        let b = p.assumingMemoryBound(to: UInt8.self)
+        for i in 0..<count { b[i] = UInt8(truncatingIfNeeded: 0x80 | 0x40 | (~(i &+ slot &* 7) & 0x1f)) }
+    }
+
+    public static func equal(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, _ n: Int) -> Bool {
+        memcmp(a, b, n) == 0
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs the throughput/latency client loop on the calling thread.
+public final class ClosedLoopClient {
+    public let channel: any DMAChannel
+    public let spec: WorkloadSpec
+    let nslots: Int
+    let stride: Int
+    let src: DMABuffer
+    let dst: DMABuffer
+    let state: UnsafeMutablePointer<CallbackState>
+    public private(set) var histogram: UnsafeMutablePointer<Histogram<UInt64>>
+    /// Called while the client waits for completions. Nil for real backends; tests set it to
+    /// drive a hand-driven double (`EmbeddedChannel.completeAll()`).
+    public var pump: (() -> Void)?
+    /// Called when the measured window starts (after warm-up) and when it ends: the runner
+    /// starts and stops counters here, so counters cover exactly the throughput phase.
+    public var onMeasureStart: (() -> Void)?
+    public var onMeasureEnd: (() -> Void)?
+
+    public init(channel: any DMAChannel, spec: WorkloadSpec) throws {
+        self.channel = channel
+        self.spec = spec
+        var n = 1
+        while n < spec.depth { n <<= 1 }
+        nslots = n
+        stride = (spec.size + 63) / 64 * 64
+        do {
+            src = try channel.allocateCoherent(byteCount: nslots * stride)
+            dst = try channel.allocateCoherent(byteCount: nslots * stride)
+        } catch {
+            throw WorkloadError("cannot allocate \(2 * nslots * stride) bytes of DMA memory: \(error)")
+        }
+        for s in 0..<nslots {
+            Pattern.fill(src.base + s * stride, slot: s, count: spec.size)
+            memset(dst.base + s * stride, 0xEE, spec.size)
+        }
+        histogram = .allocate(capacity: 1)
+        histogram.initialize(to: Histogram<UInt64>(
+            lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three))
+        let stamps = UnsafeMutablePointer<UInt64>.allocate(capacity: nslots)
+        stamps.initialize(repeating: 0, count: nslots)
+        let counterLine = UnsafeMutableRawPointer.allocate(byteCount: 128, alignment: 128)
+        let counter = counterLine.bindMemory(to: Atomic<Int>.self, capacity: 1)
+        counter.initialize(to: Atomic(0))
+        state = .allocate(capacity: 1)
+        state.initialize(to: CallbackState(
+            completed: counter, histogram: histogram, submitStamps: stamps, measureFrom: 0, firstStamp: 0, lastStamp: 0, errors: 0, outOfOrder: 0,
+            nextExpected: 0, verifyEvery: spec.verify ? 4096 : 0, verifyFailures: 0, src: src.base, dst: dst.base,
+            stride: stride, size: spec.size, slotMask: nslots - 1, recordLatency: spec.recordLatency))
+    }
+
+    deinit {
+        state.pointee.submitStamps.deallocate()
+        state.pointee.completed.deinitialize(count: 1)
+        UnsafeMutableRawPointer(state.pointee.completed).deallocate()
+        state.deinitialize(count: 1)
+        state.deallocate()
+        histogram.deinitialize(count: 1)
+        histogram.deallocate()
+        channel.freeCoherent(src)
+        channel.freeCoherent(dst)
+    }
+
+    /// Test hook: overwrites one destination slot, so a test can check that verification
+    /// notices a bad copy.
+    public func debugCorruptDestination(slot: Int) {
+        memset(dst.base + (slot % nslots) * stride, 0x11, spec.size)
+    }
+
+    /// Clears the latency histogram (between repetitions).
+    public func resetHistogram() { histogram.pointee.reset() }
+
+    /// Runs warm-up plus a measured window. Returns what it measured. `shouldStop` is polled
+    /// between bursts (Ctrl-C).
+    public func run(shouldStop: () -> Bool = { false }) throws -> WorkloadSample {
+        let ch = channel
+        let batch = spec.batch
+        let depth = spec.depth
+        let size = spec.size
+        let mask = nslots - 1
+        let stateBits = UInt64(UInt(bitPattern: state))
+        let stamps = state.pointee.submitStamps
+        let recordLatency = spec.recordLatency
+        let verifyEvery = spec.verify ? 4096 : 0
+        let flags = DMAPrepFlags.default
+        let openLoopInterval: Double? = spec.rate.map { 1e9 / $0 }
+        let faultEvery = spec.faultEvery ?? 0
+
+        let runStart = MonotonicClock.now()
+        let base = state.pointee.completed.pointee.load(ordering: .acquiring)
+        let warmupEnd = base + spec.warmupDescriptors
+        state.pointee.measureFrom = warmupEnd
+        var submitted = base
+        var issued = base
+        var reaped = base
+        var measuring = false
+        var tStart: UInt64 = 0
+        var tEnd: UInt64 = 0
+        var deadline: UInt64 = .max
+        var stopSubmitting = false
+        var submitNs: UInt64 = 0
+        var measuredStart = 0
+        var openLoopStart: UInt64 = 0
+        var openLoopIndex: Double = 0
+        var outOfPool = 0
+        let submitLimit = spec.maxDescriptors.map { warmupEnd + $0 } ?? Int.max
+
+        while true {
+            if !stopSubmitting {
+                let burstStart = MonotonicClock.now()
+                while submitted - reaped < depth && submitted < submitLimit {
+                    let slot = submitted & mask
+                    let d = slot * stride
+                    if verifyEvery > 0 && submitted % verifyEvery == 0 {
+                        memset(dst.base + d, 0xA5, size)
+                    }
+                    var stamp: UInt64 = 0
+                    if let interval = openLoopInterval {
+                        // Open loop: the descriptor is due at its intended time; wait for it and
+                        // count latency from then (coordinated omission stays visible).
+                        if openLoopStart == 0 { openLoopStart = MonotonicClock.now() }
+                        let due = openLoopStart &+ UInt64(openLoopIndex * interval)
+                        var now = MonotonicClock.now()
+                        if now < due {
+                            if submitted > issued { ch.issuePending(); issued = submitted }
+                            while now < due { cpuRelax(); now = MonotonicClock.now() }
+                        }
+                        openLoopIndex += 1
+                        stamp = due
+                    } else if recordLatency {
+                        stamp = MonotonicClock.now()
+                    }
+                    stamps[slot] = stamp
+                    guard let desc = ch.prepareMemcpy(to: dst.base + d, from: src.base + d, length: size, flags: flags) else {
+                        outOfPool += 1
+                        break  // pool exhausted: reap first
+                    }
+                    try? ch.setCallback(DMACallback(withResult: workloadCallback, parameter: stateBits | (UInt64(slot) << 48)), for: desc)
+                    if faultEvery > 0 && submitted % faultEvery == faultEvery - 1 {
+                        do { try ch.debugInject(.fault(.read), into: desc) } catch {
+                            throw WorkloadError("cannot inject a fault on backend \(ch.backendName): \(error)")
+                        }
+                    }
+                    let cookie = ch.submit(desc)
+                    if !cookie.isValid { throw WorkloadError("submit failed with cookie \(cookie)") }
+                    submitted &+= 1
+                    if submitted - issued == batch {
+                        ch.issuePending()
+                        issued = submitted
+                    }
+                    if openLoopInterval != nil { break }
+                }
+                if submitted > issued && (issued == reaped || openLoopInterval != nil) {
+                    ch.issuePending()
+                    issued = submitted
+                }
+                if measuring { submitNs &+= MonotonicClock.now() &- burstStart }
+            }
+            // Wait for at least one completion: spin, then yield (2 vCPUs: never starve the engine).
+            var spins = 0
+            var c = state.pointee.completed.pointee.load(ordering: .acquiring)
+            while c == reaped {
+                if let pump { pump() }
+                if openLoopInterval != nil && !stopSubmitting && submitted - reaped < depth { break }
+                spins &+= 1
+                if spins < 2000 { cpuRelax() } else { sched_yield() }
+                // Ordering: acquire; pairs with the release store of `completed` in the callback.
+                c = state.pointee.completed.pointee.load(ordering: .acquiring)
+                if spins & 0xFFFF == 0 && submitted > issued { ch.issuePending(); issued = submitted }
+            }
+            reaped = c
+            if !measuring && reaped >= warmupEnd {
+                measuring = true
+                onMeasureStart?()
+                tStart = MonotonicClock.now()
+                measuredStart = reaped
+                deadline = tStart &+ spec.durationNanoseconds
+            }
+            if measuring && !stopSubmitting {
+                if submitted >= submitLimit {
+                    stopSubmitting = true
+                } else if spec.maxDescriptors == nil {
+                    let now = MonotonicClock.now()
+                    if now >= deadline || shouldStop() { stopSubmitting = true }
+                }
+            } else if !measuring && shouldStop() {
+                stopSubmitting = true
+            }
+            if stopSubmitting && reaped == submitted {
+                tEnd = MonotonicClock.now()
+                if measuring { onMeasureEnd?() }
+                break
+            }
+            if stopSubmitting && submitted > issued { ch.issuePending(); issued = submitted }
+        }
+        _ = outOfPool
+        // The measured window runs from the completion that ended the warm-up to the last
+        // completion, as the C anchors define it, and counts exactly the descriptors whose
+        // latency went into the histogram.
+        var measured = max(0, reaped - measuredStart)
+        var elapsed = measuring ? tEnd &- tStart : 0
+        if recordLatency && measuring {
+            measured = max(0, reaped - warmupEnd)
+            let first = warmupEnd == base ? runStart : state.pointee.firstStamp
+            elapsed = state.pointee.lastStamp > first ? state.pointee.lastStamp - first : 0
+        }
+        var vf = state.pointee.verifyFailures
+        if spec.verify && faultEvery == 0 {
+            for s in 0..<min(nslots, max(0, submitted - base)) {
+                if !Pattern.equal(dst.base + s * stride, src.base + s * stride, size) { vf += 1 }
+            }
+        }
+        let sample = WorkloadSample(
+            descriptors: measured, elapsedNanoseconds: elapsed, submitNanoseconds: submitNs,
+            errors: state.pointee.errors, verifyFailures: vf, outOfOrder: state.pointee.outOfOrder)
+        state.pointee.errors = 0
+        state.pointee.verifyFailures = 0
+        state.pointee.outOfOrder = 0
+        return sample
+    }
+}

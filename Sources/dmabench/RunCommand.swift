@@ -1,0 +1,332 @@
+// dmabench — command line: `dmabench run`
+//
+// With no arguments: a quick default sweep over every registered backend (about a minute
+// here), a table on stdout, and a result file under Results/<host>/<commit>/.
+
+import ArgumentParser
+import DMABackends
+import DMAEngine
+import Foundation
+import Harness
+import Platform
+
+struct RunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Measure throughput, latency and terminate cost over a sweep of backends and parameters."
+    )
+
+    @Option(help: "Backends, comma-separated, or 'all'. See 'dmabench list backends'.")
+    var backend: String = "all"
+
+    @Option(help: "Workloads: throughput,latency,terminate or 'all'.")
+    var workload: String = "all"
+
+    @Option(parsing: .unconditional, help: "Descriptor sizes, e.g. 64,4K,64K,1M.")
+    var size: String?
+
+    @Option(parsing: .unconditional, help: "issuePending every N submits; comma-separated list.")
+    var batch: String?
+
+    @Option(parsing: .unconditional, help: "Descriptors in flight at most; comma-separated list.")
+    var depth: String?
+
+    @Option(parsing: .unconditional, help: "Channels, each with its own submitter thread.")
+    var channels: Int = 1
+
+    @Option(parsing: .unconditional, help: "Open-loop offered rate for the latency workload, descriptors per second.")
+    var rate: Double?
+
+    @Option(help: "Thread placement: submitter=cpuN,engine=cpuN[,executor=cpuN].")
+    var placement: String?
+
+    @Option(help: "Counter events (perf or libpfm4 names, or presets default, software, numa), or 'none'. Default: cycles,instructions,cache-misses,branch-misses,task-clock,context-switches,cpu-migrations,page-faults.")
+    var events: String = "default"
+
+    @Option(parsing: .unconditional, help: "Repetitions per point (median and 95% CI are reported).")
+    var repetitions: Int?
+
+    @Option(parsing: .unconditional, help: "Seconds measured per repetition.")
+    var duration: Double?
+
+    @Flag(name: .customLong("no-verify"), help: "Do not verify copied data (to measure peak).")
+    var noVerify = false
+
+    @Flag(help: "A short sweep: fewer repetitions and shorter windows.")
+    var quick = false
+
+    @Option(help: "Result file path (JSON document). Default: Results/<host>/<commit>/run-<time>.json.")
+    var output: String?
+
+    @Option(help: "Output format: table, json, csv or gbench.")
+    var format: String = "table"
+
+    @Option(name: .customLong("host-id"), help: "Host identifier recorded in the result (default: a hash of /etc/machine-id).")
+    var hostID: String?
+
+    @Option(help: "Run shard i of n (0-based), e.g. 0/4, for scale-out; merge with Scripts/merge.py.")
+    var shard: String?
+
+    @Option(name: .customLong("inject-faults"), parsing: .unconditional, help: "Inject a read fault into every N-th descriptor (reliability check).")
+    var injectFaults: Int?
+
+    @Flag(help: "Draw plots next to the result file (Scripts/plot.py, needs matplotlib).")
+    var plot = false
+
+    struct Validated {
+        var plan: SweepPlan
+        var placement: ThreadPlacement
+        var counters: PerfPhaseCounters?
+        var format: OutputFormat
+        var output: String?
+    }
+
+    /// Turns the options into a plan, or a one-line usage error.
+    func validated() throws(CLIError) -> Validated {
+        let registry = BackendRegistry.names
+        guard !registry.isEmpty else { throw .failure("no backend is registered in this build") }
+        var backends: [String]
+        if backend == "all" {
+            backends = registry
+        } else {
+            backends = []
+            for b in ListParser.items(backend) {
+                guard registry.contains(b) else {
+                    throw .usage("unknown backend '\(b)'; valid backends: \(registry.joined(separator: ", ")), all")
+                }
+                if !backends.contains(b) { backends.append(b) }
+            }
+        }
+        var workloads: [WorkloadKind]
+        if workload == "all" {
+            workloads = WorkloadKind.allCases
+        } else {
+            workloads = []
+            for w in ListParser.items(workload) {
+                guard let k = WorkloadKind(rawValue: w) else {
+                    throw .usage("unknown workload '\(w)'; valid workloads: throughput, latency, terminate, all")
+                }
+                if !workloads.contains(k) { workloads.append(k) }
+            }
+        }
+        guard let fmt = OutputFormat(rawValue: format) else {
+            throw .usage("unknown format '\(format)'; valid formats: \(OutputFormat.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        let sizes = try size.map { s throws(CLIError) in try ListParser.sizes(s) } ?? (quick || isDefaultSweep ? [64, 4096] : [64, 4096, 65536])
+        let batches = try batch.map { s throws(CLIError) in try ListParser.positiveInts(s, name: "batch", max: 1 << 20) } ?? [32]
+        let depths = try depth.map { s throws(CLIError) in try ListParser.positiveInts(s, name: "depth", max: 1 << 16) } ?? [256]
+        // Without --depth, latency is measured at depth 1 (one descriptor in flight) and
+        // throughput at depth 256, as the anchors do.
+        let latencyDepths: [Int]? = depth == nil ? [1] : nil
+        if workloads.contains(.throughput), let minBatch = batches.min(), let maxDepth = depths.max(), minBatch > maxDepth {
+            throw .usage("batch \(minBatch) is larger than every depth (\(depths.map(String.init).joined(separator: ","))): at most depth descriptors are in flight, so issuePending would never see a full batch")
+        }
+        guard channels >= 1, channels <= 64 else { throw .usage("invalid channels \(channels): must be from 1 to 64") }
+        if let r = rate {
+            guard r.isFinite, r > 0 else { throw .usage("invalid rate \(r): must be a positive number of descriptors per second") }
+            guard workloads.contains(.latency) else { throw .usage("--rate applies to the latency workload; add --workload latency") }
+        }
+        let reps = repetitions ?? (quick || isDefaultSweep ? 3 : 5)
+        guard reps >= 1, reps <= 1000 else { throw .usage("invalid repetitions \(reps): must be from 1 to 1000") }
+        let seconds = duration ?? (quick || isDefaultSweep ? 0.2 : 0.5)
+        guard seconds.isFinite, seconds > 0, seconds <= 3600 else { throw .usage("invalid duration \(seconds): must be more than 0 and at most 3600 seconds") }
+        var shardInfo: ShardInfo?
+        if let s = shard {
+            let parts = s.split(separator: "/")
+            guard parts.count == 2, let i = Int(parts[0]), let n = Int(parts[1]), n >= 1, i >= 0, i < n else {
+                throw .usage("invalid shard '\(s)': expected i/n with 0 <= i < n, e.g. 0/4")
+            }
+            shardInfo = ShardInfo(index: i, count: n)
+        }
+        let place = try parsePlacement()
+        if let out = output {
+            guard !out.isEmpty else { throw .usage("invalid output path: empty") }
+            var isDir: ObjCBool = false
+            if FileManager.default.fileExists(atPath: out, isDirectory: &isDir), isDir.boolValue {
+                throw .usage("output path \(out) is a directory; give a file name")
+            }
+        }
+        var plan = SweepPlan(
+            backends: backends, workloads: workloads, sizes: sizes, batches: batches, depths: depths, channels: [channels],
+            rate: rate, repetitions: reps, durationNanoseconds: UInt64(seconds * 1e9), verify: !noVerify,
+            quick: quick || isDefaultSweep, shard: shardInfo)
+        plan.latencyDepths = latencyDepths
+        var counters: PerfPhaseCounters?
+        if events != "none" {
+            let names = ListParser.items(events)
+            if names.contains("") { throw .usage("invalid events '\(events)': an event name is empty") }
+            do throws(CounterError) { counters = try PerfPhaseCounters(events: names, engineCPU: place.engineCPU) } catch {
+                throw .usage(error.description)
+            }
+        }
+        if let f = injectFaults {
+            guard f >= 1 else { throw .usage("invalid inject-faults \(f): must be at least 1 (a read fault every N-th descriptor)") }
+            plan.faultEvery = f
+        }
+        return Validated(plan: plan, placement: place, counters: counters, format: fmt, output: output)
+    }
+
+    /// True when no option that shapes the sweep was given: the quick default sweep.
+    var isDefaultSweep: Bool {
+        backend == "all" && workload == "all" && size == nil && batch == nil && depth == nil && repetitions == nil && duration == nil
+    }
+
+    func parsePlacement() throws(CLIError) -> ThreadPlacement {
+        var p = ThreadPlacement.default
+        guard let text = placement else { return p }
+        let cpus = CPU.onlineCount
+        for item in ListParser.items(text) {
+            let kv = item.split(separator: "=", maxSplits: 1).map(String.init)
+            guard kv.count == 2 else { throw .usage("invalid placement '\(item)': expected key=value with keys submitter, engine, executor") }
+            let key = kv[0], value = kv[1]
+            var cpuText = value
+            if cpuText.hasPrefix("cpu") { cpuText.removeFirst(3) }
+            guard let cpu = Int(cpuText) else { throw .usage("invalid placement value '\(value)' for \(key): expected cpuN") }
+            guard cpu >= 0, cpu < cpus else { throw .usage("cpu \(cpu) does not exist; this machine has cpus 0-\(cpus - 1)") }
+            switch key {
+            case "submitter": p.submitterCPU = cpu
+            case "engine": p.engineCPU = cpu
+            case "executor": p.executorCPU = cpu
+            default: throw .usage("unknown placement key '\(key)'; valid keys: submitter, engine, executor")
+            }
+        }
+        return p
+    }
+
+    func run() throws {
+        let v = try validated()
+        let factories = BackendRegistry.all.map { e in
+            ChannelFactory(name: e.name, unavailableReason: e.unavailableReason) { o in try e.make(o) }
+        }
+        let quiet = v.format == .json || v.format == .gbench
+        var context = EnvironmentCapture.context(commandLine: ["dmabench"] + Array(CommandLine.arguments.dropFirst()), hostID: hostID)
+        context.shard = v.plan.shard
+        let outputPath = v.output ?? defaultOutputPath(context: context, format: v.format)
+        // Probe the output location before measuring anything.
+        if let path = outputPath { try probeWritable(path) }
+
+        Console.note("calibrating: memcpy bandwidth and cache-line round trip")
+        let calibration = Calibrator.calibrate(
+            sizes: v.plan.sizes, submitterCPU: v.placement.submitterCPU, engineCPU: v.placement.engineCPU, quick: v.plan.quick)
+        context.calibration = calibration
+
+        if let c = v.counters {
+            context.counters = c.availability()
+            for r in c.restrictions { Console.note("counters: \(r)") }
+            for (name, why) in context.counters.sorted(by: { $0.key < $1.key }) where why != "ok" {
+                Console.note("counter \(name): \(why)")
+            }
+        }
+        var doc = ResultDocument(context: context)
+        let runner = Runner(plan: v.plan, factories: factories, placement: v.placement)
+        runner.calibration = calibration
+        runner.counters = v.counters
+        let total = v.plan.points().count
+        Console.note("\(total) points, \(v.plan.repetitions) repetitions each")
+        runner.onSkip = { s in
+            Console.note("skipping backend \(s.backend): \(s.reason)")
+            doc.context.skipped.append(s)
+        }
+        let tty = Console.stderrIsTerminal
+        runner.onProgress = { e in
+            let eta = e.etaSeconds.map { String(format: " ETA %d:%02d", Int($0) / 60, Int($0) % 60) } ?? ""
+            if e.repetition == 0 {
+                if tty { FileHandle.standardError.write(Data("\n".utf8)) }
+                Console.note("[\(e.index)/\(e.total)] \(e.point)\(eta)", newline: !tty)
+            } else if tty {
+                Console.note("\r[\(e.index)/\(e.total)] \(e.point) rep \(e.repetition)/\(e.repetitions)\(eta)", newline: false, prefix: false)
+            }
+        }
+        runner.onPoint = { p in
+            doc.points.append(p)
+            // Keep every finished point on disk: an interrupted sweep loses nothing.
+            if let path = outputPath {
+                var partial = doc
+                partial.context.complete = false
+                partial.context.incompleteReason = "in progress"
+                try? ResultIO.writeAtomically(ResultIO.encode(partial), to: path)
+            }
+        }
+        installInterruptHandler()
+        let outcome = runner.run()
+        if outcome.interrupted {
+            doc.context.complete = false
+            doc.context.incompleteReason = "interrupted (SIGINT) after \(doc.points.count) of \(total) points"
+        } else if let f = outcome.failure {
+            doc.context.complete = false
+            doc.context.incompleteReason = "failed: \(f)"
+        } else {
+            doc.context.complete = true
+        }
+        if let path = outputPath {
+            do { try ResultIO.writeAtomically(try ResultIO.encode(doc), to: path) } catch let e as ResultIOError {
+                throw CLIError.io(e.description)
+            }
+        }
+        switch v.format {
+        case .table:
+            print(Formats.table(doc), terminator: "")
+        case .csv:
+            print(Formats.csv(doc), terminator: "")
+        case .json:
+            if v.output == nil { FileHandle.standardOutput.write(try ResultIO.encode(doc)); print() }
+        case .gbench:
+            let data = try Formats.gbench(doc)
+            if let out = v.output {
+                // The result file holds the JSON document; the gbench export goes beside it.
+                let g = out.hasSuffix(".json") ? String(out.dropLast(5)) + ".gbench.json" : out + ".gbench.json"
+                do { try ResultIO.writeAtomically(data, to: g) } catch { throw CLIError.io(error.description) }
+                Console.note("Google Benchmark export: \(g)")
+            } else {
+                FileHandle.standardOutput.write(data)
+                print()
+            }
+        }
+        if let path = outputPath { Console.note("result: \(path)") }
+        if plot, let path = outputPath { runPlot(path) }
+        _ = quiet
+        if outcome.interrupted { throw CLIError(message: doc.context.incompleteReason!, status: 130) }
+        if let f = outcome.failure { throw CLIError.failure(f) }
+    }
+
+    func defaultOutputPath(context: ResultContext, format: OutputFormat) -> String? {
+        if format == .json || format == .gbench { return nil }
+        let f = DateFormatter()
+        f.dateFormat = "yyyyMMdd-HHmmss"
+        f.timeZone = TimeZone(identifier: "UTC")
+        return "Results/\(context.host)/\(context.commit)\(context.dirty ? "-dirty" : "")/run-\(f.string(from: Date())).json"
+    }
+
+    func probeWritable(_ path: String) throws(CLIError) {
+        let dir = (path as NSString).deletingLastPathComponent
+        let d = dir.isEmpty ? "." : dir
+        do { try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true) } catch {
+            throw .io("cannot create output directory \(d): \(Errno.message(Int32((error as NSError).code == 0 ? 13 : 13)))")
+        }
+        if access(d, W_OK) != 0 { throw .io("cannot write to output directory \(d): \(Errno.message(errno))") }
+    }
+
+    func runPlot(_ resultPath: String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        let outDir = (resultPath as NSString).deletingLastPathComponent
+        p.arguments = ["python3", "Scripts/plot.py", resultPath, "--out", outDir]
+        do {
+            try p.run()
+            p.waitUntilExit()
+            if p.terminationStatus != 0 { Console.note("plotting failed (exit \(p.terminationStatus)); the result file is intact") }
+        } catch {
+            Console.note("plotting unavailable: \(error)")
+        }
+    }
+}
+
+func installInterruptHandler() {
+    signal(SIGINT) { _ in
+        if StopFlag.isSet {
+            // A second Ctrl-C: leave at once (the last point-by-point save is on disk).
+            _exit(130)
+        }
+        StopFlag.set()
+    }
+}
