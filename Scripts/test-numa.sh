@@ -17,7 +17,9 @@
 #      `dmabench run --numa-matrix --quick --format json` in a 2-node guest and check with
 #      python that every point has placement.requested and placement.verified, that every
 #      field of every requested target equals the same field of the verified one
-#      (requested {"node": 0} / {"cpu": 3} is a sub-object of verified), and that the
+#      (requested {"node": 0} / {"cpu": 3} is a sub-object of verified, as NUMAPlacement and
+#      NUMAVerifiedPlacement encode them; scalar forms "node0" / "cpu3" / 0 are read as
+#      those objects, or compared as they are when verified is scalar too), and that the
 #      points cover every cell of the 2-node matrix (16).
 #
 # Environment:
@@ -158,9 +160,24 @@ else
 			        bad.append(f"{where}: placement.requested/verified missing"); continue
 			    seen.add(json.dumps(req, sort_keys=True))
 			    for key, target in req.items():
+			        if target is None:
+			            continue  # not placed
 			        got = ver.get(key)
-			        if not isinstance(target, dict) or not isinstance(got, dict):
-			            bad.append(f"{where}: {key}: requested {target!r}, verified {got!r}"); continue
+			        if not isinstance(target, dict):
+			            # Scalar form: "nodeN" / "cpuN" / N (a node).
+			            text = str(target)
+			            if text.startswith("cpu") and text[3:].isdigit():
+			                target = {"cpu": int(text[3:])}
+			            elif text.startswith("node") and text[4:].isdigit():
+			                target = {"node": int(text[4:])}
+			            elif isinstance(target, int):
+			                target = {"node": target}
+			            if not isinstance(got, dict):
+			                if got != req[key] and json.dumps(got) != json.dumps(req[key]):
+			                    bad.append(f"{where}: {key}: requested {req[key]!r}, verified {got!r}")
+			                continue
+			        if not isinstance(got, dict) or not isinstance(target, dict):
+			            bad.append(f"{where}: {key}: requested {req[key]!r}, verified {got!r}"); continue
 			        for field, want in target.items():
 			            if got.get(field) != want:
 			                bad.append(f"{where}: {key}.{field}: requested {want}, verified {got.get(field)}")
