@@ -4,6 +4,23 @@
 // swift-collections' `checkCollection`): any backend, a third party's too, runs all 34
 // scenarios by handing over a channel factory. It is plain code, not tied to a test
 // framework, so that `dmabench conformance` runs it as well as swift-testing does.
+//
+// Use from any backend's tests:
+//
+//     let results = checkDMAChannelConformance(makeChannel: { options in try MyChannel(options: options) })
+//     for r in results where r.failed { Issue.record("\(r)") }
+//
+// or one scenario per test case:
+//
+//     @Test(arguments: ConformanceScenario.all)
+//     func conformance(_ s: ConformanceScenario) {
+//         let r = runConformanceScenario(s.number, subject: ConformanceSubject(name: "mine") { try MyChannel(options: $0) })
+//         #expect(r.passed, "\(r)")   // a skip (capability not advertised) carries its reason
+//     }
+//
+// Freed buffers are protected with PROT_NONE by default, so a backend that writes after
+// `synchronize` returned dies with SIGSEGV (that is a failure too); negative controls set
+// `protectFreedBuffers = false` so that the access probe and the poison check record it.
 
 #if os(Linux)
 import DMAEngine
