@@ -87,8 +87,12 @@ public struct CounterEventSpec: Sendable, CustomStringConvertible {
 /// What a counter session counts.
 public enum CounterTarget: Sendable, Hashable, CustomStringConvertible {
     /// One Linux thread, by tid (`CPU.currentThreadID`, `OSThread.threadID`). With
-    /// `inherit`, threads it creates after the session opens are counted too and summed in
-    /// (io-wq workers of an io_uring are such children). The corresponding call is
+    /// `inherit`, threads it creates after the session opens are counted too and summed in:
+    /// the kernel copies the counters into each child at clone time and folds the child's
+    /// counts back in when it exits. io-wq workers and an SQPOLL thread are children of the
+    /// task that set up or submits to the ring, so open an inheriting session on that thread
+    /// *before* the ring creates them; workers that already exist are not counted (use
+    /// `.cpu` for those). The corresponding call is
     /// `perf_event_open(attr, tid, -1, group_fd, flags)` with `attr.inherit`.
     case thread(id: Int32, inherit: Bool = false)
     /// Everything that runs on one CPU, whatever the thread (io-wq workers, softirqs).
@@ -160,6 +164,13 @@ public struct CounterReading: Sendable, Hashable, CustomStringConvertible {
 
     /// True when the reading carries a value.
     public var isCounted: Bool { scaled != nil }
+
+    /// The scaled value divided by `operations` (descriptors), or nil when not counted or
+    /// `operations` is 0.
+    public func perOperation(_ operations: Int) -> Double? {
+        guard let scaled, operations > 0 else { return nil }
+        return scaled / Double(operations)
+    }
 
     public var description: String {
         guard let raw, let scaled, let scaling else {

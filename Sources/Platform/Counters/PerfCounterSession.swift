@@ -8,6 +8,27 @@ import CPerf
 import Glibc
 import Synchronization
 
+/// The most events a session puts into one group.
+public struct CounterGroupLimits: Sendable, Hashable {
+    /// Software events: nil (no limit) by default; they are never multiplexed.
+    public var software: Int?
+    /// Hardware events: by default the generic counter count of libpfm4's default core PMU,
+    /// nil (no limit, the kernel refuses groups that cannot fit) when that is unknown. On
+    /// x86 the fixed counters (cycles, instructions) come on top, and the NMI watchdog may
+    /// hold one generic counter; a group that then never fits reads "not counted".
+    public var hardware: Int?
+
+    public init(software: Int? = nil, hardware: Int?) {
+        precondition((software ?? 1) >= 1 && (hardware ?? 1) >= 1, "a group holds at least one event")
+        self.software = software
+        self.hardware = hardware
+    }
+
+    public static var `default`: CounterGroupLimits {
+        CounterGroupLimits(software: nil, hardware: PerfEvents.defaultPMUGenericCounters)
+    }
+}
+
 /// What happened to one requested event when a session opened.
 public struct CounterEventStatus: Sendable, CustomStringConvertible {
     /// The event as resolved.
@@ -30,7 +51,7 @@ public struct CounterEventStatus: Sendable, CustomStringConvertible {
 /// (`PerfEvents.probe`), so that each failing event gets its own errno and reason. The events
 /// that opened are then put into groups: one group for software events, and hardware groups
 /// whose leader is always an event that opened. A hardware group holds at most
-/// `maxHardwareGroupSize` events; when the kernel refuses to add an event to a group (EINVAL
+/// `groupLimits.hardware` events; when the kernel refuses to add an event to a group (EINVAL
 /// or ENOSPC: the group would no longer fit on the PMU, or it mixes PMUs) the event starts a
 /// new group. An event that cannot open at all is reported, and the session goes on
 /// without it.
@@ -64,7 +85,7 @@ public struct CounterEventStatus: Sendable, CustomStringConvertible {
 /// caller); calls are serialised by an internal lock. The file descriptors are closed by
 /// `close()` or on deinit.
 /// The corresponding kernel calls are `perf_event_open(2)`, `ioctl(PERF_EVENT_IOC_ENABLE /
-/// PERF_EVENT_IOC_DISABLE, PERF_IOC_FLAG_GROUP)` and `read(2)` on each group leader.
+/// PERF_EVENT_IOC_DISABLE)` and `read(2)` on each group leader.
 public final class PerfCounterSession: Sendable {
     /// What is counted.
     public let target: CounterTarget
@@ -112,10 +133,9 @@ public final class PerfCounterSession: Sendable {
 
     /// Opens already resolved events for `target`. Never fails: events that do not open are
     /// reported in `events`.
-    /// - Parameter maxHardwareGroupSize: the most events per hardware group; by default the
-    ///   generic counter count of libpfm4's default core PMU (no limit when unknown).
+    /// - Parameter groupLimits: the most events per group (see `CounterGroupLimits`).
     public init(specs: [CounterEventSpec], target: CounterTarget, privilege: PerfPrivilege = .current(),
-                maxHardwareGroupSize: Int? = PerfEvents.defaultPMUGenericCounters) {
+                groupLimits: CounterGroupLimits = .default) {
         self.target = target
         self.privilege = privilege
         var statuses: [(availability: CounterAvailability, group: Int?)] = []
@@ -132,7 +152,8 @@ public final class PerfCounterSession: Sendable {
             }
             // Try the group of its kind first.
             let current = spec.isSoftware ? openSoftwareGroup : openHardwareGroup
-            if let g = current, spec.isSoftware || maxHardwareGroupSize.map({ groups[g].fds.count < $0 }) ?? true {
+            let limit = spec.isSoftware ? groupLimits.software : groupLimits.hardware
+            if let g = current, limit.map({ groups[g].fds.count < $0 }) ?? true {
                 var attr = PerfEvents.openAttr(spec, target: target, leader: false)
                 let fd = sys_perf_event_open(&attr, pid: target.pid, cpu: target.cpu, groupFD: groups[g].leaderFD,
                                              flags: flagsBase | spec.openFlags)
@@ -187,14 +208,19 @@ public final class PerfCounterSession: Sendable {
     }
 
     /// Starts a window: takes the baseline and enables every group.
-    /// The corresponding kernel call is `ioctl(leader, PERF_EVENT_IOC_ENABLE, PERF_IOC_FLAG_GROUP)`.
+    ///
+    /// Only the leader is toggled: members are opened enabled and count exactly while their
+    /// leader is on the PMU. (Measured on kernel 6.18 here: after a DISABLE with
+    /// PERF_IOC_FLAG_GROUP, an ENABLE with PERF_IOC_FLAG_GROUP leaves the members of a
+    /// software group off, and they read 0 in every later window.)
+    /// The corresponding kernel call is `ioctl(leader, PERF_EVENT_IOC_ENABLE, 0)`.
     public func start() {
         state.withLock { s in
             guard !s.closed else { return }
             s.baseline = snapshotAll(&s)
             s.end = nil
             for g in groups {
-                let rc = sys_perf_ioc_enable(g.leaderFD, wholeGroup: true)
+                let rc = sys_perf_ioc_enable(g.leaderFD, wholeGroup: false)
                 assert(rc == 0, "PERF_EVENT_IOC_ENABLE on an open event fd failed: \(Errno.name(-rc))")
             }
             s.running = true
@@ -202,12 +228,12 @@ public final class PerfCounterSession: Sendable {
     }
 
     /// Ends the window: disables every group and takes the end snapshot.
-    /// The corresponding kernel call is `ioctl(leader, PERF_EVENT_IOC_DISABLE, PERF_IOC_FLAG_GROUP)`.
+    /// The corresponding kernel call is `ioctl(leader, PERF_EVENT_IOC_DISABLE, 0)`.
     public func stop() {
         state.withLock { s in
             guard !s.closed, s.running else { return }
             for g in groups {
-                let rc = sys_perf_ioc_disable(g.leaderFD, wholeGroup: true)
+                let rc = sys_perf_ioc_disable(g.leaderFD, wholeGroup: false)
                 assert(rc == 0, "PERF_EVENT_IOC_DISABLE on an open event fd failed: \(Errno.name(-rc))")
             }
             s.end = snapshotAll(&s)

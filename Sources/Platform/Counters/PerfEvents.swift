@@ -71,6 +71,19 @@ public enum PerfEvents {
         return specs
     }
 
+    /// Each name twice, as "name:u" (user mode) and "name:k" (kernel mode), after preset
+    /// expansion, so that user and kernel counts are kept apart (DESIGN.md §5). Names that
+    /// already carry a u/k modifier make `resolve` throw.
+    public static func splitUserKernel(_ names: [String]) -> [String] {
+        expandPresets(names).flatMap { ["\($0):u", "\($0):k"] }
+    }
+
+    /// Probes each spec on its own for `target` (see `probe`), in order.
+    public static func probeAll(_ specs: [CounterEventSpec], target: CounterTarget = .currentThread,
+                                privilege: PerfPrivilege = .current()) -> [(spec: CounterEventSpec, availability: CounterAvailability)] {
+        specs.map { ($0, probe($0, target: target, privilege: privilege)) }
+    }
+
     /// Encodes one name with an explicit libpfm4 privilege-level mask (`PFM_PLM0` = 0x1
     /// kernel, `PFM_PLM3` = 0x8 user).
     public static func encode(_ name: String, privilegeLevelMask: Int32) -> Result<CounterEventSpec, CounterError> {
@@ -120,10 +133,10 @@ public enum PerfEvents {
     /// one that cannot be opened for this kind of target.
     static func structuralProblem(_ spec: CounterEventSpec, target: CounterTarget, privilege: PerfPrivilege) -> CounterAvailability? {
         if spec.isKernelOnlySoftwareEvent && spec.excludesKernel {
-            let why = privilege.mayCountKernel
-                ? "kernel mode is excluded by the event's modifier"
-                : "\(privilege.paranoidText) without CAP_PERFMON allows user mode only; needs CAP_PERFMON or perf_event_paranoid <= 1"
-            return .unsupported(errno: nil, reason: "not permitted: \(spec.name) happens only in kernel mode and would count 0 (\(why))")
+            if privilege.mayCountKernel {
+                return .unsupported(errno: nil, reason: "unsupported: \(spec.name) happens only in kernel mode and would count 0 with kernel mode excluded (drop the :u)")
+            }
+            return .unsupported(errno: nil, reason: "not permitted: \(spec.name) happens only in kernel mode and would count 0 (\(privilege.paranoidText) without CAP_PERFMON allows user mode only; needs CAP_PERFMON or perf_event_paranoid <= 1)")
         }
         if let cpu = spec.requiredCPU, case .thread = target {
             return .unsupported(errno: nil, reason: "unsupported per thread: \(spec.name) is a socket-level (uncore) event; count it on a CPU (cpu \(cpu))")
@@ -169,7 +182,7 @@ public enum PerfEvents {
             } else if case .cpu = target, !privilege.mayCountPerCPU {
                 need = "per-CPU counting needs CAP_PERFMON or perf_event_paranoid <= 0"
             } else if !spec.excludesKernel && !privilege.mayCountKernel {
-                need = "kernel-mode counting needs CAP_PERFMON or perf_event_paranoid <= 1 (count \(spec.name):u instead)"
+                need = "kernel-mode counting needs CAP_PERFMON or perf_event_paranoid <= 1"
             } else if case .thread(let id, _) = target {
                 need = "thread \(id) is not traceable by this process (ptrace access)"
             } else {
@@ -252,7 +265,11 @@ public enum PerfEvents {
                 case .success(let spec):
                     if testEach || representative == nil {
                         let a = probe(spec, target: target, privilege: privilege)
-                        if representative == nil { representative = (name, a) }
+                        // For a PMU whose events are each tested, the PMU counts as usable
+                        // when any of its events is: the representative is the first that opened.
+                        if representative == nil || (testEach && a.isOK && !(representative?.availability.isOK ?? false)) {
+                            representative = (name, a)
+                        }
                         events.append(CounterEventListing(name: name, description: desc, availability: a, testedDirectly: true, note: nil))
                     } else {
                         pending.append(events.count)
@@ -283,7 +300,9 @@ public enum PerfEvents {
 
     /// The number of generic counters of libpfm4's default (core) PMU, or nil when none is
     /// detected. Used to size hardware groups.
-    public static var defaultPMUGenericCounters: Int? {
+    public static var defaultPMUGenericCounters: Int? { cachedDefaultPMUGenericCounters }
+
+    private static let cachedDefaultPMUGenericCounters: Int? = {
         guard libraryError == nil else { return nil }
         return libraryLock.withLock { _ -> Int? in
             for p in 0..<PFM_PMU_MAX.rawValue {
@@ -296,7 +315,7 @@ public enum PerfEvents {
             }
             return nil
         }
-    }
+    }()
 }
 
 /// One PMU in `PerfEvents.listEvents`.
@@ -310,7 +329,8 @@ public struct CounterPMUListing: Sendable {
     public var isDefault: Bool
     public var genericCounters: Int
     public var fixedCounters: Int
-    /// The event test-opened first for this PMU, and its result.
+    /// The event test-opened for this PMU (for the generic `perf` PMU, whose events are each
+    /// tested: the first one that opened), and its result.
     public var representative: String?
     public var availability: CounterAvailability?
     public var events: [CounterEventListing]
