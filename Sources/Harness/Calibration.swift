@@ -62,7 +62,7 @@ public enum Calibrator {
                     spins = 0
                 } else {
                     spins += 1
-                    if spins > 1_000_000 { sched_yield(); spins = 0 }
+                    if spins > 20_000 { sched_yield(); spins = 0 }
                     cpuRelax()
                 }
             }
@@ -79,7 +79,7 @@ public enum Calibrator {
                 // Ordering: acquire; pairs with the pong thread's release store.
                 while flag.pointee.load(ordering: .acquiring) != value + 2 {
                     spins += 1
-                    if spins > 1_000_000 { sched_yield(); spins = 0 }
+                    if spins > 20_000 { sched_yield(); spins = 0 }
                     cpuRelax()
                 }
                 value += 2
@@ -97,7 +97,9 @@ public enum Calibrator {
         for s in Set(sizes).sorted() {
             c.memcpyBytesPerSecond[String(s)] = memcpyBandwidth(size: s, trials: quick ? 3 : 5, windowNanoseconds: window)
         }
-        if CPU.onlineCount > 1 {
+        // A round trip between two distinct CPUs only: on one CPU the two threads would take
+        // turns at scheduler granularity, which measures nothing useful.
+        if CPU.onlineCount > 1, let a = submitterCPU, let b = engineCPU, a != b {
             c.roundTripNs = roundTrip(cpuA: submitterCPU, cpuB: engineCPU, trips: quick ? 5_000 : 20_000, trials: quick ? 3 : 5)
         }
         return c

@@ -66,7 +66,15 @@ public enum EnvironmentCapture {
         return nodes.isEmpty ? [0] : nodes
     }
 
+    /// The command line as recorded: the user's home directory is written as "~", so that a
+    /// shared result does not carry it.
+    public static func sanitized(_ commandLine: [String]) -> [String] {
+        guard let home = ProcessInfo.processInfo.environment["HOME"], home.count > 1 else { return commandLine }
+        return commandLine.map { $0.replacingOccurrences(of: home, with: "~") }
+    }
+
     public static func context(commandLine: [String], hostID: String?) -> ResultContext {
+        let commandLine = sanitized(commandLine)
         let g = gitState()
         let f = ISO8601DateFormatter()
         return ResultContext(

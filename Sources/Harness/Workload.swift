@@ -32,6 +32,9 @@ public struct WorkloadSpec: Sendable, Hashable {
     /// Inject a read fault into every N-th descriptor (`--inject-faults N`): the faults must
     /// come back as error results and be counted in the point's `errors`.
     public var faultEvery: Int?
+    /// No completion for this long while descriptors are in flight is a stall: the run
+    /// terminates the channel and fails with a timeout error (dmatest semantics).
+    public var stallTimeoutNanoseconds: UInt64 = 10_000_000_000
 
     public init(
         size: Int, batch: Int, depth: Int, durationNanoseconds: UInt64, warmupDescriptors: Int = 10_000,
@@ -261,6 +264,7 @@ public final class ClosedLoopClient {
         var openLoopIndex: Double = 0
         var outOfPool = 0
         let submitLimit = spec.maxDescriptors.map { warmupEnd + $0 } ?? Int.max
+        var waitStart: UInt64 = 0
 
         while true {
             if !stopSubmitting {
@@ -324,7 +328,23 @@ public final class ClosedLoopClient {
                 // Ordering: acquire; pairs with the release store of `completed` in the callback.
                 c = state.pointee.completed.pointee.load(ordering: .acquiring)
                 if spins & 0xFFFF == 0 && submitted > issued { ch.issuePending(); issued = submitted }
+                if spins & 0x3FF == 0 && c == reaped {
+                    // dmatest's timeout: no completion for this long means the engine stalled.
+                    // Terminate (no late callback can follow) and report, never hang.
+                    let now = MonotonicClock.now()
+                    if waitStart == 0 { waitStart = now }
+                    if now - waitStart > spec.stallTimeoutNanoseconds {
+                        let wm = ch.debugWatermark()
+                        let first = wm.last.next
+                        let (st, tx) = ch.status(of: first)
+                        let detail = "watermark used \(wm.used) last \(wm.last); cookie \(first.rawValue): \(st.rawValue), residue \(tx.residue)"
+                        try? ch.terminateSync()
+                        throw WorkloadError(
+                            "stalled: \(submitted - reaped) descriptors in flight (\(submitted - issued) not issued) and no completion for \(spec.stallTimeoutNanoseconds / 1_000_000_000) s on backend \(ch.backendName) (\(detail)); terminated")
+                    }
+                }
             }
+            waitStart = 0
             reaped = c
             if !measuring && reaped >= warmupEnd {
                 measuring = true

@@ -99,3 +99,25 @@ struct EmbeddedWorkloadTests {
         #expect(try ch.finish().isClean)
     }
 }
+
+@Suite("Stall detection")
+struct StallTests {
+    @Test func aStalledEngineTimesOutTerminatesAndNeverHangs() throws {
+        // The double never completes anything unless pumped; the pump here does nothing.
+        let ch = EmbeddedChannel(options: DMAChannelOptions(poolSize: 64))
+        var spec = WorkloadSpec(size: 64, batch: 4, depth: 8, durationNanoseconds: 0, warmupDescriptors: 0, maxDescriptors: 100)
+        spec.stallTimeoutNanoseconds = 200_000_000
+        let c = try ClosedLoopClient(channel: ch, spec: spec)
+        c.pump = {}
+        do {
+            _ = try c.run()
+            Issue.record("a stalled run returned normally")
+        } catch let e as WorkloadError {
+            #expect(e.description.contains("stalled: 8 descriptors in flight"), "\(e)")
+            #expect(e.description.contains("terminated"))
+        }
+        // terminateSync ran: nothing is left in flight, and completing now delivers nothing.
+        #expect(ch.completeAll().isEmpty)
+        #expect(try ch.finish().isClean)
+    }
+}
