@@ -496,7 +496,7 @@ public final class RingChannel: DMAChannel {
     public func debugReleaseStalls() {
         // Ordering: release; pairs with the acquire load of `stallGeneration` in the engine.
         core.stallGeneration.pointee.add(1, ordering: .releasing)
-        if !core.storageFreed { core.wakeEngineIfParked() }
+        core.wakeEngineIfParked()
     }
 
     public func debugSetAccessProbe(_ probe: DMAAccessProbe?) {
@@ -506,7 +506,7 @@ public final class RingChannel: DMAChannel {
             return
         }
         let box = ProbeBox(probe)
-        core.probes.withLock { $0.append(box) }
+        core.keepAlive(box)
         let raw = Unmanaged.passRetained(box).toOpaque()
         // Ordering: release; pairs with the engine's acquire load of `probe` (the box is
         // fully initialized before the engine can call it). Replaced boxes stay alive until

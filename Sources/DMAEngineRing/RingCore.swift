@@ -93,7 +93,17 @@ final class RingCore: @unchecked Sendable {
     let syncWaiters: UnsafeMutablePointer<Atomic<Int>>
 
     let syncEvent = ParkingEvent()
-    let probes = Mutex<[ProbeBox]>([])
+    /// Every probe box ever installed (cold path; touched by `debugSetAccessProbe` and deinit).
+    private var probeBoxes: [ProbeBox] = []
+    private let probeLock = Atomic<Bool>(false)
+
+    func keepAlive(_ box: ProbeBox) {
+        // Ordering: acquire on success; pairs with the release store that unlocks below.
+        while !probeLock.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged { cpuRelax() }
+        probeBoxes.append(box)
+        // Ordering: release; pairs with the acquire CAS that locks above.
+        probeLock.store(false, ordering: .releasing)
+    }
     /// Set once the pool and the rings are freed (after the threads are joined).
     private(set) var storageFreed = false
 
@@ -161,7 +171,10 @@ final class RingCore: @unchecked Sendable {
 
     deinit {
         freeStorage()
-        for box in probes.withLock({ $0 }) { Unmanaged.passUnretained(box).release() }
+        // Ordering: acquire; pairs with the release store that unlocks in `keepAlive`.
+        while !probeLock.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged { cpuRelax() }
+        for box in probeBoxes { Unmanaged.passUnretained(box).release() }
+        probeBoxes = []
         hot.deallocate()
     }
 
@@ -249,7 +262,9 @@ final class RingCore: @unchecked Sendable {
         let d = pool + Int(index)
         if d.pointee.callback.isSet { d.pointee.callback = DMACallback() }
         d.pointee.reuse = false
-        d.pointee.generation.add(1, ordering: .relaxed)
+        // Only the descriptor's owner (the retiring executor, or the client freeing a prepared
+        // REUSE descriptor) writes the generation: a load and a store, no locked add.
+        d.pointee.generation.store(d.pointee.generation.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
         d.pointee.state.store(SlotState.free, ordering: .relaxed)
     }
 

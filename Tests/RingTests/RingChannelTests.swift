@@ -93,7 +93,7 @@ struct RingChannelTests {
         let log = CallbackLog()
         let perThread = 500
         let threads = 8
-        let results = Mutex<[[Int32]]>(Array(repeating: [], count: threads))
+        let results = Locked<[[Int32]]>(Array(repeating: [], count: threads))
         var workers: [OSThread] = []
         for i in 0..<threads {
             let cb = log.callback
@@ -201,7 +201,7 @@ struct RingChannelTests {
         try ch.terminateAsync()
         try ch.synchronize()
         try ch.synchronize()
-        let errors = Mutex<[DMAError]>([])
+        let errors = Locked<[DMAError]>([])
         let b = try Buffers(count: 4096)
         let d = try #require(ch.prepareMemcpy(to: b.destination, from: b.source, length: 64, callback: .plain { _ in
             do throws(DMAError) { try ch.synchronize() } catch { errors.withLock { $0.append(error) } }
@@ -317,7 +317,7 @@ struct RingChannelTests {
         defer { try? ch.release() }
         let b = try Buffers(count: 8192)
         let log = CallbackLog()
-        let writes = Mutex<[Int]>([])
+        let writes = Locked<[Int]>([])
         ch.debugSetAccessProbe { access in
             if access.kind == .write { writes.withLock { $0.append(access.count) } }
         }
