@@ -15,7 +15,10 @@ import Synchronization
 public protocol PhaseCounters: AnyObject {
     /// Starts counting the given threads (role → Linux thread id).
     func begin(threads: [String: Int32])
-    /// Stops counting and returns the values per role and event, normalised per descriptor.
+    /// Stops counting (the phase is over); values are read later by `end`.
+    func stop()
+    /// Stops counting if still running and returns the values per role and event,
+    /// normalised per descriptor.
     func end(descriptors: Int) -> [String: [String: CounterValue]]
 }
 
@@ -170,13 +173,17 @@ public final class Runner {
             for r in 0..<reps {
                 if StopFlag.isSet { return nil }
                 onProgress?(RunnerEvent(index: index, total: total, point: p, repetition: r + 1, repetitions: reps, etaSeconds: eta))
-                if r == reps - 1 {
+                var counted = false
+                if r == reps - 1, let counters {
                     var threads = ["submitter": CPU.currentThreadID]
                     for (role, tid) in channels[0].threadIDs { threads[role.rawValue] = tid }
-                    counters?.begin(threads: threads)
+                    clients[0].onMeasureStart = { counters.begin(threads: threads); counted = true }
+                    clients[0].onMeasureEnd = { counters.stop() }
                 }
                 let samples = try runClients(clients)
-                if r == reps - 1, let counters {
+                clients[0].onMeasureStart = nil
+                clients[0].onMeasureEnd = nil
+                if counted, let counters {
                     countersOut = counters.end(descriptors: samples[0].descriptors)
                 }
                 let d = samples.reduce(0.0) { $0 + $1.descriptorsPerSecond }
@@ -217,7 +224,7 @@ public final class Runner {
             let runner = try TerminateRunner(channel: ch, size: p.parameters.size, maxInFlight: max(1, n))
             let placementRecord = verifiedPlacement(channel: ch)
             var ts: [Double] = [], ta: [Double] = [], sy: [Double] = [], seed: [Double] = []
-            var completed = 0, aborted = 0
+            var completed: [Double] = [], aborted: [Double] = []
             var countersOut: [String: [String: CounterValue]]?
             for r in 0..<reps {
                 if StopFlag.isSet { return nil }
@@ -228,21 +235,24 @@ public final class Runner {
                     counters?.begin(threads: threads)
                 }
                 let s = try runner.measure(inFlight: n, seedRaceIterations: plan.quick ? 10 : 50)
+                // Normalised per descriptor in flight at terminate (two fills per repetition).
                 if r == reps - 1, let counters { countersOut = counters.end(descriptors: max(1, 2 * n)) }
                 ts.append(s.terminateSyncNs)
                 ta.append(s.terminateAsyncNs)
                 sy.append(s.synchronizeNs)
                 seed.append(s.seedRaceNs)
-                completed += s.completed
-                aborted += s.aborted
+                completed.append(Double(s.completed))
+                aborted.append(Double(s.aborted))
             }
             var m = PointMetrics()
             m.terminateSyncNs = MetricSummary(samples: ts)
             m.terminateAsyncNs = MetricSummary(samples: ta)
             m.synchronizeNs = MetricSummary(samples: sy)
             m.seedRaceNs = MetricSummary(samples: seed)
-            m.completed = completed
-            m.aborted = aborted
+            // Per repetition (median): of the N descriptors in flight at terminateSync, how many
+            // completed with a callback and how many were aborted.
+            m.completed = Int(Statistics.median(completed))
+            m.aborted = Int(Statistics.median(aborted))
             m.errors = 0
             return ResultPoint(
                 backend: p.backend, workload: p.workload.rawValue, parameters: p.parameters, placement: placementRecord,

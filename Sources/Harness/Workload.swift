@@ -157,6 +157,10 @@ public final class ClosedLoopClient {
     /// Called while the client waits for completions. Nil for real backends; tests set it to
     /// drive a hand-driven double (`EmbeddedChannel.completeAll()`).
     public var pump: (() -> Void)?
+    /// Called when the measured window starts (after warm-up) and when it ends: the runner
+    /// starts and stops counters here, so counters cover exactly the throughput phase.
+    public var onMeasureStart: (() -> Void)?
+    public var onMeasureEnd: (() -> Void)?
 
     public init(channel: any DMAChannel, spec: WorkloadSpec) throws {
         self.channel = channel
@@ -312,6 +316,7 @@ public final class ClosedLoopClient {
             reaped = c
             if !measuring && reaped >= warmupEnd {
                 measuring = true
+                onMeasureStart?()
                 tStart = MonotonicClock.now()
                 measuredStart = reaped
                 deadline = tStart &+ spec.durationNanoseconds
@@ -328,6 +333,7 @@ public final class ClosedLoopClient {
             }
             if stopSubmitting && reaped == submitted {
                 tEnd = MonotonicClock.now()
+                if measuring { onMeasureEnd?() }
                 break
             }
             if stopSubmitting && submitted > issued { ch.issuePending(); issued = submitted }

@@ -40,6 +40,9 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Thread placement: submitter=cpuN,engine=cpuN[,executor=cpuN].")
     var placement: String?
 
+    @Option(help: "Counter events (perf or libpfm4 names, or presets default, software, numa), or 'none'. Default: cycles,instructions,cache-misses,branch-misses,task-clock,context-switches,cpu-migrations,page-faults.")
+    var events: String = "default"
+
     @Option(parsing: .unconditional, help: "Repetitions per point (median and 95% CI are reported).")
     var repetitions: Int?
 
@@ -73,6 +76,7 @@ struct RunCommand: ParsableCommand {
     struct Validated {
         var plan: SweepPlan
         var placement: ThreadPlacement
+        var counters: PerfPhaseCounters?
         var format: OutputFormat
         var output: String?
     }
@@ -147,11 +151,19 @@ struct RunCommand: ParsableCommand {
             rate: rate, repetitions: reps, durationNanoseconds: UInt64(seconds * 1e9), verify: !noVerify,
             quick: quick || isDefaultSweep, shard: shardInfo)
         plan.latencyDepths = latencyDepths
+        var counters: PerfPhaseCounters?
+        if events != "none" {
+            let names = ListParser.items(events)
+            if names.contains("") { throw .usage("invalid events '\(events)': an event name is empty") }
+            do throws(CounterError) { counters = try PerfPhaseCounters(events: names, engineCPU: place.engineCPU) } catch {
+                throw .usage(error.description)
+            }
+        }
         if let f = injectFaults {
             guard f >= 1 else { throw .usage("invalid inject-faults \(f): must be at least 1 (a read fault every N-th descriptor)") }
             plan.faultEvery = f
         }
-        return Validated(plan: plan, placement: place, format: fmt, output: output)
+        return Validated(plan: plan, placement: place, counters: counters, format: fmt, output: output)
     }
 
     /// True when no option that shapes the sweep was given: the quick default sweep.
@@ -198,9 +210,17 @@ struct RunCommand: ParsableCommand {
             sizes: v.plan.sizes, submitterCPU: v.placement.submitterCPU, engineCPU: v.placement.engineCPU, quick: v.plan.quick)
         context.calibration = calibration
 
+        if let c = v.counters {
+            context.counters = c.availability()
+            for r in c.restrictions { Console.note("counters: \(r)") }
+            for (name, why) in context.counters.sorted(by: { $0.key < $1.key }) where why != "ok" {
+                Console.note("counter \(name): \(why)")
+            }
+        }
         var doc = ResultDocument(context: context)
         let runner = Runner(plan: v.plan, factories: factories, placement: v.placement)
         runner.calibration = calibration
+        runner.counters = v.counters
         let total = v.plan.points().count
         Console.note("\(total) points, \(v.plan.repetitions) repetitions each")
         runner.onSkip = { s in
