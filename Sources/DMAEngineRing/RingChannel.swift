@@ -135,7 +135,7 @@ public final class RingChannel: DMAChannel {
     ) -> DMADescriptor? {
         guard !isReleased, length > 0, length <= Int(UInt32.max) else { return nil }
         guard let index = core.popFree() else { return nil }
-        let d = core.pool + Int(index)
+        let d = core.descriptor(index)
         let burst = core.burstBytes.pointee.load(ordering: .relaxed)
         d.pointee.isMemset = isMemset
         d.pointee.reuse = false
@@ -159,7 +159,7 @@ public final class RingChannel: DMAChannel {
     @inline(__always)
     private func slot(_ h: DMADescriptor) -> (UnsafeMutablePointer<RingDescriptor>, UInt32)? {
         guard Int(h.index) < core.poolSize, !isReleased else { return nil }
-        let d = core.pool + Int(h.index)
+        let d = core.descriptor(h.index)
         guard d.pointee.generation.load(ordering: .relaxed) == h.generation else { return nil }
         // Ordering: acquire; pairs with the release store of `prepared` in the executor's
         // retire of a REUSE descriptor (it is done reading the descriptor).

@@ -50,7 +50,11 @@ final class RingCore: @unchecked Sendable {
     let compMask: UInt32
 
     let hot: UnsafeMutableRawPointer
-    let pool: UnsafeMutablePointer<RingDescriptor>
+    /// The descriptor pool: one descriptor per 128-byte stride, 128-byte aligned, so two
+    /// descriptors never share a cache line (the client preps one while the executor retires
+    /// its neighbour).
+    let poolBase: UnsafeMutableRawPointer
+    static let descriptorStride = 128
     let sub: UnsafeMutablePointer<SubmissionSlot>
     let comp: UnsafeMutablePointer<CompletionEntry>
 
@@ -152,10 +156,12 @@ final class RingCore: @unchecked Sendable {
         terminatePending = at(8, 56, false)
         syncWaiters = at(9, 0, 0)
 
-        pool = UnsafeMutablePointer<RingDescriptor>.allocate(capacity: options.poolSize)
+        precondition(MemoryLayout<RingDescriptor>.stride <= Self.descriptorStride, "RingDescriptor outgrew its stride")
+        poolBase = UnsafeMutableRawPointer.allocate(byteCount: options.poolSize * Self.descriptorStride, alignment: line)
         for i in 0..<options.poolSize {
-            (pool + i).initialize(to: RingDescriptor(index: UInt32(i)))
-            (pool + i).pointee.next.store(i + 1 < options.poolSize ? UInt32(i + 1) : RingLayout.none, ordering: .relaxed)
+            let d = (poolBase + i * Self.descriptorStride).bindMemory(to: RingDescriptor.self, capacity: 1)
+            d.initialize(to: RingDescriptor(index: UInt32(i)))
+            d.pointee.next.store(i + 1 < options.poolSize ? UInt32(i + 1) : RingLayout.none, ordering: .relaxed)
         }
         freeHead.pointee.store(Tickets.pack(high: 0, low: 0), ordering: .relaxed)
 
@@ -182,12 +188,18 @@ final class RingCore: @unchecked Sendable {
     func freeStorage() {
         guard !storageFreed else { return }
         storageFreed = true
-        pool.deinitialize(count: poolSize)
-        pool.deallocate()
+        for i in 0..<poolSize { descriptor(UInt32(i)).deinitialize(count: 1) }
+        poolBase.deallocate()
         sub.deinitialize(count: Int(capacity))
         sub.deallocate()
         comp.deinitialize(count: Int(compCapacity))
         comp.deallocate()
+    }
+
+    /// The descriptor in pool slot `index`.
+    @inline(__always)
+    func descriptor(_ index: UInt32) -> UnsafeMutablePointer<RingDescriptor> {
+        (poolBase + Int(index) &* Self.descriptorStride).assumingMemoryBound(to: RingDescriptor.self)
     }
 
     // MARK: Cookies
@@ -230,7 +242,7 @@ final class RingCore: @unchecked Sendable {
         while true {
             let index = Tickets.low(head)
             if index == RingLayout.none { return nil }
-            let next = pool[Int(index)].next.load(ordering: .relaxed)
+            let next = descriptor(index).pointee.next.load(ordering: .relaxed)
             // Ordering: acquire on success; pairs with the release CAS in `pushFree`.
             let (done, now) = freeHead.pointee.compareExchange(
                 expected: head, desired: Tickets.pack(high: Tickets.high(head) &+ 1, low: next),
@@ -245,7 +257,7 @@ final class RingCore: @unchecked Sendable {
     func pushFree(first: UInt32, last: UInt32) {
         var head = freeHead.pointee.load(ordering: .relaxed)
         while true {
-            pool[Int(last)].next.store(Tickets.low(head), ordering: .relaxed)
+            descriptor(last).pointee.next.store(Tickets.low(head), ordering: .relaxed)
             // Ordering: release; pairs with the acquire CAS in `popFree`.
             let (done, now) = freeHead.pointee.compareExchange(
                 expected: head, desired: Tickets.pack(high: Tickets.high(head) &+ 1, low: first),
@@ -259,7 +271,7 @@ final class RingCore: @unchecked Sendable {
     /// generation bumped (stale handles now fail), state free. The caller pushes it.
     @inline(__always)
     func scrub(_ index: UInt32) {
-        let d = pool + Int(index)
+        let d = descriptor(index)
         if d.pointee.callback.isSet { d.pointee.callback = DMACallback() }
         d.pointee.reuse = false
         // Only the descriptor's owner (the retiring executor, or the client freeing a prepared

@@ -99,7 +99,7 @@ final class RingEngine: @unchecked Sendable {
 
     @inline(__always)
     private func execute(index: UInt32, ticket t: UInt32) {
-        let d = core.pool + Int(index)
+        let d = core.descriptor(index)
         let length = d.pointee.length
         // Ordering: acquire; pairs with the release store in `debugSetAccessProbe`.
         if !d.pointee.slow && core.probe.pointee.load(ordering: .acquiring) == 0 {
@@ -119,7 +119,7 @@ final class RingEngine: @unchecked Sendable {
     /// Chunked transfer with control checks, injected delay, stall, faults and the access probe.
     @inline(never)
     private func slowTransfer(index: UInt32, ticket t: UInt32) {
-        let d = core.pool + Int(index)
+        let d = core.descriptor(index)
         let length = d.pointee.length
         let chunk = max(1, d.pointee.chunkBytes > 0 ? d.pointee.chunkBytes : length)
         let cookie = core.cookie(ofTicket: t)

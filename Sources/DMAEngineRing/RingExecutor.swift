@@ -52,7 +52,7 @@ final class RingExecutor: @unchecked Sendable {
         var chainLast = RingLayout.none
         for i in 0..<n {
             let e = core.comp + Int((head &+ i) & core.compMask)
-            let d = core.pool + Int(e.pointee.descriptor)
+            let d = core.descriptor(e.pointee.descriptor)
             var drop = e.pointee.terminated
             if checkEpoch && !drop && e.pointee.epoch != c.epoch
                 && Tickets.distance(e.pointee.ticket, c.cutoff) <= 0
