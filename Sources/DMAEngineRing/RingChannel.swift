@@ -353,7 +353,9 @@ public final class RingChannel: DMAChannel {
         // Rule S6: terminated cookies read COMPLETE at once.
         core.advanceLast(to: cutoff)
         core.terminatePending.pointee.store(true, ordering: .relaxed)
-        core.wakeEngineIfParked()
+        // An engine parked idle past the cutoff has nothing to drain: it acknowledges when it
+        // next wakes; otherwise wake it now to drain or abort.
+        if core.idleEngineWitness(cutoff: cutoff) == nil { core.wakeEngineIfParked() }
     }
 
     public func synchronize() throws(DMAError) {
@@ -389,20 +391,27 @@ public final class RingChannel: DMAChannel {
 
     private func waitForEpoch() {
         // Ordering: acquire; pairs with the seq_cst CAS of `control` in terminate.
-        let target = Control(raw: core.control.pointee.load(ordering: .acquiring)).epoch
+        let current = Control(raw: core.control.pointee.load(ordering: .acquiring))
+        let target = current.epoch
         // Ordering: seq_cst; pairs with the seq_cst load in `signalSyncWaiters`.
         core.syncWaiters.pointee.add(1, ordering: .sequentiallyConsistent)
         defer { core.syncWaiters.pointee.subtract(1, ordering: .sequentiallyConsistent) }
         while true {
             // Ordering: acquire; pairs with the release store of `ack` in the engine.
             let a = core.ack.pointee.load(ordering: .acquiring)
+            var position: UInt32? = nil
             if Control.epochDistance(Control(raw: a).epoch, target) >= 0 {
+                position = Tickets.low(a)
+            } else if let p = core.idleEngineWitness(cutoff: current.cutoff) {
+                position = p
+            } else {
+                core.wakeEngineIfParked()
+            }
+            if let position {
                 // Ordering: acquire; pairs with the executor's release store of `compHead`
                 // after each entry (its callback has returned).
                 let h = core.compHead.pointee.load(ordering: .acquiring)
-                if Tickets.distance(h, Tickets.low(a)) >= 0 { return }
-            } else {
-                core.wakeEngineIfParked()
+                if Tickets.distance(h, position) >= 0 { return }
             }
             core.syncEvent.wait(spinNanoseconds: min(core.options.spinNanoseconds, 20_000), timeoutNanoseconds: 200_000)
         }

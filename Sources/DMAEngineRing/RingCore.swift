@@ -80,6 +80,9 @@ final class RingCore: @unchecked Sendable {
     let ack: UnsafeMutablePointer<Atomic<UInt64>>
     /// Engine-written: (active ticket << 32 | bytes remaining), for residue.
     let active: UnsafeMutablePointer<Atomic<UInt64>>
+    /// Engine-written before it parks idle: (1 << 32 | consumer position), 0 otherwise. The
+    /// engine flushes before an idle park, so every ticket before that position is done.
+    let idleMark: UnsafeMutablePointer<Atomic<UInt64>>
 
     // MARK: Read-mostly line
 
@@ -146,6 +149,7 @@ final class RingCore: @unchecked Sendable {
         freeHead = at(6, 0, UInt64(0))
         ack = at(7, 0, UInt64(0))
         active = at(7, 8, UInt64(UInt32.max) << 32)
+        idleMark = at(7, 16, UInt64(0))
         control = at(8, 0, UInt64(0))
         cookieBase = at(8, 8, Tickets.pack(high: 0, low: 1))
         failNext = at(8, 16, 0)
@@ -323,6 +327,20 @@ final class RingCore: @unchecked Sendable {
                 timeoutNanoseconds: timeoutNanoseconds)
         }
         word.pointee.store(0, ordering: .relaxed)
+    }
+
+    /// When the engine is parked idle past `cutoff` (every ticket up to it consumed, done and
+    /// published), returns the completion-ring position to wait for: the engine is done with
+    /// the terminated epoch without having to wake up and acknowledge it. nil otherwise.
+    @inline(__always)
+    func idleEngineWitness(cutoff: UInt32) -> UInt32? {
+        // Ordering: seq_cst; pairs with the seq_cst store of 1 in `park`, which the engine
+        // makes after storing `idleMark` (so the mark read below is at least that recent).
+        guard enginePark.pointee.load(ordering: .sequentiallyConsistent) == 1 else { return nil }
+        let mark = idleMark.pointee.load(ordering: .relaxed)
+        guard mark >> 32 == 1, Tickets.distance(Tickets.low(mark), cutoff) > 0 else { return nil }
+        // Ordering: acquire; pairs with the engine's seq_cst store of `compTail` in `flush()`.
+        return compTail.pointee.load(ordering: .acquiring)
     }
 
     /// Signals a waiting `synchronize` (or `pause`) if there is one.

@@ -305,6 +305,10 @@ final class RingEngine: @unchecked Sendable {
         }
         let cached = issuedCache
         let seenRaw = seen.raw
+        // Everything before `head` is done and published (the caller flushed): say so, for
+        // `idleEngineWitness`. The park's seq_cst store of 1 orders this store before it.
+        core.idleMark.pointee.store(UInt64(1) << 32 | UInt64(head), ordering: .relaxed)
+        defer { core.idleMark.pointee.store(0, ordering: .relaxed) }
         core.park(core.enginePark) {
             // Ordering: seq_cst; pairs with the seq_cst CAS in `issuePending` / of `control`.
             core.issuedTail.pointee.load(ordering: .sequentiallyConsistent) != cached
