@@ -55,6 +55,8 @@ public final class RingChannel: DMAChannel {
         do {
             executorThread = try OSThread(name: "ring-executor", cpu: options.executorCPU) { executor.run() }
         } catch {
+            // Ordering: seq_cst; pairs with the engine's acquire load of `control` and its
+            // seq_cst park re-check (the wake below then finds it parked or running).
             core.control.pointee.store(Control(raw: 0).stopping().raw, ordering: .sequentiallyConsistent)
             core.wake(core.enginePark)
             engineThread.join()
@@ -304,6 +306,7 @@ public final class RingChannel: DMAChannel {
         // Rule P1: return once the engine has stopped moving data: it acknowledged this pause,
         // or it is parked (it re-checks `control` before it moves data again).
         let generation = Control(raw: c).pauseGeneration
+        var spins = 0
         while true {
             // Ordering: acquire; pairs with the release store of `ack` in the engine.
             let a = Control(raw: core.ack.pointee.load(ordering: .acquiring))
@@ -312,7 +315,9 @@ public final class RingChannel: DMAChannel {
             if core.enginePark.pointee.load(ordering: .sequentiallyConsistent) == 1 { return }
             let now = Control(raw: core.control.pointee.load(ordering: .acquiring))
             if !now.paused || now.pauseGeneration != generation { return }
-            cpuRelax()
+            // The engine acknowledges within one chunk; on a loaded machine let it run.
+            spins &+= 1
+            if spins < 4096 { cpuRelax() } else { sched_yield() }
         }
     }
 

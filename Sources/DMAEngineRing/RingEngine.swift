@@ -319,6 +319,7 @@ final class RingEngine: @unchecked Sendable {
     /// Parks until `control` changes (paused: waiting for resume, terminate or release).
     private func waitForControlChange() {
         let seenRaw = seen.raw
+        // Ordering: acquire; pairs with the seq_cst CAS of `control` in resume/terminate/release.
         while core.control.pointee.load(ordering: .acquiring) == seenRaw {
             core.park(core.enginePark) {
                 // Ordering: seq_cst; pairs with the seq_cst CAS of `control`.
