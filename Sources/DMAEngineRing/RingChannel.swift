@@ -78,7 +78,7 @@ public final class RingChannel: DMAChannel {
     public var capabilities: DMACapabilities {
         DMACapabilities(
             cmdPause: true, cmdResume: true, cmdTerminate: true, residueGranularity: .burst,
-            descriptorReuse: true, completionNoOrder: false, memset: true, cyclic: false)
+            descriptorReuse: true, completionNoOrder: false, memset: true, cyclic: true)
     }
 
     @inline(__always)
@@ -122,12 +122,22 @@ public final class RingChannel: DMAChannel {
         prepare(destination: destination, source: nil, fill: value, isMemset: true, length: length, flags: flags)
     }
 
-    /// Not supported: returns nil (`capabilities.cyclic` is false).
+    /// A cyclic copy: the engine runs it period by period until it is terminated; the
+    /// callback runs once per period, or fewer when periods elapse faster than the executor
+    /// catches up (rule K1). Descriptors submitted after it wait behind it, as on hardware.
+    /// The corresponding kernel call is `dmaengine_prep_dma_cyclic()`.
     public func prepareCyclic(
         to destination: UnsafeMutableRawPointer, from source: UnsafeRawPointer, bufferLength: Int,
         periodLength: Int, flags: DMAPrepFlags
     ) -> DMADescriptor? {
-        nil
+        guard periodLength > 0, periodLength <= bufferLength else { return nil }
+        guard let h = prepare(destination: destination, source: source, fill: 0, isMemset: false, length: bufferLength, flags: flags)
+        else { return nil }
+        let d = core.descriptor(h.index)
+        d.pointee.isCyclic = true
+        d.pointee.periodLength = periodLength
+        d.pointee.slow = true
+        return h
     }
 
     @inline(__always)
@@ -140,6 +150,7 @@ public final class RingChannel: DMAChannel {
         let d = core.descriptor(index)
         let burst = core.burstBytes.pointee.load(ordering: .relaxed)
         d.pointee.isMemset = isMemset
+        d.pointee.isCyclic = false
         d.pointee.reuse = false
         d.pointee.interrupt = flags.contains(.interrupt)
         d.pointee.slow = burst > 0 && burst < length

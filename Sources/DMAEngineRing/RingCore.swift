@@ -83,6 +83,11 @@ final class RingCore: @unchecked Sendable {
     /// Engine-written before it parks idle: (1 << 32 | consumer position), 0 otherwise. The
     /// engine flushes before an idle park, so every ticket before that position is done.
     let idleMark: UnsafeMutablePointer<Atomic<UInt64>>
+    /// Engine-written: the running cyclic transfer, (ticket << 32 | descriptor index), or
+    /// `RingLayout.none` in the low half when there is none.
+    let cyclic: UnsafeMutablePointer<Atomic<UInt64>>
+    /// Engine-written: periods elapsed on cyclic transfers (the executor coalesces them).
+    let cyclicPeriods: UnsafeMutablePointer<Atomic<UInt64>>
 
     // MARK: Read-mostly line
 
@@ -150,6 +155,8 @@ final class RingCore: @unchecked Sendable {
         ack = at(7, 0, UInt64(0))
         active = at(7, 8, UInt64(UInt32.max) << 32)
         idleMark = at(7, 16, UInt64(0))
+        cyclic = at(10, 0, UInt64(RingLayout.none))
+        cyclicPeriods = at(10, 8, UInt64(0))
         control = at(8, 0, UInt64(0))
         cookieBase = at(8, 8, Tickets.pack(high: 0, low: 1))
         failNext = at(8, 16, 0)

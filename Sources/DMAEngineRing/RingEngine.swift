@@ -120,6 +120,10 @@ final class RingEngine: @unchecked Sendable {
     @inline(never)
     private func slowTransfer(index: UInt32, ticket t: UInt32) {
         let d = core.descriptor(index)
+        if d.pointee.isCyclic {
+            cyclicTransfer(index: index, ticket: t)
+            return
+        }
         let length = d.pointee.length
         let chunk = max(1, d.pointee.chunkBytes > 0 ? d.pointee.chunkBytes : length)
         let cookie = core.cookie(ofTicket: t)
@@ -190,6 +194,68 @@ final class RingEngine: @unchecked Sendable {
             core.active.pointee.store(UInt64(t) << 32 | UInt64(UInt32(truncatingIfNeeded: length - offset)), ordering: .relaxed)
         }
         push(index: index, ticket: t, code: .noError, residue: 0, terminated: false, bytes: length)
+    }
+
+    /// A cyclic transfer: copies the buffer period by period, forever, until terminated
+    /// (or the channel stops); after each period it bumps `cyclicPeriods` and the executor
+    /// runs the callback, coalescing periods it has not caught up with (rule K1).
+    @inline(never)
+    private func cyclicTransfer(index: UInt32, ticket t: UInt32) {
+        let d = core.descriptor(index)
+        let length = d.pointee.length
+        let period = max(1, min(d.pointee.periodLength, length))
+        let chunk = max(1, d.pointee.chunkBytes > 0 ? d.pointee.chunkBytes : period)
+        let cookie = core.cookie(ofTicket: t)
+        flush()
+        // Ordering: release; pairs with the executor's acquire load of `cyclic` (the
+        // descriptor's callback, written before submit, is visible to it).
+        core.cyclic.pointee.store(UInt64(t) << 32 | UInt64(index), ordering: .releasing)
+        var offset = 0
+        var inPeriod = 0
+        core.active.pointee.store(UInt64(t) << 32 | UInt64(UInt32(truncatingIfNeeded: length)), ordering: .relaxed)
+        while true {
+            if mustAbort(ticket: t) {
+                // Ordering: release; pairs with the executor's acquire load of `cyclic`.
+                core.cyclic.pointee.store(UInt64(RingLayout.none), ordering: .releasing)
+                push(index: index, ticket: t, code: .aborted, residue: length - offset, terminated: true, bytes: 0)
+                return
+            }
+            let delay = d.pointee.delayPerChunk
+            if delay > 0 {
+                let deadline = Int64(bitPattern: MonotonicClock.now()) + delay
+                var interrupted = false
+                while true {
+                    let remaining = deadline - Int64(bitPattern: MonotonicClock.now())
+                    if remaining <= 0 { break }
+                    if interruptibleSleep(nanoseconds: remaining, stallSeen: nil) {
+                        interrupted = true
+                        break
+                    }
+                }
+                if interrupted { continue }
+            }
+            let n = min(chunk, period - inPeriod, length - offset)
+            // Ordering: acquire; pairs with the release store in `debugSetAccessProbe`.
+            let p = core.probe.pointee.load(ordering: .acquiring)
+            if p != 0, let raw = UnsafeRawPointer(bitPattern: p) {
+                let box = Unmanaged<ProbeBox>.fromOpaque(raw).takeUnretainedValue()
+                box.probe(DMAAccess(cookie: cookie, kind: .read, address: UInt(bitPattern: d.pointee.source! + offset), count: n))
+                box.probe(DMAAccess(cookie: cookie, kind: .write, address: UInt(bitPattern: d.pointee.destination! + offset), count: n))
+            }
+            memcpy(d.pointee.destination! + offset, d.pointee.source! + offset, n)
+            offset += n
+            inPeriod += n
+            if offset == length { offset = 0 }
+            core.active.pointee.store(UInt64(t) << 32 | UInt64(UInt32(truncatingIfNeeded: length - offset)), ordering: .relaxed)
+            if inPeriod == period || offset == 0 {
+                inPeriod = 0
+                // Ordering: seq_cst (release part pairs with the executor's acquire load of
+                // `cyclicPeriods`: the period's bytes are visible to the callback; seq_cst part
+                // with the executor's seq_cst park announcement).
+                core.cyclicPeriods.pointee.add(1, ordering: .sequentiallyConsistent)
+                core.wakeExecutorIfParked()
+            }
+        }
     }
 
     /// At a chunk boundary: handles a control change. Returns true when the active transfer
