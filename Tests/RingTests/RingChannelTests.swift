@@ -333,6 +333,28 @@ struct RingChannelTests {
         #expect(throws: DMAError.self) { try ch.configure(DMAConfig(burstBytes: -1)) }
     }
 
+    @Test func cyclicRunsPeriodsUntilTerminated() throws {
+        let ch = try RingChannel()
+        defer { try? ch.release() }
+        #expect(ch.capabilities.cyclic)
+        let b = try Buffers(count: 8192)
+        let log = CallbackLog()
+        let d = try #require(ch.prepareCyclic(to: b.destination, from: b.source, bufferLength: 8192, periodLength: 2048, flags: .default))
+        try ch.setCallback(log.callback, for: d)
+        try ch.debugInject(DMAInjection(chunkBytes: 1024, delayPerChunkNanoseconds: 1_000_000), into: d)
+        let c = ch.submitAndIssue(d)
+        #expect(waitUntil { log.count >= 4 })
+        let (s, t) = ch.status(of: c)
+        #expect(s == .inProgress && t.residue > 0 && t.residue <= 8192)
+        try ch.terminateSync()
+        let frozen = log.count
+        MonotonicClock.sleep(nanoseconds: 20_000_000)
+        #expect(log.count == frozen)
+        #expect(log.cookies.allSatisfy { $0 == c.rawValue })
+        #expect(b.copied(0..<8192))
+        #expect(ch.prepareCyclic(to: b.destination, from: b.source, bufferLength: 100, periodLength: 200, flags: .default) == nil)
+    }
+
     @Test func releaseWaitsForCallbacksThenEveryOpFails() throws {
         let ch = try RingChannel()
         let b = try Buffers(count: 4096)
