@@ -291,7 +291,8 @@ public final class RingChannel: DMAChannel {
         let s1 = slot.pointee.seq.load(ordering: .acquiring)
         let length = slot.pointee.length.load(ordering: .relaxed)
         if s1 == t &+ 1 && slot.pointee.seq.load(ordering: .acquiring) == s1 { return length }
-        // Consumed since: active now, or finishing.
+        // Consumed since: the engine stored `active` before releasing the slot, so it is
+        // active now, or already finished (reading COMPLETE from here on).
         let a2 = core.active.pointee.load(ordering: .relaxed)
         if Tickets.high(a2) == t { return max(1, Int(Tickets.low(a2))) }
         return 1

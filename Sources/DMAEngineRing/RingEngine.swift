@@ -83,8 +83,13 @@ final class RingEngine: @unchecked Sendable {
             // publishes the slot and the descriptor fields written at prep.
             while slot.pointee.seq.load(ordering: .acquiring) != t &+ 1 { cpuRelax() }
             let index = slot.pointee.descriptor.load(ordering: .relaxed)
+            // Active before the slot is released: `status(of:)` finds a queued cookie either
+            // in its slot or as the active one, never in neither (rule S5 residue).
+            let length = slot.pointee.length.load(ordering: .relaxed)
+            core.active.pointee.store(UInt64(t) << 32 | UInt64(UInt32(truncatingIfNeeded: length)), ordering: .relaxed)
             // Ordering: release; pairs with the acquire wait on `seq` in `submit` for ticket
-            // t + capacity (the slot is free again; we copied what we need out of it).
+            // t + capacity (the slot is free again; we copied what we need out of it), and
+            // with the acquire load of `seq` in `residue(of:)` (the `active` store is visible).
             slot.pointee.seq.store(t &+ core.capacity, ordering: .releasing)
             head = t &+ 1
             if draining && Tickets.distance(t, drainUntil) <= 0 {
@@ -104,7 +109,6 @@ final class RingEngine: @unchecked Sendable {
         // Ordering: acquire; pairs with the release store in `debugSetAccessProbe`.
         if !d.pointee.slow && core.probe.pointee.load(ordering: .acquiring) == 0 {
             // The hot path: one copy, no clock, no lock, no allocation.
-            core.active.pointee.store(UInt64(t) << 32 | UInt64(UInt32(truncatingIfNeeded: length)), ordering: .relaxed)
             if d.pointee.isMemset {
                 memset(d.pointee.destination.unsafelyUnwrapped, Int32(d.pointee.fill), length)
             } else {
