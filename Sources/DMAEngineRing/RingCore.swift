@@ -25,8 +25,9 @@ public enum RingNegativeControl: Sendable, Hashable {
     case executorSkipsEpochCheck
     /// `synchronize` returns at once without waiting for the engine and the executor (T3).
     case synchronizeDoesNotWait
-    /// The engine acknowledges a terminate but keeps copying the active transfer to its end
-    /// (violates T3(a): the engine touches memory after synchronize; scenarios 14, 30, 33).
+    /// The engine acknowledges a terminate, then copies one more chunk of the aborted active
+    /// transfer (violates T3(a): the engine touches memory after synchronize; scenarios 14,
+    /// 30, 33).
     case engineKeepsCopyingTerminated
 }
 

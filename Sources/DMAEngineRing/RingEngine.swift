@@ -34,6 +34,9 @@ final class RingEngine: @unchecked Sendable {
     private var pendingLast: UInt32 = 0
     private var pendingCount = 0
     private var pendingBytes = 0
+    /// Negative control `.engineKeepsCopyingTerminated`: the terminated ticket that gets one
+    /// late chunk.
+    private var lateChunkTicket: UInt32? = nil
 
     /// Publish completions after this many descriptors or bytes (batching the `last` CAS
     /// and the completion-tail store; small enough that latency stays per-batch).
@@ -270,11 +273,18 @@ final class RingEngine: @unchecked Sendable {
             let c = Control(raw: core.control.pointee.load(ordering: .acquiring))
             if c != seen { observe(c) }
             if stopping { return true }
+            if lateChunkTicket == t {
+                lateChunkTicket = nil
+                return true
+            }
             if draining && Tickets.distance(t, drainUntil) <= 0 {
                 guard core.negative == .engineKeepsCopyingTerminated else { return true }
-                // Negative control: acknowledge as if drained, and carry on copying.
+                // Negative control: acknowledge as if drained, then copy one more chunk (late,
+                // after synchronize returned) before aborting. Bounded, so that the suite's
+                // clean-up, which unmaps the buffers, does not crash the process.
                 draining = false
                 acknowledge()
+                lateChunkTicket = t
                 return false
             }
             if draining && Tickets.distance(head, drainUntil) > 0 { draining = false }
