@@ -162,7 +162,10 @@ public final class ClosedLoopClient {
     public var onMeasureStart: (() -> Void)?
     public var onMeasureEnd: (() -> Void)?
 
-    public init(channel: any DMAChannel, spec: WorkloadSpec) throws {
+    /// Where the source and destination pages are, verified after first touch.
+    public private(set) var verifiedMemory = VerifiedMemory()
+
+    public init(channel: any DMAChannel, spec: WorkloadSpec, memory: MemoryPlacer? = nil) throws {
         self.channel = channel
         self.spec = spec
         var n = 1
@@ -175,9 +178,18 @@ public final class ClosedLoopClient {
         } catch {
             throw WorkloadError("cannot allocate \(2 * nslots * stride) bytes of DMA memory: \(error)")
         }
+        if let memory {
+            try memory.bind(src, role: .src)
+            try memory.bind(dst, role: .dst)
+        }
+        // First touch: every page of both regions (not only the bytes copied).
+        memset(src.base, 0x5A, src.count)
+        memset(dst.base, 0xEE, dst.count)
         for s in 0..<nslots {
             Pattern.fill(src.base + s * stride, slot: s, count: spec.size)
-            memset(dst.base + s * stride, 0xEE, spec.size)
+        }
+        if let memory {
+            verifiedMemory = VerifiedMemory(src: try memory.verify(src, role: .src), dst: try memory.verify(dst, role: .dst))
         }
         histogram = .allocate(capacity: 1)
         histogram.initialize(to: Histogram<UInt64>(

@@ -22,6 +22,8 @@ struct ListCommand: ParsableCommand {
             }
         case "events":
             try listEvents()
+        case "topology":
+            print(NUMATopology.current().rendered(), terminator: "")
         default:
             throw CLIError.usage("unknown list '\(what)'; valid: backends, events, topology")
         }
