@@ -55,6 +55,8 @@ public final class RingChannel: DMAChannel {
         do {
             executorThread = try OSThread(name: "ring-executor", cpu: options.executorCPU) { executor.run() }
         } catch {
+            // Ordering: seq_cst; pairs with the engine's acquire load of `control` and its
+            // seq_cst park re-check (the wake below then finds it parked or running).
             core.control.pointee.store(Control(raw: 0).stopping().raw, ordering: .sequentiallyConsistent)
             core.wake(core.enginePark)
             engineThread.join()
@@ -76,7 +78,7 @@ public final class RingChannel: DMAChannel {
     public var capabilities: DMACapabilities {
         DMACapabilities(
             cmdPause: true, cmdResume: true, cmdTerminate: true, residueGranularity: .burst,
-            descriptorReuse: true, completionNoOrder: false, memset: true, cyclic: false)
+            descriptorReuse: true, completionNoOrder: false, memset: true, cyclic: true)
     }
 
     @inline(__always)
@@ -120,12 +122,22 @@ public final class RingChannel: DMAChannel {
         prepare(destination: destination, source: nil, fill: value, isMemset: true, length: length, flags: flags)
     }
 
-    /// Not supported: returns nil (`capabilities.cyclic` is false).
+    /// A cyclic copy: the engine runs it period by period until it is terminated; the
+    /// callback runs once per period, or fewer when periods elapse faster than the executor
+    /// catches up (rule K1). Descriptors submitted after it wait behind it, as on hardware.
+    /// The corresponding kernel call is `dmaengine_prep_dma_cyclic()`.
     public func prepareCyclic(
         to destination: UnsafeMutableRawPointer, from source: UnsafeRawPointer, bufferLength: Int,
         periodLength: Int, flags: DMAPrepFlags
     ) -> DMADescriptor? {
-        nil
+        guard periodLength > 0, periodLength <= bufferLength else { return nil }
+        guard let h = prepare(destination: destination, source: source, fill: 0, isMemset: false, length: bufferLength, flags: flags)
+        else { return nil }
+        let d = core.descriptor(h.index)
+        d.pointee.isCyclic = true
+        d.pointee.periodLength = periodLength
+        d.pointee.slow = true
+        return h
     }
 
     @inline(__always)
@@ -135,9 +147,10 @@ public final class RingChannel: DMAChannel {
     ) -> DMADescriptor? {
         guard !isReleased, length > 0, length <= Int(UInt32.max) else { return nil }
         guard let index = core.popFree() else { return nil }
-        let d = core.pool + Int(index)
+        let d = core.descriptor(index)
         let burst = core.burstBytes.pointee.load(ordering: .relaxed)
         d.pointee.isMemset = isMemset
+        d.pointee.isCyclic = false
         d.pointee.reuse = false
         d.pointee.interrupt = flags.contains(.interrupt)
         d.pointee.slow = burst > 0 && burst < length
@@ -159,7 +172,7 @@ public final class RingChannel: DMAChannel {
     @inline(__always)
     private func slot(_ h: DMADescriptor) -> (UnsafeMutablePointer<RingDescriptor>, UInt32)? {
         guard Int(h.index) < core.poolSize, !isReleased else { return nil }
-        let d = core.pool + Int(h.index)
+        let d = core.descriptor(h.index)
         guard d.pointee.generation.load(ordering: .relaxed) == h.generation else { return nil }
         // Ordering: acquire; pairs with the release store of `prepared` in the executor's
         // retire of a REUSE descriptor (it is done reading the descriptor).
@@ -278,7 +291,8 @@ public final class RingChannel: DMAChannel {
         let s1 = slot.pointee.seq.load(ordering: .acquiring)
         let length = slot.pointee.length.load(ordering: .relaxed)
         if s1 == t &+ 1 && slot.pointee.seq.load(ordering: .acquiring) == s1 { return length }
-        // Consumed since: active now, or finishing.
+        // Consumed since: the engine stored `active` before releasing the slot, so it is
+        // active now, or already finished (reading COMPLETE from here on).
         let a2 = core.active.pointee.load(ordering: .relaxed)
         if Tickets.high(a2) == t { return max(1, Int(Tickets.low(a2))) }
         return 1
@@ -304,6 +318,7 @@ public final class RingChannel: DMAChannel {
         // Rule P1: return once the engine has stopped moving data: it acknowledged this pause,
         // or it is parked (it re-checks `control` before it moves data again).
         let generation = Control(raw: c).pauseGeneration
+        var spins = 0
         while true {
             // Ordering: acquire; pairs with the release store of `ack` in the engine.
             let a = Control(raw: core.ack.pointee.load(ordering: .acquiring))
@@ -312,7 +327,9 @@ public final class RingChannel: DMAChannel {
             if core.enginePark.pointee.load(ordering: .sequentiallyConsistent) == 1 { return }
             let now = Control(raw: core.control.pointee.load(ordering: .acquiring))
             if !now.paused || now.pauseGeneration != generation { return }
-            cpuRelax()
+            // The engine acknowledges within one chunk; on a loaded machine let it run.
+            spins &+= 1
+            if spins < 4096 { cpuRelax() } else { sched_yield() }
         }
     }
 
@@ -353,7 +370,9 @@ public final class RingChannel: DMAChannel {
         // Rule S6: terminated cookies read COMPLETE at once.
         core.advanceLast(to: cutoff)
         core.terminatePending.pointee.store(true, ordering: .relaxed)
-        core.wakeEngineIfParked()
+        // An engine parked idle past the cutoff has nothing to drain: it acknowledges when it
+        // next wakes; otherwise wake it now to drain or abort.
+        if core.idleEngineWitness(cutoff: cutoff) == nil { core.wakeEngineIfParked() }
     }
 
     public func synchronize() throws(DMAError) {
@@ -389,20 +408,27 @@ public final class RingChannel: DMAChannel {
 
     private func waitForEpoch() {
         // Ordering: acquire; pairs with the seq_cst CAS of `control` in terminate.
-        let target = Control(raw: core.control.pointee.load(ordering: .acquiring)).epoch
+        let current = Control(raw: core.control.pointee.load(ordering: .acquiring))
+        let target = current.epoch
         // Ordering: seq_cst; pairs with the seq_cst load in `signalSyncWaiters`.
         core.syncWaiters.pointee.add(1, ordering: .sequentiallyConsistent)
         defer { core.syncWaiters.pointee.subtract(1, ordering: .sequentiallyConsistent) }
         while true {
             // Ordering: acquire; pairs with the release store of `ack` in the engine.
             let a = core.ack.pointee.load(ordering: .acquiring)
+            var position: UInt32? = nil
             if Control.epochDistance(Control(raw: a).epoch, target) >= 0 {
+                position = Tickets.low(a)
+            } else if let p = core.idleEngineWitness(cutoff: current.cutoff) {
+                position = p
+            } else {
+                core.wakeEngineIfParked()
+            }
+            if let position {
                 // Ordering: acquire; pairs with the executor's release store of `compHead`
                 // after each entry (its callback has returned).
                 let h = core.compHead.pointee.load(ordering: .acquiring)
-                if Tickets.distance(h, Tickets.low(a)) >= 0 { return }
-            } else {
-                core.wakeEngineIfParked()
+                if Tickets.distance(h, position) >= 0 { return }
             }
             core.syncEvent.wait(spinNanoseconds: min(core.options.spinNanoseconds, 20_000), timeoutNanoseconds: 200_000)
         }
@@ -496,7 +522,7 @@ public final class RingChannel: DMAChannel {
     public func debugReleaseStalls() {
         // Ordering: release; pairs with the acquire load of `stallGeneration` in the engine.
         core.stallGeneration.pointee.add(1, ordering: .releasing)
-        if !core.storageFreed { core.wakeEngineIfParked() }
+        core.wakeEngineIfParked()
     }
 
     public func debugSetAccessProbe(_ probe: DMAAccessProbe?) {
@@ -506,7 +532,7 @@ public final class RingChannel: DMAChannel {
             return
         }
         let box = ProbeBox(probe)
-        core.probes.withLock { $0.append(box) }
+        core.keepAlive(box)
         let raw = Unmanaged.passRetained(box).toOpaque()
         // Ordering: release; pairs with the engine's acquire load of `probe` (the box is
         // fully initialized before the engine can call it). Replaced boxes stay alive until

@@ -25,8 +25,9 @@ public enum RingNegativeControl: Sendable, Hashable {
     case executorSkipsEpochCheck
     /// `synchronize` returns at once without waiting for the engine and the executor (T3).
     case synchronizeDoesNotWait
-    /// The engine acknowledges a terminate but keeps copying the active transfer to its end
-    /// (violates T3(a): the engine touches memory after synchronize; scenarios 14, 30, 33).
+    /// The engine acknowledges a terminate, then copies one more chunk of the aborted active
+    /// transfer (violates T3(a): the engine touches memory after synchronize; scenarios 14,
+    /// 30, 33).
     case engineKeepsCopyingTerminated
 }
 
@@ -50,7 +51,11 @@ final class RingCore: @unchecked Sendable {
     let compMask: UInt32
 
     let hot: UnsafeMutableRawPointer
-    let pool: UnsafeMutablePointer<RingDescriptor>
+    /// The descriptor pool: one descriptor per 128-byte stride, 128-byte aligned, so two
+    /// descriptors never share a cache line (the client preps one while the executor retires
+    /// its neighbour).
+    let poolBase: UnsafeMutableRawPointer
+    static let descriptorStride = 128
     let sub: UnsafeMutablePointer<SubmissionSlot>
     let comp: UnsafeMutablePointer<CompletionEntry>
 
@@ -76,6 +81,14 @@ final class RingCore: @unchecked Sendable {
     let ack: UnsafeMutablePointer<Atomic<UInt64>>
     /// Engine-written: (active ticket << 32 | bytes remaining), for residue.
     let active: UnsafeMutablePointer<Atomic<UInt64>>
+    /// Engine-written before it parks idle: (1 << 32 | consumer position), 0 otherwise. The
+    /// engine flushes before an idle park, so every ticket before that position is done.
+    let idleMark: UnsafeMutablePointer<Atomic<UInt64>>
+    /// Engine-written: the running cyclic transfer, (ticket << 32 | descriptor index), or
+    /// `RingLayout.none` in the low half when there is none.
+    let cyclic: UnsafeMutablePointer<Atomic<UInt64>>
+    /// Engine-written: periods elapsed on cyclic transfers (the executor coalesces them).
+    let cyclicPeriods: UnsafeMutablePointer<Atomic<UInt64>>
 
     // MARK: Read-mostly line
 
@@ -93,7 +106,17 @@ final class RingCore: @unchecked Sendable {
     let syncWaiters: UnsafeMutablePointer<Atomic<Int>>
 
     let syncEvent = ParkingEvent()
-    let probes = Mutex<[ProbeBox]>([])
+    /// Every probe box ever installed (cold path; touched by `debugSetAccessProbe` and deinit).
+    private var probeBoxes: [ProbeBox] = []
+    private let probeLock = Atomic<Bool>(false)
+
+    func keepAlive(_ box: ProbeBox) {
+        // Ordering: acquire on success; pairs with the release store that unlocks below.
+        while !probeLock.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged { cpuRelax() }
+        probeBoxes.append(box)
+        // Ordering: release; pairs with the acquire CAS that locks above.
+        probeLock.store(false, ordering: .releasing)
+    }
     /// Set once the pool and the rings are freed (after the threads are joined).
     private(set) var storageFreed = false
 
@@ -132,6 +155,9 @@ final class RingCore: @unchecked Sendable {
         freeHead = at(6, 0, UInt64(0))
         ack = at(7, 0, UInt64(0))
         active = at(7, 8, UInt64(UInt32.max) << 32)
+        idleMark = at(7, 16, UInt64(0))
+        cyclic = at(10, 0, UInt64(RingLayout.none))
+        cyclicPeriods = at(10, 8, UInt64(0))
         control = at(8, 0, UInt64(0))
         cookieBase = at(8, 8, Tickets.pack(high: 0, low: 1))
         failNext = at(8, 16, 0)
@@ -142,10 +168,12 @@ final class RingCore: @unchecked Sendable {
         terminatePending = at(8, 56, false)
         syncWaiters = at(9, 0, 0)
 
-        pool = UnsafeMutablePointer<RingDescriptor>.allocate(capacity: options.poolSize)
+        precondition(MemoryLayout<RingDescriptor>.stride <= Self.descriptorStride, "RingDescriptor outgrew its stride")
+        poolBase = UnsafeMutableRawPointer.allocate(byteCount: options.poolSize * Self.descriptorStride, alignment: line)
         for i in 0..<options.poolSize {
-            (pool + i).initialize(to: RingDescriptor(index: UInt32(i)))
-            (pool + i).pointee.next.store(i + 1 < options.poolSize ? UInt32(i + 1) : RingLayout.none, ordering: .relaxed)
+            let d = (poolBase + i * Self.descriptorStride).bindMemory(to: RingDescriptor.self, capacity: 1)
+            d.initialize(to: RingDescriptor(index: UInt32(i)))
+            d.pointee.next.store(i + 1 < options.poolSize ? UInt32(i + 1) : RingLayout.none, ordering: .relaxed)
         }
         freeHead.pointee.store(Tickets.pack(high: 0, low: 0), ordering: .relaxed)
 
@@ -161,7 +189,10 @@ final class RingCore: @unchecked Sendable {
 
     deinit {
         freeStorage()
-        for box in probes.withLock({ $0 }) { Unmanaged.passUnretained(box).release() }
+        // Ordering: acquire; pairs with the release store that unlocks in `keepAlive`.
+        while !probeLock.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged { cpuRelax() }
+        for box in probeBoxes { Unmanaged.passUnretained(box).release() }
+        probeBoxes = []
         hot.deallocate()
     }
 
@@ -169,12 +200,18 @@ final class RingCore: @unchecked Sendable {
     func freeStorage() {
         guard !storageFreed else { return }
         storageFreed = true
-        pool.deinitialize(count: poolSize)
-        pool.deallocate()
+        for i in 0..<poolSize { descriptor(UInt32(i)).deinitialize(count: 1) }
+        poolBase.deallocate()
         sub.deinitialize(count: Int(capacity))
         sub.deallocate()
         comp.deinitialize(count: Int(compCapacity))
         comp.deallocate()
+    }
+
+    /// The descriptor in pool slot `index`.
+    @inline(__always)
+    func descriptor(_ index: UInt32) -> UnsafeMutablePointer<RingDescriptor> {
+        (poolBase + Int(index) &* Self.descriptorStride).assumingMemoryBound(to: RingDescriptor.self)
     }
 
     // MARK: Cookies
@@ -217,7 +254,7 @@ final class RingCore: @unchecked Sendable {
         while true {
             let index = Tickets.low(head)
             if index == RingLayout.none { return nil }
-            let next = pool[Int(index)].next.load(ordering: .relaxed)
+            let next = descriptor(index).pointee.next.load(ordering: .relaxed)
             // Ordering: acquire on success; pairs with the release CAS in `pushFree`.
             let (done, now) = freeHead.pointee.compareExchange(
                 expected: head, desired: Tickets.pack(high: Tickets.high(head) &+ 1, low: next),
@@ -232,7 +269,7 @@ final class RingCore: @unchecked Sendable {
     func pushFree(first: UInt32, last: UInt32) {
         var head = freeHead.pointee.load(ordering: .relaxed)
         while true {
-            pool[Int(last)].next.store(Tickets.low(head), ordering: .relaxed)
+            descriptor(last).pointee.next.store(Tickets.low(head), ordering: .relaxed)
             // Ordering: release; pairs with the acquire CAS in `popFree`.
             let (done, now) = freeHead.pointee.compareExchange(
                 expected: head, desired: Tickets.pack(high: Tickets.high(head) &+ 1, low: first),
@@ -246,10 +283,12 @@ final class RingCore: @unchecked Sendable {
     /// generation bumped (stale handles now fail), state free. The caller pushes it.
     @inline(__always)
     func scrub(_ index: UInt32) {
-        let d = pool + Int(index)
+        let d = descriptor(index)
         if d.pointee.callback.isSet { d.pointee.callback = DMACallback() }
         d.pointee.reuse = false
-        d.pointee.generation.add(1, ordering: .relaxed)
+        // Only the descriptor's owner (the retiring executor, or the client freeing a prepared
+        // REUSE descriptor) writes the generation: a load and a store, no locked add.
+        d.pointee.generation.store(d.pointee.generation.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
         d.pointee.state.store(SlotState.free, ordering: .relaxed)
     }
 
@@ -296,6 +335,20 @@ final class RingCore: @unchecked Sendable {
                 timeoutNanoseconds: timeoutNanoseconds)
         }
         word.pointee.store(0, ordering: .relaxed)
+    }
+
+    /// When the engine is parked idle past `cutoff` (every ticket up to it consumed, done and
+    /// published), returns the completion-ring position to wait for: the engine is done with
+    /// the terminated epoch without having to wake up and acknowledge it. nil otherwise.
+    @inline(__always)
+    func idleEngineWitness(cutoff: UInt32) -> UInt32? {
+        // Ordering: seq_cst; pairs with the seq_cst store of 1 in `park`, which the engine
+        // makes after storing `idleMark` (so the mark read below is at least that recent).
+        guard enginePark.pointee.load(ordering: .sequentiallyConsistent) == 1 else { return nil }
+        let mark = idleMark.pointee.load(ordering: .relaxed)
+        guard mark >> 32 == 1, Tickets.distance(Tickets.low(mark), cutoff) > 0 else { return nil }
+        // Ordering: acquire; pairs with the engine's seq_cst store of `compTail` in `flush()`.
+        return compTail.pointee.load(ordering: .acquiring)
     }
 
     /// Signals a waiting `synchronize` (or `pause`) if there is one.

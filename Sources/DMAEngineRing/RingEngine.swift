@@ -34,6 +34,9 @@ final class RingEngine: @unchecked Sendable {
     private var pendingLast: UInt32 = 0
     private var pendingCount = 0
     private var pendingBytes = 0
+    /// Negative control `.engineKeepsCopyingTerminated`: the terminated ticket that gets one
+    /// late chunk.
+    private var lateChunkTicket: UInt32? = nil
 
     /// Publish completions after this many descriptors or bytes (batching the `last` CAS
     /// and the completion-tail store; small enough that latency stays per-batch).
@@ -83,8 +86,13 @@ final class RingEngine: @unchecked Sendable {
             // publishes the slot and the descriptor fields written at prep.
             while slot.pointee.seq.load(ordering: .acquiring) != t &+ 1 { cpuRelax() }
             let index = slot.pointee.descriptor.load(ordering: .relaxed)
+            // Active before the slot is released: `status(of:)` finds a queued cookie either
+            // in its slot or as the active one, never in neither (rule S5 residue).
+            let length = slot.pointee.length.load(ordering: .relaxed)
+            core.active.pointee.store(UInt64(t) << 32 | UInt64(UInt32(truncatingIfNeeded: length)), ordering: .relaxed)
             // Ordering: release; pairs with the acquire wait on `seq` in `submit` for ticket
-            // t + capacity (the slot is free again; we copied what we need out of it).
+            // t + capacity (the slot is free again; we copied what we need out of it), and
+            // with the acquire load of `seq` in `residue(of:)` (the `active` store is visible).
             slot.pointee.seq.store(t &+ core.capacity, ordering: .releasing)
             head = t &+ 1
             if draining && Tickets.distance(t, drainUntil) <= 0 {
@@ -99,12 +107,11 @@ final class RingEngine: @unchecked Sendable {
 
     @inline(__always)
     private func execute(index: UInt32, ticket t: UInt32) {
-        let d = core.pool + Int(index)
+        let d = core.descriptor(index)
         let length = d.pointee.length
         // Ordering: acquire; pairs with the release store in `debugSetAccessProbe`.
         if !d.pointee.slow && core.probe.pointee.load(ordering: .acquiring) == 0 {
             // The hot path: one copy, no clock, no lock, no allocation.
-            core.active.pointee.store(UInt64(t) << 32 | UInt64(UInt32(truncatingIfNeeded: length)), ordering: .relaxed)
             if d.pointee.isMemset {
                 memset(d.pointee.destination.unsafelyUnwrapped, Int32(d.pointee.fill), length)
             } else {
@@ -119,7 +126,11 @@ final class RingEngine: @unchecked Sendable {
     /// Chunked transfer with control checks, injected delay, stall, faults and the access probe.
     @inline(never)
     private func slowTransfer(index: UInt32, ticket t: UInt32) {
-        let d = core.pool + Int(index)
+        let d = core.descriptor(index)
+        if d.pointee.isCyclic {
+            cyclicTransfer(index: index, ticket: t)
+            return
+        }
         let length = d.pointee.length
         let chunk = max(1, d.pointee.chunkBytes > 0 ? d.pointee.chunkBytes : length)
         let cookie = core.cookie(ofTicket: t)
@@ -192,6 +203,68 @@ final class RingEngine: @unchecked Sendable {
         push(index: index, ticket: t, code: .noError, residue: 0, terminated: false, bytes: length)
     }
 
+    /// A cyclic transfer: copies the buffer period by period, forever, until terminated
+    /// (or the channel stops); after each period it bumps `cyclicPeriods` and the executor
+    /// runs the callback, coalescing periods it has not caught up with (rule K1).
+    @inline(never)
+    private func cyclicTransfer(index: UInt32, ticket t: UInt32) {
+        let d = core.descriptor(index)
+        let length = d.pointee.length
+        let period = max(1, min(d.pointee.periodLength, length))
+        let chunk = max(1, d.pointee.chunkBytes > 0 ? d.pointee.chunkBytes : period)
+        let cookie = core.cookie(ofTicket: t)
+        flush()
+        // Ordering: release; pairs with the executor's acquire load of `cyclic` (the
+        // descriptor's callback, written before submit, is visible to it).
+        core.cyclic.pointee.store(UInt64(t) << 32 | UInt64(index), ordering: .releasing)
+        var offset = 0
+        var inPeriod = 0
+        core.active.pointee.store(UInt64(t) << 32 | UInt64(UInt32(truncatingIfNeeded: length)), ordering: .relaxed)
+        while true {
+            if mustAbort(ticket: t) {
+                // Ordering: release; pairs with the executor's acquire load of `cyclic`.
+                core.cyclic.pointee.store(UInt64(RingLayout.none), ordering: .releasing)
+                push(index: index, ticket: t, code: .aborted, residue: length - offset, terminated: true, bytes: 0)
+                return
+            }
+            let delay = d.pointee.delayPerChunk
+            if delay > 0 {
+                let deadline = Int64(bitPattern: MonotonicClock.now()) + delay
+                var interrupted = false
+                while true {
+                    let remaining = deadline - Int64(bitPattern: MonotonicClock.now())
+                    if remaining <= 0 { break }
+                    if interruptibleSleep(nanoseconds: remaining, stallSeen: nil) {
+                        interrupted = true
+                        break
+                    }
+                }
+                if interrupted { continue }
+            }
+            let n = min(chunk, period - inPeriod, length - offset)
+            // Ordering: acquire; pairs with the release store in `debugSetAccessProbe`.
+            let p = core.probe.pointee.load(ordering: .acquiring)
+            if p != 0, let raw = UnsafeRawPointer(bitPattern: p) {
+                let box = Unmanaged<ProbeBox>.fromOpaque(raw).takeUnretainedValue()
+                box.probe(DMAAccess(cookie: cookie, kind: .read, address: UInt(bitPattern: d.pointee.source! + offset), count: n))
+                box.probe(DMAAccess(cookie: cookie, kind: .write, address: UInt(bitPattern: d.pointee.destination! + offset), count: n))
+            }
+            memcpy(d.pointee.destination! + offset, d.pointee.source! + offset, n)
+            offset += n
+            inPeriod += n
+            if offset == length { offset = 0 }
+            core.active.pointee.store(UInt64(t) << 32 | UInt64(UInt32(truncatingIfNeeded: length - offset)), ordering: .relaxed)
+            if inPeriod == period || offset == 0 {
+                inPeriod = 0
+                // Ordering: seq_cst (release part pairs with the executor's acquire load of
+                // `cyclicPeriods`: the period's bytes are visible to the callback; seq_cst part
+                // with the executor's seq_cst park announcement).
+                core.cyclicPeriods.pointee.add(1, ordering: .sequentiallyConsistent)
+                core.wakeExecutorIfParked()
+            }
+        }
+    }
+
     /// At a chunk boundary: handles a control change. Returns true when the active transfer
     /// must stop (terminated or channel stopping); parks while paused.
     private func mustAbort(ticket t: UInt32) -> Bool {
@@ -200,11 +273,18 @@ final class RingEngine: @unchecked Sendable {
             let c = Control(raw: core.control.pointee.load(ordering: .acquiring))
             if c != seen { observe(c) }
             if stopping { return true }
+            if lateChunkTicket == t {
+                lateChunkTicket = nil
+                return true
+            }
             if draining && Tickets.distance(t, drainUntil) <= 0 {
                 guard core.negative == .engineKeepsCopyingTerminated else { return true }
-                // Negative control: acknowledge as if drained, and carry on copying.
+                // Negative control: acknowledge as if drained, then copy one more chunk (late,
+                // after synchronize returned) before aborting. Bounded, so that the suite's
+                // clean-up, which unmaps the buffers, does not crash the process.
                 draining = false
                 acknowledge()
+                lateChunkTicket = t
                 return false
             }
             if draining && Tickets.distance(head, drainUntil) > 0 { draining = false }
@@ -305,6 +385,10 @@ final class RingEngine: @unchecked Sendable {
         }
         let cached = issuedCache
         let seenRaw = seen.raw
+        // Everything before `head` is done and published (the caller flushed): say so, for
+        // `idleEngineWitness`. The park's seq_cst store of 1 orders this store before it.
+        core.idleMark.pointee.store(UInt64(1) << 32 | UInt64(head), ordering: .relaxed)
+        defer { core.idleMark.pointee.store(0, ordering: .relaxed) }
         core.park(core.enginePark) {
             // Ordering: seq_cst; pairs with the seq_cst CAS in `issuePending` / of `control`.
             core.issuedTail.pointee.load(ordering: .sequentiallyConsistent) != cached
@@ -315,6 +399,7 @@ final class RingEngine: @unchecked Sendable {
     /// Parks until `control` changes (paused: waiting for resume, terminate or release).
     private func waitForControlChange() {
         let seenRaw = seen.raw
+        // Ordering: acquire; pairs with the seq_cst CAS of `control` in resume/terminate/release.
         while core.control.pointee.load(ordering: .acquiring) == seenRaw {
             core.park(core.enginePark) {
                 // Ordering: seq_cst; pairs with the seq_cst CAS of `control`.

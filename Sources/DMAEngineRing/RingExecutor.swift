@@ -20,12 +20,15 @@ final class RingExecutor: @unchecked Sendable {
     let core: RingCore
     private var head: UInt32 = 0
     private var tailCache: UInt32 = 0
+    private var periodsSeen: UInt64 = 0
     private let batchLimit: UInt32 = 32
 
     init(core: RingCore) { self.core = core }
 
     func run() {
         while true {
+            // Ordering: acquire; pairs with the engine's seq_cst increment after a period.
+            if core.cyclicPeriods.pointee.load(ordering: .acquiring) != periodsSeen { cyclicCallback() }
             if head == tailCache {
                 // Ordering: acquire; pairs with the seq_cst store of `compTail` in the
                 // engine's `flush()`, which publishes the entries before it.
@@ -52,7 +55,7 @@ final class RingExecutor: @unchecked Sendable {
         var chainLast = RingLayout.none
         for i in 0..<n {
             let e = core.comp + Int((head &+ i) & core.compMask)
-            let d = core.pool + Int(e.pointee.descriptor)
+            let d = core.descriptor(e.pointee.descriptor)
             var drop = e.pointee.terminated
             if checkEpoch && !drop && e.pointee.epoch != c.epoch
                 && Tickets.distance(e.pointee.ticket, c.cutoff) <= 0
@@ -107,14 +110,36 @@ final class RingExecutor: @unchecked Sendable {
         head &+= n
     }
 
+    /// Runs the running cyclic transfer's callback once for every period elapsed since the
+    /// last one (coalescing, rule K1), unless a terminate removed the transfer.
+    @inline(never)
+    private func cyclicCallback() {
+        // Ordering: acquire; pairs with the engine's seq_cst increment after a period.
+        periodsSeen = core.cyclicPeriods.pointee.load(ordering: .acquiring)
+        // Ordering: acquire; pairs with the engine's release store of `cyclic`.
+        let info = core.cyclic.pointee.load(ordering: .acquiring)
+        let index = Tickets.low(info)
+        guard index != RingLayout.none else { return }
+        let t = Tickets.high(info)
+        // The dispatch point. Ordering: acquire; pairs with the seq_cst CAS of `control`.
+        let c = Control(raw: core.control.pointee.load(ordering: .acquiring))
+        if core.negative != .executorSkipsEpochCheck && c.epoch != 0 && Tickets.distance(t, c.cutoff) <= 0 { return }
+        let d = core.descriptor(index)
+        guard d.pointee.interrupt && d.pointee.callback.isSet else { return }
+        let callback = d.pointee.callback
+        callback.invoke(cookie: core.cookie(ofTicket: t), result: .noError)
+    }
+
     private func idle() {
         let spin = core.options.spinNanoseconds
         let cached = tailCache
+        let periods = periodsSeen
         if spin > 0 {
             let start = MonotonicClock.now()
             var spins = 0
             while true {
                 if core.compTail.pointee.load(ordering: .relaxed) != cached { return }
+                if core.cyclicPeriods.pointee.load(ordering: .relaxed) != periods { return }
                 if Control(raw: core.control.pointee.load(ordering: .relaxed)).stop { return }
                 cpuRelax()
                 spins &+= 1
@@ -125,6 +150,7 @@ final class RingExecutor: @unchecked Sendable {
             // Ordering: seq_cst; pairs with the seq_cst store of `compTail` in the engine's
             // `flush()` and the seq_cst CAS of `control` in release.
             core.compTail.pointee.load(ordering: .sequentiallyConsistent) != cached
+                || core.cyclicPeriods.pointee.load(ordering: .sequentiallyConsistent) != periods
                 || Control(raw: core.control.pointee.load(ordering: .sequentiallyConsistent)).stop
         }
     }

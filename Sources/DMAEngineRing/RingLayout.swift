@@ -37,6 +37,9 @@ struct RingDescriptor: ~Copyable {
     let next: Atomic<UInt32>
 
     var isMemset = false
+    /// A cyclic transfer: runs period by period until terminated.
+    var isCyclic = false
+    var periodLength = 0
     var reuse = false
     var interrupt = true
     /// Chunked or injected: take the engine's slow path (probe per chunk, control checks).

@@ -93,7 +93,7 @@ struct RingChannelTests {
         let log = CallbackLog()
         let perThread = 500
         let threads = 8
-        let results = Mutex<[[Int32]]>(Array(repeating: [], count: threads))
+        let results = Locked<[[Int32]]>(Array(repeating: [], count: threads))
         var workers: [OSThread] = []
         for i in 0..<threads {
             let cb = log.callback
@@ -201,7 +201,7 @@ struct RingChannelTests {
         try ch.terminateAsync()
         try ch.synchronize()
         try ch.synchronize()
-        let errors = Mutex<[DMAError]>([])
+        let errors = Locked<[DMAError]>([])
         let b = try Buffers(count: 4096)
         let d = try #require(ch.prepareMemcpy(to: b.destination, from: b.source, length: 64, callback: .plain { _ in
             do throws(DMAError) { try ch.synchronize() } catch { errors.withLock { $0.append(error) } }
@@ -317,7 +317,7 @@ struct RingChannelTests {
         defer { try? ch.release() }
         let b = try Buffers(count: 8192)
         let log = CallbackLog()
-        let writes = Mutex<[Int]>([])
+        let writes = Locked<[Int]>([])
         ch.debugSetAccessProbe { access in
             if access.kind == .write { writes.withLock { $0.append(access.count) } }
         }
@@ -331,6 +331,28 @@ struct RingChannelTests {
         #expect(writes.withLock { $0 } == [1000, 1000, 1000, 1000, 500, 3000])
         #expect(b.copied(0..<4500) && b.copied(5000..<8000))
         #expect(throws: DMAError.self) { try ch.configure(DMAConfig(burstBytes: -1)) }
+    }
+
+    @Test func cyclicRunsPeriodsUntilTerminated() throws {
+        let ch = try RingChannel()
+        defer { try? ch.release() }
+        #expect(ch.capabilities.cyclic)
+        let b = try Buffers(count: 8192)
+        let log = CallbackLog()
+        let d = try #require(ch.prepareCyclic(to: b.destination, from: b.source, bufferLength: 8192, periodLength: 2048, flags: .default))
+        try ch.setCallback(log.callback, for: d)
+        try ch.debugInject(DMAInjection(chunkBytes: 1024, delayPerChunkNanoseconds: 1_000_000), into: d)
+        let c = ch.submitAndIssue(d)
+        #expect(waitUntil { log.count >= 4 })
+        let (s, t) = ch.status(of: c)
+        #expect(s == .inProgress && t.residue > 0 && t.residue <= 8192)
+        try ch.terminateSync()
+        let frozen = log.count
+        MonotonicClock.sleep(nanoseconds: 20_000_000)
+        #expect(log.count == frozen)
+        #expect(log.cookies.allSatisfy { $0 == c.rawValue })
+        #expect(b.copied(0..<8192))
+        #expect(ch.prepareCyclic(to: b.destination, from: b.source, bufferLength: 100, periodLength: 200, flags: .default) == nil)
     }
 
     @Test func releaseWaitsForCallbacksThenEveryOpFails() throws {
