@@ -431,8 +431,10 @@ public final class URingChannel: DMAChannel {
         c.request(URingControl.service, urgent: true)
     }
 
-    /// Reports an access when a chunk's SQE is handed to the kernel (a read of the source and
-    /// a write of the destination) and when its CQE arrives (a write of the destination).
+    /// Reports an access when a chunk's SQE is handed to the kernel (a read of the source)
+    /// and when its CQE arrives (a write of the destination: the kernel has written it by
+    /// then). One write per chunk, so the count shows the burst size (scenario 32); a CQE
+    /// for a terminated descriptor after `synchronize` shows up as a forbidden write.
     public func debugSetAccessProbe(_ probe: DMAAccessProbe?) {
         let c = core
         c.lock.lock()

@@ -65,6 +65,10 @@ final class URingCore: @unchecked Sendable {
     /// The ring. Written by the engine thread before `initDone` is signalled and cleared,
     /// under `sqLock`, when the engine exits; submitters read it under `sqLock`.
     var ring: OpaquePointer?
+    /// Engine thread only: the next round must run `pumpFromEngine` (the doorbell needs
+    /// re-arming, or a paced chunk completed). Requests from other threads come through
+    /// `control` instead.
+    var pumpNeeded = true
     var initError: Int32 = 0
     let initDone = ParkingEvent()
     var enginePThread = pthread_t()
@@ -233,10 +237,10 @@ final class URingCore: @unchecked Sendable {
             let v = progress.pointee.load(ordering: .acquiring)
             if condition() { return }
             spins += 1
-            if spins < 64 {
+            if spins < 16 {
                 sched_yield()
             } else {
-                Futex.wait(progressWord, expected: v, timeoutNanoseconds: 2_000_000)
+                Futex.wait(progressWord, expected: v, timeoutNanoseconds: 1_000_000)
             }
         }
     }
@@ -293,6 +297,7 @@ final class URingCore: @unchecked Sendable {
         let s = slots + Int(idx)
         s.pointee.callback = DMACallback()
         s.pointee.state = .free
+        s.pointee.onPacedList = false
         s.pointee.generation &+= 1
         s.pointee.destination = nil
         freeList[st.pointee.freeCount] = idx
@@ -342,8 +347,9 @@ final class URingCore: @unchecked Sendable {
         return n
     }
 
-    /// Preps one chunk's IORING_OP_READ (READ_FIXED into the registered pool) and reports it
-    /// to the access probe as handed to the kernel.
+    /// Preps one chunk's IORING_OP_READ (READ_FIXED into the registered pool) and reports the
+    /// source read to the access probe as handed to the kernel (the destination write is
+    /// reported when the CQE arrives, so each chunk counts as one write).
     @inline(__always)
     func prepChunk(_ ring: OpaquePointer, _ idx: UInt32, _ c: Int) -> Int {
         let s = slots + Int(idx)
@@ -358,7 +364,6 @@ final class URingCore: @unchecked Sendable {
         if st.pointee.hasProbe, let probe = st.pointee.probe {
             let cookie = s.pointee.cookie
             probe(DMAAccess(cookie: cookie, kind: .read, address: UInt(bitPattern: pool.base + s.pointee.sourceOffset + off), count: n))
-            probe(DMAAccess(cookie: cookie, kind: .write, address: UInt(bitPattern: dst), count: n))
         }
         return 1
     }
@@ -376,6 +381,7 @@ final class URingCore: @unchecked Sendable {
                 // The engine feeds it; nothing after it starts until it is done.
                 s.pointee.state = .active
                 s.pointee.nextDue = 0
+                s.pointee.onPacedList = true
                 st.pointee.barrier = Int32(idx)
                 paced[st.pointee.pacedCount] = idx
                 st.pointee.pacedCount += 1
@@ -449,6 +455,13 @@ final class URingCore: @unchecked Sendable {
         lock.unlock()
         if barrierLifted { pending = flush(ring, pending: pending) }
         if pending > 0 { submitSQ(ring) }
+        lock.lock()
+        // Pump again next round only if something was left behind for lack of SQ space. Paced
+        // descriptors bring the engine back by themselves: a chunk's CQE sets `pumpNeeded`,
+        // a delay ends at `due`, and resume/stall release come through `control`.
+        pumpNeeded = !st.pointee.doorbellArmed || st.pointee.cancelToPrep
+            || (!st.pointee.paused && st.pointee.barrier < 0 && st.pointee.kcursor < st.pointee.issuedEnd)
+        lock.unlock()
         sqLock.unlock()
         return due
     }
@@ -463,7 +476,13 @@ final class URingCore: @unchecked Sendable {
             let idx = paced[i]
             let s = slots + Int(idx)
             if s.pointee.state != .active {
+                // Terminated meanwhile (terminate empties the list, so this is a safety net).
+                s.pointee.onPacedList = false
                 removePaced(at: i)
+                if st.pointee.barrier == Int32(idx) {
+                    st.pointee.barrier = -1
+                    barrierLifted = true
+                }
                 continue
             }
             if s.pointee.outstanding > 0 {
@@ -472,6 +491,7 @@ final class URingCore: @unchecked Sendable {
             }
             if s.pointee.chunksIssued >= s.pointee.chunkCount {
                 s.pointee.state = .done
+                s.pointee.onPacedList = false
                 removePaced(at: i)
                 if st.pointee.barrier == Int32(idx) {
                     st.pointee.barrier = -1
@@ -538,6 +558,7 @@ final class URingCore: @unchecked Sendable {
         switch URingUserData.kind(ud) {
         case URingUserData.Kind.doorbell.rawValue:
             st.pointee.doorbellArmed = false
+            pumpNeeded = true
             return
         case URingUserData.Kind.cancel.rawValue:
             st.pointee.cancelsOutstanding -= 1
@@ -558,6 +579,7 @@ final class URingCore: @unchecked Sendable {
             return
         }
         s.pointee.outstanding -= 1
+        if s.pointee.onPacedList { pumpNeeded = true }
         // Ordering: seq_cst; pairs with the seq_cst load in `wakeEngine` and in pause's wait.
         outstanding.wrappingSubtract(1, ordering: .sequentiallyConsistent)
         let isData = URingUserData.kind(ud) == URingUserData.Kind.data.rawValue
@@ -589,7 +611,7 @@ final class URingCore: @unchecked Sendable {
             s.pointee.bytesDone += Int(res)
             if Int(res) < want && s.pointee.result == .noError { s.pointee.result = .readFailed }
         }
-        if s.pointee.outstanding == 0 && !s.pointee.paced && s.pointee.chunksIssued == s.pointee.chunkCount {
+        if s.pointee.outstanding == 0 && !s.pointee.onPacedList && s.pointee.chunksIssued == s.pointee.chunkCount {
             s.pointee.state = .done
         }
     }
@@ -677,19 +699,23 @@ final class URingCore: @unchecked Sendable {
 
     func engineLoop(_ ring: OpaquePointer) {
         var stopping = false
+        var due: UInt64 = 0
         let spinNs = UInt64(max(0, options.spinNanoseconds))
         while true {
             // Ordering: acquire; pairs with the seq_cst bitwiseOr in `request`.
             let ctl = control.exchange(0, ordering: .acquiringAndReleasing)
             if ctl & URingControl.stop != 0 { stopping = true }
-            let due = pumpFromEngine(ring)
+            let pumped = ctl != 0 || pumpNeeded || (due != 0 && MonotonicClock.now() >= due)
+            if pumped { due = pumpFromEngine(ring) }
             var progressMade = reap(ring)
-            while true {
-                let d = deliver()
-                if d == 0 { break }
-                progressMade += d
+            if progressMade > 0 || pumped {
+                while true {
+                    let d = deliver()
+                    if d == 0 { break }
+                    progressMade += d
+                }
             }
-            if progressMade > 0 { continue }
+            if progressMade > 0 || pumpNeeded { continue }
             // Ordering: seq_cst; pairs with the seq_cst decrement in `absorb`.
             if stopping && outstanding.load(ordering: .sequentiallyConsistent) == 0 { break }
 
