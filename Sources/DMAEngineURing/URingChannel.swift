@@ -90,6 +90,13 @@ public final class URingChannel: DMAChannel {
     /// and the errno (ENOSYS: no io_uring; EPERM: disabled by sysctl or seccomp).
     public static func availability() -> Result<Void, DMAError> { cachedAvailability }
 
+    /// Nil where io_uring can be used, else the reason it cannot (for the backend registry's
+    /// `unavailableReason`).
+    public static var unavailableReason: String? {
+        if case .failure(let e) = availability() { return "\(e)" }
+        return nil
+    }
+
     private static let cachedAvailability: Result<Void, DMAError> = {
         if let v = disabledSysctl(), v == "2" {
             return .failure(.unavailable("io_uring is disabled: /proc/sys/kernel/io_uring_disabled = 2"))

@@ -69,6 +69,9 @@ final class URingCore: @unchecked Sendable {
     /// re-arming, or a paced chunk completed). Requests from other threads come through
     /// `control` instead.
     var pumpNeeded = true
+    /// Engine thread only: a flush on the engine put a paced descriptor on the list, which
+    /// the next round must schedule.
+    var pacedAdded = false
     var initError: Int32 = 0
     let initDone = ParkingEvent()
     var enginePThread = pthread_t()
@@ -387,7 +390,9 @@ final class URingCore: @unchecked Sendable {
                 st.pointee.pacedCount += 1
                 st.pointee.kcursor += 1
                 st.pointee.bytesInKernel += s.pointee.length
-                if !onEngineThread {
+                if onEngineThread {
+                    pacedAdded = true
+                } else {
                     lock.unlock()
                     request(URingControl.service, urgent: true)
                     lock.lock()
@@ -411,8 +416,11 @@ final class URingCore: @unchecked Sendable {
             pending += prepDescriptor(ring, idx)
             st.pointee.kcursor += 1
         }
+        let leftBehind = fullRounds > 64
         inFlightBytes.store(st.pointee.bytesInKernel, ordering: .relaxed)
         lock.unlock()
+        // The SQ stayed full: let the engine hand over the rest once it has reaped.
+        if leftBehind && !onEngineThread { request(URingControl.flush, urgent: true) }
         return pending
     }
 
@@ -432,6 +440,7 @@ final class URingCore: @unchecked Sendable {
         sqLock.lock()
         var pending = 0
         var due: UInt64 = 0
+        pacedAdded = false
         lock.lock()
         if !st.pointee.doorbellArmed && curing_sq_space_left(ring) > 0 {
             _ = curing_prep_read(ring, doorbellFD, 0, doorbellBuffer, 8, 0, -1, URingUserData.make(.doorbell))
@@ -459,7 +468,7 @@ final class URingCore: @unchecked Sendable {
         // Pump again next round only if something was left behind for lack of SQ space. Paced
         // descriptors bring the engine back by themselves: a chunk's CQE sets `pumpNeeded`,
         // a delay ends at `due`, and resume/stall release come through `control`.
-        pumpNeeded = !st.pointee.doorbellArmed || st.pointee.cancelToPrep
+        pumpNeeded = pacedAdded || !st.pointee.doorbellArmed || st.pointee.cancelToPrep
             || (!st.pointee.paused && st.pointee.barrier < 0 && st.pointee.kcursor < st.pointee.issuedEnd)
         lock.unlock()
         sqLock.unlock()
