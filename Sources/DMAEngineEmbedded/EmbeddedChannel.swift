@@ -261,7 +261,10 @@ public final class EmbeddedChannel: DMAChannel {
     public func issuePending() {
         state.withLock { s in
             guard !s.released else { return }
-            for i in s.pending { s.slots[i].phase = .issued }
+            for i in s.pending {
+                s.slots[i].phase = .issued
+                s.issuedBytes += s.slots[i].job?.length ?? 0
+            }
             s.issued.append(contentsOf: s.pending)
             s.pending.removeAll(keepingCapacity: true)
         }
@@ -443,6 +446,8 @@ struct State: @unchecked Sendable {
     var probe: DMAAccessProbe?
     var coherent: Set<UInt> = []
     var accessCount = 0
+    /// Sum of the lengths of the descriptors on the issued list (for `inFlightBytes`).
+    var issuedBytes = 0
 
     init(poolSize: Int) {
         slots = Array(repeating: Slot(), count: poolSize)
@@ -526,6 +531,7 @@ struct State: @unchecked Sendable {
         let wantsCallback = slots[h].flags.contains(.interrupt) && (slots[h].callback?.isSet ?? false)
         if let fault = w.fault {
             issued.removeFirst()
+            issuedBytes -= job.length
             watermark.last = w.cookie
             slots[h].phase = .dispatched
             let code: DMAResultCode = fault == .read ? .readFailed : .writeFailed
@@ -544,6 +550,7 @@ struct State: @unchecked Sendable {
         slots[h].done += moved
         guard slots[h].done == job.length else { return nil }
         issued.removeFirst()
+        issuedBytes -= job.length
         watermark.last = w.cookie
         slots[h].phase = .dispatched
         return Dispatch(
@@ -575,6 +582,7 @@ struct State: @unchecked Sendable {
         terminated.append(contentsOf: issued)
         pending.removeAll(keepingCapacity: true)
         issued.removeAll(keepingCapacity: true)
+        issuedBytes = 0
         watermark.last = watermark.used
         paused = false
     }
@@ -586,17 +594,15 @@ struct State: @unchecked Sendable {
 
     func status(of cookie: DMACookie) -> (DMAStatus, DMATxState) {
         let w = watermark
-        var inFlight = 0
-        for i in issued {
-            if let job = slots[i].job { inFlight += job.kind == .cyclic ? job.length : job.length - slots[i].done }
-        }
+        var inFlight = issuedBytes
+        if let h = issued.first, let job = slots[h].job, job.kind != .cyclic { inFlight -= slots[h].done }
         if w.isComplete(cookie) {
             return (.complete, DMATxState(last: w.last, used: w.used, residue: 0, inFlightBytes: inFlight))
         }
         var residue = 0
-        for i in pending + issued where slots[i].cookie == cookie {
-            if let job = slots[i].job {
-                residue = job.kind == .cyclic ? job.length - slots[i].done : job.length - slots[i].done
+        for list in [pending, issued] {
+            for i in list where slots[i].cookie == cookie {
+                if let job = slots[i].job { residue = job.length - slots[i].done }
             }
         }
         return (paused ? .paused : .inProgress, DMATxState(last: w.last, used: w.used, residue: residue, inFlightBytes: inFlight))

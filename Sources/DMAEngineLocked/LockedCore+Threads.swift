@@ -52,7 +52,7 @@ extension LockedCore {
         lock.lock()
         while true {
             if s.pointee.shutdown { break }
-            if s.pointee.paused || s.pointee.issued.isEmpty {
+            if s.pointee.paused || s.pointee.terminating || s.pointee.issued.isEmpty {
                 s.pointee.engineIdle = true
                 lock.unlock()
                 flush(&wakes)
@@ -341,6 +341,16 @@ extension LockedCore {
                 lock.lock()
                 s.pointee.executorIdle = false
                 continue
+            }
+            if defect == .callbackAfterTerminate {
+                let now = MonotonicClock.now()
+                let notBefore = s.pointee.lateCallbacksNotBefore
+                if now < notBefore {
+                    lock.unlock()
+                    MonotonicClock.sleep(nanoseconds: Int64(notBefore &- now))
+                    lock.lock()
+                    continue
+                }
             }
             s.pointee.executorStarted &+= 1
             let cyclic = s.pointee.cyclicPending

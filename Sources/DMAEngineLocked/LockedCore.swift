@@ -33,6 +33,10 @@ struct LockedState {
     /// Kernel: `vc->cyclic`, the cyclic descriptor with a period callback pending (-1 = none).
     var cyclicPending: Int32 = -1
     var paused = false
+    /// Between a terminate that found work (or a running callback) and the next
+    /// synchronize (CONTRACT.md A.3 `terminating`): the engine starts nothing new, and
+    /// synchronize drops what was submitted meanwhile (T6, T7).
+    var terminating = false
     /// Sum of the lengths on the submitted and issued lists.
     var queuedBytes = 0
     var config = DMAConfig()
@@ -51,6 +55,9 @@ struct LockedState {
     var abortsHandled: UInt64 = 0
     /// Threads blocked in synchronize; engine and executor wake them when non-zero.
     var syncWaiters = 0
+    /// `.callbackAfterTerminate` only: the executor holds the late callbacks until this
+    /// time, so that they run well after synchronize returned.
+    var lateCallbacksNotBefore: UInt64 = 0
 
     /// `release()` has begun: every later operation fails with `.released`.
     var released = false
@@ -324,7 +331,9 @@ final class LockedCore: @unchecked Sendable {
         lock.lock()
         slots.splice(&st.pointee.submitted, to: &st.pointee.issued)
         var wake = false
-        if st.pointee.engineIdle && !st.pointee.issued.isEmpty && !st.pointee.paused && !st.pointee.shutdown {
+        if st.pointee.engineIdle && !st.pointee.issued.isEmpty && !st.pointee.paused && !st.pointee.terminating
+            && !st.pointee.shutdown
+        {
             st.pointee.engineIdle = false
             wake = true
         }
@@ -414,8 +423,9 @@ final class LockedCore: @unchecked Sendable {
         st.pointee.paused = false
         // Ordering: relaxed is enough; the engine re-checks under the lock or after the event.
         pauseFlag.store(false, ordering: .sequentiallyConsistent)
-        let wake = st.pointee.engineIdle && !st.pointee.issued.isEmpty
-        if wake { st.pointee.engineIdle = false }
+        if st.pointee.engineIdle && !st.pointee.issued.isEmpty && !st.pointee.terminating {
+            st.pointee.engineIdle = false
+        }
         lock.unlock()
         // Wake the engine in any case: it may be waiting mid-transfer for the resume.
         engineEvent.signal()
@@ -440,6 +450,13 @@ final class LockedCore: @unchecked Sendable {
     /// The body of terminate. Lock held.
     func terminateLocked() {
         let s = st
+        // Callbacks of a batch the executor is running were dispatched before this terminate
+        // and may still submit (T7): hold such work until synchronize, which drops it.
+        if s.pointee.active >= 0 || !s.pointee.submitted.isEmpty || !s.pointee.issued.isEmpty
+            || !s.pointee.completed.isEmpty || s.pointee.executorStarted != s.pointee.executorFinished
+        {
+            s.pointee.terminating = true
+        }
         if s.pointee.active >= 0 && !s.pointee.activeTerminated {
             s.pointee.activeTerminated = true
             slots.append(s.pointee.active, to: &s.pointee.terminated)
@@ -472,7 +489,10 @@ final class LockedCore: @unchecked Sendable {
     /// Waits until the executor has finished the batch it was running when called (a batch
     /// taken before the terminate holds the only pre-terminate descriptors that can still get
     /// a callback), and until the engine has dropped every active descriptor that a
-    /// terminate aborted. Bounded even when callbacks keep submitting (T7, scenario 19).
+    /// terminate aborted. Bounded even when callbacks keep submitting (T7, scenario 19):
+    /// while the channel is `terminating` the engine starts nothing new, so no new batch can
+    /// begin, and what was submitted meanwhile (by a callback, or by the client against T6)
+    /// is dropped here as a terminate would drop it: no callback, cookies read COMPLETE.
     func synchronizeLocked() {
         let s = st
         if defect != .synchronizeDoesNotWait {
@@ -487,6 +507,14 @@ final class LockedCore: @unchecked Sendable {
                 lock.lock()
                 s.pointee.syncWaiters -= 1
             }
+        }
+        if s.pointee.terminating {
+            s.pointee.terminating = false
+            slots.splice(&s.pointee.submitted, to: &s.pointee.terminated)
+            slots.splice(&s.pointee.issued, to: &s.pointee.terminated)
+            setQueuedBytes(0)
+            s.pointee.watermark.last = s.pointee.watermark.used
+            publishWatermark()
         }
         retireTerminated()
     }
@@ -523,6 +551,7 @@ final class LockedCore: @unchecked Sendable {
                 slots[Int(i)].result = .noError
                 slots.append(i, to: &s.pointee.completed)
                 queuedCallbacks = true
+                s.pointee.lateCallbacksNotBefore = MonotonicClock.now() &+ 20_000_000
             } else {
                 retire(i)
             }

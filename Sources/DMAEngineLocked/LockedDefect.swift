@@ -27,8 +27,9 @@ public enum LockedDefect: String, Sendable, Hashable, CaseIterable {
 
     /// Terminated descriptors are not dropped: `terminateAsync()` leaves the completed list
     /// alone, and `synchronize()` hands every terminated descriptor that has a callback to
-    /// the callback executor (result `.noError`, residue 0) instead of retiring it. Their
-    /// callbacks therefore run after `synchronize()`/`terminateSync()` returned — the
+    /// the callback executor (result `.noError`, residue 0) instead of retiring it; the
+    /// executor holds them for 20 ms, so their callbacks run well after
+    /// `synchronize()`/`terminateSync()` returned — the
     /// "callback after the test finished" that dmatest warns about. Breaks T1 and T3 (b);
     /// caught by scenarios 14, 20, 21 and 30 (callback for a terminated cookie or after
     /// terminateSync).

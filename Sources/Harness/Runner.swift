@@ -217,7 +217,7 @@ public final class Runner {
             let runner = try TerminateRunner(channel: ch, size: p.parameters.size, maxInFlight: max(1, n))
             let placementRecord = verifiedPlacement(channel: ch)
             var ts: [Double] = [], ta: [Double] = [], sy: [Double] = [], seed: [Double] = []
-            var completed = 0, aborted = 0
+            var completed: [Double] = [], aborted: [Double] = []
             var countersOut: [String: [String: CounterValue]]?
             for r in 0..<reps {
                 if StopFlag.isSet { return nil }
@@ -233,16 +233,18 @@ public final class Runner {
                 ta.append(s.terminateAsyncNs)
                 sy.append(s.synchronizeNs)
                 seed.append(s.seedRaceNs)
-                completed += s.completed
-                aborted += s.aborted
+                completed.append(Double(s.completed))
+                aborted.append(Double(s.aborted))
             }
             var m = PointMetrics()
             m.terminateSyncNs = MetricSummary(samples: ts)
             m.terminateAsyncNs = MetricSummary(samples: ta)
             m.synchronizeNs = MetricSummary(samples: sy)
             m.seedRaceNs = MetricSummary(samples: seed)
-            m.completed = completed
-            m.aborted = aborted
+            // Per repetition (median): of the N descriptors in flight at terminateSync, how many
+            // completed with a callback and how many were aborted.
+            m.completed = Int(Statistics.median(completed))
+            m.aborted = Int(Statistics.median(aborted))
             m.errors = 0
             return ResultPoint(
                 backend: p.backend, workload: p.workload.rawValue, parameters: p.parameters, placement: placementRecord,

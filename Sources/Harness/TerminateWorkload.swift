@@ -167,6 +167,6 @@ public final class TerminateRunner {
         }
         return TerminateSample(
             terminateSyncNs: tSync, terminateAsyncNs: Double(t1 - t0), synchronizeNs: Double(t2 - t1),
-            seedRaceNs: seed.isEmpty ? 0 : Statistics.median(seed), completed: completed, aborted: n - completed)
+            seedRaceNs: seed.isEmpty ? 0 : Statistics.median(seed), completed: completed, aborted: max(0, n - completed))
     }
 }

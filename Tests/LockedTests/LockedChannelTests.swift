@@ -120,7 +120,7 @@ struct LockedBasicsTests {
         let src = try patterned(ch, 512, seed: 11)
         let dst = try ch.allocateCoherent(byteCount: 512)
         let rec = Recorder()
-        let accesses = Mutex<[DMAAccess.Kind]>([])
+        let accesses = Locked<[DMAAccess.Kind]>([])
         ch.debugSetAccessProbe { a in accesses.withLock { $0.append(a.kind) } }
         try ch.configure(DMAConfig(burstBytes: 128))
         let m = try #require(ch.prepareMemset(to: dst.base, value: 0xA5, length: 512, flags: .default))
@@ -296,6 +296,38 @@ struct LockedControlTests {
             ch.freeCoherent(src)
             ch.freeCoherent(dst)
         }
+    }
+
+    @Test func workSubmittedByACallbackAfterTerminateIsDroppedBySynchronize() throws {
+        let ch = try LockedChannel()
+        defer { try? ch.release() }
+        let src = try patterned(ch, 64, seed: 31)
+        let dst = try ch.allocateCoherent(byteCount: 64)
+        let gate = Gate()
+        let late = Recorder()
+        let lateCookie = Atomic<Int32>(0)
+        let first = DMACallback.plain { _ in
+            gate.block()
+            // Submitted by a callback dispatched before the terminate (T7): held, then dropped.
+            if let d = ch.prepareMemcpy(to: dst.base, from: src.base, length: 64, callback: late.callback(nil)) {
+                lateCookie.store(ch.submitAndIssue(d).rawValue, ordering: .sequentiallyConsistent)
+            }
+        }
+        _ = ch.submitAndIssue(try #require(ch.prepareMemcpy(to: dst.base, from: src.base, length: 64, callback: first)))
+        #expect(waitUntil { gate.entered.load(ordering: .sequentiallyConsistent) == 1 })
+        try ch.terminateAsync()
+        gate.open.store(true, ordering: .sequentiallyConsistent)
+        try ch.synchronize()
+        let c = DMACookie(lateCookie.load(ordering: .sequentiallyConsistent))
+        #expect(c.isValid)
+        #expect(ch.status(of: c).0 == .complete)
+        MonotonicClock.sleep(nanoseconds: 20_000_000)
+        #expect(late.count == 0)
+        // terminateAsync on an idle channel is a no-op: later work runs without synchronize.
+        try ch.terminateAsync()
+        let rec = Recorder()
+        _ = ch.submitAndIssue(try #require(ch.prepareMemcpy(to: dst.base, from: src.base, length: 64, callback: rec.callback(ch))))
+        #expect(waitUntil { rec.count == 1 })
     }
 
     @Test func cyclicStaysInProgressWithBoundedResidue() throws {

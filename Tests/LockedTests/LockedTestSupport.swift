@@ -10,6 +10,31 @@ import Platform
 import Synchronization
 import Testing
 
+/// A value behind a pthread mutex. (Observed here: ThreadSanitizer reported a "Swift access
+/// race" between two accesses that were both inside `Synchronization.Mutex.withLock`, so it
+/// does not seem to see that lock's happens-before edges; it does intercept pthread mutexes.)
+final class Locked<Value>: @unchecked Sendable {
+    private var value: Value
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+
+    init(_ value: Value) {
+        self.value = value
+        mutex.initialize(to: pthread_mutex_t())
+        pthread_mutex_init(mutex, nil)
+    }
+
+    deinit {
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+    }
+
+    func withLock<R>(_ body: (inout Value) throws -> R) rethrows -> R {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return try body(&value)
+    }
+}
+
 /// Records callback invocations from the executor thread.
 final class Recorder: Sendable {
     struct State {
@@ -21,7 +46,7 @@ final class Recorder: Sendable {
         var lockHeldInside = false
     }
 
-    let state = Mutex(State())
+    let state = Locked(State())
 
     var count: Int { state.withLock { $0.cookies.count } }
     var cookies: [Int32] { state.withLock { $0.cookies } }
