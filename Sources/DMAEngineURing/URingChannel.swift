@@ -358,9 +358,10 @@ public final class URingChannel: DMAChannel {
         core.waitQuiescent()
     }
 
-    /// Terminates, synchronizes, stops and joins the engine thread, destroys the ring; the
-    /// pool file is closed when the last reference goes. The corresponding kernel call is
-    /// `dma_release_channel()`.
+    /// Terminates, synchronizes, stops and joins the engine thread, destroys the ring and
+    /// closes the doorbell and pool files. The pool mapping stays until the channel object is
+    /// freed, so buffers from `allocateCoherent` remain readable. The corresponding kernel
+    /// call is `dma_release_channel()`.
     public func release() throws(DMAError) {
         try NonBlockingContext.checkBlockingAllowed()
         let c = core

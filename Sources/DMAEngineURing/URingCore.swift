@@ -60,7 +60,9 @@ final class URingCore: @unchecked Sendable {
     let cqeRes: UnsafeMutablePointer<Int32>
     let batch: UnsafeMutablePointer<URingDelivery>
 
-    let doorbellFD: Int32
+    /// The doorbell eventfd; -1 once `closeFiles` ran (after the engine exited).
+    let doorbell = Atomic<Int32>(-1)
+    var doorbellFD: Int32 { doorbell.load(ordering: .relaxed) }
     let doorbellBuffer: UnsafeMutablePointer<UInt64>
     /// The ring. Written by the engine thread before `initDone` is signalled and cleared,
     /// under `sqLock`, when the engine exits; submitters read it under `sqLock`.
@@ -145,7 +147,7 @@ final class URingCore: @unchecked Sendable {
         progressStorage.bindMemory(to: Atomic<UInt32>.self, capacity: 1).initialize(to: Atomic(0))
 
         let efd = curing_eventfd()
-        doorbellFD = efd
+        doorbell.store(efd, ordering: .relaxed)
         if efd < 0 {
             throw .unavailable("eventfd for the engine doorbell: \(Errno.message(-efd)) (\(Errno.name(-efd)))")
         }
@@ -178,7 +180,7 @@ final class URingCore: @unchecked Sendable {
         doorbellBuffer.deallocate()
         progress.deinitialize(count: 1)
         progressStorage.deallocate()
-        if doorbellFD >= 0 { close(doorbellFD) }
+        closeFiles()
         lock.destroy()
         sqLock.destroy()
     }
@@ -258,7 +260,8 @@ final class URingCore: @unchecked Sendable {
         // in `engineLoop` (a Dekker pair: the caller set `control` before this load).
         if parked.load(ordering: .sequentiallyConsistent) {
             if urgent || outstanding.load(ordering: .sequentiallyConsistent) == 0 {
-                _ = curing_eventfd_signal(doorbellFD)
+                let fd = doorbellFD
+                if fd >= 0 { _ = curing_eventfd_signal(fd) }
             }
         }
     }
@@ -839,11 +842,23 @@ final class URingCore: @unchecked Sendable {
     }
 
     /// Stops the engine thread and joins it (unless called on it: then it exits by itself
-    /// after the current callback batch and drops its reference to this object).
+    /// after the current callback batch and drops its reference to this object). Once
+    /// joined, the ring is gone and the doorbell and pool files are closed.
     func stopEngine() {
         request(URingControl.stop, urgent: true)
         if !onEngineThread {
             engineThread?.join()
+            closeFiles()
         }
+    }
+
+    /// Closes the doorbell eventfd and the pool file (the pool mapping stays until the
+    /// channel is freed, so buffers the client still holds remain valid memory). Only after
+    /// the engine exited: it is the only thread that waits on the doorbell, and the ring that
+    /// reads the pool file is destroyed by then.
+    func closeFiles() {
+        let fd = doorbell.exchange(-1, ordering: .relaxed)
+        if fd >= 0 { close(fd) }
+        pool.closeFile()
     }
 }
