@@ -284,8 +284,15 @@ final class URingCore: @unchecked Sendable {
     }
 
     /// Splits a slot's transfer into SQE-sized chunks of about `requested` bytes (0: whole).
+    @inline(__always)
     func setChunking(_ s: UnsafeMutablePointer<URingSlot>, requested: Int) {
         let len = s.pointee.length
+        if (requested <= 0 || requested >= len) && len <= 1 << 30 {
+            // The common case: one SQE for the whole transfer, no division on the hot path.
+            s.pointee.chunkBytes = len
+            s.pointee.chunkCount = 1
+            return
+        }
         var cb = requested > 0 ? min(requested, len) : len
         cb = min(cb, 1 << 30)
         var n = (len + cb - 1) / cb
