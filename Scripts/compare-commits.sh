@@ -170,6 +170,59 @@ if [ -z "$BIN_HEAD" ]; then
     BIN_HEAD="$(build_side head "$HEAD_SHA")" || die "HEAD $HEAD does not build (log: $OUT/logs/build-head.log)"
 fi
 
+# --- the points both builds can run -------------------------------------------------------
+# A backend that only one side registers (added or renamed between the commits) is left out of
+# both sides, so the invocation does not fail on the other. When a tool cannot list its
+# backends, the curated lists are used as they are.
+
+list_backends() {  # binary -> registered backend names, one per line
+    "$1" list backends 2>/dev/null | awk '/\]$/ {print $1}' || true
+}
+
+COMMON=""
+base_backends="$(list_backends "$BIN_BASE")"
+head_backends="$(list_backends "$BIN_HEAD")"
+if [ -n "$base_backends" ] && [ -n "$head_backends" ]; then
+    COMMON="$(comm -12 <(sort -u <<<"$base_backends") <(sort -u <<<"$head_backends") | tr '\n' ' ')"
+    [ -n "${COMMON// /}" ] || no_baseline "BASE and HEAD have no backend in common (base: $(tr '\n' ' ' <<<"$base_backends")head: $(tr '\n' ' ' <<<"$head_backends"))"
+fi
+
+filter_point() {  # invocation -> the invocation with --backend restricted to COMMON; nothing when none is left
+    local -a words backends
+    local i b kept
+    read -r -a words <<<"$1"
+    if [ -z "$COMMON" ]; then
+        echo "$1"
+        return 0
+    fi
+    for i in "${!words[@]}"; do
+        [ "${words[$i]}" = "--backend" ] || continue
+        kept=""
+        IFS=',' read -r -a backends <<<"${words[$((i + 1))]}"
+        for b in "${backends[@]}"; do
+            if [ "$b" = "all" ]; then
+                kept="$(sed 's/ *$//; s/ /,/g' <<<"$COMMON")"
+                break
+            fi
+            case " $COMMON " in
+                *" $b "*) kept="${kept:+$kept,}$b" ;;
+                *) echo "compare-commits: backend $b is not registered in both builds; left out" >&2 ;;
+            esac
+        done
+        [ -n "$kept" ] || return 0
+        words[i + 1]="$kept"
+    done
+    echo "${words[*]}"
+}
+
+RUNNABLE=()
+for args in "${POINTS[@]}"; do
+    filtered="$(filter_point "$args")"
+    [ -z "$filtered" ] || RUNNABLE+=("$filtered")
+done
+[ "${#RUNNABLE[@]}" -gt 0 ] || no_baseline "none of the curated points can run on both builds"
+POINTS=("${RUNNABLE[@]}")
+
 # --- measuring, interleaved -----------------------------------------------------------------
 
 run_point() {  # side binary round index args -> 0 on success

@@ -192,6 +192,7 @@ def compare_metric(key: tuple, metric: str, base: list[float], head: list[float]
         row.p_worse = float(mannwhitneyu(head, base, alternative=worse_alt).pvalue)
         row.p_better = float(mannwhitneyu(head, base, alternative=better_alt).pvalue)
     row.ci = bootstrap_ratio_ci(base, head)
+    row.status = "no significant change"
     # Performance ratio (> 1 is better): throughput ratio as is, time ratio inverted, so a
     # 25% threshold means the same for descriptors/s and for ns per descriptor.
     perf = performance_ratio(row.ratio, better)

@@ -126,7 +126,7 @@ def finish(fig, docs: list[dict], title: str, extra_note: str = "") -> None:
 def legend(ax, n: int) -> None:
     if n == 0:
         return
-    if n > 8:
+    if n > 5:
         ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     else:
         ax.legend(fontsize=7)
@@ -547,7 +547,7 @@ def plot_history(root: str, metric: str, workload: str, backends: list[str] | No
         commit = str(ctx.get("commit") or os.path.basename(os.path.dirname(path)))
         runs.append(((str(ctx.get("date") or ""), commit, path), commit[:8] + "\n" + str(ctx.get("date") or "")[:10], doc, path))
     runs.sort(key=lambda r: r[0])
-    series: OrderedDict[str, list] = OrderedDict()
+    selected = []  # (x, host, point, triplet)
     for x, (_, _, doc, _) in enumerate(runs):
         host = str(doc["context"].get("host") or "?")
         for p in doc["points"]:
@@ -556,9 +556,21 @@ def plot_history(root: str, metric: str, workload: str, backends: list[str] | No
             if size is not None and params(p).get("size") != size:
                 continue
             t = metric_value(p, metric)
-            if t is None:
-                continue
-            series.setdefault(f"{host}: {dr.describe_key(dr.point_key(p))}", []).append((x, t))
+            if t is not None:
+                selected.append((x, host, p, t))
+    show_pl = varies_placement([p for _, _, p, _ in selected])
+    show_host = len({h for _, h, _, _ in selected}) > 1
+    series: OrderedDict[str, list] = OrderedDict()
+    for x, host, p, t in selected:
+        label = config_label(p, show_pl)
+        if params(p).get("size") is not None:
+            label += f" {dr.format_size(params(p)['size'])}B"
+        if params(p).get("inFlight") is not None:
+            label += f" inFlight={params(p)['inFlight']}"
+        # Identity is the full key; the label stays short.
+        key = (host, dr.point_key(p))
+        series.setdefault(key, (f"{host}: {label}" if show_host else label, []))[1].append((x, t))
+    series = OrderedDict((label, rows) for label, rows in series.values())
     if not series:
         out.skip("history", f"no {workload} points with {metric} in {len(files)} result file(s) under {root}")
         return

@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 # dmabench — Scripts tests: a fake `dmabench` for compare-commits.sh
 #
-# Understands `run --backend A,B --workload W --size S,... --batch N --depth N
+# Understands `list backends` and `run --backend A,B --workload W --size S,... --batch N --depth N
 # --repetitions 1 --format json --output FILE` and writes one result document with one sample
 # per metric. Environment:
 #   FAKE_COMMIT   the commit recorded in the context (default fake000)
 #   FAKE_FACTOR   multiplies descriptorsPerSecond/bytesPerSecond, divides latencies (default 1)
 #   FAKE_STATE    a file counting invocations, to vary samples a little and deterministically
+#   FAKE_BACKENDS comma-separated names printed by `list backends` (unset: `list` fails, as an
+#                 old tool without the subcommand would)
 #   FAKE_MODE     "garbage" writes a truncated file; "fail" exits 1; "fail-after-1" fails from the
 #                 second invocation on
 """Fake dmabench command line for testing compare-commits.sh."""
@@ -23,6 +25,10 @@ def parse_size(text: str) -> int:
 
 def main() -> int:
     args = sys.argv[1:]
+    if args[:2] == ["list", "backends"] and os.environ.get("FAKE_BACKENDS"):
+        for name in os.environ["FAKE_BACKENDS"].split(","):
+            print(f"{name:<14} fake backend [available]")
+        return 0
     if not args or args[0] != "run":
         print("fake dmabench: only `run` is supported", file=sys.stderr)
         return 64
@@ -48,6 +54,11 @@ def main() -> int:
     if mode == "fail" or (mode == "fail-after-1" and n >= 1):
         print("fake dmabench: unknown option --duration", file=sys.stderr)
         return 64
+    registered = [b for b in os.environ.get("FAKE_BACKENDS", "").split(",") if b]
+    for backend in opts["backend"].split(","):
+        if registered and backend not in registered:
+            print(f"dmabench: error: unknown backend '{backend}'; valid backends: {', '.join(registered)}, all", file=sys.stderr)
+            return 64
     factor = float(os.environ.get("FAKE_FACTOR", "1"))
     jitter = 1.0 + ((n * 7919) % 11 - 5) / 1000.0
     points = []

@@ -16,21 +16,41 @@ FAKE = os.path.join(HERE, "fake_dmabench.py")
 ONE_INVOCATION = "--backend ring --workload throughput,latency --size 64 --batch 32 --depth 256"
 
 
-def fake(tmp_path, side: str, commit: str, factor: float = 1.0, mode: str = "") -> str:
+def fake(tmp_path, side: str, commit: str, factor: float = 1.0, mode: str = "", backends: str = "") -> str:
     path = tmp_path / f"dmabench-{side}"
     path.write_text(
         "#!/bin/sh\n"
         f"FAKE_COMMIT={commit} FAKE_FACTOR={factor} FAKE_MODE={mode} FAKE_STATE={tmp_path}/state-{side} "
+        f"FAKE_BACKENDS={backends} "
         f"exec {sys.executable} {FAKE} \"$@\"\n"
     )
     path.chmod(0o755)
     return str(path)
 
 
-def compare_commits(tmp_path, base: str, head: str, *extra: str) -> subprocess.CompletedProcess:
+def compare_commits(tmp_path, base: str, head: str, *extra: str, points: str = ONE_INVOCATION) -> subprocess.CompletedProcess:
     return run_script("compare-commits.sh", "B", "H", "--short", "--out", str(tmp_path / "out"),
                       "--dmabench-base", base, "--dmabench-head", head, *extra,
-                      env={"DMABENCH_COMPARE_POINTS": ONE_INVOCATION, "PYTHON": sys.executable})
+                      env={"DMABENCH_COMPARE_POINTS": points, "PYTHON": sys.executable})
+
+
+def test_backends_missing_from_one_build_are_left_out(tmp_path):
+    points = "--backend locked,ring --workload throughput --size 64 --batch 32 --depth 256;--backend ring --workload latency --size 64"
+    proc = compare_commits(tmp_path, fake(tmp_path, "base", "base111", backends="locked"),
+                           fake(tmp_path, "head", "head222", backends="locked,ring"), points=points)
+    # Equal speed on both sides: exit 0 with a full comparison (the no-change case).
+    assert proc.returncode == 0, proc.stderr
+    assert "no significant regression" in proc.stdout
+    assert "backend ring is not registered in both builds" in proc.stderr
+    head = dr.load(str(tmp_path / "out" / "head.json"))
+    assert {p["backend"] for p in head["points"]} == {"locked"}
+
+
+def test_no_backend_in_common_is_no_baseline(tmp_path):
+    proc = compare_commits(tmp_path, fake(tmp_path, "base", "base111", backends="old"),
+                           fake(tmp_path, "head", "head222", backends="locked,ring"))
+    assert proc.returncode == 0
+    assert "no baseline" in proc.stdout and "no backend in common" in proc.stdout
 
 
 def test_regression_exits_1_after_9_interleaved_rounds(tmp_path):
@@ -48,12 +68,6 @@ def test_regression_exits_1_after_9_interleaved_rounds(tmp_path):
     assert os.path.getsize(out / "report.md") > 0 and os.path.getsize(out / "comparison.png") > 1000
     # Interleaved: the progress log alternates rounds, base then head within each.
     assert proc.stderr.count("round 9/9") == 1
-
-
-def test_no_change_exits_0(tmp_path):
-    proc = compare_commits(tmp_path, fake(tmp_path, "base", "base111"), fake(tmp_path, "head", "head222"))
-    assert proc.returncode == 0, proc.stderr
-    assert "no significant regression" in proc.stdout
 
 
 def test_no_baseline_binary_exits_0(tmp_path):

@@ -190,7 +190,7 @@ public final class GuardedAllocator: @unchecked Sendable {
         var quarantine: [GuardedBuffer] = []
         var problems: [String] = []
     }
-    private let registry = Mutex(Registry())
+    private let registry = LockedValue(Registry())
 
     public init(channel: any DMAChannel, protectOnFree: Bool = true, quarantineLimit: Int = 48) {
         self.channel = channel
@@ -305,8 +305,8 @@ public final class AccessMonitor: @unchecked Sendable {
     let forbiddenUpTo = Atomic<Int32>(0)
     let forbidAll = Atomic<Bool>(false)
     let recordsPerCookie = Atomic<Bool>(false)
-    private let reason = Mutex("")
-    private let perCookie = Mutex<[Int32: Int]>([:])
+    private let reason = LockedValue("")
+    private let perCookie = LockedValue<[Int32: Int]>([:])
     let allocator: GuardedAllocator
     let report: @Sendable (String) -> Void
 

@@ -104,14 +104,15 @@ final class CallbackLog: @unchecked Sendable {
     let maxConcurrent = Atomic<Int>(0)
     /// Set when the client "frees" the callback context; an entry afterwards is a failure.
     let freed = Atomic<Bool>(false)
-    private let records = Mutex<[DMACompletion]>([])
+    private let records = LockedValue<[DMACompletion]>([])
     let checkStatus: Bool
 
     init(checkStatus: Bool = true) { self.checkStatus = checkStatus }
 
     var completions: [DMACompletion] { records.withLock { $0 } }
     var cookies: [DMACookie] { records.withLock { $0.map(\.cookie) } }
-    var count: Int { entries.load(ordering: .relaxed) }
+    /// Callbacks entered and recorded. Ordering: acquire; pairs with the release add in `enter`.
+    var count: Int { entries.load(ordering: .acquiring) }
 
     /// A `callback_result` that logs and checks, then runs `then` (still inside the callback).
     func callback(
@@ -126,7 +127,6 @@ final class CallbackLog: @unchecked Sendable {
     }
 
     func enter(_ ctx: ScenarioContext, _ channel: (any DMAChannel)?, _ completion: DMACompletion) {
-        entries.add(1, ordering: .relaxed)
         // Ordering: sequentially consistent; two overlapping callbacks must see each other.
         let now = inCallback.add(1, ordering: .sequentiallyConsistent).newValue
         if now > 1 { ctx.fail("rule K3: \(now) callbacks of one channel ran at once (cookie \(completion.cookie))") }
@@ -147,6 +147,9 @@ final class CallbackLog: @unchecked Sendable {
             if !ok { ctx.fail("rule K2: inside its callback cookie \(completion.cookie) reads \(st), expected complete") }
         }
         records.withLock { $0.append(completion) }
+        // Counted last, so that a waiter that sees the count also finds the record.
+        // Ordering: release; pairs with the acquire load in `count`.
+        entries.add(1, ordering: .releasing)
     }
 
     func exit() {
@@ -179,7 +182,7 @@ final class ScenarioContext: @unchecked Sendable {
         var iterationsRun = 1
         var rigs: [Rig] = []
     }
-    private let log = Mutex(Log())
+    private let log = LockedValue(Log())
     var rng: ConformanceRandom
 
     static let maxFailureLines = 40
@@ -232,6 +235,22 @@ final class ScenarioContext: @unchecked Sendable {
     func describe(_ error: any Error) -> String {
         if let e = error as? DMAError { return ".\(e) (\(e.description))" }
         return "\(error)"
+    }
+
+    /// Expects `cookie` to read IN_PROGRESS (or OUT_OF_ORDER on a `completionNoOrder`
+    /// backend, rule S8).
+    func expectInProgress(_ rig: Rig, _ cookie: DMACookie, _ what: @autoclosure () -> String) {
+        let st = rig.channel.status(of: cookie).0
+        if st == .inProgress || (rig.caps.completionNoOrder && st == .outOfOrder) { return }
+        fail("\(what()): status of cookie \(cookie): expected inProgress, saw \(st)")
+    }
+
+    /// Expects `cookie` to read COMPLETE (or OUT_OF_ORDER on a `completionNoOrder` backend
+    /// where `allowOutOfOrder`, rule S8).
+    func expectComplete(_ rig: Rig, _ cookie: DMACookie, allowOutOfOrder: Bool = true, _ what: @autoclosure () -> String) {
+        let st = rig.channel.status(of: cookie).0
+        if st == .complete || (allowOutOfOrder && rig.caps.completionNoOrder && st == .outOfOrder) { return }
+        fail("\(what()): status of cookie \(cookie): expected complete, saw \(st)")
     }
 
     func expectVerified(_ lines: [String], _ what: String) {

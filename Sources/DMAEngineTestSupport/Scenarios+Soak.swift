@@ -62,7 +62,7 @@ extension Scenarios {
         for _ in 0..<threads {
             buffers.append((try rig.allocator.allocate(bufSize, label: "soak source"), try rig.allocator.allocate(bufSize, label: "soak destination")))
         }
-        let summaries = Mutex<[DMATestSummary]>([])
+        let summaries = LockedValue<[DMATestSummary]>([])
         let timeouts = Atomic<Int>(0)
         let seeds = (0..<threads).map { _ in ctx.rng.next() }
         let timeoutNs = Int64(3_000_000_000)  // dmatest timeout = 3000 ms
@@ -73,7 +73,7 @@ extension Scenarios {
             var rng = ConformanceRandom(seed: seeds[k])
             let (src, dst) = buffersCopy[k]
             let done = ParkingEvent()
-            let result = Mutex<DMAResult?>(nil)
+            let result = LockedValue<DMAResult?>(nil)
             var tests = 0, failures = 0, bytes = 0, ret: Int32 = 0
             var measured: UInt64 = 0
             let start = MonotonicClock.now()

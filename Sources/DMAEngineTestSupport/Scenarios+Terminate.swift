@@ -55,7 +55,7 @@ extension Scenarios {
         ctx.idle(1.0, rig: rig)
         ctx.expectEqual(log.count, called, "callbacks after terminateSync returned (rule T3)")
         for c in cookies where !calledCookies.contains(c) {
-            ctx.expectEqual(rig.channel.status(of: c).0, .complete, "status of terminated cookie \(c) (rule S6 [T])")
+            ctx.expectComplete(rig, c, "terminated cookie (rule S6 [T])")
         }
         // The channel is reusable (rule T8): the next cookie continues from used.
         let t = try ctx.transfer(rig, bufferSize: 4096)
@@ -331,7 +331,7 @@ extension Scenarios {
         let t: Transfer
         let log = CallbackLog(checkStatus: false)
         /// (stopping, hardStop) behind the client lock.
-        let flags = Mutex<(stopping: Bool, hardStop: Bool)>((false, false))
+        let flags = LockedValue<(stopping: Bool, hardStop: Bool)>((false, false))
         let checksFlag: Bool
 
         init(ctx: ScenarioContext, rig: Rig, t: Transfer, checksFlag: Bool) {
@@ -365,6 +365,7 @@ extension Scenarios {
         let rig = try ctx.makeRig()
         let n = ctx.config.iterations
         var negativeControls = 0
+        ctx.phase("stop-flag iterations")
         for i in 0..<n {
             ctx.setIteration(i)
             let t = try ctx.transfer(rig, bufferSize: 4096, length: 128)
@@ -411,11 +412,11 @@ extension Scenarios {
         let rig = try ctx.makeRig()
         let n = ctx.config.iterations
         let t = try ctx.transfer(rig, bufferSize: 4096)
-        let callbacks = Mutex<[Int32: Int]>([:])
+        let callbacks = LockedValue<[Int32: Int]>([:])
         let finalBound = Atomic<Int32>(0)
         let stop = Atomic<Bool>(false)
         let submittedCount = Atomic<Int>(0)
-        let submitted = Mutex<[DMACookie]>([])
+        let submitted = LockedValue<[DMACookie]>([])
         let refused = Atomic<Int>(0)
         let seed = ctx.rng.next()
         let cb = DMACallback.result { c in
@@ -458,6 +459,7 @@ extension Scenarios {
             submitted.withLock { $0 = mine }
         }
         var seen = 0
+        ctx.phase("terminateSync racing a submitting thread")
         for i in 0..<n {
             ctx.setIteration(i)
             let want = Int.random(in: 0...6, using: &ctx.rng)
@@ -512,9 +514,10 @@ extension Scenarios {
         let n = ctx.config.iterations
         let t = try ctx.transfer(rig, bufferSize: 4096)
         let bound = Atomic<Int32>(0)
-        let seen = Mutex<Set<Int32>>([])
+        let seen = LockedValue<Set<Int32>>([])
         let log = CallbackLog()
         var submittedTotal = 0
+        ctx.phase("terminateSync racing completions")
         for i in 0..<n {
             ctx.setIteration(i)
             let batch = Int.random(in: 1...16, using: &ctx.rng)
@@ -605,7 +608,7 @@ extension Scenarios {
         ctx.phase("waiting 100 ms for a stalled transfer")
         let done = ctx.waitUntil("stalled transfer", rig: rig, timeout: 0.1, failOnTimeout: false) { log.count > 0 }
         ctx.expect(!done, "a stalled transfer completed before debugReleaseStalls")
-        ctx.expectEqual(rig.channel.status(of: c).0, .inProgress, "status of the stalled cookie after the client's timeout (\"busy\")")
+        ctx.expectInProgress(rig, c, "the stalled cookie after the client's timeout (\"busy\")")
         ctx.expectOK("terminateSync after a timeout") { try rig.channel.terminateSync() }
         rig.monitor.forbid(upTo: c, "after terminateSync returned (the transfer had timed out)")
         rig.channel.debugReleaseStalls()

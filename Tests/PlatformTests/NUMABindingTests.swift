@@ -180,6 +180,12 @@ import Testing
         }
     }
 
+    @Test func thisProcessCanBindAndQueryItsOwnMemory() throws {
+        try NUMAMemory.checkSupport(topology: topology)
+        // Root (as on the build machine and in the guests) has CAP_SYS_NICE; others need not.
+        if getuid() == 0 { #expect(NUMAMemory.hasCapSysNice) }
+    }
+
     @Test func unboundBufferLandsOnTheTouchingThreadsNode() throws {
         let topology = topology
         let node = firstNode

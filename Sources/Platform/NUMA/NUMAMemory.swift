@@ -172,13 +172,41 @@ public enum NUMAMemory {
         return Int(rc)
     }
 
+    /// Checks that this process can bind and query its own memory: maps one page, binds
+    /// it to the first node with memory, touches it, and queries it with `move_pages` and
+    /// `get_mempolicy`. The harness calls it once and, when it throws, records the reason
+    /// and skips the placed cells instead of failing each one.
+    public static func checkSupport(topology: NUMATopology) throws(NUMAError) {
+        guard let node = topology.nodesWithMemory.first else {
+            throw .topologyUnavailable("no node has memory")
+        }
+        let buffer = try NUMABuffer(byteCount: 1, node: node, topology: topology, label: "probe")
+        _ = try buffer.verify()
+        let seen = try NUMAMemory.node(ofAddress: buffer.baseAddress)
+        guard seen == node else {
+            throw .memoryMisplaced(label: "probe", requestedNode: node, verified: try buffer.observe())
+        }
+    }
+
+    /// Whether this process has CAP_SYS_NICE in its effective set (bit 23 of `CapEff` in
+    /// /proc/self/status). It is needed only to move another process's pages, which
+    /// dmabench never does; some seccomp profiles also demand it for any NUMA memory call.
+    public static var hasCapSysNice: Bool {
+        guard let status = NUMASysFile.read("/proc/self/status"),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("CapEff:") }),
+              let caps = UInt64(line.dropFirst("CapEff:".count).filter { !$0.isWhitespace }, radix: 16)
+        else { return false }
+        return caps & (1 << 23) != 0  // CAP_SYS_NICE
+    }
+
     /// Why a NUMA memory call may have failed, for the error message.
     static func hint(for error: Int32, node: Int?) -> String? {
         switch error {
         case EPERM:
-            return "the NUMA memory calls are blocked: a seccomp profile (Docker's default) allows mbind, get_mempolicy, "
-                + "set_mempolicy and move_pages only with CAP_SYS_NICE (run with --cap-add SYS_NICE); querying our "
-                + "own pages needs no privilege otherwise, only another process's does"
+            let cap = hasCapSysNice ? "even though this process has CAP_SYS_NICE" : "and this process lacks CAP_SYS_NICE"
+            return "the NUMA memory calls are blocked (\(cap)): a seccomp profile such as Docker's default allows mbind, "
+                + "get_mempolicy, set_mempolicy and move_pages only with CAP_SYS_NICE (run with --cap-add SYS_NICE); "
+                + "querying our own pages needs no privilege otherwise, only another process's would"
         case ENOSYS:
             return "the kernel has no NUMA support (CONFIG_NUMA is off)"
         case EINVAL where node != nil:
