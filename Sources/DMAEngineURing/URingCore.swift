@@ -584,6 +584,8 @@ final class URingCore: @unchecked Sendable {
         case URingUserData.Kind.cancel.rawValue:
             st.pointee.cancelsOutstanding -= 1
             return
+        case URingUserData.Kind.exitCancel.rawValue:
+            return
         default:
             break
         }
@@ -715,10 +717,34 @@ final class URingCore: @unchecked Sendable {
         self.ring = ring
         initDone.signal()
         engineLoop(ring)
+        retireDoorbell(ring)
         sqLock.lock()
         self.ring = nil
         curing_destroy(ring)
         sqLock.unlock()
+    }
+
+    /// Cancels the doorbell read and reaps its CQE (bounded: 100 ms), so that nothing is
+    /// pending when the ring is closed: the kernel's teardown, and with SQPOLL the SQ thread's
+    /// exit, then need not cancel it themselves (an armed read kept the SQ thread alive for
+    /// 50-100 ms after io_uring_queue_exit in a C check).
+    func retireDoorbell(_ ring: OpaquePointer) {
+        sqLock.lock()
+        lock.lock()
+        let armed = st.pointee.doorbellArmed
+        lock.unlock()
+        if armed && curing_prep_cancel_any(ring, URingUserData.make(.exitCancel)) == 0 { submitSQ(ring) }
+        sqLock.unlock()
+        guard armed else { return }
+        let deadline = MonotonicClock.now() &+ 100_000_000
+        while MonotonicClock.now() < deadline {
+            _ = reap(ring)
+            lock.lock()
+            let stillArmed = st.pointee.doorbellArmed
+            lock.unlock()
+            if !stillArmed { return }
+            _ = curing_wait(ring, 1_000_000)
+        }
     }
 
     func engineLoop(_ ring: OpaquePointer) {

@@ -73,6 +73,8 @@ enum URingUserData {
         case doorbell = 2
         /// An IORING_OP_ASYNC_CANCEL issued by terminate.
         case cancel = 3
+        /// The engine's last IORING_OP_ASYNC_CANCEL, for its own doorbell read, at exit.
+        case exitCancel = 4
     }
 
     static let maxSlots = 1 << 24
