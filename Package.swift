@@ -94,7 +94,7 @@ let package = Package(
         .testTarget(name: "PlatformTests", dependencies: ["Platform"]),
         .testTarget(name: "HarnessTests", dependencies: ["Harness", "DMAEngine", "DMAEngineEmbedded", "DMABackends"]),
         .testTarget(name: "CLITests", dependencies: ["dmabench"]),
-        .testTarget(name: "ReliabilityTests", dependencies: ["DMAEngine", "DMABackends"]),
+        .testTarget(name: "ReliabilityTests", dependencies: ["DMAEngine", "DMABackends", "dmabench"]),
     ],
     swiftLanguageModes: [.v6]
 )

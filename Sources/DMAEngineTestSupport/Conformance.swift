@@ -296,7 +296,10 @@ public func runConformanceScenario(
             if done.wait(spinNanoseconds: 0, timeoutNanoseconds: 100_000_000) { break }
             // Ordering: acquire; pairs with the release store after `runBody`.
             if ctx.finished.load(ordering: .acquiring) { break }
-            let idle = Double(MonotonicClock.now() &- ctx.heartbeat.load(ordering: .relaxed)) / 1e9
+            // The heartbeat may be newer than `now` (read first): that is no idle time at all.
+            let now = MonotonicClock.now()
+            let beat = ctx.heartbeat.load(ordering: .relaxed)
+            let idle = now > beat ? Double(now - beat) / 1e9 : 0
             if idle > configuration.watchdogSeconds {
                 ctx.fail("watchdog: no progress for \(format3(idle)) s during \(ctx.currentPhase); the scenario hung (its thread is abandoned)")
                 ctx.abandoned.store(true, ordering: .relaxed)

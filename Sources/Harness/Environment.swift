@@ -51,17 +51,8 @@ public enum EnvironmentCapture {
     /// The git commit of the working directory and whether the tree is dirty.
     public static func gitState(directory: String = FileManager.default.currentDirectoryPath) -> (commit: String, dirty: Bool) {
         func git(_ args: [String]) -> String? {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: "/usr/bin/git")
-            p.arguments = ["-C", directory] + args
-            let out = Pipe()
-            p.standardOutput = out
-            p.standardError = FileHandle.nullDevice
-            do { try p.run() } catch { return nil }
-            let data = out.fileHandleForReading.readDataToEndOfFile()
-            p.waitUntilExit()
-            guard p.terminationStatus == 0 else { return nil }
-            return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            guard let r = try? ChildProcess.run(["git", "-C", directory] + args), r.status == 0 else { return nil }
+            return r.output.trimmingCharacters(in: .whitespacesAndNewlines)
         }
         guard let commit = git(["rev-parse", "--short=12", "HEAD"]) else { return ("unknown", false) }
         let dirty = !(git(["status", "--porcelain", "--untracked-files=no"]) ?? "").isEmpty

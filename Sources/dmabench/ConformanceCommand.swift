@@ -31,6 +31,9 @@ struct ConformanceCommand: ParsableCommand {
     @Option(help: "Random seed (default: fixed, or random in soak mode).")
     var seed: UInt64?
 
+    @Option(parsing: .unconditional, help: "Leak check instead of the suite: create and release N channels per backend; open fds and threads must return to the baseline.")
+    var leaks: Int?
+
     static let raceScenarios = [15, 19, 20, 21, 34]
 
     func run() throws {
@@ -62,6 +65,11 @@ struct ConformanceCommand: ParsableCommand {
                 throw CLIError.usage("invalid soak duration '\(s)': expected a number with s, m or h, e.g. 90s, 10m, 1h")
             }
             soakSeconds = v
+        }
+        if let n = leaks {
+            guard n >= 1, n <= 1_000_000 else { throw CLIError.usage("invalid leaks \(n): must be from 1 to 1000000 channels") }
+            try leakCheck(backends: backends, channels: n)
+            return
         }
         installInterruptHandler()
         var anyFailed = false
@@ -126,6 +134,53 @@ struct ConformanceCommand: ParsableCommand {
         let elapsed = Double(MonotonicClock.now() - start) / 1e9
         print("\(name): soak \(String(format: "%.0f", elapsed)) s, \(rounds) rounds, \(tests) iterations, \(failures) failures")
         return failed
+    }
+
+    /// Creates and releases `channels` channels per backend, using every tenth for a real
+    /// copy and terminate, and checks that /proc/self/fd and /proc/self/task return to the
+    /// baseline. Threads the kernel owns (io_uring's SQPOLL thread and io-wq workers) exit
+    /// asynchronously after the ring is closed, so the check waits up to 2 s for them.
+    func leakCheck(backends: [String], channels: Int) throws {
+        func count(_ dir: String) -> Int { (try? FileManager.default.contentsOfDirectory(atPath: dir).count) ?? -1 }
+        var leaked = false
+        for name in backends {
+            guard let entry = BackendRegistry.entry(named: name) else { continue }
+            if let why = entry.unavailableReason() {
+                print("\(name): leak check skipped: \(why)")
+                continue
+            }
+            do {
+                // A warm-up channel: one-time allocations are not leaks.
+                try entry.make(DMAChannelOptions(poolSize: 64)).release()
+                let fd0 = count("/proc/self/fd"), th0 = count("/proc/self/task")
+                for i in 0..<channels {
+                    let ch = try entry.make(DMAChannelOptions(poolSize: 64))
+                    if i % 10 == 0 {
+                        let buf = try ch.allocateCoherent(byteCount: 4096)
+                        if let d = ch.prepareMemcpy(to: buf.base + 2048, from: buf.base, length: 64, flags: .default) {
+                            _ = ch.submitAndIssue(d)
+                        }
+                        try ch.terminateSync()
+                        ch.freeCoherent(buf)
+                    }
+                    try ch.release()
+                }
+                var fd1 = count("/proc/self/fd"), th1 = count("/proc/self/task")
+                let t0 = MonotonicClock.now()
+                while (fd1 != fd0 || th1 != th0) && MonotonicClock.now() - t0 < 2_000_000_000 {
+                    MonotonicClock.sleep(nanoseconds: 10_000_000)
+                    fd1 = count("/proc/self/fd")
+                    th1 = count("/proc/self/task")
+                }
+                let ok = fd1 == fd0 && th1 == th0
+                leaked = leaked || !ok
+                print("\(name): \(channels) channels created and released: fds \(fd0) -> \(fd1), threads \(th0) -> \(th1): \(ok ? "no leak" : "LEAK")")
+            } catch {
+                leaked = true
+                print("\(name): leak check failed: \(error)")
+            }
+        }
+        if leaked { throw CLIError(message: "resources leaked (see above)", status: 1) }
     }
 
     static func parseDuration(_ s: String) -> Double? {

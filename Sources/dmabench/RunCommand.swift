@@ -313,14 +313,11 @@ struct RunCommand: ParsableCommand {
     }
 
     func runPlot(_ resultPath: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         let outDir = (resultPath as NSString).deletingLastPathComponent
-        p.arguments = ["python3", "Scripts/plot.py", resultPath, "--out", outDir]
         do {
-            try p.run()
-            p.waitUntilExit()
-            if p.terminationStatus != 0 { Console.note("plotting failed (exit \(p.terminationStatus)); the result file is intact") }
+            let r = try ChildProcess.run(["python3", "Scripts/plot.py", resultPath, "--out", outDir], captureStandardError: true)
+            if !r.output.isEmpty { FileHandle.standardError.write(Data(r.output.utf8)) }
+            if r.status != 0 { Console.note("plotting failed (exit \(r.status)); the result file is intact") }
         } catch {
             Console.note("plotting unavailable: \(error)")
         }
