@@ -19,24 +19,33 @@ struct curing_ring {
 };
 
 /* The SQ and CQ rings are memory shared with the kernel, mapped by liburing with raw
- * syscalls that ThreadSanitizer does not see. When a ring is destroyed and a new one is
- * mapped at the same address, TSan pairs writes to the new ring's SQEs with writes to the
- * old one's and reports races between unrelated channels. Callers serialise SQ access with
- * a lock and only the engine thread touches the CQ, so these accessors are excluded from
- * TSan instrumentation (with liburing's inlines forced into them). */
+ * syscalls that ThreadSanitizer does not see. When one channel's ring is destroyed and the
+ * next one is mapped at the same address, TSan pairs the new ring's SQE writes with the old
+ * ring's and reports races between unrelated channels. The unmap/map is a synchronisation
+ * point TSan cannot observe, so it is modelled with a release on one global address when a
+ * ring is destroyed and an acquire when one is created. Nothing else is hidden from TSan. */
 #if defined(__has_feature)
 #if __has_feature(thread_sanitizer)
-#define RING_ACCESS __attribute__((no_sanitize("thread"), flatten))
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+static char ring_mapping_epoch;
+#define RING_CREATED() __tsan_acquire(&ring_mapping_epoch)
+#define RING_DESTROYED() __tsan_release(&ring_mapping_epoch)
 #endif
 #endif
-#ifndef RING_ACCESS
-#define RING_ACCESS
+#ifndef RING_CREATED
+#define RING_CREATED() ((void)0)
+#define RING_DESTROYED() ((void)0)
 #endif
 
 int curing_probe(void) {
     struct io_uring ring;
     int r = io_uring_queue_init(2, &ring, 0);
-    if (r == 0) io_uring_queue_exit(&ring);
+    if (r == 0) {
+        RING_CREATED();
+        RING_DESTROYED();
+        io_uring_queue_exit(&ring);
+    }
     return r;
 }
 
@@ -72,12 +81,14 @@ int curing_create(unsigned sq_entries, unsigned cq_entries, int mode, int sq_cpu
         free(r);
         return -EOPNOTSUPP;
     }
+    RING_CREATED();
     *out = r;
     return 0;
 }
 
 void curing_destroy(curing_ring *r) {
     if (!r) return;
+    RING_DESTROYED();
     io_uring_queue_exit(&r->ring);
     free(r);
 }
@@ -89,9 +100,9 @@ int curing_register_buffer(curing_ring *r, void *base, size_t length) {
     return io_uring_register_buffers(&r->ring, &iov, 1);
 }
 
-RING_ACCESS unsigned curing_sq_space_left(curing_ring *r) { return io_uring_sq_space_left(&r->ring); }
+unsigned curing_sq_space_left(curing_ring *r) { return io_uring_sq_space_left(&r->ring); }
 
-RING_ACCESS int curing_prep_read(curing_ring *r, int fd, int fixed_file, void *buffer, unsigned length, uint64_t offset,
+int curing_prep_read(curing_ring *r, int fd, int fixed_file, void *buffer, unsigned length, uint64_t offset,
                      int buf_index, uint64_t user_data) {
     struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
     if (!sqe) return -EBUSY;
@@ -102,7 +113,7 @@ RING_ACCESS int curing_prep_read(curing_ring *r, int fd, int fixed_file, void *b
     return 0;
 }
 
-RING_ACCESS int curing_prep_nop(curing_ring *r, uint64_t user_data) {
+int curing_prep_nop(curing_ring *r, uint64_t user_data) {
     struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
     if (!sqe) return -EBUSY;
     io_uring_prep_nop(sqe);
@@ -110,7 +121,7 @@ RING_ACCESS int curing_prep_nop(curing_ring *r, uint64_t user_data) {
     return 0;
 }
 
-RING_ACCESS int curing_prep_cancel_any(curing_ring *r, uint64_t user_data) {
+int curing_prep_cancel_any(curing_ring *r, uint64_t user_data) {
     struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
     if (!sqe) return -EBUSY;
     io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ALL | IORING_ASYNC_CANCEL_ANY);
@@ -141,7 +152,7 @@ int curing_wait(curing_ring *r, int64_t timeout_ns) {
     return io_uring_wait_cqe_timeout(&r->ring, &cqe, &ts);
 }
 
-RING_ACCESS unsigned curing_reap(curing_ring *r, uint64_t *user_data, int32_t *res, unsigned max) {
+unsigned curing_reap(curing_ring *r, uint64_t *user_data, int32_t *res, unsigned max) {
     struct io_uring_cqe *cqes[256];
     if (max > 256) max = 256;
     unsigned n = io_uring_peek_batch_cqe(&r->ring, cqes, max);
@@ -153,7 +164,7 @@ RING_ACCESS unsigned curing_reap(curing_ring *r, uint64_t *user_data, int32_t *r
     return n;
 }
 
-RING_ACCESS unsigned curing_cq_ready(curing_ring *r) { return io_uring_cq_ready(&r->ring); }
+unsigned curing_cq_ready(curing_ring *r) { return io_uring_cq_ready(&r->ring); }
 
 int curing_open_pool_file(const char *directory, size_t length) {
     struct statfs fs;

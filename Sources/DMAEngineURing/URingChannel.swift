@@ -22,8 +22,9 @@ import Platform
 /// so the engine thread creates and owns the ring: `issuePending` hands the issued
 /// descriptors to it and rings an eventfd doorbell (an armed `IORING_OP_READ`) only when the
 /// engine sleeps with nothing in the kernel. Callbacks run on the engine thread
-/// (`DMAChannelOptions.executorCPU` is not used; `engineCPU` pins the engine and, with
-/// `.sqpoll`, the SQ thread).
+/// (`DMAChannelOptions.executorCPU` is not used; `engineCPU` pins the engine thread). The
+/// engine spins `spinNanoseconds` (yielding, RESULTS.md note 7) before it sleeps in
+/// `io_uring_enter`, except with `.sqpoll`.
 ///
 /// Ordering. io_uring completes out of order once a second io-wq worker runs (RESULTS.md
 /// note 2). This backend keeps a reorder buffer instead of advertising `completionNoOrder`:
@@ -46,9 +47,15 @@ import Platform
 /// Pause stops handing SQEs to the kernel and waits until the ones in flight completed
 /// (reads cannot be frozen half way); residue freezes at chunk granularity.
 ///
-/// Pool backing, measured on 2026-11-25 on a loaded 2-vCPU KVM guest (relative numbers
-/// only; see the branch report): a page-cache file on ext4 runs reads inline in
-/// `io_uring_enter`, a memfd sends every read to an io-wq worker; the file is the default.
+/// Pool backing (the default is a page-cache file), measured on 2026-11-25 on the shared
+/// 2-vCPU KVM guest while other jobs ran (relative numbers only): a page-cache file on ext4
+/// runs the reads inline in `io_uring_enter`, a memfd sends every read to an io-wq worker.
+/// URingMeasure (debug build, 64 B / 4 KiB, batch 32, depth 256, 3 reps): plain file
+/// 534-652 k / 573-628 k desc/s against memfd 297-471 k / 229-380 k; defer file 742-1025 k /
+/// 721-928 k against memfd 519-574 k / 475-524 k; a registered file was within noise of the
+/// plain file (544-685 k / 631-665 k). The C anchor in the same minutes showed the same
+/// order (file 480-590 ns CPU per descriptor, memfd 1020-1300 ns). Run it again with
+/// `DMABENCH_URING_MEASURE=1 swift test --filter URingMeasure`.
 public final class URingChannel: DMAChannel {
     let core: URingCore
 
@@ -89,6 +96,13 @@ public final class URingChannel: DMAChannel {
     /// ring (`io_uring_queue_init`). Cached after the first call. The failure names the cause
     /// and the errno (ENOSYS: no io_uring; EPERM: disabled by sysctl or seccomp).
     public static func availability() -> Result<Void, DMAError> { cachedAvailability }
+
+    /// Nil where io_uring can be used, else the reason it cannot (for the backend registry's
+    /// `unavailableReason`).
+    public static var unavailableReason: String? {
+        if case .failure(let e) = availability() { return "\(e)" }
+        return nil
+    }
 
     private static let cachedAvailability: Result<Void, DMAError> = {
         if let v = disabledSysctl(), v == "2" {
@@ -351,9 +365,10 @@ public final class URingChannel: DMAChannel {
         core.waitQuiescent()
     }
 
-    /// Terminates, synchronizes, stops and joins the engine thread, destroys the ring; the
-    /// pool file is closed when the last reference goes. The corresponding kernel call is
-    /// `dma_release_channel()`.
+    /// Terminates, synchronizes, stops and joins the engine thread, destroys the ring and
+    /// closes the doorbell and pool files. The pool mapping stays until the channel object is
+    /// freed, so buffers from `allocateCoherent` remain readable. The corresponding kernel
+    /// call is `dma_release_channel()`.
     public func release() throws(DMAError) {
         try NonBlockingContext.checkBlockingAllowed()
         let c = core
@@ -431,8 +446,10 @@ public final class URingChannel: DMAChannel {
         c.request(URingControl.service, urgent: true)
     }
 
-    /// Reports an access when a chunk's SQE is handed to the kernel (a read of the source and
-    /// a write of the destination) and when its CQE arrives (a write of the destination).
+    /// Reports an access when a chunk's SQE is handed to the kernel (a read of the source)
+    /// and when its CQE arrives (a write of the destination: the kernel has written it by
+    /// then). One write per chunk, so the count shows the burst size (scenario 32); a CQE
+    /// for a terminated descriptor after `synchronize` shows up as a forbidden write.
     public func debugSetAccessProbe(_ probe: DMAAccessProbe?) {
         let c = core
         c.lock.lock()

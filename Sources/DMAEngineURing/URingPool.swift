@@ -11,7 +11,8 @@ import Platform
 
 /// The pool file, its mapping and a first-fit allocator over it.
 final class URingPool: @unchecked Sendable {
-    let fd: Int32
+    /// The pool file; -1 once closed by `release()`. Read only while the ring exists.
+    private(set) var fd: Int32
     let base: UnsafeMutableRawPointer
     let byteCount: Int
     let backing: URingPoolBacking
@@ -58,8 +59,18 @@ final class URingPool: @unchecked Sendable {
 
     deinit {
         PageMemory.unmap(base, byteCount: byteCount)
-        close(fd)
+        closeFile()
         rangesLock.destroy()
+    }
+
+    /// Closes the file (idempotent). The mapping stays valid: a shared mapping keeps its
+    /// own reference to the file. Called once no ring can read from it any more.
+    func closeFile() {
+        rangesLock.lock()
+        let f = fd
+        fd = -1
+        rangesLock.unlock()
+        if f >= 0 { close(f) }
     }
 
     /// The file offset of `pointer` if `[pointer, pointer + length)` lies in the pool.

@@ -53,8 +53,11 @@ struct URingSlot {
     /// The terminate that made this slot a zombie.
     var zombieEpoch: UInt64 = 0
 
-    /// Fed chunk by chunk by the engine thread instead of being submitted whole.
+    /// Needs pacing: fed chunk by chunk by the engine thread instead of submitted whole.
     var paced: Bool { delay > 0 || stall }
+    /// On the engine's paced list (set when it reaches the kernel side; `paced` can change
+    /// afterwards, when `debugReleaseStalls` clears `stall`).
+    var onPacedList = false
 }
 
 /// The 64-bit `user_data` of an SQE: slot index (24 bits), chunk (16 bits), slot generation
@@ -70,6 +73,8 @@ enum URingUserData {
         case doorbell = 2
         /// An IORING_OP_ASYNC_CANCEL issued by terminate.
         case cancel = 3
+        /// The engine's last IORING_OP_ASYNC_CANCEL, for its own doorbell read, at exit.
+        case exitCancel = 4
     }
 
     static let maxSlots = 1 << 24
