@@ -655,6 +655,12 @@ final class LockedCore: @unchecked Sendable {
         shutdownThreads(join: !own)
     }
 
+    var isReleased: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return st.pointee.released
+    }
+
     // MARK: Test hooks
 
     func seedCookie(used: DMACookie, last: DMACookie) throws(DMAError) {
