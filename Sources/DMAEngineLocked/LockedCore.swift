@@ -202,7 +202,7 @@ final class LockedCore: @unchecked Sendable {
         let s = slots + Int(i)
         s.pointee.generation &+= 1
         s.pointee.state = .free
-        s.pointee.callback = DMACallback()
+        if s.pointee.callback.isSet { s.pointee.callback = DMACallback() }
         s.pointee.probeless()
         s.pointee.next = st.pointee.freeHead
         s.pointee.prev = -1
@@ -214,7 +214,7 @@ final class LockedCore: @unchecked Sendable {
     func retire(_ i: Int32) {
         if slots[Int(i)].reuse {
             slots[Int(i)].state = .prepared
-            slots[Int(i)].result = .noError
+            slots[Int(i)].result = DMAResult(.noError)
             slots.append(i, to: &st.pointee.allocated)
         } else {
             freeSlot(i)
@@ -253,7 +253,8 @@ final class LockedCore: @unchecked Sendable {
         s.pointee.periodLength = periodLength
         s.pointee.burstBytes = st.pointee.config.burstBytes
         s.pointee.injection = DMAInjection()
-        s.pointee.result = .noError
+        s.pointee.injected = false
+        s.pointee.result = DMAResult(.noError)
         slots.append(i, to: &st.pointee.allocated)
         return DMADescriptor(index: UInt32(i), generation: s.pointee.generation)
     }
@@ -295,6 +296,7 @@ final class LockedCore: @unchecked Sendable {
         let i = try check(d)
         guard slots[Int(i)].state == .prepared else { throw slots[Int(i)].reuse ? .busy : .invalidHandle }
         slots[Int(i)].injection = injection
+        slots[Int(i)].injected = injection != DMAInjection()
     }
 
     // MARK: Submit, issue, status
