@@ -1,12 +1,35 @@
 // dmabench — DMABackends
 //
-// One line per backend.
+// One line per backend (or backend variant).
 
 import DMAEngine
 import DMAEngineLocked
+import DMAEngineRing
+import DMAEngineURing
+
+/// Why io_uring cannot be used here, or nil.
+let uringUnavailable: @Sendable () -> String? = {
+    if case .failure(let e) = URingChannel.availability() {
+        if case .unavailable(let why) = e { return why }
+        return "\(e)"
+    }
+    return nil
+}
 
 let entries: [BackendEntry] = [
     BackendEntry(name: "locked", summary: "virt-dma model: one lock, five lists, engine thread, callback executor") { o throws(DMAError) in
         try LockedChannel(options: o)
+    },
+    BackendEntry(name: "ring", summary: "lock-free: MPSC submission ring, polling engine, completion ring, epoch terminate") { o throws(DMAError) in
+        try RingChannel(options: o)
+    },
+    BackendEntry(name: "uring", summary: "io_uring: reads from a page-cache pool file, reaper thread", unavailableReason: uringUnavailable) { o throws(DMAError) in
+        try URingChannel(options: o, setup: .plain)
+    },
+    BackendEntry(name: "uring-defer", summary: "io_uring with SINGLE_ISSUER|DEFER_TASKRUN (the engine thread owns the ring)", unavailableReason: uringUnavailable) { o throws(DMAError) in
+        try URingChannel(options: o, setup: .deferTaskrun)
+    },
+    BackendEntry(name: "uring-sqpoll", summary: "io_uring with SQPOLL (a kernel thread polls the submission queue)", unavailableReason: uringUnavailable) { o throws(DMAError) in
+        try URingChannel(options: o, setup: .sqpoll)
     },
 ]

@@ -7,7 +7,7 @@
 // thread that drives the channel, inside `DMACallback.invoke` (so in a non-blocking
 // context). There is no engine thread, so `synchronize()` never waits.
 //
-// The state sits behind one `Mutex`, which is never held while a callback or the access
+// The state sits behind one pthread mutex (`LockedValue`), which is never held while a callback or the access
 // probe runs; the channel is therefore safe to use from several threads, but it is meant to
 // be driven from one.
 
@@ -15,7 +15,6 @@
 import Glibc
 #endif
 import DMAEngine
-import Synchronization
 
 /// A deterministic DMA channel whose engine is the test itself.
 ///
@@ -48,14 +47,14 @@ public final class EmbeddedChannel: DMAChannel {
         cmdPause: true, cmdResume: true, cmdTerminate: true, residueGranularity: .burst,
         descriptorReuse: true, completionNoOrder: false, memset: true, cyclic: true)
 
-    private let state: Mutex<State>
+    private let state: LockedValue<State>
     private let poolSize: Int
 
     /// Creates a channel with a pool of `options.poolSize` descriptors. The CPU and spin
     /// options mean nothing here: there are no threads.
     public init(options: DMAChannelOptions = DMAChannelOptions()) {
         poolSize = max(1, options.poolSize)
-        state = Mutex(State(poolSize: max(1, options.poolSize)))
+        state = LockedValue(State(poolSize: max(1, options.poolSize)))
     }
 
     deinit {
@@ -134,12 +133,33 @@ public final class EmbeddedChannel: DMAChannel {
             }
         }
         let completion = state.withLock { s in s.finishWork(work, moved: moved, accesses: accesses) }
-        guard let completion else { return nil }
+        guard let completion else {
+            state.withLock { $0.driving = false }
+            return nil
+        }
         if let callback = completion.callback {
             callback.invoke(cookie: completion.cookie, result: completion.result)
         }
-        state.withLock { s in s.retireDispatched(completion) }
+        state.withLock { s in
+            s.retireDispatched(completion)
+            s.driving = false
+        }
         return completion.cookie
+    }
+
+    /// Runs `body` on the state once no thread is driving the engine (copying or running a
+    /// callback), so that `synchronize` covers work a concurrent driver has started (T3).
+    private func whenIdle<R>(_ body: (inout State) throws(DMAError) -> R) throws(DMAError) -> R {
+        while true {
+            let r = try state.withLock { s throws(DMAError) -> R? in
+                if s.released { throw .released }
+                return s.driving ? nil : try body(&s)
+            }
+            if let r { return r }
+            #if os(Linux)
+            sched_yield()
+            #endif
+        }
     }
 
     /// Completes the active list in order until it is empty, paused, stalled, or its head
@@ -261,7 +281,10 @@ public final class EmbeddedChannel: DMAChannel {
     public func issuePending() {
         state.withLock { s in
             guard !s.released else { return }
-            for i in s.pending { s.slots[i].phase = .issued }
+            for i in s.pending {
+                s.slots[i].phase = .issued
+                s.issuedBytes += s.slots[i].job?.length ?? 0
+            }
             s.issued.append(contentsOf: s.pending)
             s.pending.removeAll(keepingCapacity: true)
         }
@@ -293,28 +316,24 @@ public final class EmbeddedChannel: DMAChannel {
         }
     }
 
-    /// Retires the terminated descriptors. Nothing runs concurrently here, so it never waits.
+    /// Retires the terminated descriptors. Driven from one thread, nothing runs concurrently
+    /// and it never waits; with several driving threads it waits until none is copying or
+    /// running a callback.
     public func synchronize() throws(DMAError) {
         try NonBlockingContext.checkBlockingAllowed()
-        try state.withLock { s throws(DMAError) in
-            if s.released { throw .released }
-            s.retireTerminated()
-        }
+        try whenIdle { s in s.retireTerminated() }
     }
 
     public func terminateSync() throws(DMAError) {
         try NonBlockingContext.checkBlockingAllowed()
-        try state.withLock { s throws(DMAError) in
-            if s.released { throw .released }
-            s.terminateAll()
-            s.retireTerminated()
-        }
+        try terminateAsync()
+        try whenIdle { s in s.retireTerminated() }
     }
 
     public func release() throws(DMAError) {
         try NonBlockingContext.checkBlockingAllowed()
-        try state.withLock { s throws(DMAError) in
-            if s.released { throw .released }
+        try terminateAsync()
+        try whenIdle { s in
             s.terminateAll()
             s.retireTerminated()
             for i in s.slots.indices where s.slots[i].phase != .free {
@@ -443,6 +462,12 @@ struct State: @unchecked Sendable {
     var probe: DMAAccessProbe?
     var coherent: Set<UInt> = []
     var accessCount = 0
+    /// Sum of the lengths of the descriptors on the issued list (for `inFlightBytes`).
+    var issuedBytes = 0
+    /// A thread is copying the head or running its callback; other drivers wait their turn
+    /// (so the engine never touches a descriptor after its callback, K7, and callbacks never
+    /// overlap, K3, even with several driving threads).
+    var driving = false
 
     init(poolSize: Int) {
         slots = Array(repeating: Slot(), count: poolSize)
@@ -497,15 +522,16 @@ struct State: @unchecked Sendable {
     }
 
     var headIsRunnableNonCyclic: Bool {
-        guard !released, !paused, let h = issued.first, let job = slots[h].job else { return false }
+        guard !released, !paused, !driving, let h = issued.first, let job = slots[h].job else { return false }
         if slots[h].injection?.stall == true && !slots[h].stallReleased { return false }
         return job.kind != .cyclic
     }
 
     mutating func takeWork(limit: Int) -> Work? {
-        guard !released, !paused, let h = issued.first, let job = slots[h].job else { return nil }
+        guard !released, !paused, !driving, let h = issued.first, let job = slots[h].job else { return nil }
         let slot = slots[h]
         if slot.injection?.stall == true && !slot.stallReleased { return nil }
+        driving = true
         let end = job.kind == .cyclic ? (slot.done / job.period + 1) * job.period : job.length
         let count = min(limit, end - slot.done)
         var chunk = slot.injection.map { $0.chunkBytes } ?? 0
@@ -526,6 +552,7 @@ struct State: @unchecked Sendable {
         let wantsCallback = slots[h].flags.contains(.interrupt) && (slots[h].callback?.isSet ?? false)
         if let fault = w.fault {
             issued.removeFirst()
+            issuedBytes -= job.length
             watermark.last = w.cookie
             slots[h].phase = .dispatched
             let code: DMAResultCode = fault == .read ? .readFailed : .writeFailed
@@ -544,6 +571,7 @@ struct State: @unchecked Sendable {
         slots[h].done += moved
         guard slots[h].done == job.length else { return nil }
         issued.removeFirst()
+        issuedBytes -= job.length
         watermark.last = w.cookie
         slots[h].phase = .dispatched
         return Dispatch(
@@ -575,6 +603,7 @@ struct State: @unchecked Sendable {
         terminated.append(contentsOf: issued)
         pending.removeAll(keepingCapacity: true)
         issued.removeAll(keepingCapacity: true)
+        issuedBytes = 0
         watermark.last = watermark.used
         paused = false
     }
@@ -586,17 +615,15 @@ struct State: @unchecked Sendable {
 
     func status(of cookie: DMACookie) -> (DMAStatus, DMATxState) {
         let w = watermark
-        var inFlight = 0
-        for i in issued {
-            if let job = slots[i].job { inFlight += job.kind == .cyclic ? job.length : job.length - slots[i].done }
-        }
+        var inFlight = issuedBytes
+        if let h = issued.first, let job = slots[h].job, job.kind != .cyclic { inFlight -= slots[h].done }
         if w.isComplete(cookie) {
             return (.complete, DMATxState(last: w.last, used: w.used, residue: 0, inFlightBytes: inFlight))
         }
         var residue = 0
-        for i in pending + issued where slots[i].cookie == cookie {
-            if let job = slots[i].job {
-                residue = job.kind == .cyclic ? job.length - slots[i].done : job.length - slots[i].done
+        for list in [pending, issued] {
+            for i in list where slots[i].cookie == cookie {
+                if let job = slots[i].job { residue = job.length - slots[i].done }
             }
         }
         return (paused ? .paused : .inProgress, DMATxState(last: w.last, used: w.used, residue: residue, inFlightBytes: inFlight))

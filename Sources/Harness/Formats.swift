@@ -97,6 +97,48 @@ public enum Formats {
         return out
     }
 
+    /// The NUMA matrix: one table per (backend, workload, parameters), rows submitter/engine
+    /// node, columns source/destination node; throughput points show descriptors/s, latency
+    /// points p50, terminate points terminateSync.
+    public static func numaMatrix(_ doc: ResultDocument) -> String {
+        var groups: [String: [ResultPoint]] = [:]
+        var order: [String] = []
+        for p in doc.points {
+            let key = "\(p.backend) \(p.workload) \(params(p))"
+            if groups[key] == nil { order.append(key) }
+            groups[key, default: []].append(p)
+        }
+        func node(_ s: String?) -> String { s ?? "any" }
+        func mem(_ n: Int?) -> String { n.map { "n\($0)" } ?? "any" }
+        var out = ""
+        for key in order {
+            let pts = groups[key]!
+            let rows = Array(Set(pts.map { "s=\(node($0.placement.requested.submitter)) e=\(node($0.placement.requested.engine))" })).sorted()
+            let cols = Array(Set(pts.map { "src=\(mem($0.placement.requested.src)) dst=\(mem($0.placement.requested.dst))" })).sorted()
+            var table: [[String]] = [["NUMA matrix: " + key] + cols]
+            for r in rows {
+                var line = [r]
+                for c in cols {
+                    let p = pts.first {
+                        "s=\(node($0.placement.requested.submitter)) e=\(node($0.placement.requested.engine))" == r
+                            && "src=\(mem($0.placement.requested.src)) dst=\(mem($0.placement.requested.dst))" == c
+                    }
+                    if let m = p?.metrics {
+                        if let d = m.descriptorsPerSecond { line.append(fmt(d.median) + "/s") }
+                        else if let l = m.latencyNs { line.append("p50 " + ns(l.p50)) }
+                        else if let t = m.terminateSyncNs { line.append(ns(t.median)) }
+                        else { line.append("-") }
+                    } else {
+                        line.append("-")
+                    }
+                }
+                table.append(line)
+            }
+            out += "\n" + render(table)
+        }
+        return out
+    }
+
     /// CSV: one row per point, medians only.
     public static func csv(_ doc: ResultDocument) -> String {
         var out = "backend,workload,size,batch,depth,channels,rate,inFlight,descriptorsPerSecond,bytesPerSecond,submitNsPerDescriptor,p50Ns,p90Ns,p99Ns,p999Ns,p9999Ns,maxNs,latencyCount,terminateSyncNs,terminateAsyncNs,synchronizeNs,seedRaceNs,completed,aborted,errors\n"

@@ -9,6 +9,8 @@
 //           <name>.json        one ResultDocument
 //           <name>-*.png|svg   plots (Scripts/plot.py)
 
+import Platform
+
 public struct ResultDocument: Codable, Sendable {
     public static let currentSchemaVersion = 1
 
@@ -158,9 +160,12 @@ public struct PlacementRecord: Codable, Sendable, Hashable {
     }
     public var requested: Cell
     public var verified: Cell
-    public init(requested: Cell, verified: Cell) {
+    /// Every thread's CPU, node and affinity, and every buffer's pages per node, as verified.
+    public var details: NUMAVerifiedPlacement?
+    public init(requested: Cell, verified: Cell, details: NUMAVerifiedPlacement? = nil) {
         self.requested = requested
         self.verified = verified
+        self.details = details
     }
 }
 

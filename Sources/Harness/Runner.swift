@@ -15,29 +15,11 @@ import Synchronization
 public protocol PhaseCounters: AnyObject {
     /// Starts counting the given threads (role → Linux thread id).
     func begin(threads: [String: Int32])
-    /// Stops counting and returns the values per role and event, normalised per descriptor.
+    /// Stops counting (the phase is over); values are read later by `end`.
+    func stop()
+    /// Stops counting if still running and returns the values per role and event,
+    /// normalised per descriptor.
     func end(descriptors: Int) -> [String: [String: CounterValue]]
-}
-
-/// Where the threads of a point run.
-public struct ThreadPlacement: Sendable, Hashable {
-    public var submitterCPU: Int?
-    public var engineCPU: Int?
-    public var executorCPU: Int?
-    public var srcNode: Int?
-    public var dstNode: Int?
-    public init(submitterCPU: Int? = nil, engineCPU: Int? = nil, executorCPU: Int? = nil, srcNode: Int? = nil, dstNode: Int? = nil) {
-        self.submitterCPU = submitterCPU
-        self.engineCPU = engineCPU
-        self.executorCPU = executorCPU
-        self.srcNode = srcNode
-        self.dstNode = dstNode
-    }
-
-    /// Submitter on cpu0 and engine on cpu1 when there are two CPUs or more (as the anchors do).
-    public static var `default`: ThreadPlacement {
-        CPU.onlineCount > 1 ? ThreadPlacement(submitterCPU: 0, engineCPU: 1) : ThreadPlacement(submitterCPU: 0, engineCPU: 0)
-    }
 }
 
 /// The global stop flag, set by SIGINT.
@@ -52,6 +34,8 @@ public struct RunnerEvent: Sendable {
     public var index: Int
     public var total: Int
     public var point: PointSpec
+    /// Set when the sweep runs several placements (the NUMA matrix).
+    public var placement: PointPlacement?
     public var repetition: Int
     public var repetitions: Int
     public var etaSeconds: Double?
@@ -60,7 +44,9 @@ public struct RunnerEvent: Sendable {
 public final class Runner {
     public let plan: SweepPlan
     public let factories: [String: ChannelFactory]
-    public let placement: ThreadPlacement
+    /// The placements to run every point at: one, or every cell of the NUMA matrix.
+    public let placements: [PointPlacement]
+    public let topology: NUMATopology
     public var counters: PhaseCounters?
     public var calibration: Calibration?
     /// Progress (stderr in the CLI).
@@ -70,12 +56,16 @@ public final class Runner {
     /// Called when a backend is skipped.
     public var onSkip: ((SkippedBackend) -> Void)?
 
-    public init(plan: SweepPlan, factories: [ChannelFactory], placement: ThreadPlacement = .default) {
+    public init(
+        plan: SweepPlan, factories: [ChannelFactory], placements: [PointPlacement] = [.default],
+        topology: NUMATopology = .current()
+    ) {
         self.plan = plan
         var f: [String: ChannelFactory] = [:]
         for x in factories { f[x.name] = x }
         self.factories = f
-        self.placement = placement
+        self.placements = placements
+        self.topology = topology
     }
 
     public struct Outcome {
@@ -99,53 +89,97 @@ public final class Runner {
                 onSkip?(s)
             }
         }
-        let runnable = points.filter { !skippedNames.contains($0.backend) }
-        if let cpu = placement.submitterCPU { try? CPU.pinCurrentThread(to: cpu) }
+        let filtered = points.filter { !skippedNames.contains($0.backend) }
+        var runnable: [(PointSpec, PointPlacement)] = []
+        for cell in placements { for p in filtered { runnable.append((p, cell)) } }
         let start = MonotonicClock.now()
-        for (i, p) in runnable.enumerated() {
+        for (i, (p, cell)) in runnable.enumerated() {
             if StopFlag.isSet {
                 out.interrupted = true
                 break
             }
             let elapsed = Double(MonotonicClock.now() - start) / 1e9
             let eta = i == 0 ? nil : elapsed / Double(i) * Double(runnable.count - i)
-            onProgress?(RunnerEvent(index: i + 1, total: runnable.count, point: p, repetition: 0, repetitions: plan.repetitions, etaSeconds: eta))
+            onProgress?(RunnerEvent(index: i + 1, total: runnable.count, point: p, placement: placements.count > 1 ? cell : nil, repetition: 0, repetitions: plan.repetitions, etaSeconds: eta))
             do {
-                guard let point = try measure(p, index: i + 1, total: runnable.count, eta: eta) else {
+                guard let point = try measure(p, placement: cell, index: i + 1, total: runnable.count, eta: eta) else {
                     out.interrupted = true
                     break
                 }
                 out.points.append(point)
                 onPoint?(point)
             } catch {
-                out.failure = "\(p): \(error)"
+                out.failure = "\(p)\(placements.count > 1 ? " at \(cell.request)" : ""): \(error)"
                 break
             }
         }
         return out
     }
 
-    func options(for p: PointSpec) -> DMAChannelOptions {
+    func options(for p: PointSpec, placement: PointPlacement) -> DMAChannelOptions {
         let need = max(p.parameters.depth * 2, (p.parameters.inFlight ?? 0) + 256, 1024)
         return DMAChannelOptions(
-            poolSize: need, engineCPU: placement.engineCPU, executorCPU: placement.executorCPU,
+            poolSize: need, engineCPU: placement.engineCPU(topology: topology),
+            executorCPU: placement.executorCPU(topology: topology),
             coherentPoolBytes: max(64 << 20, 4 * p.parameters.size * max(64, p.parameters.depth)))
     }
 
-    func verifiedPlacement(channel: any DMAChannel) -> PlacementRecord {
-        let req = PlacementRecord.Cell(
-            submitter: placement.submitterCPU.map { "cpu\($0)" }, engine: placement.engineCPU.map { "cpu\($0)" },
-            src: placement.srcNode ?? 0, dst: placement.dstNode ?? 0)
-        var ver = PlacementRecord.Cell(submitter: "cpu\(CPU.current)", engine: nil, src: req.src, dst: req.dst)
-        if let tid = channel.threadIDs[.engine], let cpu = ThreadInfo.lastCPU(threadID: tid) {
-            ver.engine = "cpu\(cpu)"
-        }
-        return PlacementRecord(requested: req, verified: ver)
+    func memoryPlacer(_ placement: PointPlacement) -> MemoryPlacer {
+        MemoryPlacer(topology: topology, srcNode: placement.request.src, dstNode: placement.request.dst)
     }
 
-    func measure(_ p: PointSpec, index: Int, total: Int, eta: Double?) throws -> ResultPoint? {
+    /// Binds the calling (submitter) thread.
+    func bindSubmitter(_ placement: PointPlacement) throws -> NUMAVerifiedThread {
+        do {
+            let target: NUMAThreadTarget? = placement.request.submitter.map { t in
+                if case .node = t, let c = placement.submitterCPU(topology: topology), placement.isDefault { return .cpu(c) }
+                return t
+            }
+            return try NUMABinding.bindCurrentThread(.submitter, to: target, topology: topology)
+        } catch {
+            throw PlacementError(description: "\(error)")
+        }
+    }
+
+    /// Verifies every thread and buffer against the request; a mismatch throws.
+    func verifiedPlacement(
+        channel: any DMAChannel, placement: PointPlacement, submitter: NUMAVerifiedThread, memory: VerifiedMemory
+    ) throws -> PlacementRecord {
+        let req = placement.requestedCell
+        var details = NUMAVerifiedPlacement(submitter: submitter, src: memory.src, dst: memory.dst)
+        func threadText(_ v: NUMAVerifiedThread?, _ target: NUMAThreadTarget?) -> String? {
+            guard let v else { return nil }
+            if case .node = target { return v.node.map { "node\($0)" } ?? "cpu\(v.cpu)" }
+            return "cpu\(v.cpu)"
+        }
+        // Engine and executor: the backend pins them from the channel options; check where
+        // they really are. A thread that has not run since it pinned itself reports the CPU
+        // it last ran on, which the pinning already moved it to.
+        let engineCPU = placement.engineCPU(topology: topology)
+        let executorCPU = placement.executorCPU(topology: topology)
+        do {
+            if let tid = channel.threadIDs[.engine] {
+                details.engine = try NUMABinding.verifyThread(
+                    id: tid, role: .engine, expected: engineCPU.map { .cpu($0) }, topology: topology)
+            }
+            if let tid = channel.threadIDs[.executor] {
+                details.executor = try NUMABinding.verifyThread(
+                    id: tid, role: .executor, expected: executorCPU.map { .cpu($0) }, topology: topology)
+            }
+        } catch {
+            throw PlacementError(description: "\(error)")
+        }
+        let ver = PlacementRecord.Cell(
+            submitter: threadText(submitter, placement.request.submitter),
+            engine: threadText(details.engine, placement.request.engine) ?? (placement.request.engine == nil ? nil : "none"),
+            src: memory.src?.node, dst: memory.dst?.node)
+        return PlacementRecord(requested: req, verified: ver, details: details)
+    }
+
+    func measure(_ p: PointSpec, placement: PointPlacement, index: Int, total: Int, eta: Double?) throws -> ResultPoint? {
         guard let factory = factories[p.backend] else { throw WorkloadError("unknown backend \(p.backend)") }
         let reps = plan.repetitions
+        let submitter = try bindSubmitter(placement)
         switch p.workload {
         case .throughput, .latency:
             let spec = WorkloadSpec(
@@ -158,25 +192,30 @@ public final class Runner {
             var clients: [ClosedLoopClient] = []
             defer { for c in channels { try? c.release() } }
             for _ in 0..<nch {
-                let ch = try factory.make(options(for: p))
+                let ch = try factory.make(options(for: p, placement: placement))
                 channels.append(ch)
-                clients.append(try ClosedLoopClient(channel: ch, spec: spec))
+                clients.append(try ClosedLoopClient(channel: ch, spec: spec, memory: memoryPlacer(placement)))
             }
-            let placementRecord = verifiedPlacement(channel: channels[0])
+            let placementRecord = try verifiedPlacement(
+                channel: channels[0], placement: placement, submitter: submitter, memory: clients[0].verifiedMemory)
             var dps: [Double] = [], bps: [Double] = [], sub: [Double] = []
             var errors = 0
             var totalDescriptors = 0
             var countersOut: [String: [String: CounterValue]]?
             for r in 0..<reps {
                 if StopFlag.isSet { return nil }
-                onProgress?(RunnerEvent(index: index, total: total, point: p, repetition: r + 1, repetitions: reps, etaSeconds: eta))
-                if r == reps - 1 {
+                onProgress?(RunnerEvent(index: index, total: total, point: p, placement: nil, repetition: r + 1, repetitions: reps, etaSeconds: eta))
+                var counted = false
+                if r == reps - 1, let counters {
                     var threads = ["submitter": CPU.currentThreadID]
                     for (role, tid) in channels[0].threadIDs { threads[role.rawValue] = tid }
-                    counters?.begin(threads: threads)
+                    clients[0].onMeasureStart = { counters.begin(threads: threads); counted = true }
+                    clients[0].onMeasureEnd = { counters.stop() }
                 }
                 let samples = try runClients(clients)
-                if r == reps - 1, let counters {
+                clients[0].onMeasureStart = nil
+                clients[0].onMeasureEnd = nil
+                if counted, let counters {
                     countersOut = counters.end(descriptors: samples[0].descriptors)
                 }
                 let d = samples.reduce(0.0) { $0 + $1.descriptorsPerSecond }
@@ -212,37 +251,41 @@ public final class Runner {
 
         case .terminate:
             let n = p.parameters.inFlight ?? 0
-            let ch = try factory.make(options(for: p))
+            let ch = try factory.make(options(for: p, placement: placement))
             defer { try? ch.release() }
-            let runner = try TerminateRunner(channel: ch, size: p.parameters.size, maxInFlight: max(1, n))
-            let placementRecord = verifiedPlacement(channel: ch)
+            let runner = try TerminateRunner(channel: ch, size: p.parameters.size, maxInFlight: max(1, n), memory: memoryPlacer(placement))
+            let placementRecord = try verifiedPlacement(
+                channel: ch, placement: placement, submitter: submitter, memory: runner.verifiedMemory)
             var ts: [Double] = [], ta: [Double] = [], sy: [Double] = [], seed: [Double] = []
-            var completed = 0, aborted = 0
+            var completed: [Double] = [], aborted: [Double] = []
             var countersOut: [String: [String: CounterValue]]?
             for r in 0..<reps {
                 if StopFlag.isSet { return nil }
-                onProgress?(RunnerEvent(index: index, total: total, point: p, repetition: r + 1, repetitions: reps, etaSeconds: eta))
+                onProgress?(RunnerEvent(index: index, total: total, point: p, placement: nil, repetition: r + 1, repetitions: reps, etaSeconds: eta))
                 if r == reps - 1 {
                     var threads = ["submitter": CPU.currentThreadID]
                     for (role, tid) in ch.threadIDs { threads[role.rawValue] = tid }
                     counters?.begin(threads: threads)
                 }
                 let s = try runner.measure(inFlight: n, seedRaceIterations: plan.quick ? 10 : 50)
+                // Normalised per descriptor in flight at terminate (two fills per repetition).
                 if r == reps - 1, let counters { countersOut = counters.end(descriptors: max(1, 2 * n)) }
                 ts.append(s.terminateSyncNs)
                 ta.append(s.terminateAsyncNs)
                 sy.append(s.synchronizeNs)
                 seed.append(s.seedRaceNs)
-                completed += s.completed
-                aborted += s.aborted
+                completed.append(Double(s.completed))
+                aborted.append(Double(s.aborted))
             }
             var m = PointMetrics()
             m.terminateSyncNs = MetricSummary(samples: ts)
             m.terminateAsyncNs = MetricSummary(samples: ta)
             m.synchronizeNs = MetricSummary(samples: sy)
             m.seedRaceNs = MetricSummary(samples: seed)
-            m.completed = completed
-            m.aborted = aborted
+            // Per repetition (median): of the N descriptors in flight at terminateSync, how many
+            // completed with a callback and how many were aborted.
+            m.completed = Int(Statistics.median(completed))
+            m.aborted = Int(Statistics.median(aborted))
             m.errors = 0
             return ResultPoint(
                 backend: p.backend, workload: p.workload.rawValue, parameters: p.parameters, placement: placementRecord,

@@ -77,7 +77,9 @@ public final class TerminateRunner {
     let counterLine: UnsafeMutableRawPointer
     let counter: UnsafeMutablePointer<Atomic<Int>>
 
-    public init(channel: any DMAChannel, size: Int, maxInFlight: Int) throws {
+    public private(set) var verifiedMemory = VerifiedMemory()
+
+    public init(channel: any DMAChannel, size: Int, maxInFlight: Int, memory: MemoryPlacer? = nil) throws {
         self.channel = channel
         self.size = size
         slots = max(1, min(maxInFlight, 64))
@@ -88,7 +90,15 @@ public final class TerminateRunner {
         } catch {
             throw WorkloadError("cannot allocate DMA memory for the terminate workload: \(error)")
         }
-        memset(src.base, 0x5A, slots * stride)
+        if let memory {
+            try memory.bind(src, role: .src)
+            try memory.bind(dst, role: .dst)
+        }
+        memset(src.base, 0x5A, src.count)
+        memset(dst.base, 0, dst.count)
+        if let memory {
+            verifiedMemory = VerifiedMemory(src: try memory.verify(src, role: .src), dst: try memory.verify(dst, role: .dst))
+        }
         counterLine = UnsafeMutableRawPointer.allocate(byteCount: 128, alignment: 128)
         counter = counterLine.bindMemory(to: Atomic<Int>.self, capacity: 1)
         counter.initialize(to: Atomic(0))
@@ -167,6 +177,6 @@ public final class TerminateRunner {
         }
         return TerminateSample(
             terminateSyncNs: tSync, terminateAsyncNs: Double(t1 - t0), synchronizeNs: Double(t2 - t1),
-            seedRaceNs: seed.isEmpty ? 0 : Statistics.median(seed), completed: completed, aborted: n - completed)
+            seedRaceNs: seed.isEmpty ? 0 : Statistics.median(seed), completed: completed, aborted: max(0, n - completed))
     }
 }

@@ -157,8 +157,15 @@ public final class ClosedLoopClient {
     /// Called while the client waits for completions. Nil for real backends; tests set it to
     /// drive a hand-driven double (`EmbeddedChannel.completeAll()`).
     public var pump: (() -> Void)?
+    /// Called when the measured window starts (after warm-up) and when it ends: the runner
+    /// starts and stops counters here, so counters cover exactly the throughput phase.
+    public var onMeasureStart: (() -> Void)?
+    public var onMeasureEnd: (() -> Void)?
 
-    public init(channel: any DMAChannel, spec: WorkloadSpec) throws {
+    /// Where the source and destination pages are, verified after first touch.
+    public private(set) var verifiedMemory = VerifiedMemory()
+
+    public init(channel: any DMAChannel, spec: WorkloadSpec, memory: MemoryPlacer? = nil) throws {
         self.channel = channel
         self.spec = spec
         var n = 1
@@ -171,9 +178,18 @@ public final class ClosedLoopClient {
         } catch {
             throw WorkloadError("cannot allocate \(2 * nslots * stride) bytes of DMA memory: \(error)")
         }
+        if let memory {
+            try memory.bind(src, role: .src)
+            try memory.bind(dst, role: .dst)
+        }
+        // First touch: every page of both regions (not only the bytes copied).
+        memset(src.base, 0x5A, src.count)
+        memset(dst.base, 0xEE, dst.count)
         for s in 0..<nslots {
             Pattern.fill(src.base + s * stride, slot: s, count: spec.size)
-            memset(dst.base + s * stride, 0xEE, spec.size)
+        }
+        if let memory {
+            verifiedMemory = VerifiedMemory(src: try memory.verify(src, role: .src), dst: try memory.verify(dst, role: .dst))
         }
         histogram = .allocate(capacity: 1)
         histogram.initialize(to: Histogram<UInt64>(
@@ -312,6 +328,7 @@ public final class ClosedLoopClient {
             reaped = c
             if !measuring && reaped >= warmupEnd {
                 measuring = true
+                onMeasureStart?()
                 tStart = MonotonicClock.now()
                 measuredStart = reaped
                 deadline = tStart &+ spec.durationNanoseconds
@@ -328,6 +345,7 @@ public final class ClosedLoopClient {
             }
             if stopSubmitting && reaped == submitted {
                 tEnd = MonotonicClock.now()
+                if measuring { onMeasureEnd?() }
                 break
             }
             if stopSubmitting && submitted > issued { ch.issuePending(); issued = submitted }

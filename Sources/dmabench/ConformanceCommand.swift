@@ -1,17 +1,141 @@
 // dmabench — command line: `dmabench conformance`
+//
+// Runs the CONTRACT.md part B suite (DMAEngineTestSupport) against registered backends and
+// prints one dmatest-style summary line per scenario (tests, failures, iops, KB/s, return
+// code). `--soak 10m` repeats the race scenarios with random timing for as long as asked.
 
 import ArgumentParser
 import DMABackends
+import DMAEngine
+import DMAEngineTestSupport
 import Foundation
+import Harness
+import Platform
 
 struct ConformanceCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "conformance", abstract: "Run the CONTRACT.md part B conformance suite against a backend.")
+        commandName: "conformance", abstract: "Run the CONTRACT.md part B conformance suite against backends.")
 
-    @Option(help: "Backend to check, or 'all'.")
+    @Option(help: "Backends, comma-separated, or 'all'.")
     var backend: String = "all"
 
+    @Option(parsing: .unconditional, help: "Iterations of each race scenario (default 10000).")
+    var iterations: Int?
+
+    @Option(help: "Scenario numbers to run, comma-separated (default: all 34).")
+    var scenario: String?
+
+    @Option(help: "Soak: repeat the race scenarios (15, 19, 20, 21, 34) with random timing for this long, e.g. 90s, 10m, 1h.")
+    var soak: String?
+
+    @Option(help: "Random seed (default: fixed, or random in soak mode).")
+    var seed: UInt64?
+
+    static let raceScenarios = [15, 19, 20, 21, 34]
+
     func run() throws {
-        throw CLIError.failure("the conformance suite is not wired into the command line yet")
+        let registry = BackendRegistry.names
+        var backends: [String] = []
+        if backend == "all" {
+            backends = registry
+        } else {
+            for b in ListParser.items(backend) {
+                guard registry.contains(b) else {
+                    throw CLIError.usage("unknown backend '\(b)'; valid backends: \(registry.joined(separator: ", ")), all")
+                }
+                backends.append(b)
+            }
+        }
+        var config = ConformanceConfiguration.standard()
+        if let n = iterations {
+            guard n >= 1, n <= 100_000_000 else { throw CLIError.usage("invalid iterations \(n): must be from 1 to 100000000") }
+            config.iterations = n
+        }
+        if let s = seed { config.seed = s }
+        var numbers: [Int]?
+        if let s = scenario {
+            numbers = try ListParser.positiveInts(s, name: "scenario", max: ConformanceScenario.all.count)
+        }
+        var soakSeconds: Double?
+        if let s = soak {
+            guard let v = Self.parseDuration(s), v > 0 else {
+                throw CLIError.usage("invalid soak duration '\(s)': expected a number with s, m or h, e.g. 90s, 10m, 1h")
+            }
+            soakSeconds = v
+        }
+        installInterruptHandler()
+        var anyFailed = false
+        for name in backends {
+            guard let entry = BackendRegistry.entry(named: name) else { continue }
+            if let why = entry.unavailableReason() {
+                Console.note("skipping backend \(name): \(why)")
+                print("\(name): skipped: \(why)")
+                continue
+            }
+            let subject = ConformanceSubject(name: name) { o in try entry.make(o) }
+            if let soakSeconds {
+                anyFailed = try soakRun(name: name, subject: subject, config: config, seconds: soakSeconds) || anyFailed
+            } else {
+                let results = checkDMAChannelConformance(subject: subject, configuration: config, scenarios: numbers) { r in
+                    print(Self.summaryLine(backend: name, r))
+                    for n in r.notes { print("  \(n)") }
+                    if r.failed { for f in r.failures.prefix(32) { print("  \(f)") } }
+                }
+                print("\(name): \(conformanceSummary(results))")
+                if results.contains(where: \.failed) { anyFailed = true }
+            }
+            if StopFlag.isSet { break }
+        }
+        if StopFlag.isSet { throw CLIError(message: "interrupted (SIGINT)", status: 130) }
+        if anyFailed { throw CLIError(message: "conformance failures (see above)", status: 1) }
+    }
+
+    /// The dmatest summary line for one scenario (CONTRACT.md C.4).
+    static func summaryLine(backend: String, _ r: ScenarioResult) -> String {
+        if case .skipped(let why) = r.outcome { return "\(backend)-s\(r.number): skipped (\(r.name)): \(why)" }
+        let failures = r.failures.count
+        let s = DMATestSummary(
+            thread: "\(backend)-s\(r.number)", tests: max(r.iterations, 1), failures: failures, bytes: r.bytesCopied,
+            nanoseconds: UInt64(r.duration * 1e9), result: failures == 0 ? 0 : -5)
+        return s.line + " \(r.name)"
+    }
+
+    func soakRun(name: String, subject: ConformanceSubject, config: ConformanceConfiguration, seconds: Double) throws -> Bool {
+        var cfg = config
+        cfg.soakDuration = nil
+        let start = MonotonicClock.now()
+        var rounds = 0, tests = 0, failures = 0
+        var failed = false
+        var rng = SystemRandomNumberGenerator()
+        Console.note("soak \(name) for \(Int(seconds)) s: scenarios \(Self.raceScenarios.map(String.init).joined(separator: ","))")
+        while Double(MonotonicClock.now() - start) / 1e9 < seconds && !StopFlag.isSet {
+            cfg.seed = seed ?? rng.next()
+            for n in Self.raceScenarios {
+                if StopFlag.isSet { break }
+                let r = runConformanceScenario(n, subject: subject, configuration: cfg)
+                tests += max(r.iterations, 1)
+                failures += r.failures.count
+                print(Self.summaryLine(backend: name, r) + " (round \(rounds + 1), seed \(cfg.seed))")
+                if r.failed {
+                    failed = true
+                    for f in r.failures.prefix(32) { print("  \(f)") }
+                }
+            }
+            rounds += 1
+        }
+        let elapsed = Double(MonotonicClock.now() - start) / 1e9
+        print("\(name): soak \(String(format: "%.0f", elapsed)) s, \(rounds) rounds, \(tests) iterations, \(failures) failures")
+        return failed
+    }
+
+    static func parseDuration(_ s: String) -> Double? {
+        var t = Substring(s.trimmingCharacters(in: .whitespaces))
+        var mult = 1.0
+        if t.hasSuffix("ms") { mult = 0.001; t = t.dropLast(2) }
+        else if t.hasSuffix("s") { t = t.dropLast() }
+        else if t.hasSuffix("m") { mult = 60; t = t.dropLast() }
+        else if t.hasSuffix("h") { mult = 3600; t = t.dropLast() }
+        guard let v = Double(t), v.isFinite else { return nil }
+        return v * mult
     }
 }

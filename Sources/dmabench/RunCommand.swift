@@ -37,8 +37,14 @@ struct RunCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Open-loop offered rate for the latency workload, descriptors per second.")
     var rate: Double?
 
-    @Option(help: "Thread placement: submitter=cpuN,engine=cpuN[,executor=cpuN].")
+    @Option(help: "Placement: submitter=N|nodeN|cpuN,engine=...,executor=...,src=N,dst=N (nodes for memory; 'any' = not placed). See 'dmabench list topology'.")
     var placement: String?
+
+    @Option(help: "Counter events (perf or libpfm4 names, or presets default, software, numa), or 'none'. Default: cycles,instructions,cache-misses,branch-misses,task-clock,context-switches,cpu-migrations,page-faults.")
+    var events: String = "default"
+
+    @Flag(name: .customLong("numa-matrix"), help: "Sweep every submitter node × engine node × source node × destination node.")
+    var numaMatrix = false
 
     @Option(parsing: .unconditional, help: "Repetitions per point (median and 95% CI are reported).")
     var repetitions: Int?
@@ -72,7 +78,9 @@ struct RunCommand: ParsableCommand {
 
     struct Validated {
         var plan: SweepPlan
-        var placement: ThreadPlacement
+        var placements: [PointPlacement]
+        var topology: NUMATopology
+        var counters: PerfPhaseCounters?
         var format: OutputFormat
         var output: String?
     }
@@ -134,7 +142,9 @@ struct RunCommand: ParsableCommand {
             }
             shardInfo = ShardInfo(index: i, count: n)
         }
-        let place = try parsePlacement()
+        let topology = NUMATopology.current()
+        let placements = try parsePlacements(topology: topology)
+        let place = placements[0]
         if let out = output {
             guard !out.isEmpty else { throw .usage("invalid output path: empty") }
             var isDir: ObjCBool = false
@@ -147,11 +157,19 @@ struct RunCommand: ParsableCommand {
             rate: rate, repetitions: reps, durationNanoseconds: UInt64(seconds * 1e9), verify: !noVerify,
             quick: quick || isDefaultSweep, shard: shardInfo)
         plan.latencyDepths = latencyDepths
+        var counters: PerfPhaseCounters?
+        if events != "none" {
+            let names = ListParser.items(events)
+            if names.contains("") { throw .usage("invalid events '\(events)': an event name is empty") }
+            do throws(CounterError) { counters = try PerfPhaseCounters(events: names, engineCPU: place.engineCPU(topology: topology)) } catch {
+                throw .usage(error.description)
+            }
+        }
         if let f = injectFaults {
             guard f >= 1 else { throw .usage("invalid inject-faults \(f): must be at least 1 (a read fault every N-th descriptor)") }
             plan.faultEvery = f
         }
-        return Validated(plan: plan, placement: place, format: fmt, output: output)
+        return Validated(plan: plan, placements: placements, topology: topology, counters: counters, format: fmt, output: output)
     }
 
     /// True when no option that shapes the sweep was given: the quick default sweep.
@@ -159,26 +177,22 @@ struct RunCommand: ParsableCommand {
         backend == "all" && workload == "all" && size == nil && batch == nil && depth == nil && repetitions == nil && duration == nil
     }
 
-    func parsePlacement() throws(CLIError) -> ThreadPlacement {
-        var p = ThreadPlacement.default
-        guard let text = placement else { return p }
-        let cpus = CPU.onlineCount
-        for item in ListParser.items(text) {
-            let kv = item.split(separator: "=", maxSplits: 1).map(String.init)
-            guard kv.count == 2 else { throw .usage("invalid placement '\(item)': expected key=value with keys submitter, engine, executor") }
-            let key = kv[0], value = kv[1]
-            var cpuText = value
-            if cpuText.hasPrefix("cpu") { cpuText.removeFirst(3) }
-            guard let cpu = Int(cpuText) else { throw .usage("invalid placement value '\(value)' for \(key): expected cpuN") }
-            guard cpu >= 0, cpu < cpus else { throw .usage("cpu \(cpu) does not exist; this machine has cpus 0-\(cpus - 1)") }
-            switch key {
-            case "submitter": p.submitterCPU = cpu
-            case "engine": p.engineCPU = cpu
-            case "executor": p.executorCPU = cpu
-            default: throw .usage("unknown placement key '\(key)'; valid keys: submitter, engine, executor")
+    /// The placements to run: the default, the one asked for, or every matrix cell.
+    func parsePlacements(topology: NUMATopology) throws(CLIError) -> [PointPlacement] {
+        if numaMatrix {
+            guard placement == nil else {
+                throw .usage("--placement and --numa-matrix conflict: the matrix already sweeps every placement; give one of them")
             }
+            return NUMAPlacement.matrixCells(of: topology).map { PointPlacement(request: $0) }
         }
-        return p
+        guard let text = placement else { return [.default] }
+        do throws(NUMAError) {
+            let p = try NUMAPlacement(parsing: text)
+            try p.validate(against: topology)
+            return [PointPlacement(request: p)]
+        } catch {
+            throw .usage("invalid placement '\(text)': \(error)")
+        }
     }
 
     func run() throws {
@@ -195,14 +209,24 @@ struct RunCommand: ParsableCommand {
 
         Console.note("calibrating: memcpy bandwidth and cache-line round trip")
         let calibration = Calibrator.calibrate(
-            sizes: v.plan.sizes, submitterCPU: v.placement.submitterCPU, engineCPU: v.placement.engineCPU, quick: v.plan.quick)
+            sizes: v.plan.sizes, submitterCPU: v.placements[0].submitterCPU(topology: v.topology),
+            engineCPU: v.placements[0].engineCPU(topology: v.topology), quick: v.plan.quick)
         context.calibration = calibration
 
+        if let c = v.counters {
+            context.counters = c.availability()
+            for r in c.restrictions { Console.note("counters: \(r)") }
+            for (name, why) in context.counters.sorted(by: { $0.key < $1.key }) where why != "ok" {
+                Console.note("counter \(name): \(why)")
+            }
+        }
         var doc = ResultDocument(context: context)
-        let runner = Runner(plan: v.plan, factories: factories, placement: v.placement)
+        let runner = Runner(plan: v.plan, factories: factories, placements: v.placements, topology: v.topology)
         runner.calibration = calibration
+        runner.counters = v.counters
         let total = v.plan.points().count
-        Console.note("\(total) points, \(v.plan.repetitions) repetitions each")
+        let cells = v.placements.count
+        Console.note("\(total * cells) points\(cells > 1 ? " (\(total) × \(cells) NUMA placements)" : ""), \(v.plan.repetitions) repetitions each")
         runner.onSkip = { s in
             Console.note("skipping backend \(s.backend): \(s.reason)")
             doc.context.skipped.append(s)
@@ -212,7 +236,8 @@ struct RunCommand: ParsableCommand {
             let eta = e.etaSeconds.map { String(format: " ETA %d:%02d", Int($0) / 60, Int($0) % 60) } ?? ""
             if e.repetition == 0 {
                 if tty { FileHandle.standardError.write(Data("\n".utf8)) }
-                Console.note("[\(e.index)/\(e.total)] \(e.point)\(eta)", newline: !tty)
+                let at = e.placement.map { " at \($0.request)" } ?? ""
+                Console.note("[\(e.index)/\(e.total)] \(e.point)\(at)\(eta)", newline: !tty)
             } else if tty {
                 Console.note("\r[\(e.index)/\(e.total)] \(e.point) rep \(e.repetition)/\(e.repetitions)\(eta)", newline: false, prefix: false)
             }
@@ -246,6 +271,7 @@ struct RunCommand: ParsableCommand {
         switch v.format {
         case .table:
             print(Formats.table(doc), terminator: "")
+            if v.placements.count > 1 { print(Formats.numaMatrix(doc), terminator: "") }
         case .csv:
             print(Formats.csv(doc), terminator: "")
         case .json:

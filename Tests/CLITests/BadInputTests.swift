@@ -82,6 +82,13 @@ let badInvocations: [BadInvocation] = [
     .init(args: ["run", "--output", "/tmp"], status: 64, mentions: "is a directory"),
     .init(args: ["run", "--backend", "locked", "--workload", "throughput", "--size", "64", "--output", unwritableDir + "/r.json"], status: 73, mentions: "cannot"),
     .init(args: ["list", "gpus"], status: 64, mentions: "unknown list 'gpus'"),
+    .init(args: ["conformance", "--backend", "nosuch"], status: 64, mentions: "valid backends: locked, ring"),
+    .init(args: ["conformance", "--soak", "forever"], status: 64, mentions: "invalid soak duration 'forever'"),
+    .init(args: ["conformance", "--iterations", "0"], status: 64, mentions: "invalid iterations"),
+    .init(args: ["conformance", "--scenario", "35"], status: 64, mentions: "invalid scenario '35'"),
+    .init(args: ["run", "--events", "nosuch"], status: 64, mentions: "unknown counter event 'nosuch'"),
+    .init(args: ["run", "--events", "cycles,"], status: 64, mentions: "an event name is empty"),
+    .init(args: ["run", "--inject-faults", "0"], status: 64, mentions: "invalid inject-faults"),
     .init(args: ["nosuchcommand"], status: 64, mentions: "nosuchcommand"),
 ]
 

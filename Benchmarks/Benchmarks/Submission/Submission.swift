@@ -18,7 +18,7 @@ let descriptorsPerIteration = 10_000
 
 let benchmarks: @Sendable () -> Void = {
     Benchmark.defaultConfiguration = .init(
-        metrics: [.wallClock, .throughput, .mallocCountTotal] + BenchMetrics.submission,
+        metrics: [.wallClock, .throughput] + BenchMetrics.submission,
         warmupIterations: 2,
         scalingFactor: .one,
         maxDuration: .seconds(2),
@@ -26,6 +26,31 @@ let benchmarks: @Sendable () -> Void = {
         thresholds: BenchMetrics.thresholds
     )
     for entry in BackendRegistry.all where entry.unavailableReason() == nil {
+        // Allocations: the deterministic gate. Only mallocCountTotal and errors, so that no
+        // sampler thread adds mallocs of its own, and CI's thresholds check compares nothing
+        // that depends on timing.
+        let allocFixture = Fixture<ClosedLoopClient>()
+        Benchmark(
+            "Allocations",
+            configuration: .init(
+                metrics: [.mallocCountTotal, BenchMetrics.errors], tags: ["backend": entry.name, "size": "64"],
+                maxDuration: .seconds(1), maxIterations: 20)
+        ) { benchmark in
+            let client = allocFixture.value!
+            benchmark.startMeasurement()
+            let sample = try client.run()
+            benchmark.stopMeasurement()
+            benchmark.measurement(BenchMetrics.errors, sample.errors + sample.verifyFailures)
+        } setup: {
+            let c = try ChannelClients.make(entry, size: 64, batch: 32, depth: 256, descriptors: descriptorsPerIteration)
+            allocFixture.value = c
+            allocFixture.channel = c.channel
+        } teardown: {
+            allocFixture.value = nil
+            try? allocFixture.channel?.release()
+            allocFixture.channel = nil
+        }
+
         for size in [64, 4096] {
             let fixture = Fixture<ClosedLoopClient>()
             Benchmark("Submission", configuration: .init(tags: ["backend": entry.name, "size": "\(size)"])) { benchmark in

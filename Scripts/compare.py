@@ -1,0 +1,403 @@
+#!/usr/bin/env python3
+# dmabench — Scripts: compare two result files
+#
+#   Scripts/compare.py BASE.json HEAD.json [--threshold 0.25] [--alpha 0.01]
+#                      [--report out.md] [--plot out.png]
+#
+# Points are matched by backend, workload, parameters and requested placement. For every
+# metric with samples on both sides: a one-sided Mann–Whitney U test (scipy) in the "worse"
+# direction (higher is better for */s metrics, lower is better for *Ns metrics), the ratio of
+# medians head/base with a 95% bootstrap confidence interval (seeded, so reports are
+# reproducible). Deterministic metrics (errors, mallocs*, syscalls*) regress on any increase.
+#
+# Exit status: 0 no significant regression; 1 at least one regression (worse than the
+# threshold AND p < alpha, or a deterministic metric increased); 2 bad input.
+"""Compare a base and a head dmabench result file and report regressions."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from dataclasses import dataclass, field
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import dmaresult as dr  # noqa: E402
+
+EXIT_OK = 0
+EXIT_REGRESSION = 1
+
+BOOTSTRAP_RESAMPLES = 4000
+BOOTSTRAP_SEED = 20261125
+
+#: latencyNs percentiles that gate (when per-round samples exist); the others are reported only.
+LATENCY_GATED = ("p50", "p90", "p99")
+LATENCY_INFO = ("p999", "p9999", "max")
+
+
+def direction(metric: str) -> str | None:
+    """'higher' or 'lower' is better, or None when the name does not say."""
+    leaf = metric.split(".")[-1]
+    if metric.endswith("PerSecond"):
+        return "higher"
+    if "Ns" in metric or metric.startswith("latencyNs"):
+        return "lower"
+    if leaf.startswith("vsMemcpy"):
+        return "higher"
+    return None
+
+
+def is_deterministic(metric: str) -> bool:
+    return metric == "errors" or metric.startswith("mallocs") or metric.startswith("syscalls")
+
+
+@dataclass
+class Row:
+    key: tuple
+    metric: str
+    kind: str  # "test" | "deterministic" | "single"
+    better: str | None
+    base_n: int = 0
+    head_n: int = 0
+    base_median: float = math.nan
+    head_median: float = math.nan
+    ratio: float = math.nan
+    ci: tuple[float, float] | None = None
+    p_worse: float | None = None
+    p_better: float | None = None
+    status: str = "no change"
+    note: str = ""
+    gated: bool = True
+
+    @property
+    def label(self) -> str:
+        return f"{dr.describe_key(self.key)} · {self.metric}"
+
+
+@dataclass
+class Comparison:
+    rows: list[Row] = field(default_factory=list)
+    only_base: list[tuple] = field(default_factory=list)
+    only_head: list[tuple] = field(default_factory=list)
+
+    @property
+    def regressions(self) -> list[Row]:
+        return [r for r in self.rows if r.status == "regression"]
+
+    @property
+    def improvements(self) -> list[Row]:
+        return [r for r in self.rows if r.status == "improvement"]
+
+
+def samples_of(value) -> list[float]:
+    if isinstance(value, dict):
+        samples = [float(s) for s in value.get("samples") or []
+                   if isinstance(s, (int, float)) and math.isfinite(s)]
+        if samples:
+            return samples
+        m = dr.stat_median(value)
+        return [m] if m is not None else []
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return [float(value)]
+    return []
+
+
+def metric_samples(point: dict) -> dict[str, tuple[list[float], bool]]:
+    """metric name -> (samples, gated) for every comparable metric of a point."""
+    out: dict[str, tuple[list[float], bool]] = {}
+    for name, value in (point.get("metrics") or {}).items():
+        if value is None or name in ("efficiency", "completed", "aborted"):
+            continue
+        if name == "latencyNs":
+            if not isinstance(value, dict):
+                continue
+            rounds = value.get("rounds") if isinstance(value.get("rounds"), dict) else {}
+            for key in LATENCY_GATED + LATENCY_INFO:
+                if isinstance(rounds.get(key), list) and rounds[key]:
+                    out[f"latencyNs.{key}"] = ([float(v) for v in rounds[key]], key in LATENCY_GATED)
+                elif isinstance(value.get(key), (int, float)):
+                    out[f"latencyNs.{key}"] = ([float(value[key])], key in LATENCY_GATED)
+            continue
+        s = samples_of(value)
+        if s:
+            out[name] = (s, True)
+    return out
+
+
+def ratio_of(head: float, base: float) -> float:
+    if base == 0:
+        return 1.0 if head == 0 else math.inf
+    return head / base
+
+
+def bootstrap_ratio_ci(base: list[float], head: list[float], confidence: float = 0.95) -> tuple[float, float]:
+    import numpy as np
+
+    rng = np.random.default_rng(BOOTSTRAP_SEED)
+    b = np.asarray(base, dtype=float)
+    h = np.asarray(head, dtype=float)
+    mb = np.median(b[rng.integers(0, len(b), (BOOTSTRAP_RESAMPLES, len(b)))], axis=1)
+    mh = np.median(h[rng.integers(0, len(h), (BOOTSTRAP_RESAMPLES, len(h)))], axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = np.where(mb == 0, np.where(mh == 0, 1.0, np.inf), mh / np.where(mb == 0, 1.0, mb))
+    tail = (1.0 - confidence) / 2.0 * 100.0
+    lo, hi = np.percentile(ratios, [tail, 100.0 - tail])
+    return (float(lo), float(hi))
+
+
+def performance_ratio(ratio: float, better: str) -> float:
+    """head/base as "how much faster" (> 1 better): ratio for higher-is-better, 1/ratio otherwise."""
+    if better == "higher":
+        return ratio
+    if ratio == 0:
+        return math.inf
+    return 1.0 / ratio
+
+
+def compare_metric(key: tuple, metric: str, base: list[float], head: list[float], gated: bool,
+                   threshold: float, alpha: float) -> Row:
+    better = direction(metric)
+    det = is_deterministic(metric)
+    row = Row(key=key, metric=metric, kind="deterministic" if det else "test", better="lower" if det else better,
+              base_n=len(base), head_n=len(head), gated=gated)
+    row.base_median = dr.median(base)
+    row.head_median = dr.median(head)
+    row.ratio = ratio_of(row.head_median, row.base_median)
+    if det:
+        if row.head_median > row.base_median:
+            row.status = "regression"
+            row.note = "deterministic metric increased"
+        elif row.head_median < row.base_median:
+            row.status = "improvement"
+        return row
+    if better is None:
+        row.status = "info"
+        row.note = "direction unknown; not gated"
+        return row
+    if len(base) < 2 or len(head) < 2:
+        row.kind = "single"
+        row.status = "info"
+        row.note = "fewer than 2 samples on a side; no test"
+        return row
+    from scipy.stats import mannwhitneyu
+
+    # One-sided tests: "worse" means head is stochastically smaller (higher is better) or
+    # larger (lower is better) than base.
+    worse_alt, better_alt = ("less", "greater") if better == "higher" else ("greater", "less")
+    if len(set(base) | set(head)) == 1:
+        row.p_worse = row.p_better = 1.0
+    else:
+        row.p_worse = float(mannwhitneyu(head, base, alternative=worse_alt).pvalue)
+        row.p_better = float(mannwhitneyu(head, base, alternative=better_alt).pvalue)
+    row.ci = bootstrap_ratio_ci(base, head)
+    row.status = "no significant change"
+    # Performance ratio (> 1 is better): throughput ratio as is, time ratio inverted, so a
+    # 25% threshold means the same for descriptors/s and for ns per descriptor.
+    perf = performance_ratio(row.ratio, better)
+    if 1.0 - perf > threshold and row.p_worse < alpha:
+        row.status = "regression" if gated else "worse (not gated)"
+    elif 1.0 - 1.0 / perf > threshold and row.p_better < alpha:
+        row.status = "improvement"
+    elif row.p_worse < alpha:
+        row.status = "worse, within threshold"
+    elif row.p_better < alpha:
+        row.status = "better, within threshold"
+    return row
+
+
+def compare_docs(base: dict, head: dict, threshold: float, alpha: float,
+                 base_path: str = "BASE", head_path: str = "HEAD") -> Comparison:
+    def index(doc: dict, path: str) -> dict:
+        result: dict = {}
+        for p in doc["points"]:
+            k = dr.point_key(p)
+            if k in result:
+                dr.fail(f"{path}: the point {dr.describe_key(k)} appears twice; merge rounds with merge.py --rounds first")
+            result[k] = p
+        return result
+
+    b = index(base, base_path)
+    h = index(head, head_path)
+    comp = Comparison()
+    comp.only_base = [k for k in b if k not in h]
+    comp.only_head = [k for k in h if k not in b]
+    for k in b:
+        if k not in h:
+            continue
+        bm = metric_samples(b[k])
+        hm = metric_samples(h[k])
+        for metric in bm:
+            if metric not in hm:
+                continue
+            comp.rows.append(compare_metric(k, metric, bm[metric][0], hm[metric][0], bm[metric][1], threshold, alpha))
+    return comp
+
+
+# --- report ---------------------------------------------------------------------------------
+
+
+def fmt(v: float | None) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    if isinstance(v, float) and math.isinf(v):
+        return "∞"
+    return f"{v:.4g}"
+
+
+def change_text(row: Row) -> str:
+    if math.isnan(row.ratio) or math.isinf(row.ratio):
+        return "–"
+    pct = (row.ratio - 1.0) * 100.0
+    if row.better is None or abs(pct) < 0.05:
+        return f"{pct:+.1f}%"
+    worse = (pct < 0) if row.better == "higher" else (pct > 0)
+    return f"{pct:+.1f}% ({'worse' if worse else 'better'})"
+
+
+def context_line(doc: dict, path: str) -> str:
+    ctx = doc["context"]
+    commit = str(ctx.get("commit") or "?") + (" (dirty)" if ctx.get("dirty") else "")
+    return (f"`{commit}` from `{path}`: {ctx.get('date', '?')}, host {ctx.get('host', '?')}, "
+            f"{ctx.get('cpu', '?')} ({ctx.get('cores', '?')} cores), kernel {ctx.get('kernel', '?')}")
+
+
+def table(rows: list[Row]) -> list[str]:
+    out = ["| point | metric | base median | head median | head/base (95% CI) | change | p (worse) | n base/head | status |",
+           "|---|---|---:|---:|---|---|---:|---|---|"]
+    for r in rows:
+        ci = f" [{fmt(r.ci[0])}, {fmt(r.ci[1])}]" if r.ci else ""
+        p = fmt(r.p_worse) if r.p_worse is not None else "–"
+        status = r.status + (f" ({r.note})" if r.note else "")
+        if r.status == "regression":
+            status = f"**{status}**"
+        out.append(f"| {dr.describe_key(r.key)} | {r.metric} | {fmt(r.base_median)} | {fmt(r.head_median)} | "
+                   f"{fmt(r.ratio)}{ci} | {change_text(r)} | {p} | {r.base_n}/{r.head_n} | {status} |")
+    return out
+
+
+def render_report(comp: Comparison, base: dict, head: dict, base_path: str, head_path: str,
+                  threshold: float, alpha: float) -> str:
+    lines = ["# dmabench comparison", ""]
+    lines.append(f"- Base: {context_line(base, base_path)}")
+    lines.append(f"- Head: {context_line(head, head_path)}")
+    lines.append(f"- Gate: a metric regresses when its median performance is more than {threshold:.0%} worse "
+                 f"(throughput below {1 - threshold:.3g}x base, or time above {1 / (1 - threshold):.3g}x base) AND a one-sided "
+                 f"Mann–Whitney U test gives p < {alpha:g}; errors, mallocs* and syscalls* regress on any increase. "
+                 "Higher is better for */s metrics, lower for *Ns metrics. The CI of the ratio is a seeded "
+                 f"{BOOTSTRAP_RESAMPLES}-resample bootstrap of the medians.")
+    bc, hc = base["context"], head["context"]
+    for key in ("host", "cpu", "kernel"):
+        if bc.get(key) != hc.get(key):
+            lines.append(f"- Warning: base and head differ in {key} ({bc.get(key)!r} against {hc.get(key)!r}); "
+                         "the comparison mixes machines.")
+    tested = [r for r in comp.rows if r.kind != "single" and r.status != "info"]
+    lines.append("")
+    if comp.regressions:
+        lines.append(f"**Result: REGRESSION** in {len(comp.regressions)} of {len(comp.rows)} metrics "
+                     f"({len(tested)} tested).")
+    else:
+        lines.append(f"**Result: no significant regression** ({len(comp.rows)} metrics, {len(tested)} tested, "
+                     f"{len(comp.improvements)} improved).")
+    lines.append("")
+    if comp.regressions:
+        lines += ["## Regressions", ""] + table(comp.regressions) + [""]
+    if comp.improvements:
+        lines += ["## Improvements", ""] + table(comp.improvements) + [""]
+    lines += ["## All metrics", ""] + table(comp.rows) + [""]
+    singles = [r for r in comp.rows if r.kind == "single"]
+    if singles:
+        lines.append(f"{len(singles)} metric(s) had fewer than 2 samples on a side and were reported without a "
+                     "test; run with more repetitions, or merge rounds with `merge.py --rounds`.")
+        lines.append("")
+    if comp.only_base or comp.only_head:
+        lines += ["## Unmatched points", ""]
+        lines += [f"- only in base: {dr.describe_key(k)}" for k in comp.only_base]
+        lines += [f"- only in head: {dr.describe_key(k)}" for k in comp.only_head]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def render_plot(comp: Comparison, path: str, threshold: float, base: dict, head: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in comp.rows if r.kind == "test" and math.isfinite(r.ratio) and r.ratio > 0]
+    if not rows:
+        rows = [r for r in comp.rows if math.isfinite(r.ratio) and r.ratio > 0]
+    limit = 80
+    note = ""
+    if len(rows) > limit:
+        def badness(r: Row) -> float:
+            return -math.log(r.ratio) if r.better == "higher" else math.log(r.ratio)
+        rows = sorted(rows, key=badness, reverse=True)[:limit]
+        note = f"showing the {limit} worst of {len(comp.rows)} metrics"
+    colours = {"regression": "tab:red", "improvement": "tab:green"}
+    height = max(3.0, 0.22 * len(rows) + 1.8)
+    fig, ax = plt.subplots(figsize=(14, height))
+    seen = set()
+    for i, r in enumerate(rows):
+        colour = colours.get(r.status, "tab:blue" if r.status != "info" else "tab:gray")
+        label = r.status if r.status in colours else ("no significant change" if r.status != "info" else "not tested")
+        lo, hi = r.ci if r.ci else (r.ratio, r.ratio)
+        ax.errorbar([r.ratio], [i], xerr=[[max(0.0, r.ratio - lo)], [max(0.0, hi - r.ratio)]], fmt="o", color=colour,
+                    capsize=3, markersize=4, label=None if label in seen else label)
+        seen.add(label)
+    ax.axvline(1.0, color="black", linewidth=0.8)
+    ax.axvline(1.0 - threshold, color="tab:red", linestyle="--", linewidth=0.8,
+               label=f"{threshold:.0%} worse: {1 - threshold:.3g}x for */s, {1 / (1 - threshold):.3g}x for *Ns")
+    ax.axvline(1.0 / (1.0 - threshold), color="tab:red", linestyle="--", linewidth=0.8)
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels([r.label for r in rows], fontsize=6)
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.set_xlabel("head / base ratio of medians (95% bootstrap CI); */s: >1 better, *Ns: <1 better")
+    ax.set_title("dmabench: head against base")
+    ax.grid(True, axis="x", which="both", alpha=0.3)
+    if rows:
+        ax.legend(fontsize=7, loc="lower right")
+    env = "base: " + dr.environment_note([base]) + "\nhead: " + dr.environment_note([head]) + (f"\n{note}" if note else "")
+    fig.text(0.01, 0.0, env, fontsize=6, color="dimgray", ha="left", va="bottom")
+    fig.tight_layout(rect=(0, min(0.3, 0.45 / height), 1, 1))
+    fmt_ = os.path.splitext(path)[1].lstrip(".").lower() or "png"
+    if fmt_ not in ("png", "svg", "pdf"):
+        dr.fail(f"--plot {path}: unknown image format '.{fmt_}'; use .png, .svg or .pdf")
+    dr.atomic_savefig(fig, path, fmt_)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="Compare two dmabench result files; exit 0 no regression, 1 regression, 2 bad input.")
+    ap.add_argument("base", metavar="BASE.json")
+    ap.add_argument("head", metavar="HEAD.json")
+    ap.add_argument("--threshold", type=float, default=0.25,
+                    help="fraction of performance lost that gates, e.g. 0.25: throughput below 0.75x base "
+                         "or time above 1.33x base (default 0.25)")
+    ap.add_argument("--alpha", type=float, default=0.01, help="significance level of the one-sided test (default 0.01)")
+    ap.add_argument("--report", metavar="OUT.md", help="also write the markdown report to this file")
+    ap.add_argument("--plot", metavar="OUT.png", help="write a ratio plot (.png, .svg or .pdf)")
+    args = ap.parse_args(argv)
+    if not (0 < args.threshold < 1):
+        dr.fail(f"--threshold {args.threshold}: must be a fraction between 0 and 1, e.g. 0.25 for 25% worse")
+    if not (0 < args.alpha < 1):
+        dr.fail(f"--alpha {args.alpha}: must be between 0 and 1, e.g. 0.01")
+    base = dr.load_or_exit(args.base)
+    head = dr.load_or_exit(args.head)
+    comp = compare_docs(base, head, args.threshold, args.alpha, args.base, args.head)
+    if not comp.rows:
+        dr.fail(f"{args.base} and {args.head} have no point and metric in common; nothing to compare "
+                "(points match on backend, workload, parameters and requested placement)")
+    report = render_report(comp, base, head, args.base, args.head, args.threshold, args.alpha)
+    print(report)
+    if args.report:
+        dr.atomic_write_text(args.report, report)
+    if args.plot:
+        render_plot(comp, args.plot, args.threshold, base, head)
+    return EXIT_REGRESSION if comp.regressions else EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,476 @@
+# dmabench — Scripts: shared reader for dmabench result files
+#
+# Every script in Scripts/ reads result files through this module, so that the documented
+# schema (Results/README.md) is checked in one place. A file that is not valid JSON, is
+# truncated, has the wrong schemaVersion or breaks the documented shape raises ResultError
+# with a one-line message; the scripts print it and exit with status 2.
+"""Load, validate and write dmabench result documents (schemaVersion 1)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import tempfile
+from typing import Any, Iterable, NoReturn
+
+SCHEMA_VERSION = 1
+
+#: Exit status of every script for bad input (unreadable, malformed, wrong version).
+EXIT_BAD_INPUT = 2
+
+WORKLOADS = ("throughput", "latency", "terminate")
+
+#: Metrics that carry {median, ciLow, ciHigh, samples}.
+STAT_METRICS = (
+    "descriptorsPerSecond",
+    "bytesPerSecond",
+    "submitNsPerDescriptor",
+    "terminateSyncNs",
+    "terminateAsyncNs",
+    "synchronizeNs",
+    "seedRaceNs",
+)
+
+#: Plain-number metrics (counts).
+COUNT_METRICS = ("completed", "aborted", "errors")
+
+#: latencyNs keys that are numbers, in spectrum order, with their percentile as a fraction.
+LATENCY_PERCENTILES = (
+    ("p50", 0.5),
+    ("p90", 0.9),
+    ("p99", 0.99),
+    ("p999", 0.999),
+    ("p9999", 0.9999),
+)
+
+#: Thread roles that counters may be reported for.
+COUNTER_ROLES = ("submitter", "engine", "executor")
+
+
+class ResultError(Exception):
+    """A result file is unreadable or breaks the documented schema. The message is one line."""
+
+
+def fail(message: str) -> NoReturn:
+    """Print a one-line error to stderr and exit with status 2."""
+    print(f"error: {one_line(message)}", file=sys.stderr)
+    sys.exit(EXIT_BAD_INPUT)
+
+
+def one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if _is_number(value):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+class _Checker:
+    def __init__(self, path: str):
+        self.path = path
+
+    def error(self, where: str, message: str) -> ResultError:
+        return ResultError(f"{self.path}: {where}: {message}")
+
+    def obj(self, value: Any, where: str) -> dict:
+        if not isinstance(value, dict):
+            raise self.error(where, f"expected an object, found {_type_name(value)}")
+        return value
+
+    def opt_obj(self, parent: dict, key: str, where: str) -> dict | None:
+        value = parent.get(key)
+        if value is None:
+            return None
+        return self.obj(value, f"{where}.{key}")
+
+    def string(self, parent: dict, key: str, where: str, required: bool = True) -> str | None:
+        value = parent.get(key)
+        if value is None and not required:
+            return None
+        if not isinstance(value, str):
+            found = "missing" if key not in parent else f"a {_type_name(value)}"
+            raise self.error(f"{where}.{key}", f"expected a string, found {found}")
+        return value
+
+    def number(self, parent: dict, key: str, where: str, required: bool = False) -> float | None:
+        value = parent.get(key)
+        if value is None:
+            if required:
+                raise self.error(f"{where}.{key}", "expected a number, found missing")
+            return None
+        if not _is_number(value):
+            raise self.error(f"{where}.{key}", f"expected a number, found a {_type_name(value)}")
+        return value
+
+    def stat(self, value: Any, where: str) -> None:
+        stat = self.obj(value, where)
+        for key in ("median", "ciLow", "ciHigh"):
+            self.number(stat, key, where)
+        samples = stat.get("samples")
+        if samples is not None:
+            if not isinstance(samples, list):
+                raise self.error(f"{where}.samples", f"expected an array of numbers, found a {_type_name(samples)}")
+            for i, s in enumerate(samples):
+                if not _is_number(s):
+                    raise self.error(f"{where}.samples[{i}]", f"expected a number, found a {_type_name(s)}")
+        if stat.get("median") is None and not stat.get("samples"):
+            raise self.error(where, "has neither a median nor samples")
+
+
+def validate(doc: Any, path: str = "<document>") -> dict:
+    """Check `doc` against the documented schema; return it, or raise ResultError."""
+    c = _Checker(path)
+    if not isinstance(doc, dict):
+        raise ResultError(f"{path}: the top level must be a JSON object, found {_type_name(doc)}")
+    if "schemaVersion" not in doc:
+        raise ResultError(f"{path}: missing schemaVersion; this is not a dmabench result file")
+    version = doc["schemaVersion"]
+    if version != SCHEMA_VERSION or isinstance(version, bool):
+        raise ResultError(
+            f"{path}: schemaVersion {json.dumps(version)} is not supported; these scripts read schemaVersion {SCHEMA_VERSION}"
+        )
+    ctx = c.obj(doc.get("context"), "context")
+    for key in ("host", "cpu", "kernel", "commit"):
+        c.string(ctx, key, "context", required=False)
+    c.string(ctx, "date", "context", required=False)
+    if "dirty" in ctx and ctx["dirty"] is not None and not isinstance(ctx["dirty"], bool):
+        raise c.error("context.dirty", f"expected a boolean, found a {_type_name(ctx['dirty'])}")
+    c.number(ctx, "cores", "context")
+    counters = c.opt_obj(ctx, "counters", "context")
+    if counters is not None:
+        for name, status in counters.items():
+            if not isinstance(status, str):
+                raise c.error(f"context.counters.{name}", f"expected a string, found a {_type_name(status)}")
+    shard = c.opt_obj(ctx, "shard", "context")
+    if shard is not None:
+        index = c.number(shard, "index", "context.shard", required=True)
+        count = c.number(shard, "count", "context.shard", required=True)
+        if int(count) < 1 or not (0 <= int(index) < int(count)):
+            raise c.error("context.shard", f"index {index} is not in 0..{int(count) - 1}")
+    skipped = ctx.get("skipped")
+    if skipped is not None and not isinstance(skipped, list):
+        raise c.error("context.skipped", f"expected an array, found a {_type_name(skipped)}")
+
+    points = doc.get("points")
+    if not isinstance(points, list):
+        found = "missing" if "points" not in doc else f"a {_type_name(points)}"
+        raise ResultError(f"{path}: points: expected an array, found {found}")
+    for i, point in enumerate(points):
+        where = f"points[{i}]"
+        c.obj(point, where)
+        c.string(point, "backend", where)
+        c.string(point, "workload", where)
+        params = c.obj(point.get("parameters", {}), f"{where}.parameters")
+        for key, value in params.items():
+            if value is not None and not _is_number(value):
+                raise c.error(f"{where}.parameters.{key}", f"expected a number or null, found a {_type_name(value)}")
+        placement = c.opt_obj(point, "placement", where)
+        if placement is not None:
+            c.opt_obj(placement, "requested", f"{where}.placement")
+            c.opt_obj(placement, "verified", f"{where}.placement")
+        metrics = c.obj(point.get("metrics", {}), f"{where}.metrics")
+        for name, value in metrics.items():
+            mwhere = f"{where}.metrics.{name}"
+            if value is None:
+                continue
+            if name == "latencyNs":
+                lat = c.obj(value, mwhere)
+                for key, _ in LATENCY_PERCENTILES:
+                    c.number(lat, key, mwhere)
+                c.number(lat, "max", mwhere)
+                c.number(lat, "count", mwhere)
+                hist = lat.get("histogram")
+                if hist is not None and not isinstance(hist, str):
+                    raise c.error(f"{mwhere}.histogram", f"expected a string, found a {_type_name(hist)}")
+                rounds = lat.get("rounds")
+                if rounds is not None:
+                    for key, values in c.obj(rounds, f"{mwhere}.rounds").items():
+                        if not isinstance(values, list) or not all(_is_number(v) for v in values):
+                            raise c.error(f"{mwhere}.rounds.{key}", "expected an array of numbers")
+            elif name == "efficiency":
+                eff = c.obj(value, mwhere)
+                for key in eff:
+                    c.number(eff, key, mwhere)
+            elif isinstance(value, dict):
+                c.stat(value, mwhere)
+            elif not _is_number(value):
+                raise c.error(mwhere, f"expected a number or a statistics object, found a {_type_name(value)}")
+        counters = c.opt_obj(point, "counters", where)
+        if counters is not None:
+            for role, events in counters.items():
+                rwhere = f"{where}.counters.{role}"
+                if events is None:
+                    continue
+                for event, entry in c.obj(events, rwhere).items():
+                    ewhere = f"{rwhere}.{event}"
+                    entry = c.obj(entry, ewhere)
+                    if "unsupported" in entry:
+                        if not isinstance(entry["unsupported"], str):
+                            raise c.error(f"{ewhere}.unsupported", "expected a string (the reason)")
+                        continue
+                    c.number(entry, "perDescriptor", ewhere)
+                    c.number(entry, "scaling", ewhere)
+                    c.number(entry, "value", ewhere)
+    return doc
+
+
+def load(path: str) -> dict:
+    """Read and validate one result file; raise ResultError with a one-line message."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        raise ResultError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ResultError(f"{path}: is a directory, expected a result .json file") from None
+    except OSError as e:
+        raise ResultError(f"{path}: cannot read: {e.strerror}") from None
+    if not raw.strip():
+        raise ResultError(f"{path}: file is empty; expected a dmabench result document")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ResultError(f"{path}: not UTF-8 text (byte {e.start}); expected a dmabench result document") from None
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as e:
+        tail = text.rstrip()
+        truncated = e.pos >= len(tail) or not tail.endswith(("}", "]"))
+        hint = " (the file looks truncated)" if truncated else ""
+        raise ResultError(f"{path}: not valid JSON at line {e.lineno} column {e.colno}: {e.msg}{hint}") from None
+    return validate(doc, path)
+
+
+def load_or_exit(path: str) -> dict:
+    try:
+        return load(path)
+    except ResultError as e:
+        fail(str(e))
+
+
+# --- points -------------------------------------------------------------------------------
+
+
+def canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def _drop_nulls(d: dict | None) -> dict:
+    return {k: v for k, v in (d or {}).items() if v is not None}
+
+
+def point_key(point: dict) -> tuple[str, str, str, str]:
+    """Identity of a point: backend, workload, parameters and requested placement.
+
+    Null parameters count as absent, so `"rate": null` and no `rate` are the same point.
+    """
+    placement = (point.get("placement") or {}).get("requested")
+    return (
+        point["backend"],
+        point["workload"],
+        canonical(_drop_nulls(point.get("parameters"))),
+        canonical(_drop_nulls(placement)),
+    )
+
+
+def describe_key(key: tuple[str, str, str, str]) -> str:
+    backend, workload, params, placement = key
+    p = json.loads(params)
+    parts = [backend, workload]
+    order = ["size", "batch", "depth", "channels", "rate", "inFlight"]
+    for name in order + sorted(k for k in p if k not in order):
+        if name in p:
+            value = p[name]
+            if name == "size":
+                value = format_size(value)
+            parts.append(f"{name}={value}")
+    pl = json.loads(placement)
+    if pl:
+        names = ["submitter", "engine", "src", "dst"]
+        names += sorted(k for k in pl if k not in names)
+        parts.append("@" + ",".join(f"{k}={pl[k]}" for k in names if k in pl))
+    return " ".join(parts)
+
+
+def format_size(value: Any) -> str:
+    if not _is_number(value):
+        return str(value)
+    v = int(value)
+    for unit, scale in (("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
+        if v >= scale and v % scale == 0:
+            return f"{v // scale}{unit}"
+    return str(v)
+
+
+def stat_median(stat: Any) -> float | None:
+    """The median of a statistics object, computing it from samples when needed."""
+    if _is_number(stat):
+        return float(stat)
+    if not isinstance(stat, dict):
+        return None
+    if _is_number(stat.get("median")):
+        return float(stat["median"])
+    samples = [s for s in stat.get("samples") or [] if _is_number(s)]
+    if samples:
+        return median(samples)
+    return None
+
+
+def median(values: Iterable[float]) -> float:
+    v = sorted(values)
+    n = len(v)
+    if n == 0:
+        return math.nan
+    mid = n // 2
+    return float(v[mid]) if n % 2 else (v[mid - 1] + v[mid]) / 2.0
+
+
+def median_ci(values: list[float], confidence: float = 0.95) -> tuple[float, float]:
+    """Distribution-free confidence interval for the median from order statistics.
+
+    Uses the binomial(n, 1/2) distribution to pick the ranks; with fewer than 6 values the
+    interval is the sample range.
+    """
+    v = sorted(values)
+    n = len(v)
+    if n == 0:
+        return (math.nan, math.nan)
+    if n < 6:
+        return (float(v[0]), float(v[-1]))
+    alpha = 1.0 - confidence
+    # Largest k with P(X < k) <= alpha/2, X ~ Binomial(n, 1/2); interval is [v[k-1], v[n-k]].
+    cdf = 0.0
+    k = 0
+    for j in range(n + 1):
+        p = math.comb(n, j) / 2.0**n
+        if cdf + p > alpha / 2:
+            break
+        cdf += p
+        k = j + 1
+    k = max(k, 1)
+    return (float(v[k - 1]), float(v[n - k]))
+
+
+# --- histograms -----------------------------------------------------------------------------
+
+
+def parse_hgrm(text: str) -> list[tuple[float, float, int]]:
+    """Parse HdrHistogram percentile-distribution text (plain or CSV) into rows.
+
+    Returns (value, percentile as a fraction 0..1, total count) per data row. Header, blank
+    and `#[...]` footer lines are skipped.
+    """
+    rows: list[tuple[float, float, int]] = []
+    for line in text.splitlines():
+        s = line.strip()
+        if not s or s.startswith("#") or "Value" in s or "Percentile" in s:
+            continue
+        tokens = s.replace(",", " ").split()
+        if len(tokens) < 3:
+            continue
+        try:
+            value = float(tokens[0])
+            pct = float(tokens[1])
+            count = int(float(tokens[2]))
+        except ValueError:
+            continue
+        rows.append((value, pct, count))
+    return rows
+
+
+# --- output ---------------------------------------------------------------------------------
+
+
+def atomic_write_bytes(path: str, data: bytes) -> None:
+    """Write `data` to `path` through a temporary file in the same directory and a rename."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def atomic_write_text(path: str, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str, doc: Any) -> None:
+    atomic_write_text(path, json.dumps(doc, indent=2, sort_keys=False) + "\n")
+
+
+def atomic_savefig(fig: Any, path: str, fmt: str) -> None:
+    """Save a matplotlib figure atomically (temp file in the same directory, then rename)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            fig.savefig(f, format=fmt, bbox_inches="tight")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def environment_note(docs: list[dict]) -> str:
+    """One line naming CPU, cores, kernel, host and commit(s) of the given documents."""
+    def distinct(key: str) -> list[str]:
+        seen: list[str] = []
+        for d in docs:
+            v = d.get("context", {}).get(key)
+            if v is None:
+                continue
+            v = str(v)
+            if v not in seen:
+                seen.append(v)
+        return seen
+
+    commits = []
+    for d in docs:
+        ctx = d.get("context", {})
+        c = str(ctx.get("commit") or "?")
+        if ctx.get("dirty"):
+            c += "+dirty"
+        if c not in commits:
+            commits.append(c)
+    parts = [
+        "CPU: " + (" | ".join(distinct("cpu")) or "?"),
+        "cores: " + (" | ".join(distinct("cores")) or "?"),
+        "kernel: " + (" | ".join(distinct("kernel")) or "?"),
+        "host: " + (" | ".join(distinct("host")) or "?"),
+        "commit: " + ", ".join(commits),
+    ]
+    return "; ".join(parts)

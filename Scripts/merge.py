@@ -1,0 +1,249 @@
+#!/usr/bin/env python3
+# dmabench — Scripts: merge result files
+#
+#   Scripts/merge.py OUT.json SHARD.json...            [--allow-partial]
+#   Scripts/merge.py --rounds OUT.json ROUND.json...
+#
+# Shard mode joins the files written by `dmabench run --shard i/n` (each holds a disjoint
+# part of the sweep) into one document. All shards must have the same schemaVersion, commit
+# and shard count; every index 0..n-1 must be present once (or --allow-partial, which marks
+# the result incomplete); a point measured by two shards is an error.
+#
+# Rounds mode joins repeated runs of the same points (compare-commits.sh runs every point once
+# per round): samples of each statistics metric are concatenated and the median and its 95%
+# confidence interval recomputed; latency percentiles become the median over rounds and the
+# per-round values are kept in latencyNs.rounds; counts are summed.
+#
+# The output is written atomically. Bad input is a one-line error and exit status 2.
+"""Merge dmabench result files: shards of one sweep, or rounds of the same points."""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import sys
+from collections import OrderedDict
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import dmaresult as dr  # noqa: E402
+
+
+def warn(message: str) -> None:
+    print(f"warning: {dr.one_line(message)}", file=sys.stderr)
+
+
+def check_same_run(docs: list[tuple[str, dict]]) -> None:
+    """Same schemaVersion and commit everywhere; warn when the machines differ."""
+    first_path, first = docs[0]
+    commit = first["context"].get("commit")
+    for path, doc in docs[1:]:
+        if doc["schemaVersion"] != first["schemaVersion"]:
+            dr.fail(f"{path}: schemaVersion {doc['schemaVersion']} differs from {first_path} ({first['schemaVersion']}); "
+                    "merge only files from the same dmabench version")
+        other = doc["context"].get("commit")
+        if other != commit:
+            dr.fail(f"{path}: commit {other!r} differs from {first_path} ({commit!r}); merge only results of one commit")
+    for key in ("dirty", "host", "cpu", "kernel", "toolVersion"):
+        values = OrderedDict((repr(d["context"].get(key)), p) for p, d in docs)
+        if len(values) > 1:
+            warn(f"the inputs differ in context.{key} ({', '.join(values)}); the merged context keeps {first_path}'s")
+
+
+def merged_context(docs: list[dict], complete: bool) -> dict:
+    ctx = copy.deepcopy(docs[0]["context"])
+    dates = [d["context"].get("date") for d in docs if isinstance(d["context"].get("date"), str)]
+    if dates:
+        ctx["date"] = min(dates)
+    skipped: OrderedDict[str, dict] = OrderedDict()
+    counters: dict = {}
+    for d in docs:
+        for entry in d["context"].get("skipped") or []:
+            skipped.setdefault(dr.canonical(entry), entry)
+        for name, status in (d["context"].get("counters") or {}).items():
+            counters.setdefault(name, status)
+    if "skipped" in ctx or skipped:
+        ctx["skipped"] = list(skipped.values())
+    if "counters" in ctx or counters:
+        ctx["counters"] = counters
+    ctx["shard"] = {"index": 0, "count": 1}
+    ctx["complete"] = complete and all(d["context"].get("complete", True) is not False for d in docs)
+    return ctx
+
+
+def merge_shards(docs: list[tuple[str, dict]], allow_partial: bool) -> dict:
+    check_same_run(docs)
+    shards = [(p, d, d["context"].get("shard")) for p, d in docs]
+    with_info = [s for s in shards if s[2] is not None]
+    complete = True
+    if with_info and len(with_info) != len(shards):
+        missing = [p for p, _, s in shards if s is None]
+        dr.fail(f"{missing[0]}: has no context.shard but other inputs do; merge only files from one `--shard i/n` sweep")
+    if with_info:
+        counts = OrderedDict((int(s["count"]), p) for p, _, s in shards)
+        if len(counts) > 1:
+            dr.fail(f"the inputs come from different shard counts ({', '.join(str(c) for c in counts)}); "
+                    "merge the shards of one `--shard i/n` sweep")
+        count = next(iter(counts))
+        seen: dict[int, str] = {}
+        for p, _, s in shards:
+            index = int(s["index"])
+            if index in seen:
+                dr.fail(f"{p}: shard {index}/{count} is also in {seen[index]}; give each shard once")
+            seen[index] = p
+        missing_idx = [i for i in range(count) if i not in seen]
+        if missing_idx:
+            names = ", ".join(f"{i}/{count}" for i in missing_idx)
+            if not allow_partial:
+                dr.fail(f"shard(s) {names} missing; give all {count} shards, or --allow-partial to write an incomplete result")
+            warn(f"shard(s) {names} missing; the merged result is marked complete=false")
+            complete = False
+        shards.sort(key=lambda s: int(s[2]["index"]))
+    points: list[dict] = []
+    owner: dict[tuple, str] = {}
+    for p, d, _ in shards:
+        for point in d["points"]:
+            k = dr.point_key(point)
+            if k in owner:
+                dr.fail(f"{p}: point {dr.describe_key(k)} is also in {owner[k]}; shards must not overlap "
+                        "(use --rounds to combine repeated runs of the same points)")
+            owner[k] = p
+            points.append(point)
+    return {"schemaVersion": dr.SCHEMA_VERSION, "context": merged_context([d for _, d, _ in shards], complete),
+            "points": points}
+
+
+# --- rounds ---------------------------------------------------------------------------------
+
+
+def _num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def combine_stats(values: list) -> dict:
+    samples: list[float] = []
+    for v in values:
+        if isinstance(v, dict):
+            s = [x for x in v.get("samples") or [] if _num(x)]
+            if s:
+                samples.extend(s)
+            elif _num(v.get("median")):
+                samples.append(v["median"])
+        elif _num(v):
+            samples.append(v)
+    lo, hi = dr.median_ci(samples)
+    return {"median": dr.median(samples), "ciLow": lo, "ciHigh": hi, "samples": samples}
+
+
+def combine_latency(values: list[dict]) -> dict:
+    keys = [k for k, _ in dr.LATENCY_PERCENTILES] + ["max"]
+    rounds: dict[str, list[float]] = {k: [] for k in keys}
+    for v in values:
+        previous = v.get("rounds") if isinstance(v.get("rounds"), dict) else {}
+        for k in keys:
+            if isinstance(previous.get(k), list) and previous[k]:
+                rounds[k].extend(previous[k])
+            elif _num(v.get(k)):
+                rounds[k].append(v[k])
+    out: dict = {}
+    for k in keys:
+        if rounds[k]:
+            out[k] = max(rounds[k]) if k == "max" else dr.median(rounds[k])
+    counts = [v["count"] for v in values if _num(v.get("count"))]
+    if counts:
+        out["count"] = sum(counts)
+    hist = next((v["histogram"] for v in values if isinstance(v.get("histogram"), str)), None)
+    if hist is not None:
+        out["histogram"] = hist
+    out["rounds"] = {k: r for k, r in rounds.items() if r}
+    return out
+
+
+def combine_counters(values: list[dict]) -> dict:
+    out: dict = {}
+    for counters in values:
+        for role, events in (counters or {}).items():
+            for event, entry in (events or {}).items():
+                out.setdefault(role, {}).setdefault(event, []).append(entry)
+    result: dict = {}
+    for role, events in out.items():
+        result[role] = {}
+        for event, entries in events.items():
+            nums = [e for e in entries if isinstance(e, dict) and _num(e.get("perDescriptor"))]
+            if not nums:
+                result[role][event] = entries[0]
+                continue
+            merged = {"perDescriptor": dr.median(e["perDescriptor"] for e in nums)}
+            scalings = [e["scaling"] for e in nums if _num(e.get("scaling"))]
+            if scalings:
+                merged["scaling"] = min(scalings)
+            vals = [e["value"] for e in nums if _num(e.get("value"))]
+            if vals:
+                merged["value"] = sum(vals)
+            result[role][event] = merged
+    return result
+
+
+def combine_points(points: list[dict]) -> dict:
+    first = copy.deepcopy(points[0])
+    if len(points) == 1:
+        return first
+    verified = {dr.canonical((p.get("placement") or {}).get("verified")) for p in points}
+    if len(verified) > 1:
+        warn(f"point {dr.describe_key(dr.point_key(first))}: the verified placement differs between rounds; keeping the first")
+    names = list(OrderedDict.fromkeys(n for p in points for n in (p.get("metrics") or {})))
+    metrics: dict = {}
+    for name in names:
+        values = [p["metrics"][name] for p in points if (p.get("metrics") or {}).get(name) is not None]
+        if not values:
+            continue
+        if name == "latencyNs":
+            metrics[name] = combine_latency([v for v in values if isinstance(v, dict)])
+        elif name == "efficiency":
+            keys = OrderedDict.fromkeys(k for v in values if isinstance(v, dict) for k in v)
+            metrics[name] = {k: dr.median(v[k] for v in values if isinstance(v, dict) and _num(v.get(k))) for k in keys}
+        elif any(isinstance(v, dict) for v in values):
+            metrics[name] = combine_stats(values)
+        elif name in dr.COUNT_METRICS:
+            metrics[name] = sum(v for v in values if _num(v))
+        else:
+            # Other plain numbers (per-descriptor deterministic counts): keep the worst round.
+            metrics[name] = max(v for v in values if _num(v))
+    first["metrics"] = metrics
+    if any(p.get("counters") for p in points):
+        first["counters"] = combine_counters([p.get("counters") for p in points])
+    return first
+
+
+def merge_rounds(docs: list[tuple[str, dict]]) -> dict:
+    check_same_run(docs)
+    groups: OrderedDict[tuple, list[dict]] = OrderedDict()
+    for _, d in docs:
+        for point in d["points"]:
+            groups.setdefault(dr.point_key(point), []).append(point)
+    points = [combine_points(g) for g in groups.values()]
+    return {"schemaVersion": dr.SCHEMA_VERSION, "context": merged_context([d for _, d in docs], True), "points": points}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="Merge dmabench result files (shards of one sweep, or --rounds of the same points).")
+    ap.add_argument("out", metavar="OUT.json", help="merged result file to write (atomically)")
+    ap.add_argument("inputs", nargs="+", metavar="INPUT.json", help="shard (or round) result files")
+    ap.add_argument("--rounds", action="store_true",
+                    help="inputs are repeated runs of the same points: concatenate their samples")
+    ap.add_argument("--allow-partial", action="store_true",
+                    help="shard mode: write the result even when shards are missing (marked complete=false)")
+    args = ap.parse_args(argv)
+    docs = [(p, dr.load_or_exit(p)) for p in args.inputs]
+    merged = merge_rounds(docs) if args.rounds else merge_shards(docs, args.allow_partial)
+    dr.validate(merged, args.out)
+    dr.atomic_write_json(args.out, merged)
+    mode = "rounds" if args.rounds else "shards"
+    print(f"merged {len(docs)} {mode} ({len(merged['points'])} points) into {args.out}"
+          + ("" if merged["context"].get("complete", True) else " (incomplete)"), file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

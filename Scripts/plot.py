@@ -1,0 +1,644 @@
+#!/usr/bin/env python3
+# dmabench — Scripts: plots from result files
+#
+#   Scripts/plot.py RESULT.json [more.json ...] [--out DIR] [--format png|svg] [--prefix P]
+#   Scripts/plot.py --history Results/ [--metric descriptorsPerSecond] [--workload throughput]
+#                   [--backend ring,locked] [--size 64] [--out DIR] [--format png|svg]
+#
+# Draws: throughput against size per backend (log-log), latency percentile spectra (HdrHistogram
+# style), terminate cost against in-flight count, a NUMA placement heatmap, counters per
+# descriptor, and (with --history) a metric across commits read from Results/. A plot whose
+# data is absent is skipped with a printed note. Files are named PREFIX-<plot>.<format>; the
+# prefix defaults to the result file's stem when one file is given. Files are written atomically. Bad input
+# (malformed, truncated or wrong-version JSON) is a one-line error and exit status 2.
+"""Plot dmabench result files (schemaVersion 1) with matplotlib (Agg backend)."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from collections import Counter, OrderedDict
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import dmaresult as dr  # noqa: E402
+
+MAX_SERIES = 24
+
+# matplotlib is imported only once the inputs have been read, so that bad input fails fast.
+plt = None
+FuncFormatter = None
+NullFormatter = None
+
+
+def setup_matplotlib() -> None:
+    global plt, FuncFormatter, NullFormatter
+    if plt is not None:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as pyplot
+    from matplotlib import ticker
+
+    plt = pyplot
+    FuncFormatter = ticker.FuncFormatter
+    NullFormatter = ticker.NullFormatter
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+
+
+class Source:
+    """One loaded result file and the label prefix its series get when several are plotted."""
+
+    def __init__(self, path: str, doc: dict):
+        self.path = path
+        self.doc = doc
+        self.prefix = ""
+
+    @property
+    def points(self) -> list[dict]:
+        return self.doc["points"]
+
+
+def assign_prefixes(sources: list[Source]) -> None:
+    if len(sources) < 2:
+        return
+    commits = [str(s.doc["context"].get("commit") or "") for s in sources]
+    unique = len(set(commits)) == len(commits) and all(commits)
+    for s, c in zip(sources, commits):
+        s.prefix = (c[:10] if unique else os.path.splitext(os.path.basename(s.path))[0]) + ": "
+
+
+def params(point: dict) -> dict:
+    return point.get("parameters") or {}
+
+
+def placement_of(point: dict, which: str = "verified") -> dict:
+    pl = point.get("placement") or {}
+    return pl.get(which) or pl.get("requested") or {}
+
+
+def placement_label(pl: dict) -> str:
+    return ",".join(f"{k}={pl[k]}" for k in sorted(pl) if pl[k] is not None)
+
+
+def stat_triplet(stat) -> tuple[float, float | None, float | None] | None:
+    m = dr.stat_median(stat)
+    if m is None or not math.isfinite(m):
+        return None
+    if isinstance(stat, dict):
+        lo, hi = stat.get("ciLow"), stat.get("ciHigh")
+        return (m, lo if isinstance(lo, (int, float)) else None, hi if isinstance(hi, (int, float)) else None)
+    return (m, None, None)
+
+
+def errorbar(ax, xs, triplets, **kw):
+    ys = [t[0] for t in triplets]
+    lows = [t[0] - t[1] if t[1] is not None and t[1] <= t[0] else 0.0 for t in triplets]
+    highs = [t[2] - t[0] if t[2] is not None and t[2] >= t[0] else 0.0 for t in triplets]
+    if any(lows) or any(highs):
+        ax.errorbar(xs, ys, yerr=[lows, highs], capsize=3, marker="o", markersize=4, **kw)
+    else:
+        ax.plot(xs, ys, marker="o", markersize=4, **kw)
+
+
+def size_axis(ax) -> None:
+    ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: dr.format_size(int(round(v))) if v >= 1 else ""))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def finish(fig, docs: list[dict], title: str, extra_note: str = "") -> None:
+    note = dr.environment_note(docs)
+    if extra_note:
+        note += "\n" + extra_note
+    if len(note) > 400:
+        note = note[:397] + "..."
+    fig.suptitle(title)
+    fig.text(0.01, 0.005, note, fontsize=7, ha="left", va="bottom", wrap=True, color="dimgray")
+    fig.tight_layout(rect=(0, 0.06 + 0.03 * note.count("\n"), 1, 0.95))
+
+
+def legend(ax, n: int) -> None:
+    if n == 0:
+        return
+    if n > 5:
+        ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    else:
+        ax.legend(fontsize=7)
+
+
+class Output:
+    def __init__(self, out_dir: str, fmt: str, prefix: str = ""):
+        setup_matplotlib()
+        self.out_dir = out_dir
+        self.fmt = fmt
+        self.prefix = prefix
+        self.written: list[str] = []
+        self.skipped: list[str] = []
+
+    def save(self, fig, name: str) -> None:
+        stem = f"{self.prefix}-{name}" if self.prefix else name
+        path = os.path.join(self.out_dir, f"{stem}.{self.fmt}")
+        dr.atomic_savefig(fig, path, self.fmt)
+        plt.close(fig)
+        self.written.append(path)
+        print(f"wrote {path}")
+
+    def skip(self, name: str, reason: str) -> None:
+        self.skipped.append(name)
+        print(f"skipped {name} plot: {reason}")
+
+
+def config_label(point: dict, show_placement: bool) -> str:
+    p = params(point)
+    parts = [point["backend"]]
+    if p.get("batch") is not None:
+        parts.append(f"b{p['batch']}")
+    if p.get("depth") is not None:
+        parts.append(f"d{p['depth']}")
+    if p.get("channels") not in (None, 1):
+        parts.append(f"ch{p['channels']}")
+    if p.get("rate") is not None:
+        parts.append(f"{p['rate']:g}/s")
+    if show_placement:
+        parts.append("@" + placement_label(placement_of(point, "requested")))
+    return " ".join(parts)
+
+
+def varies_placement(points: list[dict]) -> bool:
+    return len({dr.canonical(placement_of(p, "requested")) for p in points}) > 1
+
+
+def cap_series(series: "OrderedDict[str, list]") -> tuple["OrderedDict[str, list]", str]:
+    if len(series) <= MAX_SERIES:
+        return series, ""
+    kept = OrderedDict(list(series.items())[:MAX_SERIES])
+    return kept, f"showing {MAX_SERIES} of {len(series)} series; pass fewer files or filter the sweep"
+
+
+# ---------------------------------------------------------------------------------------------
+# throughput
+
+
+def plot_throughput(sources: list[Source], out: Output) -> None:
+    metrics = [("bytesPerSecond", "bytes/s", "Bytes per second"), ("descriptorsPerSecond", "descriptors/s", "Descriptors per second")]
+    pts = [(s, p) for s in sources for p in s.points
+           if p["workload"] == "throughput" and isinstance(params(p).get("size"), (int, float))
+           and any(stat_triplet((p.get("metrics") or {}).get(m)) for m, _, _ in metrics)]
+    if not pts:
+        out.skip("throughput", "no throughput points with a size and descriptorsPerSecond/bytesPerSecond")
+        return
+    show_pl = varies_placement([p for _, p in pts])
+    present = [m for m in metrics if any(stat_triplet(p["metrics"].get(m[0])) for _, p in pts)]
+    fig, axes = plt.subplots(1, len(present), figsize=(6.5 * len(present), 5), squeeze=False)
+    notes = []
+    for ax, (metric, unit, title) in zip(axes[0], present):
+        series: OrderedDict[str, list] = OrderedDict()
+        for s, p in pts:
+            t = stat_triplet(p["metrics"].get(metric))
+            if t is None:
+                continue
+            series.setdefault(s.prefix + config_label(p, show_pl), []).append((params(p)["size"], t))
+        series, note = cap_series(series)
+        if note and note not in notes:
+            notes.append(note)
+        for label, rows in series.items():
+            rows.sort(key=lambda r: r[0])
+            errorbar(ax, [r[0] for r in rows], [r[1] for r in rows], label=label)
+        size_axis(ax)
+        ax.set_yscale("log")
+        ax.set_xlabel("transfer size (bytes)")
+        ax.set_ylabel(f"{unit} (median, 95% CI)")
+        ax.set_title(title)
+        ax.grid(True, which="both", alpha=0.3)
+        legend(ax, len(series))
+    finish(fig, [s.doc for s in sources], "Throughput against transfer size (closed loop)", "; ".join(notes))
+    out.save(fig, "throughput")
+
+
+# ---------------------------------------------------------------------------------------------
+# latency spectra
+
+PCT_TICKS = [(1, "0%"), (10, "90%"), (100, "99%"), (1e3, "99.9%"), (1e4, "99.99%"), (1e5, "99.999%"), (1e6, "99.9999%")]
+
+
+def spectrum(lat: dict) -> list[tuple[float, float]]:
+    """(1/(1-percentile), value ns) pairs from the .hgrm text, else from the percentile keys."""
+    hist = lat.get("histogram")
+    pairs: list[tuple[float, float]] = []
+    if isinstance(hist, str):
+        for value, pct, _ in dr.parse_hgrm(hist):
+            if 0 <= pct < 1:
+                pairs.append((1.0 / (1.0 - pct), value))
+    if len(pairs) < 2:
+        pairs = [(1.0 / (1.0 - frac), float(lat[key])) for key, frac in dr.LATENCY_PERCENTILES
+                 if isinstance(lat.get(key), (int, float))]
+    return pairs
+
+
+def plot_latency(sources: list[Source], out: Output) -> None:
+    pts = [(s, p) for s in sources for p in s.points
+           if isinstance((p.get("metrics") or {}).get("latencyNs"), dict) and spectrum(p["metrics"]["latencyNs"])]
+    if not pts:
+        out.skip("latency", "no points with latencyNs percentiles or a histogram")
+        return
+    workloads = list(OrderedDict.fromkeys(p["workload"] for _, p in pts))
+    fig, axes = plt.subplots(len(workloads), 1, figsize=(10, 4.8 * len(workloads)), squeeze=False)
+    notes = []
+    show_pl = varies_placement([p for _, p in pts])
+    for ax, workload in zip(axes[:, 0], workloads):
+        series: OrderedDict[str, list] = OrderedDict()
+        for s, p in pts:
+            if p["workload"] != workload:
+                continue
+            size = params(p).get("size")
+            label = s.prefix + config_label(p, show_pl) + (f" {dr.format_size(size)}B" if size is not None else "")
+            series[label] = spectrum(p["metrics"]["latencyNs"])
+        series, note = cap_series(series)
+        if note and note not in notes:
+            notes.append(note)
+        xmax = 10.0
+        for label, pairs in series.items():
+            ax.plot([x for x, _ in pairs], [y for _, y in pairs], label=label, linewidth=1.4)
+            xmax = max(xmax, max(x for x, _ in pairs))
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ticks = [t for t in PCT_TICKS if t[0] <= xmax * 10]
+        ax.set_xticks([t[0] for t in ticks])
+        ax.set_xticklabels([t[1] for t in ticks])
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel("percentile (axis: 1/(1-percentile), log scale)")
+        ax.set_ylabel("latency, submit to callback start (ns)")
+        mode = "closed and open loop" if workload == "latency" else f"{workload} workload"
+        ax.set_title(f"Latency by percentile ({mode})")
+        ax.grid(True, which="both", alpha=0.3)
+        legend(ax, len(series))
+    finish(fig, [s.doc for s in sources], "Latency percentile spectrum (HdrHistogram)", "; ".join(notes))
+    out.save(fig, "latency")
+
+
+# ---------------------------------------------------------------------------------------------
+# terminate
+
+TERMINATE_METRICS = [
+    ("terminateSyncNs", "terminateSync"),
+    ("terminateAsyncNs", "terminateAsync alone"),
+    ("synchronizeNs", "synchronize after terminateAsync"),
+    ("seedRaceNs", "terminate from a callback, then synchronize"),
+]
+
+
+def plot_terminate(sources: list[Source], out: Output) -> None:
+    pts = [(s, p) for s in sources for p in s.points
+           if p["workload"] == "terminate" and isinstance(params(p).get("inFlight"), (int, float))]
+    present = [m for m in TERMINATE_METRICS if any(stat_triplet((p.get("metrics") or {}).get(m[0])) for _, p in pts)]
+    if not present:
+        out.skip("terminate", "no terminate points with parameters.inFlight and terminate metrics")
+        return
+    cols = 2 if len(present) > 1 else 1
+    rows = math.ceil(len(present) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(6.5 * cols, 4.5 * rows), squeeze=False)
+    show_pl = varies_placement([p for _, p in pts])
+    for i, (metric, title) in enumerate(present):
+        ax = axes[i // cols][i % cols]
+        series: OrderedDict[str, list] = OrderedDict()
+        for s, p in pts:
+            t = stat_triplet(p["metrics"].get(metric))
+            if t is None:
+                continue
+            label = s.prefix + p["backend"] + (" @" + placement_label(placement_of(p, "requested")) if show_pl else "")
+            series.setdefault(label, []).append((params(p)["inFlight"], t))
+        for label, rs in series.items():
+            rs.sort(key=lambda r: r[0])
+            errorbar(ax, [r[0] for r in rs], [r[1] for r in rs], label=label)
+        ax.set_xscale("symlog", linthresh=1)
+        ax.set_yscale("log")
+        ax.set_xlabel("descriptors in flight when terminating (count)")
+        ax.set_ylabel("time (ns, median, 95% CI)")
+        ax.set_title(title)
+        ax.grid(True, which="both", alpha=0.3)
+        legend(ax, len(series))
+    for j in range(len(present), rows * cols):
+        axes[j // cols][j % cols].set_visible(False)
+    finish(fig, [s.doc for s in sources], "Terminate cost against descriptors in flight")
+    out.save(fig, "terminate")
+
+
+# ---------------------------------------------------------------------------------------------
+# NUMA heatmap
+
+
+def numa_value(point: dict) -> float | None:
+    m = point.get("metrics") or {}
+    if point["workload"] == "throughput":
+        t = stat_triplet(m.get("bytesPerSecond")) or stat_triplet(m.get("descriptorsPerSecond"))
+        return t[0] if t else None
+    lat = m.get("latencyNs")
+    if isinstance(lat, dict) and isinstance(lat.get("p50"), (int, float)):
+        return float(lat["p50"])
+    return None
+
+
+def plot_numa(sources: list[Source], out: Output) -> None:
+    cells = [(s, p) for s in sources for p in s.points
+             if p["workload"] in ("throughput", "latency") and placement_of(p) and numa_value(p) is not None]
+    if not cells:
+        out.skip("numa", "no throughput or latency points with a placement")
+        return
+    workload = "throughput" if any(p["workload"] == "throughput" for _, p in cells) else "latency"
+    panels: OrderedDict[tuple, list] = OrderedDict()
+    for s, p in cells:
+        if p["workload"] == workload:
+            panels.setdefault((s.prefix, p["backend"]), []).append((s, p))
+    if workload == "throughput":
+        unit = "bytes/s (median)" if any(stat_triplet(p["metrics"].get("bytesPerSecond")) for _, p in cells) else "descriptors/s (median)"
+    else:
+        unit = "p50 latency (ns)"
+    n = len(panels)
+    cols = min(3, n)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.5 * cols, 4.6 * rows), squeeze=False)
+    for i, ((prefix, backend), pts) in enumerate(panels.items()):
+        ax = axes[i // cols][i % cols]
+        # Representative parameters: the largest size, then the most common other parameters.
+        params_without_size = Counter(dr.canonical({k: v for k, v in params(p).items() if k != "size"}) for _, p in pts)
+        common = params_without_size.most_common(1)[0][0]
+        pts = [(s, p) for s, p in pts if dr.canonical({k: v for k, v in params(p).items() if k != "size"}) == common]
+        sizes = [params(p).get("size") or 0 for _, p in pts]
+        pick = max(sizes) if workload == "throughput" else min(sizes)
+        pts = [(s, p) for s, p in pts if (params(p).get("size") or 0) == pick]
+        row_labels: list[str] = []
+        col_labels: list[str] = []
+        values: dict[tuple[str, str], float] = {}
+        for _, p in pts:
+            pl = placement_of(p)
+            r = f"submitter {pl.get('submitter', '?')}\nengine {pl.get('engine', '?')}"
+            c = f"src {pl.get('src', '?')}\n→ dst {pl.get('dst', '?')}"
+            if r not in row_labels:
+                row_labels.append(r)
+            if c not in col_labels:
+                col_labels.append(c)
+            values[(r, c)] = numa_value(p)
+        grid = [[values.get((r, c), math.nan) for c in col_labels] for r in row_labels]
+        im = ax.imshow(grid, cmap="viridis" if workload == "throughput" else "viridis_r", aspect="auto")
+        ax.set_xticks(range(len(col_labels)))
+        ax.set_xticklabels(col_labels, fontsize=7)
+        ax.set_yticks(range(len(row_labels)))
+        ax.set_yticklabels(row_labels, fontsize=7)
+        for ri, r in enumerate(row_labels):
+            for ci, c in enumerate(col_labels):
+                v = values.get((r, c))
+                if v is not None:
+                    ax.text(ci, ri, f"{v:.3g}", ha="center", va="center", color="white", fontsize=8,
+                            bbox={"facecolor": "black", "alpha": 0.35, "pad": 1, "edgecolor": "none"})
+        sample = pts[0][1]
+        size = dr.format_size(params(sample).get("size"))
+        ax.set_title(f"{prefix}{config_label(sample, False)} {size}B", fontsize=9)
+        ax.set_xlabel("memory nodes (source → destination)")
+        ax.set_ylabel("thread placement (verified)")
+        cb = fig.colorbar(im, ax=ax)
+        cb.set_label(unit)
+        # A heatmap has no lines; a legend entry names what the colour encodes.
+        ax.plot([], [], linestyle="none", marker="s", color="tab:green", label=f"colour: {unit}")
+        ax.legend(fontsize=6, loc="lower right")
+    for j in range(n, rows * cols):
+        axes[j // cols][j % cols].set_visible(False)
+    finish(fig, [s.doc for s in sources], f"NUMA placement matrix ({workload})")
+    out.save(fig, "numa")
+
+
+# ---------------------------------------------------------------------------------------------
+# counters
+
+
+def numeric_counters(point: dict) -> dict[tuple[str, str], float]:
+    result = {}
+    for role, events in (point.get("counters") or {}).items():
+        for event, entry in (events or {}).items():
+            if isinstance(entry, dict) and isinstance(entry.get("perDescriptor"), (int, float)):
+                result[(role, event)] = float(entry["perDescriptor"])
+    return result
+
+
+def unsupported_note(sources: list[Source]) -> str:
+    reasons: OrderedDict[str, str] = OrderedDict()
+    for s in sources:
+        for event, status in (s.doc["context"].get("counters") or {}).items():
+            if isinstance(status, str) and status != "ok":
+                reasons.setdefault(event, status)
+        for p in s.points:
+            for events in (p.get("counters") or {}).values():
+                for event, entry in (events or {}).items():
+                    if isinstance(entry, dict) and isinstance(entry.get("unsupported"), str):
+                        reasons.setdefault(event, "unsupported: " + entry["unsupported"])
+    if not reasons:
+        return ""
+    return "not measured: " + "; ".join(f"{e} ({r})" for e, r in reasons.items())
+
+
+def plot_counters(sources: list[Source], out: Output) -> None:
+    pts = [(s, p) for s in sources for p in s.points if numeric_counters(p)]
+    if not pts:
+        note = unsupported_note(sources)
+        out.skip("counters", "no counter values per descriptor" + (f" ({note})" if note else ""))
+        return
+    events = list(OrderedDict.fromkeys(e for _, p in pts for (_, e) in numeric_counters(p)))[:6]
+    tp = [(s, p) for s, p in pts if p["workload"] == "throughput" and isinstance(params(p).get("size"), (int, float))]
+    cols = min(2, len(events))
+    rows = math.ceil(len(events) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(7 * cols, 4.6 * rows), squeeze=False)
+    if tp:
+        # One configuration per backend (the one with the most sizes), lines per thread role.
+        chosen: dict[tuple[str, str], str] = {}
+        by_cfg = Counter((s.prefix, p["backend"], dr.canonical({k: v for k, v in params(p).items() if k != "size"})
+                          + dr.canonical(placement_of(p, "requested"))) for s, p in tp)
+        for (prefix, backend, cfg), _ in by_cfg.most_common():
+            chosen.setdefault((prefix, backend), cfg)
+        for i, event in enumerate(events):
+            ax = axes[i // cols][i % cols]
+            series: OrderedDict[str, list] = OrderedDict()
+            for s, p in tp:
+                cfg = dr.canonical({k: v for k, v in params(p).items() if k != "size"}) + dr.canonical(placement_of(p, "requested"))
+                if chosen.get((s.prefix, p["backend"])) != cfg:
+                    continue
+                for (role, ev), value in numeric_counters(p).items():
+                    if ev == event:
+                        label = f"{s.prefix}{config_label(p, False)} {role}"
+                        series.setdefault(label, []).append((params(p)["size"], value))
+            for label, rs in series.items():
+                rs.sort()
+                ax.plot([r[0] for r in rs], [r[1] for r in rs], marker="o", markersize=4, label=label)
+            size_axis(ax)
+            if all(v > 0 for rs in series.values() for _, v in rs) and series:
+                ax.set_yscale("log")
+            ax.set_xlabel("transfer size (bytes), throughput workload")
+            ax.set_ylabel(f"{event} per descriptor" + (" (ns)" if event in ("task-clock", "cpu-clock") else " (count)"))
+            ax.set_title(event)
+            ax.grid(True, which="both", alpha=0.3)
+            legend(ax, len(series))
+        title = "Counters per descriptor against transfer size, per thread"
+    else:
+        labels = list(OrderedDict.fromkeys(s.prefix + dr.describe_key(dr.point_key(p)) for s, p in pts))[:30]
+        roles = list(OrderedDict.fromkeys(r for _, p in pts for (r, _) in numeric_counters(p)))
+        for i, event in enumerate(events):
+            ax = axes[i // cols][i % cols]
+            width = 0.8 / max(1, len(roles))
+            for j, role in enumerate(roles):
+                ys = []
+                for label in labels:
+                    v = math.nan
+                    for s, p in pts:
+                        if s.prefix + dr.describe_key(dr.point_key(p)) == label:
+                            v = numeric_counters(p).get((role, event), math.nan)
+                    ys.append(v)
+                ax.bar([k + j * width for k in range(len(labels))], ys, width=width, label=role)
+            ax.set_xticks([k + 0.4 - width / 2 for k in range(len(labels))])
+            ax.set_xticklabels(labels, rotation=60, ha="right", fontsize=6)
+            ax.set_ylabel(f"{event} per descriptor" + (" (ns)" if event in ("task-clock", "cpu-clock") else " (count)"))
+            ax.set_title(event)
+            legend(ax, len(roles))
+        title = "Counters per descriptor, per thread"
+    for j in range(len(events), rows * cols):
+        axes[j // cols][j % cols].set_visible(False)
+    finish(fig, [s.doc for s in sources], title, unsupported_note(sources))
+    out.save(fig, "counters")
+
+
+# ---------------------------------------------------------------------------------------------
+# history
+
+
+def metric_value(point: dict, metric: str):
+    """A triplet for `metric`; `latencyNs.p99` style names read a latency percentile."""
+    m = point.get("metrics") or {}
+    if metric.startswith("latencyNs."):
+        lat = m.get("latencyNs")
+        key = metric.split(".", 1)[1]
+        if isinstance(lat, dict) and isinstance(lat.get(key), (int, float)):
+            return (float(lat[key]), None, None)
+        return None
+    return stat_triplet(m.get(metric))
+
+
+def find_results(root: str) -> list[str]:
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d != "tmp")
+        for name in sorted(filenames):
+            if name.endswith(".json") and not name.startswith("."):
+                found.append(os.path.join(dirpath, name))
+    return found
+
+
+def plot_history(root: str, metric: str, workload: str, backends: list[str] | None, size: int | None,
+                 out: Output) -> None:
+    if not os.path.isdir(root):
+        dr.fail(f"{root}: not a directory; --history expects the Results/ directory (Results/<host>/<commit>/<name>.json)")
+    files = find_results(root)
+    docs = [(path, dr.load_or_exit(path)) for path in files]
+    runs = []  # (sort key, x label, doc, path)
+    for path, doc in docs:
+        ctx = doc["context"]
+        commit = str(ctx.get("commit") or os.path.basename(os.path.dirname(path)))
+        runs.append(((str(ctx.get("date") or ""), commit, path), commit[:8] + "\n" + str(ctx.get("date") or "")[:10], doc, path))
+    runs.sort(key=lambda r: r[0])
+    selected = []  # (x, host, point, triplet)
+    for x, (_, _, doc, _) in enumerate(runs):
+        host = str(doc["context"].get("host") or "?")
+        for p in doc["points"]:
+            if p["workload"] != workload or (backends and p["backend"] not in backends):
+                continue
+            if size is not None and params(p).get("size") != size:
+                continue
+            t = metric_value(p, metric)
+            if t is not None:
+                selected.append((x, host, p, t))
+    show_pl = varies_placement([p for _, _, p, _ in selected])
+    show_host = len({h for _, h, _, _ in selected}) > 1
+    series: OrderedDict[str, list] = OrderedDict()
+    for x, host, p, t in selected:
+        label = config_label(p, show_pl)
+        if params(p).get("size") is not None:
+            label += f" {dr.format_size(params(p)['size'])}B"
+        if params(p).get("inFlight") is not None:
+            label += f" inFlight={params(p)['inFlight']}"
+        # Identity is the full key; the label stays short.
+        key = (host, dr.point_key(p))
+        series.setdefault(key, (f"{host}: {label}" if show_host else label, []))[1].append((x, t))
+    series = OrderedDict((label, rows) for label, rows in series.values())
+    if not series:
+        out.skip("history", f"no {workload} points with {metric} in {len(files)} result file(s) under {root}")
+        return
+    series, note = cap_series(series)
+    fig, ax = plt.subplots(figsize=(max(8, 0.6 * len(runs) + 4), 5.5))
+    for label, rs in series.items():
+        errorbar(ax, [r[0] for r in rs], [r[1] for r in rs], label=label)
+    ax.set_xticks(range(len(runs)))
+    ax.set_xticklabels([r[1] for r in runs], fontsize=7, rotation=0 if len(runs) < 8 else 45)
+    ax.set_xlabel("commit and date (oldest first)")
+    if metric.endswith("PerSecond"):
+        unit = "bytes/s" if metric.startswith("bytes") else "descriptors/s"
+    elif metric.endswith("Ns") or "Ns" in metric:
+        unit = "ns"
+    else:
+        unit = "value"
+    ax.set_ylabel(f"{metric} ({unit})")
+    ax.set_yscale("log")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.set_title(f"{metric}, {workload} workload")
+    legend(ax, len(series))
+    finish(fig, [d for _, d in docs], f"{metric} across commits", note)
+    out.save(fig, "history")
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="Plot dmabench result files (schemaVersion 1).")
+    ap.add_argument("results", nargs="*", metavar="RESULT.json", help="result files written by `dmabench run --format json`")
+    ap.add_argument("--out", default="plots", help="output directory (default: plots)")
+    ap.add_argument("--format", choices=("png", "svg"), default="png", help="image format (default: png)")
+    ap.add_argument("--prefix", default=None,
+                    help="file name prefix: PREFIX-throughput.png, ... (default: the stem of the result file when "
+                         "there is one, e.g. run-1400-throughput.png next to run-1400.json; none otherwise)")
+    ap.add_argument("--history", metavar="DIR", help="plot a metric across commits from a Results/ directory")
+    ap.add_argument("--metric", default="descriptorsPerSecond",
+                    help="metric for --history: a statistics metric (descriptorsPerSecond, bytesPerSecond, "
+                         "submitNsPerDescriptor, terminateSyncNs, ...) or latencyNs.p50/p90/p99/p999/p9999/max")
+    ap.add_argument("--workload", default="throughput", choices=dr.WORKLOADS, help="workload for --history")
+    ap.add_argument("--backend", help="comma-separated backends for --history (default: all)")
+    ap.add_argument("--size", type=int, help="transfer size in bytes for --history (default: all)")
+    args = ap.parse_args(argv)
+    if not args.results and not args.history:
+        ap.error("give at least one RESULT.json, or --history DIR")
+    sources = [Source(path, dr.load_or_exit(path)) for path in args.results]
+    if args.history and not os.path.isdir(args.history):
+        dr.fail(f"{args.history}: not a directory; --history expects the Results/ directory "
+                "(Results/<host>/<commit>/<name>.json)")
+    prefix = args.prefix
+    if prefix is None:
+        prefix = os.path.splitext(os.path.basename(args.results[0]))[0] if len(args.results) == 1 else ""
+    out = Output(args.out, args.format, prefix)
+    if sources:
+        assign_prefixes(sources)
+        plot_throughput(sources, out)
+        plot_latency(sources, out)
+        plot_terminate(sources, out)
+        plot_numa(sources, out)
+        plot_counters(sources, out)
+    if args.history:
+        backends = [b for b in args.backend.split(",") if b] if args.backend else None
+        plot_history(args.history, args.metric, args.workload, backends, args.size, out)
+    if not out.written:
+        print("no plots written: the result files hold no data for any plot")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,204 @@
+#!/usr/bin/env bash
+# dmabench — Scripts/test-numa.sh
+#
+# Runs the NUMA tests on real multi-node topologies: qemu guests with 2 and 4 NUMA nodes,
+# booted by the shared numa-vm tool (DESIGN.md §6). The guests see the host's / read-only
+# and this checkout read-write, so the binaries built here run there unchanged.
+#
+#   Scripts/test-numa.sh            # build, then: host, 2 nodes x 2 cpus, 4 nodes x 1 cpu
+#
+# Steps:
+#   1. build the tests (swift build --build-tests) and the dmabench binary on the host;
+#   2. run the NUMA tests (the test binary with --filter NUMA) on the host and in each guest;
+#      in a guest the multi-node suite must run (not skip), and the guest must have the
+#      number of nodes asked for;
+#   3. when `dmabench list topology` works: run it in a 2-node guest, expect both nodes;
+#   4. when `dmabench run --help` mentions --numa-matrix: run
+#      `dmabench run --numa-matrix --quick --format json` in a 2-node guest and check with
+#      python that every point has placement.requested and placement.verified, that every
+#      field of every requested target equals the same field of the verified one
+#      (requested {"node": 0} / {"cpu": 3} is a sub-object of verified, as NUMAPlacement and
+#      NUMAVerifiedPlacement encode them; scalar forms "node0" / "cpu3" / 0 are read as
+#      those objects, or compared as they are when verified is scalar too), and that the
+#      points cover every cell of the 2-node matrix (16).
+#
+# Environment:
+#   NUMA_VM             the numa-vm tool: run-in-numa-vm.sh or its directory
+#                       (default: ../shared/tools/numa-vm from the repository root)
+#   NUMA_TEST_GUESTS    guests as NODESxCPUS_PER_NODE, space-separated (default "2x2 4x1";
+#                       empty: none)
+#   NUMA_VM_MEM_PER_NODE  guest MiB per node (default here 512)
+#   NUMA_MATRIX_CELLS   cells expected from the 2-node matrix (default 16)
+#   SWIFT_BUILD_FLAGS   extra flags for swift build (e.g. "-c release")
+#   NUMA_TEST_DMABENCH  a dmabench binary to check instead of the one built here
+#
+# Exit status: 0 when everything passed (or when the numa-vm tool is absent: a visible
+# SKIPPED line says so), 1 when a check failed, 2 when the build failed.
+# Under software emulation (TCG) a guest boots in 3-5 s; the NUMA tests take about 10 s per guest.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$PWD
+say() { echo "test-numa: $*" >&2; }
+
+VM=${NUMA_VM:-$ROOT/../shared/tools/numa-vm}
+[ -d "$VM" ] && VM=$VM/run-in-numa-vm.sh
+if [ ! -x "$VM" ]; then
+	say "SKIPPED: the numa-vm tool is not at $VM (set NUMA_VM to run-in-numa-vm.sh); no multi-node test ran"
+	exit 0
+fi
+GUESTS=${NUMA_TEST_GUESTS-2x2 4x1}
+MEM=${NUMA_VM_MEM_PER_NODE:-512}
+CELLS=${NUMA_MATRIX_CELLS:-16}
+read -r -a BUILD_FLAGS <<< "${SWIFT_BUILD_FLAGS:-}"
+
+# ---------------------------------------------------------------- 1. build on the host
+say "building the tests ..."
+swift build --build-tests "${BUILD_FLAGS[@]}" >&2 || { say "FAILED: swift build --build-tests"; exit 2; }
+BIN=$(swift build --show-bin-path "${BUILD_FLAGS[@]}")
+XCTEST=$BIN/dmabenchPackageTests.xctest
+[ -x "$XCTEST" ] || { say "FAILED: no test binary at $XCTEST"; exit 2; }
+DMABENCH=${NUMA_TEST_DMABENCH:-}
+if [ -z "$DMABENCH" ] && [ -d Sources/dmabench ]; then
+	say "building dmabench ..."
+	swift build --product dmabench "${BUILD_FLAGS[@]}" >&2 || { say "FAILED: swift build --product dmabench"; exit 2; }
+	[ -x "$BIN/dmabench" ] && DMABENCH=$BIN/dmabench
+fi
+# Build outputs live under .build (ignored by git); the guest writes there too.
+OUT=$ROOT/.build/test-numa
+rm -rf "$OUT"
+mkdir -p "$OUT"
+
+FAILS=0
+fail() { say "FAIL: $*"; FAILS=$((FAILS + 1)); }
+
+# Runs the NUMA tests; $1 = label, rest = command prefix ("" for the host).
+run_tests() {
+	local label=$1; shift
+	local log=$OUT/tests-$label.log rc=0
+	say "[$label] NUMA tests ..."
+	"$@" "$XCTEST" --testing-library swift-testing --filter NUMA > "$log" 2>&1 || rc=$?
+	if [ $rc != 0 ]; then
+		grep -E '✘|error|fatal|FATAL' "$log" | head -40 >&2 || true
+		tail -5 "$log" >&2
+		fail "[$label] NUMA tests exited $rc (log: $log)"
+		return
+	fi
+	grep -E 'Test run with' "$log" | tail -1 | sed "s/^/test-numa: [$label] /" >&2
+}
+
+# ---------------------------------------------------------------- 2. tests: host, then guests
+run_tests host
+
+for g in $GUESTS; do
+	[[ $g =~ ^([1-8])x([1-9][0-9]*)$ ]] || { fail "bad guest '$g' in NUMA_TEST_GUESTS (want NODESxCPUS, e.g. 2x2)"; continue; }
+	nodes=${BASH_REMATCH[1]} cpn=${BASH_REMATCH[2]}
+	label=${nodes}node-${cpn}cpu
+	log=$OUT/tests-$label.log
+	say "[$label] booting a $nodes-node guest ($cpn cpu and $MEM MiB per node) ..."
+	rc=0
+	# One boot: print the guest's topology, then run the tests.
+	"$VM" -n "$nodes" -c "$cpn" -m "$MEM" -t 600 -- bash -c \
+		'numactl --hardware | head -1; exec "$0" --testing-library swift-testing --filter NUMA' "$XCTEST" \
+		> "$log" 2>&1 || rc=$?
+	if [ $rc != 0 ]; then
+		grep -E '✘|error|fatal|FATAL|numa-vm' "$log" | head -40 >&2 || true
+		tail -5 "$log" >&2
+		fail "[$label] guest run exited $rc (log: $log)"
+		continue
+	fi
+	if ! head -5 "$log" | grep -q "^available: $nodes nodes"; then
+		fail "[$label] the guest did not have $nodes nodes: $(head -1 "$log")"
+	fi
+	if ! grep -q 'Suite NUMAMultiNodeTests passed' "$log"; then
+		fail "[$label] the multi-node suite did not run in a $nodes-node guest (log: $log)"
+	fi
+	grep -E 'Test run with' "$log" | tail -1 | sed "s/^/test-numa: [$label] /" >&2
+done
+
+# ---------------------------------------------------------------- 3, 4. the command line
+if [ -z "$DMABENCH" ]; then
+	say "no dmabench binary: command-line checks skipped"
+else
+	if "$DMABENCH" list topology > "$OUT/topology-host.txt" 2>&1 && grep -q 'node 0' "$OUT/topology-host.txt"; then
+		say "[2node] dmabench list topology ..."
+		rc=0
+		"$VM" -n 2 -c 1 -m "$MEM" -t 300 -- "$DMABENCH" list topology > "$OUT/topology-2node.txt" 2>&1 || rc=$?
+		if [ $rc != 0 ]; then
+			fail "[2node] dmabench list topology exited $rc: $(head -3 "$OUT/topology-2node.txt")"
+		elif ! grep -q 'node 0' "$OUT/topology-2node.txt" || ! grep -q 'node 1' "$OUT/topology-2node.txt"; then
+			fail "[2node] dmabench list topology does not show nodes 0 and 1: $(head -3 "$OUT/topology-2node.txt")"
+		fi
+	else
+		say "dmabench list topology is not supported yet: topology check skipped"
+	fi
+
+	if "$DMABENCH" run --help 2>&1 | grep -q -- '--numa-matrix'; then
+		say "[2node] dmabench run --numa-matrix --quick --format json ..."
+		rc=0
+		"$VM" -n 2 -c 1 -m "$MEM" -t 900 -- "$DMABENCH" run --numa-matrix --quick --format json \
+			> "$OUT/matrix-2node.json" 2> "$OUT/matrix-2node.err" || rc=$?
+		if [ $rc != 0 ]; then
+			tail -5 "$OUT/matrix-2node.err" >&2
+			fail "[2node] dmabench run --numa-matrix exited $rc (stderr: $OUT/matrix-2node.err)"
+		elif ! python3 - "$OUT/matrix-2node.json" "$CELLS" <<-'PY'
+			import json, sys
+			path, cells = sys.argv[1], int(sys.argv[2])
+			try:
+			    doc = json.load(open(path))
+			except ValueError as e:
+			    sys.exit(f"not JSON: {e}")
+			points = doc.get("points") or []
+			if not points:
+			    sys.exit("no points in the result")
+			bad, seen = [], set()
+			for i, p in enumerate(points):
+			    where = f"point {i} ({p.get('backend')}/{p.get('workload')})"
+			    pl = p.get("placement") or {}
+			    req, ver = pl.get("requested"), pl.get("verified")
+			    if not isinstance(req, dict) or not isinstance(ver, dict):
+			        bad.append(f"{where}: placement.requested/verified missing"); continue
+			    seen.add(json.dumps(req, sort_keys=True))
+			    for key, target in req.items():
+			        if target is None:
+			            continue  # not placed
+			        got = ver.get(key)
+			        if not isinstance(target, dict):
+			            # Scalar form: "nodeN" / "cpuN" / N (a node).
+			            text = str(target)
+			            if text.startswith("cpu") and text[3:].isdigit():
+			                target = {"cpu": int(text[3:])}
+			            elif text.startswith("node") and text[4:].isdigit():
+			                target = {"node": int(text[4:])}
+			            elif isinstance(target, int):
+			                target = {"node": target}
+			            if not isinstance(got, dict):
+			                if got != req[key] and json.dumps(got) != json.dumps(req[key]):
+			                    bad.append(f"{where}: {key}: requested {req[key]!r}, verified {got!r}")
+			                continue
+			        if not isinstance(got, dict) or not isinstance(target, dict):
+			            bad.append(f"{where}: {key}: requested {req[key]!r}, verified {got!r}"); continue
+			        for field, want in target.items():
+			            if got.get(field) != want:
+			                bad.append(f"{where}: {key}.{field}: requested {want}, verified {got.get(field)}")
+			for b in bad[:20]:
+			    print("  " + b, file=sys.stderr)
+			if bad:
+			    sys.exit(f"{len(bad)} placement mismatch(es) in {len(points)} points")
+			if len(seen) != cells:
+			    sys.exit(f"{len(seen)} distinct requested placements, expected {cells} matrix cells")
+			print(f"test-numa: [2node] {len(points)} points, {len(seen)} cells, every verified placement equals the requested one", file=sys.stderr)
+			PY
+		then
+			fail "[2node] the numa-matrix result does not verify (file: $OUT/matrix-2node.json)"
+		fi
+	else
+		say "dmabench run has no --numa-matrix yet: matrix check skipped"
+	fi
+fi
+
+if [ $FAILS != 0 ]; then
+	say "FAILED: $FAILS check(s); logs in $OUT"
+	exit 1
+fi
+say "OK: all NUMA checks passed (logs in $OUT)"

@@ -1,0 +1,143 @@
+# dmabench — Scripts tests: the shared result reader
+"""Schema validation, error messages, histogram parsing, statistics and atomic writes."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+import dmaresult as dr
+from conftest import fixture_path, write_doc
+
+
+def test_good_fixture_loads(good):
+    doc = dr.load(fixture_path("good.json"))
+    assert doc["schemaVersion"] == 1
+    workloads = {p["workload"] for p in doc["points"]}
+    assert workloads == {"throughput", "latency", "terminate"}
+
+
+def test_truncated_file_is_a_one_line_error():
+    with pytest.raises(dr.ResultError) as e:
+        dr.load(fixture_path("truncated.json"))
+    message = str(e.value)
+    assert "\n" not in message
+    assert "not valid JSON" in message and "truncated" in message
+
+
+def test_wrong_version_names_the_supported_one():
+    with pytest.raises(dr.ResultError, match=r"schemaVersion 2 is not supported.*schemaVersion 1"):
+        dr.load(fixture_path("wrong-version.json"))
+
+
+@pytest.mark.parametrize(
+    "mutate, expected",
+    [
+        (lambda d: d.pop("schemaVersion"), "missing schemaVersion"),
+        (lambda d: d.__setitem__("schemaVersion", "1"), "schemaVersion \"1\" is not supported"),
+        (lambda d: d.__setitem__("points", {}), "points: expected an array"),
+        (lambda d: d.pop("context"), "context: expected an object"),
+        (lambda d: d["points"][0].pop("backend"), "points[0].backend: expected a string"),
+        (lambda d: d["points"][0]["metrics"].__setitem__("descriptorsPerSecond", "fast"), "points[0].metrics.descriptorsPerSecond"),
+        (lambda d: d["points"][0]["metrics"]["bytesPerSecond"].__setitem__("samples", [1, "x"]), "samples[1]: expected a number"),
+        (lambda d: d["points"][0]["metrics"]["latencyNs"].__setitem__("p99", "slow"), "latencyNs.p99: expected a number"),
+        (lambda d: d["points"][0]["parameters"].__setitem__("size", [64]), "parameters.size"),
+        (lambda d: d["context"].__setitem__("shard", {"index": 3, "count": 2}), "context.shard: index 3"),
+        (lambda d: d["points"][0]["counters"]["submitter"]["task-clock"].__setitem__("perDescriptor", "x"), "task-clock.perDescriptor"),
+    ],
+)
+def test_malformed_documents_are_rejected(tmp_path, good, mutate, expected):
+    mutate(good)
+    path = write_doc(tmp_path / "bad.json", good)
+    with pytest.raises(dr.ResultError) as e:
+        dr.load(path)
+    assert expected in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_absent_metrics_are_fine(tmp_path, good):
+    for p in good["points"]:
+        p["metrics"] = {}
+        p.pop("counters", None)
+        p.pop("placement", None)
+    dr.load(write_doc(tmp_path / "sparse.json", good))
+
+
+@pytest.mark.parametrize("content, expected", [(b"", "empty"), (b"\xff\xfe", "not UTF-8"), (b"[1, 2]", "top level must be a JSON object")])
+def test_unreadable_content(tmp_path, content, expected):
+    path = tmp_path / "x.json"
+    path.write_bytes(content)
+    with pytest.raises(dr.ResultError, match=expected):
+        dr.load(str(path))
+
+
+def test_missing_file():
+    with pytest.raises(dr.ResultError, match="no such file"):
+        dr.load("/nonexistent/result.json")
+
+
+def test_parse_hgrm_plain_and_csv(good):
+    lat = next(p for p in good["points"] if p["workload"] == "latency")["metrics"]["latencyNs"]
+    rows = dr.parse_hgrm(lat["histogram"])
+    assert len(rows) > 20
+    assert rows[0][1] == 0.0 and rows[-1][1] == 1.0
+    assert rows[-1][2] == lat["count"]
+    assert all(a[0] <= b[0] and a[1] <= b[1] for a, b in zip(rows, rows[1:]))
+    csv = '"Value","Percentile","TotalCount","1/(1-Percentile)"\n10.000,0.000000000000,1,1.00\n20.000,0.500000000000,5,2.00\n30.000,1.000000000000,10,Infinity\n'
+    assert dr.parse_hgrm(csv) == [(10.0, 0.0, 1), (20.0, 0.5, 5), (30.0, 1.0, 10)]
+
+
+def test_median_and_ci():
+    assert dr.median([3, 1, 2]) == 2
+    assert dr.median([4, 1, 2, 3]) == 2.5
+    lo, hi = dr.median_ci(list(range(1, 10)))
+    assert lo <= 5 <= hi and lo >= 1 and hi <= 9 and (lo, hi) != (1, 9)
+    assert dr.median_ci([5.0, 7.0]) == (5.0, 7.0)
+
+
+def test_point_key_ignores_nulls_and_order(good):
+    p = good["points"][0]
+    q = json.loads(json.dumps(p))
+    q["parameters"] = dict(reversed(list(q["parameters"].items())))
+    q["parameters"].pop("rate")
+    assert dr.point_key(p) == dr.point_key(q)
+    q["parameters"]["size"] = 128
+    assert dr.point_key(p) != dr.point_key(q)
+
+
+def test_atomic_write_replaces_and_leaves_no_temp(tmp_path):
+    path = tmp_path / "out.json"
+    dr.atomic_write_text(str(path), "old")
+    dr.atomic_write_text(str(path), "new")
+    assert path.read_text() == "new"
+    assert os.listdir(tmp_path) == ["out.json"]
+
+
+def test_atomic_write_failure_keeps_the_old_file(tmp_path, monkeypatch):
+    path = tmp_path / "out.json"
+    path.write_text("old")
+
+    def broken_replace(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", broken_replace)
+    with pytest.raises(OSError):
+        dr.atomic_write_text(str(path), "new")
+    assert path.read_text() == "old"
+    assert os.listdir(tmp_path) == ["out.json"]
+
+
+def test_the_example_in_results_readme_is_valid():
+    import re
+
+    from conftest import SCRIPTS
+
+    readme = os.path.join(os.path.dirname(SCRIPTS), "Results", "README.md")
+    with open(readme) as f:
+        text = f.read()
+    blocks = re.findall(r"```json\n(.*?)```", text, re.S)
+    assert blocks, "Results/README.md has no json example"
+    for block in blocks:
+        dr.validate(json.loads(block), "Results/README.md")

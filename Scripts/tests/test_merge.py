@@ -1,0 +1,132 @@
+# dmabench — Scripts tests: merge.py
+"""Shard merging (complete, partial, mismatched), rounds merging, exit codes, atomic output."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+import dmaresult as dr
+import merge
+from conftest import fixture_path, no_temp_files, run_script, write_doc
+
+
+def shards(tmp_path, good, count=3):
+    paths = []
+    for i in range(count):
+        s = copy.deepcopy(good)
+        s["context"]["shard"] = {"index": i, "count": count}
+        s["context"]["date"] = f"2026-11-25T14:0{i}:00Z"
+        s["context"]["skipped"] = [{"backend": "uring-sqpoll", "reason": "no spare CPU"}]
+        s["points"] = good["points"][i::count]
+        paths.append(write_doc(tmp_path / f"shard-{i}.json", s))
+    return paths
+
+
+def test_shards_merge_into_one_complete_document(tmp_path, good):
+    paths = shards(tmp_path, good)
+    out = tmp_path / "out" / "merged.json"
+    proc = run_script("merge.py", str(out), *reversed(paths))
+    assert proc.returncode == 0, proc.stderr
+    merged = dr.load(str(out))
+    assert merged["context"]["shard"] == {"index": 0, "count": 1}
+    assert merged["context"]["complete"] is True
+    assert merged["context"]["date"] == "2026-11-25T14:00:00Z"
+    assert merged["context"]["skipped"] == [{"backend": "uring-sqpoll", "reason": "no spare CPU"}]
+    assert sorted(dr.point_key(p) for p in merged["points"]) == sorted(dr.point_key(p) for p in good["points"])
+    assert no_temp_files(out.parent)
+
+
+def test_missing_shard_is_an_error_unless_partial(tmp_path, good):
+    paths = shards(tmp_path, good)
+    out = tmp_path / "m.json"
+    proc = run_script("merge.py", str(out), paths[0], paths[2])
+    assert proc.returncode == 2 and "1/3 missing" in proc.stderr
+    assert not out.exists()
+    assert merge.main([str(out), paths[0], paths[2], "--allow-partial"]) == 0
+    assert json.loads(out.read_text())["context"]["complete"] is False
+
+
+def test_incomplete_shard_marks_the_result_incomplete(tmp_path, good):
+    paths = shards(tmp_path, good, count=2)
+    doc = json.loads(Path(paths[1]).read_text())
+    doc["context"]["complete"] = False
+    write_doc(paths[1], doc)
+    out = tmp_path / "m.json"
+    assert merge.main([str(out), *paths]) == 0
+    assert json.loads(out.read_text())["context"]["complete"] is False
+
+
+@pytest.mark.parametrize("mutate, expected", [
+    (lambda d: d["context"].__setitem__("commit", "other99"), "differs"),
+    (lambda d: d["context"].__setitem__("shard", {"index": 0, "count": 3}), "also in"),
+    (lambda d: d["context"].__setitem__("shard", {"index": 1, "count": 4}), "different shard counts"),
+])
+def test_mismatched_shards_exit_2(tmp_path, good, capsys, mutate, expected):
+    paths = shards(tmp_path, good)
+    doc = json.loads(Path(paths[1]).read_text())
+    mutate(doc)
+    write_doc(paths[1], doc)
+    with pytest.raises(SystemExit) as e:
+        merge.main([str(tmp_path / "m.json"), *paths])
+    assert e.value.code == 2
+    assert expected in capsys.readouterr().err
+
+
+def test_overlapping_shards_exit_2(tmp_path, good, capsys):
+    paths = shards(tmp_path, good, count=2)
+    doc = json.loads(Path(paths[1]).read_text())
+    doc["points"].append(good["points"][0])
+    write_doc(paths[1], doc)
+    with pytest.raises(SystemExit) as e:
+        merge.main([str(tmp_path / "m.json"), *paths])
+    assert e.value.code == 2
+    assert "shards must not overlap" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["truncated.json", "wrong-version.json"])
+def test_bad_input_exits_2(tmp_path, name):
+    proc = run_script("merge.py", str(tmp_path / "m.json"), fixture_path("good.json"), fixture_path(name))
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1 and name in proc.stderr
+    assert not (tmp_path / "m.json").exists()
+
+
+def test_rounds_concatenate_samples(tmp_path, good):
+    rounds = []
+    for r in range(3):
+        d = copy.deepcopy(good)
+        for p in d["points"]:
+            for name, value in p["metrics"].items():
+                if isinstance(value, dict) and "samples" in value:
+                    value["samples"] = [1000.0 * (r + 1)]
+                    value["median"] = 1000.0 * (r + 1)
+            if "latencyNs" in p["metrics"]:
+                p["metrics"]["latencyNs"]["p50"] = 100 + r
+                p["metrics"]["latencyNs"]["max"] = 1000 + r
+            p["metrics"]["errors"] = r
+        rounds.append(write_doc(tmp_path / f"r{r}.json", d))
+    out = tmp_path / "rounds.json"
+    assert merge.main(["--rounds", str(out), *rounds]) == 0
+    merged = dr.load(str(out))
+    assert len(merged["points"]) == len(good["points"])
+    tp = merged["points"][0]["metrics"]
+    assert tp["descriptorsPerSecond"]["samples"] == [1000.0, 2000.0, 3000.0]
+    assert tp["descriptorsPerSecond"]["median"] == 2000.0
+    assert tp["latencyNs"]["rounds"]["p50"] == [100, 101, 102]
+    assert tp["latencyNs"]["p50"] == 101 and tp["latencyNs"]["max"] == 1002
+    assert tp["latencyNs"]["count"] == 3 * good["points"][0]["metrics"]["latencyNs"]["count"]
+    assert tp["errors"] == 3
+    assert "histogram" in tp["latencyNs"]
+    # Merging merged files keeps the per-round values.
+    again = tmp_path / "again.json"
+    assert merge.main(["--rounds", str(again), str(out), rounds[0]]) == 0
+    assert dr.load(str(again))["points"][0]["metrics"]["latencyNs"]["rounds"]["p50"] == [100, 101, 102, 100]
+
+
+def test_rounds_of_different_commits_exit_2(tmp_path):
+    proc = run_script("merge.py", "--rounds", str(tmp_path / "m.json"), fixture_path("base.json"), fixture_path("head-same.json"))
+    assert proc.returncode == 2 and "commit" in proc.stderr

@@ -1,0 +1,131 @@
+// dmabench — DMAEngineRing
+//
+// The callback executor (the tasklet analogue): drains the completion ring in order, one
+// batch at a time, in two passes.
+// 1. Retire: read `control` once; drop every entry the engine flagged
+//    `terminated`, and every entry completed in an epoch before the current one whose ticket
+//    is at or before the current cutoff (completed but not dispatched when terminate ran:
+//    rule T1, no callback). Move each dispatched callback into its entry, then retire the
+//    descriptor (REUSE → prepared, otherwise back to the free list, pushed once per batch).
+// 2. Dispatch: re-read `control` before each callback (the dispatch point: a terminate
+//    since pass 1 drops the entry's callback), then invoke it through `DMACallback.invoke`
+//    (non-blocking context), in cookie order, and store `compHead` after each entry:
+//    `synchronize` waits until `compHead` passes the engine's acknowledged position.
+
+import DMAEngine
+import Platform
+import Synchronization
+
+final class RingExecutor: @unchecked Sendable {
+    let core: RingCore
+    private var head: UInt32 = 0
+    private var tailCache: UInt32 = 0
+    private let batchLimit: UInt32 = 32
+
+    init(core: RingCore) { self.core = core }
+
+    func run() {
+        while true {
+            if head == tailCache {
+                // Ordering: acquire; pairs with the seq_cst store of `compTail` in the
+                // engine's `flush()`, which publishes the entries before it.
+                tailCache = core.compTail.pointee.load(ordering: .acquiring)
+                if head == tailCache {
+                    // Ordering: acquire; pairs with the seq_cst CAS of `control` in release.
+                    if Control(raw: core.control.pointee.load(ordering: .acquiring)).stop { return }
+                    idle()
+                    continue
+                }
+            }
+            let n = min(tailCache &- head, batchLimit)
+            let decided = decide(count: n)
+            dispatch(count: n, decidedUnder: decided)
+        }
+    }
+
+    @inline(__always)
+    private func decide(count n: UInt32) -> Control {
+        // Ordering: acquire; pairs with the seq_cst CAS of `control` in `terminateAsync`.
+        let c = Control(raw: core.control.pointee.load(ordering: .acquiring))
+        let checkEpoch = core.negative != .executorSkipsEpochCheck
+        var chainFirst = RingLayout.none
+        var chainLast = RingLayout.none
+        for i in 0..<n {
+            let e = core.comp + Int((head &+ i) & core.compMask)
+            let d = core.pool + Int(e.pointee.descriptor)
+            var drop = e.pointee.terminated
+            if checkEpoch && !drop && e.pointee.epoch != c.epoch
+                && Tickets.distance(e.pointee.ticket, c.cutoff) <= 0
+            {
+                drop = true
+            }
+            e.pointee.dispatch = !drop && d.pointee.interrupt && d.pointee.callback.isSet
+            if e.pointee.dispatch { e.pointee.callback = d.pointee.callback }
+            if d.pointee.reuse {
+                // Ordering: release; pairs with the acquire load of `state` in `submit` and
+                // the other descriptor calls: the client may now resubmit or change it.
+                d.pointee.state.store(SlotState.prepared, ordering: .releasing)
+            } else {
+                core.scrub(e.pointee.descriptor)
+                d.pointee.next.store(chainFirst, ordering: .relaxed)
+                if chainLast == RingLayout.none { chainLast = e.pointee.descriptor }
+                chainFirst = e.pointee.descriptor
+            }
+        }
+        if chainFirst != RingLayout.none { core.pushFree(first: chainFirst, last: chainLast) }
+        return c
+    }
+
+    @inline(__always)
+    private func dispatch(count n: UInt32, decidedUnder decided: Control) {
+        let checkEpoch = core.negative != .executorSkipsEpochCheck
+        for i in 0..<n {
+            let e = core.comp + Int((head &+ i) & core.compMask)
+            if e.pointee.dispatch && checkEpoch {
+                // The dispatch point: a terminate since pass 1 drops this completed but not
+                // yet dispatched entry (its descriptor is already retired; only the callback
+                // copy is discarded).
+                // Ordering: acquire; pairs with the seq_cst CAS of `control` in `terminateAsync`.
+                let c = Control(raw: core.control.pointee.load(ordering: .acquiring))
+                if c.epoch != decided.epoch && e.pointee.epoch != c.epoch
+                    && Tickets.distance(e.pointee.ticket, c.cutoff) <= 0
+                {
+                    e.pointee.dispatch = false
+                    e.pointee.callback = DMACallback()
+                }
+            }
+            if e.pointee.dispatch {
+                let cookie = core.cookie(ofTicket: e.pointee.ticket)
+                e.pointee.callback.invoke(cookie: cookie, result: DMAResult(e.pointee.code, residue: e.pointee.residue))
+                e.pointee.callback = DMACallback()
+            }
+            // Ordering: release; pairs with the acquire load of `compHead` in `synchronize`
+            // (this entry's callback has returned) and in the engine's ring-full check.
+            core.compHead.pointee.store(head &+ i &+ 1, ordering: .releasing)
+            core.signalSyncWaiters()
+        }
+        head &+= n
+    }
+
+    private func idle() {
+        let spin = core.options.spinNanoseconds
+        let cached = tailCache
+        if spin > 0 {
+            let start = MonotonicClock.now()
+            var spins = 0
+            while true {
+                if core.compTail.pointee.load(ordering: .relaxed) != cached { return }
+                if Control(raw: core.control.pointee.load(ordering: .relaxed)).stop { return }
+                cpuRelax()
+                spins &+= 1
+                if spins & 63 == 0 && Int64(MonotonicClock.now() &- start) > spin { break }
+            }
+        }
+        core.park(core.executorPark) {
+            // Ordering: seq_cst; pairs with the seq_cst store of `compTail` in the engine's
+            // `flush()` and the seq_cst CAS of `control` in release.
+            core.compTail.pointee.load(ordering: .sequentiallyConsistent) != cached
+                || Control(raw: core.control.pointee.load(ordering: .sequentiallyConsistent)).stop
+        }
+    }
+}

@@ -1,0 +1,192 @@
+// dmabench — DMAEngineRing
+//
+// The memory layout of a ring channel: descriptor pool slots, submission-ring slots,
+// completion-ring entries, the packed control word, and the ticket ↔ cookie mapping.
+//
+// Tickets. Every submit takes one ticket with a single fetch-add on the high half of the
+// watermark word `W` (used ticket in the high 32 bits, last completed ticket in the low 32
+// bits). Tickets are UInt32 positions that wrap modulo 2^32; the submission ring is indexed by
+// ticket (capacity a power of two, so indexing is continuous across the wrap). Cookies follow
+// rule C2 (period Int32.max, never 0), which no power-of-two counter can follow directly, so a
+// cookie is computed from a ticket through a base pair (ticket, cookie) that is moved forward
+// every 2^30 tickets: cookie(t) = wrap(baseCookie + Int32(t - baseTicket)). Because `W` holds
+// both tickets, `status(of:)` reads (used, last) as one 64-bit snapshot (rule S1).
+
+import DMAEngine
+import Synchronization
+
+/// Descriptor slot states (the `state` atomic of `RingDescriptor`).
+@usableFromInline
+enum SlotState {
+    @usableFromInline static let free: UInt32 = 0
+    @usableFromInline static let prepared: UInt32 = 1
+    @usableFromInline static let inFlight: UInt32 = 2
+}
+
+/// One descriptor of the preallocated pool. The atomics are read by any thread that holds a
+/// handle; the plain fields belong to whoever owns the descriptor in its current state (the
+/// client while prepared, the engine, then the executor) and are handed over through the
+/// release/acquire pairs of the submission ring, the completion ring and the free list.
+@usableFromInline
+struct RingDescriptor: ~Copyable {
+    /// `SlotState`.
+    let state: Atomic<UInt32>
+    /// Incremented each time the slot goes back to the free list (stale handles fail).
+    let generation: Atomic<UInt32>
+    /// The free-list link (an index, or `RingLayout.none`).
+    let next: Atomic<UInt32>
+
+    var isMemset = false
+    var reuse = false
+    var interrupt = true
+    /// Chunked or injected: take the engine's slow path (probe per chunk, control checks).
+    var slow = false
+    var stall = false
+    /// `stallGeneration` when the stall was injected: `debugReleaseStalls` after that releases it.
+    var stallSeen: UInt32 = 0
+    /// 0 none, 1 read, 2 write.
+    var fault: UInt8 = 0
+    var fill: UInt8 = 0
+    var destination: UnsafeMutableRawPointer? = nil
+    var source: UnsafeRawPointer? = nil
+    var length = 0
+    var chunkBytes = 0
+    var delayPerChunk: Int64 = 0
+    var callback = DMACallback()
+
+    init(index: UInt32) {
+        state = Atomic(SlotState.free)
+        generation = Atomic(1)
+        next = Atomic(index)
+    }
+}
+
+/// One submission-ring slot (Vyukov bounded queue): `seq == t` free for ticket t,
+/// `seq == t + 1` holds ticket t, `seq == t + capacity` consumed by the engine.
+@usableFromInline
+struct SubmissionSlot: ~Copyable {
+    let seq: Atomic<UInt32>
+    let descriptor: Atomic<UInt32>
+    /// The length of the queued transfer, for `status(of:)` residue of queued cookies.
+    let length: Atomic<Int>
+
+    init(seq: UInt32) {
+        self.seq = Atomic(seq)
+        descriptor = Atomic(0)
+        length = Atomic(0)
+    }
+}
+
+/// One completion-ring entry, written by the engine and read by the executor. Plain memory:
+/// ownership moves with the release store of `compTail` (engine → executor) and of
+/// `compHead` (executor → engine).
+@usableFromInline
+struct CompletionEntry {
+    var descriptor: UInt32 = 0
+    var ticket: UInt32 = 0
+    /// The epoch the engine had observed when it finished the transfer.
+    var epoch: UInt32 = 0
+    /// The engine dropped or aborted it because of a terminate: never a callback.
+    var terminated = false
+    /// Decided by the executor in its first pass.
+    var dispatch = false
+    var code: DMAResultCode = .noError
+    var residue = 0
+    /// Moved here from the descriptor by the executor, so the descriptor can retire before
+    /// the callback runs.
+    var callback = DMACallback()
+}
+
+/// The packed control word: written by terminate, pause, resume and release (cold paths),
+/// read by the engine and the executor.
+///
+/// bits 0–31 cutoff ticket of the last terminate · bit 32 paused · bit 33 stop ·
+/// bits 34–47 pause generation · bits 48–63 terminate epoch.
+@usableFromInline
+struct Control: Equatable {
+    @usableFromInline var raw: UInt64
+    @inline(__always) init(raw: UInt64) { self.raw = raw }
+
+    @inline(__always) var cutoff: UInt32 { UInt32(truncatingIfNeeded: raw) }
+    @inline(__always) var paused: Bool { raw & (1 << 32) != 0 }
+    @inline(__always) var stop: Bool { raw & (1 << 33) != 0 }
+    @inline(__always) var pauseGeneration: UInt32 { UInt32(truncatingIfNeeded: (raw >> 34) & 0x3FFF) }
+    @inline(__always) var epoch: UInt32 { UInt32(truncatingIfNeeded: raw >> 48) }
+    /// The part the engine acknowledges (everything but the cutoff).
+    @inline(__always) var upper: UInt64 { raw & 0xFFFF_FFFF_0000_0000 }
+
+    func terminated(cutoff: UInt32) -> Control {
+        var r = raw & ~UInt64(0xFFFF_FFFF) & ~(UInt64(1) << 32) & ~(UInt64(0xFFFF) << 48)
+        r |= UInt64(cutoff)
+        r |= UInt64((epoch &+ 1) & 0xFFFF) << 48
+        return Control(raw: r)
+    }
+
+    func pausing() -> Control {
+        var r = raw & ~(UInt64(0x3FFF) << 34)
+        r |= UInt64(1) << 32
+        r |= UInt64((pauseGeneration &+ 1) & 0x3FFF) << 34
+        return Control(raw: r)
+    }
+
+    func resumed() -> Control { Control(raw: raw & ~(UInt64(1) << 32)) }
+    func stopping() -> Control { Control(raw: raw | (UInt64(1) << 33)) }
+
+    /// Signed distance between two 16-bit epochs (a - b).
+    @inline(__always) static func epochDistance(_ a: UInt32, _ b: UInt32) -> Int16 {
+        Int16(truncatingIfNeeded: Int32(truncatingIfNeeded: a &- b))
+    }
+}
+
+/// Ticket arithmetic and the ticket ↔ cookie mapping.
+@usableFromInline
+enum Tickets {
+    @usableFromInline static let period = Int64(Int32.max)
+    /// Move the cookie base every 2^30 tickets, so every ticket in play stays within ±2^31.
+    @usableFromInline static let rebaseMask: UInt32 = (1 << 30) - 1
+
+    @inline(__always) static func high(_ w: UInt64) -> UInt32 { UInt32(truncatingIfNeeded: w >> 32) }
+    @inline(__always) static func low(_ w: UInt64) -> UInt32 { UInt32(truncatingIfNeeded: w) }
+    @inline(__always) static func pack(high: UInt32, low: UInt32) -> UInt64 { UInt64(high) << 32 | UInt64(low) }
+
+    /// a - b as a signed distance (valid while |a - b| < 2^31).
+    @inline(__always) static func distance(_ a: UInt32, _ b: UInt32) -> Int32 { Int32(bitPattern: a &- b) }
+
+    /// Folds any integer into the cookie range 1...Int32.max (rule C2).
+    @inline(__always) static func wrapCookie(_ x: Int64) -> Int32 {
+        var r = (x - 1) % period
+        if r < 0 { r += period }
+        return Int32(truncatingIfNeeded: r + 1)
+    }
+
+    @inline(__always) static func cookie(ofTicket t: UInt32, base: UInt64) -> DMACookie {
+        let baseTicket = high(base)
+        let baseCookie = Int64(Int32(bitPattern: low(base)))
+        return DMACookie(wrapCookie(baseCookie + Int64(distance(t, baseTicket))))
+    }
+
+    /// How many cookies `c` lies behind `reference` (0 ..< Int32.max).
+    @inline(__always) static func cookiesBehind(_ c: Int32, _ reference: Int32) -> UInt32 {
+        var d = (Int64(reference) - Int64(c)) % period
+        if d < 0 { d += period }
+        return UInt32(truncatingIfNeeded: d)
+    }
+
+    /// True when `t` is in (last, used] in ticket order: completing it moves `last` forward.
+    @inline(__always) static func isForward(_ t: UInt32, last: UInt32, used: UInt32) -> Bool {
+        t != last && (t &- last) <= (used &- last)
+    }
+}
+
+/// Raw, 128-byte-aligned storage helpers.
+@usableFromInline
+enum RingLayout {
+    @usableFromInline static let line = 128
+    @usableFromInline static let none: UInt32 = .max
+
+    static func powerOfTwo(atLeast n: Int) -> Int {
+        var p = 2
+        while p < n { p <<= 1 }
+        return p
+    }
+}

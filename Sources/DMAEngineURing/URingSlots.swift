@@ -1,0 +1,170 @@
+// dmabench — DMAEngineURing
+//
+// The pieces of the channel state: the descriptor slot, the `user_data` packing, the state
+// guarded by the channel lock, and that lock.
+
+import CURing
+import DMAEngine
+import Glibc
+import Platform
+
+/// Where a slot is in its life (CONTRACT.md A.3). `submitted` and `issued` are told apart by
+/// the slot's position in the FIFO (`URingState.issuedEnd`), not by this field.
+enum URingSlotState: UInt8 {
+    case free
+    case prepared
+    /// Has a cookie; waits in the FIFO for issuePending and then for the kernel.
+    case submitted
+    /// Its SQEs are in the kernel (or, paced, the engine feeds them chunk by chunk).
+    case active
+    /// Every SQE produced its CQE; waits for its turn in cookie order.
+    case done
+    /// Terminated while SQEs were in the kernel: retired once the last CQE arrives.
+    case zombie
+}
+
+/// One descriptor of the preallocated pool. Guarded by the channel lock.
+struct URingSlot {
+    var generation: UInt32 = 0
+    var state: URingSlotState = .free
+    var flags: DMAPrepFlags = []
+    var cookie = DMACookie(0)
+    var destination: UnsafeMutableRawPointer? = nil
+    /// The source's offset in the pool file.
+    var sourceOffset = 0
+    var length = 0
+    /// One SQE reads at most this many bytes (the configured burst, or the injected chunk).
+    var chunkBytes = 0
+    var chunkCount = 0
+    /// Chunks handed to the kernel so far.
+    var chunksIssued = 0
+    /// SQEs of this slot in the kernel (no CQE yet).
+    var outstanding = 0
+    var bytesDone = 0
+    var result: DMAResultCode = .noError
+    var callback = DMACallback()
+    /// Latency injection: wait this long before each chunk (the engine feeds the chunks).
+    var delay: Int64 = 0
+    /// Latency injection: hold the first chunk until terminate or `debugReleaseStalls`.
+    var stall = false
+    var fault: DMAFault? = nil
+    /// When the next paced chunk may go (0 = not yet scheduled).
+    var nextDue: UInt64 = 0
+    /// The terminate that made this slot a zombie.
+    var zombieEpoch: UInt64 = 0
+
+    /// Fed chunk by chunk by the engine thread instead of being submitted whole.
+    var paced: Bool { delay > 0 || stall }
+}
+
+/// The 64-bit `user_data` of an SQE: slot index (24 bits), chunk (16 bits), slot generation
+/// (20 bits) and a kind (4 bits), as NIO's `URingUserData` packs its fields. The generation
+/// lets the reaper reject a CQE that does not belong to the slot's current use.
+enum URingUserData {
+    enum Kind: UInt64 {
+        /// An IORING_OP_READ of one chunk of a descriptor.
+        case data = 0
+        /// An IORING_OP_NOP standing in for a transfer with an injected fault.
+        case fault = 1
+        /// The engine's doorbell: an IORING_OP_READ of its eventfd.
+        case doorbell = 2
+        /// An IORING_OP_ASYNC_CANCEL issued by terminate.
+        case cancel = 3
+    }
+
+    static let maxSlots = 1 << 24
+    static let maxChunks = (1 << 16) - 1
+    static let generationMask: UInt64 = 0xF_FFFF
+
+    @inline(__always)
+    static func make(_ kind: Kind, slot: UInt32 = 0, chunk: Int = 0, generation: UInt32 = 0) -> UInt64 {
+        UInt64(slot) | (UInt64(chunk) << 24) | ((UInt64(generation) & generationMask) << 40) | (kind.rawValue << 60)
+    }
+
+    @inline(__always) static func kind(_ ud: UInt64) -> UInt64 { ud >> 60 }
+    @inline(__always) static func slot(_ ud: UInt64) -> Int { Int(ud & 0xFF_FFFF) }
+    @inline(__always) static func chunk(_ ud: UInt64) -> Int { Int((ud >> 24) & 0xFFFF) }
+    @inline(__always) static func generation(_ ud: UInt64) -> UInt64 { (ud >> 40) & generationMask }
+}
+
+/// Everything guarded by `URingLock` (`URingCore.lock`). It lives in raw memory, so that
+/// accesses carry no dynamic exclusivity checks; only code holding the lock touches it.
+struct URingState {
+    /// Kernel: `chan->cookie` (used) and `chan->completed_cookie` (last), mirrored in
+    /// `URingCore.published` after every change.
+    var watermark = DMACookieWatermark()
+    var freeCount = 0
+    /// Positions in the FIFO (`URingCore.fifo`), which holds every submitted descriptor in
+    /// cookie order: [head, kcursor) handed to the kernel (active or done), [kcursor,
+    /// issuedEnd) issued but held back (paused, SQ full, or behind a paced descriptor),
+    /// [issuedEnd, tail) submitted, not issued. Callbacks are delivered from `head`.
+    var head = 0
+    var kcursor = 0
+    var issuedEnd = 0
+    var tail = 0
+    /// A paced descriptor in progress: nothing after it goes to the kernel until it is done,
+    /// so slow transfers run in FIFO order like a real engine (-1 = none).
+    var barrier: Int32 = -1
+    /// Paced descriptors the engine feeds (`URingCore.paced`).
+    var pacedCount = 0
+    var paused = false
+    /// Terminated slots whose SQEs have not all produced CQEs.
+    var zombies = 0
+    var terminateEpoch: UInt64 = 0
+    /// The newest terminate that a synchronize has completed.
+    var syncedEpoch: UInt64 = 0
+    /// A terminate asked for an IORING_OP_ASYNC_CANCEL that the engine has not queued yet.
+    var cancelToPrep = false
+    /// Cancels asked for whose CQE has not arrived.
+    var cancelsOutstanding = 0
+    /// The doorbell read is in the kernel.
+    var doorbellArmed = false
+    var bytesInKernel = 0
+    var config = DMAConfig()
+    var failNextSubmits = 0
+    var probe: DMAAccessProbe? = nil
+    var hasProbe = false
+    var released = false
+}
+
+/// The channel lock: a pthread mutex (adaptive: spins briefly before sleeping, since the
+/// critical sections are a few field updates) that also marks the thread as holding a
+/// backend lock (CONTRACT.md A.1 (c)).
+struct URingLock {
+    let mutex: UnsafeMutablePointer<pthread_mutex_t>
+
+    init() {
+        mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+        mutex.initialize(to: pthread_mutex_t())
+        var attr = pthread_mutexattr_t()
+        pthread_mutexattr_init(&attr)
+        pthread_mutexattr_settype(&attr, 3)  // PTHREAD_MUTEX_ADAPTIVE_NP in glibc
+        pthread_mutex_init(mutex, &attr)
+        pthread_mutexattr_destroy(&attr)
+    }
+
+    func destroy() {
+        pthread_mutex_destroy(mutex)
+        mutex.deinitialize(count: 1)
+        mutex.deallocate()
+    }
+
+    @inline(__always)
+    func lock() {
+        pthread_mutex_lock(mutex)
+        NonBlockingContext.lockAcquired()
+    }
+
+    @inline(__always)
+    func unlock() {
+        NonBlockingContext.lockReleased()
+        pthread_mutex_unlock(mutex)
+    }
+}
+
+/// One callback taken from the FIFO by the engine, invoked with no lock held.
+struct URingDelivery {
+    var callback: DMACallback
+    var cookie: DMACookie
+    var result: DMAResult
+}
