@@ -444,14 +444,17 @@ final class LockedCore: @unchecked Sendable {
             lock.unlock()
             throw .released
         }
-        terminateLocked()
+        let wakeEngine = terminateLocked()
         lock.unlock()
-        engineEvent.signal()
+        if wakeEngine { engineEvent.signal() }
     }
 
-    /// The body of terminate. Lock held.
-    func terminateLocked() {
+    /// The body of terminate. Lock held. Returns whether the engine must be woken (it was
+    /// running or paused, and must notice the abort or the cleared pause).
+    @discardableResult
+    func terminateLocked() -> Bool {
         let s = st
+        let wakeEngine = s.pointee.active >= 0 || s.pointee.paused
         // Callbacks of a batch the executor is running were dispatched before this terminate
         // and may still submit (T7): hold such work until synchronize, which drops it.
         if s.pointee.active >= 0 || !s.pointee.submitted.isEmpty || !s.pointee.issued.isEmpty
@@ -484,6 +487,7 @@ final class LockedCore: @unchecked Sendable {
             s.pointee.paused = false
             pauseFlag.store(false, ordering: .sequentiallyConsistent)
         }
+        return wakeEngine
     }
 
     /// Kernel: `vchan_synchronize` (`tasklet_kill`, then free `desc_terminated`).
@@ -577,8 +581,7 @@ final class LockedCore: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         if st.pointee.released { throw .released }
-        terminateLocked()
-        engineEvent.signal()
+        if terminateLocked() { engineEvent.signal() }
         synchronizeLocked()
     }
 
@@ -592,8 +595,7 @@ final class LockedCore: @unchecked Sendable {
             throw .released
         }
         st.pointee.released = true
-        terminateLocked()
-        engineEvent.signal()
+        if terminateLocked() { engineEvent.signal() }
         synchronizeLocked()
         lock.unlock()
         shutdownThreads(join: true)
