@@ -18,6 +18,28 @@ import Platform
 ///
 /// Capabilities: pause/resume, terminate, burst-granular residue, descriptor reuse,
 /// memset and cyclic; completion is in cookie order.
+///
+/// Wake-ups. An idle engine or executor spins for `options.spinNanoseconds` (in 5 µs
+/// slices with a `sched_yield` between them) before it parks on a futex. The engine
+/// moderates completion "interrupts": after a completion it wakes a parked executor at once
+/// unless the next issued transfer is quick (≤ 4 KiB, no injection, not cyclic) and fewer
+/// than 32 completions wait; it always wakes it before going idle or pausing. Callbacks of
+/// a run of small transfers are therefore delivered in batches (depth-1 latency is not
+/// affected), which removes one futex wake and context switch per descriptor.
+///
+/// Termination follows virt-dma: `terminateAsync()` moves every submitted, issued and
+/// completed-but-not-dispatched descriptor to the terminated list (no callback), tells the
+/// engine to abort the active one at its next chunk boundary, sets `last := used` (rule S6)
+/// and clears the pause. Callbacks already dispatched to the executor still run.
+/// `synchronize()` waits for the executor batch that was running when it was called and for
+/// the engine to drop the aborted descriptor, then retires the terminated list (REUSE
+/// descriptors go back to prepared). Between a terminate that found work (or a running
+/// callback) and the next `synchronize()` the channel is *terminating* (CONTRACT.md A.3):
+/// the engine starts nothing new, and `synchronize()` drops whatever was submitted in
+/// between, as a terminate would (rules T6, T7). So a callback that resubmits just as the
+/// client terminates cannot leave work running after `synchronize()` returns. A client
+/// that calls `terminateAsync()` on a busy channel must call `synchronize()` before new
+/// work runs.
 public final class LockedChannel: DMAChannel {
     let core: LockedCore
 
@@ -66,6 +88,7 @@ public final class LockedChannel: DMAChannel {
     /// `dma_alloc_coherent()`.
     public func allocateCoherent(byteCount: Int) throws(DMAError) -> DMABuffer {
         guard byteCount > 0 else { throw .invalidArgument("byteCount \(byteCount); valid: 1 or more") }
+        if core.isReleased { throw .released }
         do throws(SystemError) {
             return DMABuffer(base: try PageMemory.map(byteCount: byteCount), count: byteCount)
         } catch {

@@ -202,7 +202,7 @@ final class LockedCore: @unchecked Sendable {
         let s = slots + Int(i)
         s.pointee.generation &+= 1
         s.pointee.state = .free
-        s.pointee.callback = DMACallback()
+        if s.pointee.callback.isSet { s.pointee.callback = DMACallback() }
         s.pointee.probeless()
         s.pointee.next = st.pointee.freeHead
         s.pointee.prev = -1
@@ -214,7 +214,7 @@ final class LockedCore: @unchecked Sendable {
     func retire(_ i: Int32) {
         if slots[Int(i)].reuse {
             slots[Int(i)].state = .prepared
-            slots[Int(i)].result = .noError
+            slots[Int(i)].result = DMAResult(.noError)
             slots.append(i, to: &st.pointee.allocated)
         } else {
             freeSlot(i)
@@ -253,7 +253,8 @@ final class LockedCore: @unchecked Sendable {
         s.pointee.periodLength = periodLength
         s.pointee.burstBytes = st.pointee.config.burstBytes
         s.pointee.injection = DMAInjection()
-        s.pointee.result = .noError
+        s.pointee.injected = false
+        s.pointee.result = DMAResult(.noError)
         slots.append(i, to: &st.pointee.allocated)
         return DMADescriptor(index: UInt32(i), generation: s.pointee.generation)
     }
@@ -295,6 +296,7 @@ final class LockedCore: @unchecked Sendable {
         let i = try check(d)
         guard slots[Int(i)].state == .prepared else { throw slots[Int(i)].reuse ? .busy : .invalidHandle }
         slots[Int(i)].injection = injection
+        slots[Int(i)].injected = injection != DMAInjection()
     }
 
     // MARK: Submit, issue, status
@@ -442,14 +444,17 @@ final class LockedCore: @unchecked Sendable {
             lock.unlock()
             throw .released
         }
-        terminateLocked()
+        let wakeEngine = terminateLocked()
         lock.unlock()
-        engineEvent.signal()
+        if wakeEngine { engineEvent.signal() }
     }
 
-    /// The body of terminate. Lock held.
-    func terminateLocked() {
+    /// The body of terminate. Lock held. Returns whether the engine must be woken (it was
+    /// running or paused, and must notice the abort or the cleared pause).
+    @discardableResult
+    func terminateLocked() -> Bool {
         let s = st
+        let wakeEngine = s.pointee.active >= 0 || s.pointee.paused
         // Callbacks of a batch the executor is running were dispatched before this terminate
         // and may still submit (T7): hold such work until synchronize, which drops it.
         if s.pointee.active >= 0 || !s.pointee.submitted.isEmpty || !s.pointee.issued.isEmpty
@@ -482,6 +487,7 @@ final class LockedCore: @unchecked Sendable {
             s.pointee.paused = false
             pauseFlag.store(false, ordering: .sequentiallyConsistent)
         }
+        return wakeEngine
     }
 
     /// Kernel: `vchan_synchronize` (`tasklet_kill`, then free `desc_terminated`).
@@ -575,8 +581,7 @@ final class LockedCore: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         if st.pointee.released { throw .released }
-        terminateLocked()
-        engineEvent.signal()
+        if terminateLocked() { engineEvent.signal() }
         synchronizeLocked()
     }
 
@@ -590,8 +595,7 @@ final class LockedCore: @unchecked Sendable {
             throw .released
         }
         st.pointee.released = true
-        terminateLocked()
-        engineEvent.signal()
+        if terminateLocked() { engineEvent.signal() }
         synchronizeLocked()
         lock.unlock()
         shutdownThreads(join: true)
@@ -653,6 +657,12 @@ final class LockedCore: @unchecked Sendable {
         let me = CPU.currentThreadID
         let own = me == engineThreadID.load(ordering: .relaxed) || me == executorThreadID.load(ordering: .relaxed)
         shutdownThreads(join: !own)
+    }
+
+    var isReleased: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return st.pointee.released
     }
 
     // MARK: Test hooks
