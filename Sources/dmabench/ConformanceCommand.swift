@@ -152,7 +152,16 @@ struct ConformanceCommand: ParsableCommand {
             do {
                 // A warm-up channel: one-time allocations are not leaks.
                 try entry.make(DMAChannelOptions(poolSize: 64)).release()
-                let fd0 = count("/proc/self/fd"), th0 = count("/proc/self/task")
+                // Let the warm-up's kernel-owned threads (SQPOLL, io-wq) exit before the baseline.
+                var th0 = count("/proc/self/task")
+                let settle = MonotonicClock.now()
+                while MonotonicClock.now() - settle < 2_000_000_000 {
+                    MonotonicClock.sleep(nanoseconds: 20_000_000)
+                    let t = count("/proc/self/task")
+                    if t == th0 { break }
+                    th0 = t
+                }
+                let fd0 = count("/proc/self/fd")
                 for i in 0..<channels {
                     let ch = try entry.make(DMAChannelOptions(poolSize: 64))
                     if i % 10 == 0 {
@@ -167,12 +176,14 @@ struct ConformanceCommand: ParsableCommand {
                 }
                 var fd1 = count("/proc/self/fd"), th1 = count("/proc/self/task")
                 let t0 = MonotonicClock.now()
-                while (fd1 != fd0 || th1 != th0) && MonotonicClock.now() - t0 < 2_000_000_000 {
+                while (fd1 > fd0 || th1 > th0) && MonotonicClock.now() - t0 < 2_000_000_000 {
                     MonotonicClock.sleep(nanoseconds: 10_000_000)
                     fd1 = count("/proc/self/fd")
                     th1 = count("/proc/self/task")
                 }
-                let ok = fd1 == fd0 && th1 == th0
+                // Fewer threads than the baseline is not a leak (a kernel thread of the warm-up
+                // channel may exit late); more is.
+                let ok = fd1 <= fd0 && th1 <= th0
                 leaked = leaked || !ok
                 print("\(name): \(channels) channels created and released: fds \(fd0) -> \(fd1), threads \(th0) -> \(th1): \(ok ? "no leak" : "LEAK")")
             } catch {
