@@ -116,8 +116,12 @@ def main():
         return 2
     # The uring anchor reads from a page-cache file like dmabench's pool (not a memfd).
     src_file = os.path.join("/var/tmp", "dmabench-anchor-src.bin")
-    with open(src_file, "wb") as f:
-        f.write(os.urandom(256 * 65536))
+
+    def make_src():
+        if not os.path.exists(src_file):
+            with open(src_file, "wb") as f:
+                f.write(os.urandom(256 * 65536))
+    make_src()
     backends = a.backends.split(",")
     table = cases(backends, src_file)
     samples = {c[1] + "|" + c[0]: {"anchor": [], "dmabench": []} for c in table}
@@ -127,6 +131,7 @@ def main():
             order = ["anchor", "dmabench"] if r % 2 == 0 else ["dmabench", "anchor"]
             for side in order:
                 if side == "anchor":
+                    make_src()
                     alts = anchor if isinstance(anchor[0], list) else [anchor]
                     vals = [anchor_value(a.anchors, x, size, batch, depth, metric.replace("abs", "")) for x in alts]
                     v = max(vals) if metric in ("ops", "gbps") else min(vals)
@@ -134,7 +139,8 @@ def main():
                     v = dmabench_value(a.dmabench, backend, workload, size, batch, depth, metric.replace("abs", ""), a.duration)
                 samples[key][side].append(v)
             print(f"anchor-compare: round {r + 1}/{a.rounds} {backend} {label}: anchor {samples[key]['anchor'][-1]:.4g} dmabench {samples[key]['dmabench'][-1]:.4g}", file=sys.stderr)
-    os.unlink(src_file)
+    if os.path.exists(src_file):
+        os.unlink(src_file)
     rows, missed = [], 0
     for (backend, label, workload, size, batch, depth, metric, anchor, target) in table:
         key = label + "|" + backend

@@ -25,6 +25,17 @@ public struct DMABuffer: @unchecked Sendable, Hashable {
     public var bytes: UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(start: base, count: count) }
 }
 
+/// Which thread runs completion callbacks (the tasklet analogue, CONTRACT.md A.1).
+public enum DMACallbackContext: String, Sendable, Hashable, Codable {
+    /// A callback executor thread of its own (the default): the engine never runs client code.
+    case executorThread
+    /// The engine thread runs callbacks itself, after a batch of completions, with no backend
+    /// lock held. Two threads instead of three: on a 2-CPU machine a third busy thread has no
+    /// CPU of its own, and every hand-off to it costs a context switch. Callbacks are still
+    /// serialized and in completion order, and `synchronize` still waits for a running one.
+    case engineThread
+}
+
 /// Where a backend runs its threads, given at creation.
 public struct DMAChannelOptions: Sendable, Hashable {
     /// Descriptors in the preallocated pool; `prepare…` returns nil when all are in use.
@@ -37,6 +48,8 @@ public struct DMAChannelOptions: Sendable, Hashable {
     public var spinNanoseconds: Int64
     /// Bytes of coherent memory to reserve for `allocateCoherent` (backends with a pool).
     public var coherentPoolBytes: Int
+    /// Which thread runs callbacks. Backends that have no separate executor ignore it.
+    public var callbackContext: DMACallbackContext = .executorThread
 
     public init(
         poolSize: Int = 4096, engineCPU: Int? = nil, executorCPU: Int? = nil,
