@@ -139,7 +139,7 @@ else
 	  # Counters are off here: with per-thread and per-CPU perf events open, the TCG guest's
 	  # kernel hit soft lockups ("watchdog: BUG: soft lockup - CPU#2 stuck", twice in two 4-node
 	  # runs, never with --events none); counters per cell are tested on the host.
-	  for spec in ${NUMA_MATRIX_GUESTS-"2:1:locked,ring" "4:1:locked"}; do
+	  for spec in ${NUMA_MATRIX_GUESTS-"2:2:locked,ring" "4:2:locked"}; do
 		IFS=: read -r nodes cpn backends <<< "$spec"
 		cells=$((nodes * nodes * nodes * nodes))
 		[ "$nodes" = 2 ] && cells=$CELLS

@@ -203,3 +203,12 @@ int curing_eventfd(void) {
 }
 
 int curing_eventfd_signal(int fd) { return eventfd_write(fd, 1) == 0 ? 0 : -errno; }
+
+// io_uring_register_iowq_aff takes a cpu_set_t, built with the CPU_SET macros: C only.
+int curing_register_iowq_affinity(curing_ring *ring, const int *cpus, int count) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    for (int i = 0; i < count; i++)
+        if (cpus[i] >= 0 && cpus[i] < CPU_SETSIZE) CPU_SET(cpus[i], &set);
+    return io_uring_register_iowq_aff(&ring->ring, sizeof(set), &set);
+}

@@ -69,6 +69,20 @@ public final class URingChannel: DMAChannel {
 
     public var capabilities: DMACapabilities { Self.staticCapabilities }
 
+    /// The engine thread, which submits for the defer setup, reaps completions and runs the
+    /// callbacks (so it is also the callback context). Empty once released.
+    public var threadIDs: [DMAThreadRole: Int32] {
+        guard let t = core.engineThread, t.threadID != 0 else { return [:] }
+        return [.engine: t.threadID]
+    }
+
+    /// Whether the kernel's io-wq workers were pinned to the engine CPU
+    /// (IORING_REGISTER_IOWQ_AFF): nil without an engine CPU, else "ok" or the errno text.
+    public var iowqAffinity: String? {
+        guard let rc = core.iowqAffinityResult else { return nil }
+        return rc == 0 ? "ok" : "failed: \(String(cString: strerror(-rc)))"
+    }
+
     /// Creates a channel: the pool file, the ring (on the engine thread) and the engine thread.
     /// Throws `.unavailable` with the cause where io_uring cannot be used, and
     /// `.invalidArgument` for a pool directory on tmpfs or bad sizes. The corresponding

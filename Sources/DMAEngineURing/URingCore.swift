@@ -29,6 +29,9 @@ final class URingCore: @unchecked Sendable {
     let setup: URingSetup
     let pool: URingPool
     let options: DMAChannelOptions
+    /// The result of pinning io-wq workers to the engine CPU: 0, -errno, or nil when no
+    /// engine CPU was given.
+    var iowqAffinityResult: Int32?
     let sqEntries: Int
     let maxChunks: Int
     let fixedFile: Bool
@@ -713,6 +716,12 @@ final class URingCore: @unchecked Sendable {
             initError = rc
             initDone.signal()
             return
+        }
+        // The engine placement covers the kernel's io-wq workers too (memfd reads run there):
+        // IORING_REGISTER_IOWQ_AFF pins them to the engine CPU.
+        if let cpu = options.engineCPU {
+            var cpus: [Int32] = [Int32(cpu)]
+            iowqAffinityResult = curing_register_iowq_affinity(ring, &cpus, 1)
         }
         self.ring = ring
         initDone.signal()

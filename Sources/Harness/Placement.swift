@@ -15,10 +15,25 @@ public struct PointPlacement: Sendable, Hashable {
     /// True for the default placement (no --placement, no --numa-matrix): submitter on cpu0,
     /// engine on cpu1, memory left to the kernel's default policy.
     public var isDefault: Bool
+    /// The CPU each placed thread gets (its own CPU: `NUMAPlacement.dedicatedCPUs`).
+    var assigned: [NUMAThreadRole: Int] = [:]
 
     public init(request: NUMAPlacement, isDefault: Bool = false) {
         self.request = request
         self.isDefault = isDefault
+    }
+
+    /// A placement whose submitter and engine threads each get a CPU of their own. Throws
+    /// when a node has fewer CPUs than the threads placed on it ("node 0 has 1 cpus (0) but
+    /// the placement needs 2 dedicated cpus there (submitter, engine)"), or when two threads
+    /// name the same CPU. The executor shares the engine's CPU unless placed elsewhere.
+    public init(dedicated request: NUMAPlacement, topology: NUMATopology) throws(NUMAError) {
+        self.request = request
+        self.isDefault = false
+        var counts: [NUMAThreadRole: Int] = [:]
+        if request.executor == request.engine { counts[.executor] = 0 }
+        let cpus = try request.dedicatedCPUs(in: topology, counts: counts)
+        for (role, list) in cpus { if let c = list.first { assigned[role] = c } }
     }
 
     /// Submitter on cpu0 and engine on cpu1 when there are two CPUs or more (as the anchors do).
@@ -41,10 +56,12 @@ public struct PointPlacement: Sendable, Hashable {
         }
     }
 
-    public func submitterCPU(topology: NUMATopology) -> Int? { Self.cpu(for: request.submitter, avoid: nil, topology: topology) }
+    public func submitterCPU(topology: NUMATopology) -> Int? {
+        assigned[.submitter] ?? Self.cpu(for: request.submitter, avoid: nil, topology: topology)
+    }
 
     public func engineCPU(topology: NUMATopology) -> Int? {
-        Self.cpu(for: request.engine, avoid: submitterCPU(topology: topology), topology: topology)
+        assigned[.engine] ?? Self.cpu(for: request.engine, avoid: submitterCPU(topology: topology), topology: topology)
     }
 
     public func executorCPU(topology: NUMATopology) -> Int? {
@@ -52,7 +69,7 @@ public struct PointPlacement: Sendable, Hashable {
         // the backend chooses.
         if isDefault { return nil }
         if request.executor == request.engine { return engineCPU(topology: topology) }
-        return Self.cpu(for: request.executor, avoid: submitterCPU(topology: topology), topology: topology)
+        return assigned[.executor] ?? Self.cpu(for: request.executor, avoid: submitterCPU(topology: topology), topology: topology)
     }
 
     /// The requested placement in the result's vocabulary: "cpuN"/"nodeN" for threads, a

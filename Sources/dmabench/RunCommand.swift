@@ -183,13 +183,24 @@ struct RunCommand: ParsableCommand {
             guard placement == nil else {
                 throw .usage("--placement and --numa-matrix conflict: the matrix already sweeps every placement; give one of them")
             }
-            return NUMAPlacement.matrixCells(of: topology).map { PointPlacement(request: $0) }
+            // Every cell the topology allows: submitter and engine each need a CPU of their own.
+            var cells: [PointPlacement] = []
+            var excluded: [String] = []
+            for c in NUMAPlacement.matrixCells(of: topology) {
+                do throws(NUMAError) { cells.append(try PointPlacement(dedicated: c, topology: topology)) } catch {
+                    excluded.append("\(c): \(error)")
+                }
+            }
+            if !excluded.isEmpty {
+                Console.note("numa matrix: \(excluded.count) of \(excluded.count + cells.count) cells need more CPUs than their node has and are not run; first: \(excluded[0])")
+            }
+            guard !cells.isEmpty else { throw .usage("no NUMA matrix cell fits this machine: \(excluded.first ?? "no cells")") }
+            return cells
         }
         guard let text = placement else { return [.default] }
         do throws(NUMAError) {
             let p = try NUMAPlacement(parsing: text)
-            try p.validate(against: topology)
-            return [PointPlacement(request: p)]
+            return [try PointPlacement(dedicated: p, topology: topology)]
         } catch {
             throw .usage("invalid placement '\(text)': \(error)")
         }

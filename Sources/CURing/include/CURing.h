@@ -79,6 +79,9 @@ int curing_open_pool_file(const char *directory, size_t length);
 int curing_open_pool_memfd(size_t length);
 /// Why: <sys/eventfd.h> is not in Swift's Glibc module. eventfd(0, EFD_CLOEXEC).
 int curing_eventfd(void);
+/// Pins the ring's io-wq worker threads to `cpus` (IORING_REGISTER_IOWQ_AFF): the engine
+/// placement for the kernel's own workers. Returns 0 or -errno.
+int curing_register_iowq_affinity(curing_ring *ring, const int *cpus, int count);
 /// Why: completes the eventfd wrapper: eventfd_write(fd, 1). Returns 0 or -errno.
 int curing_eventfd_signal(int fd);
 
