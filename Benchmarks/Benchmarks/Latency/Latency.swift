@@ -9,13 +9,14 @@ import DMAEngine
 import Harness
 
 let benchmarks: @Sendable () -> Void = {
+    let metrics: [BenchmarkMetric] = [.wallClock, .mallocCountTotal] + BenchMetrics.latency
     Benchmark.defaultConfiguration = .init(
-        metrics: [.wallClock, .mallocCountTotal] + BenchMetrics.latency,
+        metrics: metrics,
         warmupIterations: 2,
         scalingFactor: .one,
         maxDuration: .seconds(2),
         maxIterations: 100,
-        thresholds: BenchMetrics.thresholds
+        thresholds: BenchMetrics.thresholds(for: metrics)
     )
     for entry in BackendRegistry.all where entry.unavailableReason() == nil {
         let fixture = Fixture<ClosedLoopClient>()

@@ -38,6 +38,11 @@ enum BenchMetrics {
         synchronizeNs: .init(relative: [.p50: 300, .p90: 400]),
     ] }
 
+    /// The tolerances of `metrics` only (package-benchmark warns about the others).
+    static func thresholds(for metrics: [BenchmarkMetric]) -> [BenchmarkMetric: BenchmarkThresholds] {
+        thresholds.filter { metrics.contains($0.key) }
+    }
+
     static func record(_ s: WorkloadSample, into benchmark: Benchmark) {
         benchmark.measurement(descriptorsPerSecond, Int(s.descriptorsPerSecond))
         benchmark.measurement(submitNs, s.descriptors == 0 ? 0 : Int(s.submitNanoseconds) / s.descriptors)

@@ -9,13 +9,14 @@ import DMAEngine
 import Harness
 
 let benchmarks: @Sendable () -> Void = {
+    let metrics: [BenchmarkMetric] = [.wallClock] + BenchMetrics.terminate
     Benchmark.defaultConfiguration = .init(
-        metrics: [.wallClock] + BenchMetrics.terminate,
+        metrics: metrics,
         warmupIterations: 1,
         scalingFactor: .one,
         maxDuration: .seconds(2),
         maxIterations: 50,
-        thresholds: BenchMetrics.thresholds
+        thresholds: BenchMetrics.thresholds(for: metrics)
     )
     for entry in BackendRegistry.all where entry.unavailableReason() == nil {
         let fixture = Fixture<TerminateRunner>()
