@@ -121,14 +121,41 @@ if [ -z "$DMABENCH" ]; then
 	say "no dmabench binary: command-line checks skipped"
 else
 	if "$DMABENCH" list topology > "$OUT/topology-host.txt" 2>&1 && grep -q 'node 0' "$OUT/topology-host.txt"; then
-		say "[2node] dmabench list topology ..."
-		rc=0
-		"$VM" -n 2 -c 1 -m "$MEM" -t 300 -- "$DMABENCH" list topology > "$OUT/topology-2node.txt" 2>&1 || rc=$?
-		if [ $rc != 0 ]; then
-			fail "[2node] dmabench list topology exited $rc: $(head -3 "$OUT/topology-2node.txt")"
-		elif ! grep -q 'node 0' "$OUT/topology-2node.txt" || ! grep -q 'node 1' "$OUT/topology-2node.txt"; then
-			fail "[2node] dmabench list topology does not show nodes 0 and 1: $(head -3 "$OUT/topology-2node.txt")"
-		fi
+		for nodes in 2 4; do
+			say "[${nodes}node] dmabench list topology ..."
+			rc=0
+			"$VM" -n "$nodes" -c 1 -m "$MEM" -t 300 -- bash -c '"$0" list topology; echo ---; numactl --hardware' "$DMABENCH" \
+				> "$OUT/topology-${nodes}node.txt" 2>&1 || rc=$?
+			if [ $rc != 0 ]; then
+				fail "[${nodes}node] dmabench list topology exited $rc: $(head -3 "$OUT/topology-${nodes}node.txt")"
+				continue
+			fi
+			# Every node, with the cpus numactl reports for it.
+			if ! python3 - "$OUT/topology-${nodes}node.txt" "$nodes" <<-'PY'
+				import re, sys
+				text = open(sys.argv[1]).read()
+				ours, numactl = text.split("---", 1)
+				want = int(sys.argv[2])
+				cpus = dict(re.findall(r"node (\d+) cpus: ([\d ]*)", numactl))
+				if len(cpus) != want:
+				    sys.exit(f"numactl shows {len(cpus)} nodes, expected {want}")
+				for node, cl in cpus.items():
+				    ids = [int(c) for c in cl.split()]
+				    m = re.search(rf"node {node}: cpus ([\d,-]+)", ours)
+				    if not m:
+				        sys.exit(f"dmabench list topology does not list node {node}")
+				    got = []
+				    for part in m.group(1).split(","):
+				        a, _, b = part.partition("-")
+				        got += list(range(int(a), int(b or a) + 1))
+				    if got != ids:
+				        sys.exit(f"node {node}: dmabench says cpus {got}, numactl says {ids}")
+				print(f"test-numa: [{want}node] list topology matches numactl on {want} nodes", file=sys.stderr)
+				PY
+			then
+				fail "[${nodes}node] dmabench list topology disagrees with numactl (file: $OUT/topology-${nodes}node.txt)"
+			fi
+		done
 	else
 		say "dmabench list topology is not supported yet: topology check skipped"
 	fi
