@@ -141,7 +141,7 @@ else
 				    sys.exit(f"numactl shows {len(cpus)} nodes, expected {want}")
 				for node, cl in cpus.items():
 				    ids = [int(c) for c in cl.split()]
-				    m = re.search(rf"node {node}: cpus ([\d,-]+)", ours)
+				    m = re.search(rf"node {node}: cpus (\d+(?:[-,]\d+)*)", ours)
 				    if not m:
 				        sys.exit(f"dmabench list topology does not list node {node}")
 				    got = []
