@@ -88,6 +88,7 @@ struct ConformanceCommand: ParsableCommand {
                     print(Self.summaryLine(backend: name, r))
                     for n in r.notes { print("  \(n)") }
                     if r.failed { for f in r.failures.prefix(32) { print("  \(f)") } }
+                    fflush(nil)  // one line per scenario as it finishes, also into a file or pipe
                 }
                 print("\(name): \(conformanceSummary(results))")
                 if results.contains(where: \.failed) { anyFailed = true }
@@ -124,6 +125,7 @@ struct ConformanceCommand: ParsableCommand {
                 tests += max(r.iterations, 1)
                 failures += r.failures.count
                 print(Self.summaryLine(backend: name, r) + " (round \(rounds + 1), seed \(cfg.seed))")
+                fflush(nil)
                 if r.failed {
                     failed = true
                     for f in r.failures.prefix(32) { print("  \(f)") }
