@@ -3,6 +3,9 @@
 // The engine thread (the "hardware") and the callback executor (virt-dma's tasklet,
 // `vchan_complete`). Both spin for `options.spinNanoseconds` before they park: a futex wake
 // costs tens of microseconds on this VM against ~110 ns for a cross-core hand-off.
+// Under `DMACallbackContext.engineThread` there is no executor thread: the engine runs
+// `dispatchCompletions` (the tasklet body) itself after a run of completions and before it
+// waits, between two periods of a cyclic transfer, and while it waits for a resume.
 
 import DMAEngine
 import Glibc
@@ -62,6 +65,15 @@ extension LockedCore {
         let s = st
         lock.lock()
         while true {
+            if engineRunsCallbacks && (!s.pointee.completed.isEmpty || s.pointee.cyclicPending >= 0) {
+                // `.engineThread`: the engine is its own tasklet. It runs the callbacks after
+                // a run of quick completions (the same coalescing as below), and always
+                // before it waits, so a lone completion is dispatched at once.
+                let next = s.pointee.issued.head
+                let defer_ = !s.pointee.shutdown && next >= 0 && !s.pointee.paused && !s.pointee.terminating
+                    && slots[Int(next)].isQuick && s.pointee.completed.count < LockedTuning.coalesceCompletions
+                if !defer_ && dispatchCompletions(&wakes) { continue }
+            }
             if s.pointee.shutdown { break }
             // Completion coalescing (interrupt moderation): wake an idle executor unless the
             // next transfer is quick and few completions wait. Waking it for every 64-byte
@@ -224,7 +236,11 @@ extension LockedCore {
         // Completions deferred by coalescing must not wait for the resume.
         lock.lock()
         var wakes = PendingWakes()
-        if st.pointee.executorIdle && !st.pointee.completed.isEmpty {
+        if engineRunsCallbacks {
+            // The engine is the tasklet: run what completed before the pause (callbacks
+            // may run while paused; only new completions wait, P1).
+            while dispatchCompletions(&wakes) {}
+        } else if st.pointee.executorIdle && !st.pointee.completed.isEmpty {
             st.pointee.executorIdle = false
             wakes.executor = true
         }
@@ -360,7 +376,11 @@ extension LockedCore {
                 }
                 if t.needsCallback && !s.pointee.activeTerminated {
                     s.pointee.cyclicPending = t.index
-                    if s.pointee.executorIdle {
+                    if engineRunsCallbacks {
+                        // The period callback runs here, between two chunks, lock dropped;
+                        // a terminate or pause it asks for is seen by the next chunk gate.
+                        _ = dispatchCompletions(&wakes)
+                    } else if s.pointee.executorIdle {
                         s.pointee.executorIdle = false
                         wakes.executor = true
                     }
@@ -383,64 +403,75 @@ extension LockedCore {
         let s = st
         lock.lock()
         while true {
-            if s.pointee.completed.isEmpty && s.pointee.cyclicPending < 0 {
-                if s.pointee.shutdown { break }
-                s.pointee.executorIdle = true
-                lock.unlock()
-                flush(&wakes)
-                idleWait(executorEvent)
-                lock.lock()
-                s.pointee.executorIdle = false
-                continue
-            }
-            if defect == .callbackAfterTerminate {
-                let now = MonotonicClock.now()
-                let notBefore = s.pointee.lateCallbacksNotBefore
-                if now < notBefore {
-                    lock.unlock()
-                    MonotonicClock.sleep(nanoseconds: Int64(notBefore &- now))
-                    lock.lock()
-                    continue
-                }
-            }
-            s.pointee.executorStarted &+= 1
-            let cyclic = s.pointee.cyclicPending
-            s.pointee.cyclicPending = -1
-            let cyclicCookie = cyclic >= 0 ? slots[Int(cyclic)].cookie : DMACookie(0)
-            var n = 0
-            var i = s.pointee.completed.head
-            while i >= 0 {
-                let slot = slots + Int(i)
-                slot.pointee.state = .dispatched
-                batch[n] = BatchEntry(index: i, cookie: slot.pointee.cookie, result: slot.pointee.result)
-                n += 1
-                i = slot.pointee.next
-            }
-            s.pointee.completed = SlotList()
+            if dispatchCompletions(&wakes) { continue }
+            if s.pointee.shutdown { break }
+            s.pointee.executorIdle = true
             lock.unlock()
             flush(&wakes)
-
-            if cyclic >= 0 {
-                slots[Int(cyclic)].callback.invoke(cookie: cyclicCookie, result: .noError)
-            }
-            for k in 0..<n {
-                let e = batch[k]
-                // Kernel order (24461d9792c2): invoke with `tx_result`, then fini.
-                slots[Int(e.index)].callback.invoke(cookie: e.cookie, result: e.result)
-            }
-
+            idleWait(executorEvent)
             lock.lock()
-            for k in 0..<n {
-                let e = batch[k]
-                // Skip a REUSE descriptor that a callback already resubmitted.
-                if slots[Int(e.index)].state == .dispatched && slots[Int(e.index)].cookie == e.cookie {
-                    retire(e.index)
-                }
-            }
-            s.pointee.executorFinished &+= 1
-            if s.pointee.syncWaiters > 0 { wakes.synchronizers = true }
+            s.pointee.executorIdle = false
         }
         lock.unlock()
         flush(&wakes)
+    }
+
+    /// One run of the tasklet body (`vchan_complete`): splice the completed list and the
+    /// pending cyclic period under the lock, drop the lock, invoke the callbacks in
+    /// completion order, retake the lock and retire. Run by the executor thread, or by the
+    /// engine thread itself under `DMACallbackContext.engineThread`. Lock held on entry and
+    /// on return (it is dropped in between). False when nothing was pending; true when a
+    /// batch ran or (`.callbackAfterTerminate` only) the late callbacks are not due yet, so
+    /// the caller re-checks.
+    func dispatchCompletions(_ wakes: inout PendingWakes) -> Bool {
+        let s = st
+        if s.pointee.completed.isEmpty && s.pointee.cyclicPending < 0 { return false }
+        if defect == .callbackAfterTerminate {
+            let now = MonotonicClock.now()
+            let notBefore = s.pointee.lateCallbacksNotBefore
+            if now < notBefore {
+                lock.unlock()
+                MonotonicClock.sleep(nanoseconds: Int64(notBefore &- now))
+                lock.lock()
+                return true
+            }
+        }
+        s.pointee.executorStarted &+= 1
+        let cyclic = s.pointee.cyclicPending
+        s.pointee.cyclicPending = -1
+        let cyclicCookie = cyclic >= 0 ? slots[Int(cyclic)].cookie : DMACookie(0)
+        var n = 0
+        var i = s.pointee.completed.head
+        while i >= 0 {
+            let slot = slots + Int(i)
+            slot.pointee.state = .dispatched
+            batch[n] = BatchEntry(index: i, cookie: slot.pointee.cookie, result: slot.pointee.result)
+            n += 1
+            i = slot.pointee.next
+        }
+        s.pointee.completed = SlotList()
+        lock.unlock()
+        flush(&wakes)
+
+        if cyclic >= 0 {
+            slots[Int(cyclic)].callback.invoke(cookie: cyclicCookie, result: .noError)
+        }
+        for k in 0..<n {
+            let e = batch[k]
+            // Kernel order (24461d9792c2): invoke with `tx_result`, then fini.
+            slots[Int(e.index)].callback.invoke(cookie: e.cookie, result: e.result)
+        }
+
+        lock.lock()
+        for k in 0..<n {
+            let e = batch[k]
+            // Skip a REUSE descriptor that a callback already resubmitted.
+            if slots[Int(e.index)].state == .dispatched && slots[Int(e.index)].cookie == e.cookie {
+                retire(e.index)
+            }
+        }
+        s.pointee.executorFinished &+= 1
+        if s.pointee.syncWaiters > 0 { wakes.synchronizers = true }
+        return true
     }
 }

@@ -111,6 +111,9 @@ final class LockedCore: @unchecked Sendable {
     var executorThread: OSThread?
     let engineThreadID = Atomic<Int32>(0)
     let executorThreadID = Atomic<Int32>(0)
+    /// `options.callbackContext == .engineThread`: no executor thread; the engine runs
+    /// `dispatchCompletions` itself after completions and before it waits.
+    let engineRunsCallbacks: Bool
 
     init(options: DMAChannelOptions, defect: LockedDefect?) throws(DMAError) {
         guard options.poolSize >= 1 && options.poolSize <= 1 << 24 else {
@@ -121,6 +124,7 @@ final class LockedCore: @unchecked Sendable {
         }
         self.options = options
         self.defect = defect
+        self.engineRunsCallbacks = options.callbackContext == .engineThread
         self.poolSize = options.poolSize
         st = UnsafeMutablePointer<LockedState>.allocate(capacity: 1)
         st.initialize(to: LockedState())
@@ -136,7 +140,7 @@ final class LockedCore: @unchecked Sendable {
         syncWordStorage.bindMemory(to: Atomic<UInt32>.self, capacity: 1).initialize(to: Atomic(0))
     }
 
-    /// Starts the engine and the executor. Separate from `init` so that the closures can
+    /// Starts the engine and (under `.executorThread`) the executor. Separate from `init` so that the closures can
     /// capture a fully initialised `self`.
     func start() throws(DMAError) {
         do throws(SystemError) {
@@ -144,9 +148,11 @@ final class LockedCore: @unchecked Sendable {
                 engineThreadID.store(CPU.currentThreadID, ordering: .relaxed)
                 engineMain()
             }
-            executorThread = try OSThread(name: "dma-locked-cb", cpu: options.executorCPU) { [self] in
-                executorThreadID.store(CPU.currentThreadID, ordering: .relaxed)
-                executorMain()
+            if !engineRunsCallbacks {
+                executorThread = try OSThread(name: "dma-locked-cb", cpu: options.executorCPU) { [self] in
+                    executorThreadID.store(CPU.currentThreadID, ordering: .relaxed)
+                    executorMain()
+                }
             }
         } catch {
             shutdownThreads(join: true)
@@ -565,6 +571,11 @@ final class LockedCore: @unchecked Sendable {
         if queuedCallbacks && wakeExecutor {
             s.pointee.executorIdle = false
             executorEvent.signal()
+        }
+        if queuedCallbacks && engineRunsCallbacks && s.pointee.engineIdle {
+            // `.engineThread`: the engine is the executor.
+            s.pointee.engineIdle = false
+            engineEvent.signal()
         }
     }
 

@@ -1,7 +1,7 @@
 // dmabench — ConformanceTests
 //
 // Runs the conformance suite (CONTRACT.md part B, DMAEngineTestSupport) against the locked
-// backend and the embedded double, one test per scenario, and proves that the suite
+// backend (callbacks on the executor thread, and on the engine thread) and the embedded double, one test per scenario, and proves that the suite
 // detects: every deliberately broken variant of the locked backend must fail it.
 //
 // Default mode keeps the whole file within a few minutes on two loaded cores;
@@ -18,6 +18,14 @@ enum Subjects {
     static let configuration = ConformanceConfiguration.standard()
 
     static let locked = ConformanceSubject(name: "locked") { options in try LockedChannel(options: options) }
+
+    /// The locked backend with `callbackContext = .engineThread`: no executor thread, the
+    /// engine runs the callbacks itself.
+    static let lockedEngineThread = ConformanceSubject(name: "locked(engineThread)") { options in
+        var o = options
+        o.callbackContext = .engineThread
+        return try LockedChannel(options: o)
+    }
 
     static let embedded = ConformanceSubject.handDriven(
         name: "embedded", makeChannel: { options in EmbeddedChannel(options: options) },
@@ -51,6 +59,14 @@ struct ConformanceTests {
         @Test("locked backend passes scenario", arguments: ConformanceScenario.all)
         func scenario(_ scenario: ConformanceScenario) {
             Subjects.check(scenario, on: Subjects.locked)
+        }
+    }
+
+    @Suite(.serialized)
+    struct LockedEngineThread {
+        @Test("locked backend with callbacks on the engine thread passes scenario", arguments: ConformanceScenario.all)
+        func scenario(_ scenario: ConformanceScenario) {
+            Subjects.check(scenario, on: Subjects.lockedEngineThread)
         }
     }
 
@@ -109,16 +125,21 @@ struct ConformanceTests {
             return c
         }
 
-        @Test("the suite fails on a deliberately broken locked backend", arguments: cases)
-        func suiteCatchesDefect(_ defect: LockedDefect, _ scenarios: [Int]) {
-            let subject = ConformanceSubject(name: "locked(\(defect))") { options in
-                try LockedChannel(options: options, defect: defect)
+        @Test(
+            "the suite fails on a deliberately broken locked backend", arguments: cases,
+            [DMACallbackContext.executorThread, .engineThread])
+        func suiteCatchesDefect(_ c: (LockedDefect, [Int]), _ context: DMACallbackContext) {
+            let (defect, scenarios) = c
+            let subject = ConformanceSubject(name: "locked(\(defect), \(context))") { options in
+                var o = options
+                o.callbackContext = context
+                return try LockedChannel(options: o, defect: defect)
             }
             let results = checkDMAChannelConformance(
                 subject: subject, configuration: Self.configuration, scenarios: scenarios)
-            for r in results { print("[negative control \(defect)] \(r.description.prefix(600))") }
+            for r in results { print("[negative control \(defect), \(context)] \(r.description.prefix(600))") }
             let caught = results.filter(\.failed).map(\.number)
-            #expect(!caught.isEmpty, "no scenario of \(scenarios) caught the defect \(defect)")
+            #expect(!caught.isEmpty, "no scenario of \(scenarios) caught the defect \(defect) (callbacks on \(context))")
         }
     }
 }
