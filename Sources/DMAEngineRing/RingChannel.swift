@@ -2,7 +2,8 @@
 //
 // The lock-free ring backend (DESIGN.md §3): MPSC submission ring, polling engine thread
 // with a bounded spin then a futex park, SPSC completion ring to a callback executor thread,
-// terminate as an epoch protocol.
+// terminate as an epoch protocol. With `options.callbackContext == .engineThread` there is no
+// executor thread: the engine thread runs the callbacks itself (RingEngine.swift).
 //
 // Why MPSC and not one SPSC ring per submitting thread: the contract (rule C4, scenario 3)
 // makes cookies channel-global and contiguous and requires execution in cookie order, so
@@ -26,13 +27,18 @@ public final class RingChannel: DMAChannel {
     private let engine: RingEngine
     private let executor: RingExecutor
     private let engineThread: OSThread
-    private let executorThread: OSThread
+    /// nil in engine-thread mode (`DMACallbackContext.engineThread`).
+    private let executorThread: OSThread?
+    /// The engine thread runs the callbacks (`DMACallbackContext.engineThread`).
+    private let callbacksOnEngine: Bool
     private let threadsJoined = Atomic<Bool>(false)
 
     public var backendName: String { "ring" }
 
     /// Creates a channel and starts its engine and callback-executor threads (pinned to
-    /// `options.engineCPU` / `options.executorCPU` when given).
+    /// `options.engineCPU` / `options.executorCPU` when given); with
+    /// `options.callbackContext == .engineThread` only the engine thread, which then runs the
+    /// callbacks.
     /// The corresponding kernel call is `dma_request_chan()`.
     public convenience init(options: DMAChannelOptions = .init()) throws(DMAError) {
         try self.init(options: options, negativeControl: .none)
@@ -43,14 +49,20 @@ public final class RingChannel: DMAChannel {
     public init(options: DMAChannelOptions = .init(), negativeControl: RingNegativeControl) throws(DMAError) {
         let core = try RingCore(options: options, negative: negativeControl)
         self.core = core
-        let engine = RingEngine(core: core)
         let executor = RingExecutor(core: core)
+        let onEngine = options.callbackContext == .engineThread
+        callbacksOnEngine = onEngine
+        let engine = RingEngine(core: core, inline: onEngine ? executor : nil)
         self.engine = engine
         self.executor = executor
         do {
             engineThread = try OSThread(name: "ring-engine", cpu: options.engineCPU) { engine.run() }
         } catch {
             throw .unavailable("cannot start the engine thread: \(error)")
+        }
+        if onEngine {
+            executorThread = nil
+            return
         }
         do {
             executorThread = try OSThread(name: "ring-executor", cpu: options.executorCPU) { executor.run() }
@@ -66,13 +78,16 @@ public final class RingChannel: DMAChannel {
 
     deinit {
         if !threadsJoined.load(ordering: .relaxed) {
-            // Dropped without release(): stop and join (never from our own executor thread).
-            stopThreads(join: CPU.currentThreadID != executorThread.threadID)
+            // Dropped without release(): stop and join (never from our own callback thread:
+            // the executor, or the engine in engine-thread mode).
+            let callbackThread = callbacksOnEngine ? engineThread.threadID : executorThread?.threadID
+            stopThreads(join: CPU.currentThreadID != callbackThread)
         }
     }
 
     public var threadIDs: [DMAThreadRole: Int32] {
-        [.engine: engineThread.threadID, .executor: executorThread.threadID]
+        guard let executorThread else { return [.engine: engineThread.threadID] }
+        return [.engine: engineThread.threadID, .executor: executorThread.threadID]
     }
 
     public var capabilities: DMACapabilities {
@@ -317,6 +332,9 @@ public final class RingChannel: DMAChannel {
         }
         // Rule P1: return once the engine has stopped moving data: it acknowledged this pause,
         // or it is parked (it re-checks `control` before it moves data again).
+        // Engine-thread mode, called from a callback: the engine is this thread, between
+        // transfers or at a chunk boundary, and re-reads `control` before it moves data.
+        if callbacksOnEngine && NonBlockingContext.isActive && CPU.currentThreadID == engineThread.threadID { return }
         let generation = Control(raw: c).pauseGeneration
         var spins = 0
         while true {
@@ -467,7 +485,7 @@ public final class RingChannel: DMAChannel {
         core.wake(core.executorPark)
         if join {
             engineThread.join()
-            executorThread.join()
+            executorThread?.join()
             threadsJoined.store(true, ordering: .relaxed)
         }
     }

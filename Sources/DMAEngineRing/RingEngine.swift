@@ -11,6 +11,14 @@
 // retires them in order. Once its consumer position is past C it publishes the completion
 // ring and stores `ack` = (epoch, completion-ring position): every entry of a pre-terminate
 // descriptor lies before that position.
+//
+// Engine-thread callbacks (`DMACallbackContext.engineThread`): the engine owns the executor
+// object (`inline`) and runs it itself at safe points only: after the main loop published a
+// batch, before it idles or parks (idle, paused, stopping, a full completion ring), at the
+// start of a slow or cyclic transfer (which may wait), and at a chunk boundary in
+// `mustAbort` (then it re-reads `control` before moving data). So a callback never runs
+// between a control check and the bytes it guards, and everything `synchronize` waits for
+// (`compHead` past the acknowledged position) is dispatched before the engine parks.
 
 import DMAEngine
 import Glibc
@@ -19,6 +27,9 @@ import Synchronization
 
 final class RingEngine: @unchecked Sendable {
     let core: RingCore
+    /// The callback executor the engine runs itself in engine-thread mode; nil when a
+    /// separate executor thread runs the callbacks.
+    private let inline: RingExecutor?
 
     // Engine-private state (only the engine thread touches it).
     private var head: UInt32 = 1
@@ -43,8 +54,9 @@ final class RingEngine: @unchecked Sendable {
     private let flushCount = 32
     private let flushBytes = 64 << 10
 
-    init(core: RingCore) {
+    init(core: RingCore, inline: RingExecutor?) {
         self.core = core
+        self.inline = inline
         seen = Control(raw: core.control.pointee.load(ordering: .relaxed))
     }
 
@@ -56,6 +68,7 @@ final class RingEngine: @unchecked Sendable {
             if c != seen { observe(c) }
             if stopping {
                 flush()
+                runCallbacks()
                 return
             }
             if draining && Tickets.distance(head, drainUntil) > 0 { draining = false }
@@ -63,6 +76,7 @@ final class RingEngine: @unchecked Sendable {
             if seen.paused && !draining {
                 // Rule P2: issued work does not start while paused.
                 flush()
+                runCallbacks()
                 waitForControlChange()
                 continue
             }
@@ -76,6 +90,7 @@ final class RingEngine: @unchecked Sendable {
             if draining && Tickets.distance(drainUntil, limit) > 0 { limit = drainUntil }
             if Tickets.distance(head, limit) > 0 {
                 flush()
+                runCallbacks()
                 idle()
                 continue
             }
@@ -100,7 +115,16 @@ final class RingEngine: @unchecked Sendable {
                 continue
             }
             execute(index: index, ticket: t)
+            // Engine-thread mode: the callbacks of the batch `push` just published.
+            runCallbacks()
         }
+    }
+
+    /// Engine-thread mode: runs the callbacks of every published completion not yet
+    /// dispatched. One compare when there is nothing to do (or in executor-thread mode).
+    @inline(__always)
+    private func runCallbacks() {
+        if let x = inline, x.head != published { x.runOnEngine(upTo: published) }
     }
 
     // MARK: Transfers
@@ -136,6 +160,7 @@ final class RingEngine: @unchecked Sendable {
         let cookie = core.cookie(ofTicket: t)
         // Publish what completed before this transfer: it may wait (delay, stall, pause).
         flush()
+        runCallbacks()
         core.active.pointee.store(UInt64(t) << 32 | UInt64(UInt32(truncatingIfNeeded: length)), ordering: .relaxed)
 
         if d.pointee.stall {
@@ -214,6 +239,7 @@ final class RingEngine: @unchecked Sendable {
         let chunk = max(1, d.pointee.chunkBytes > 0 ? d.pointee.chunkBytes : period)
         let cookie = core.cookie(ofTicket: t)
         flush()
+        runCallbacks()
         // Ordering: release; pairs with the executor's acquire load of `cyclic` (the
         // descriptor's callback, written before submit, is visible to it).
         core.cyclic.pointee.store(UInt64(t) << 32 | UInt64(index), ordering: .releasing)
@@ -260,7 +286,13 @@ final class RingEngine: @unchecked Sendable {
                 // `cyclicPeriods`: the period's bytes are visible to the callback; seq_cst part
                 // with the executor's seq_cst park announcement).
                 core.cyclicPeriods.pointee.add(1, ordering: .sequentiallyConsistent)
-                core.wakeExecutorIfParked()
+                if let x = inline {
+                    // Engine-thread mode: the period's callback, here; the loop re-checks
+                    // `control` (`mustAbort`) before it copies again.
+                    x.cyclicOnEngine()
+                } else {
+                    core.wakeExecutorIfParked()
+                }
             }
         }
     }
@@ -292,10 +324,17 @@ final class RingEngine: @unchecked Sendable {
                 // Rule P1: stop moving data, publish, acknowledge, wait for resume/terminate.
                 flush()
                 acknowledge()
+                runCallbacks()
                 waitForControlChange()
                 continue
             }
             if needAck && !draining { acknowledge() }
+            if let x = inline, x.head != published {
+                // Engine-thread mode: what `acknowledge` published must be dispatched before
+                // a long transfer goes on (synchronize waits for it); then re-check `control`.
+                x.runOnEngine(upTo: published)
+                continue
+            }
             return false
         }
     }
@@ -321,7 +360,12 @@ final class RingEngine: @unchecked Sendable {
                 compHeadCache = core.compHead.pointee.load(ordering: .acquiring)
                 if compTailPrivate &- compHeadCache < core.compCapacity { break }
                 flush()
-                cpuRelax()
+                if inline != nil {
+                    // Engine-thread mode: nobody else frees entries; dispatch them here.
+                    runCallbacks()
+                } else {
+                    cpuRelax()
+                }
             }
         }
         let e = core.comp + Int(compTailPrivate & core.compMask)
@@ -354,7 +398,7 @@ final class RingEngine: @unchecked Sendable {
             // Ordering: seq_cst (release part pairs with the acquire load of `compTail` in the
             // executor; the seq_cst part with the executor's seq_cst park announcement).
             core.compTail.pointee.store(published, ordering: .sequentiallyConsistent)
-            core.wakeExecutorIfParked()
+            if inline == nil { core.wakeExecutorIfParked() }
         }
     }
 

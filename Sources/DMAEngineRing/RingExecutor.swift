@@ -11,6 +11,11 @@
 //    since pass 1 drops the entry's callback), then invoke it through `DMACallback.invoke`
 //    (non-blocking context), in cookie order, and store `compHead` after each entry:
 //    `synchronize` waits until `compHead` passes the engine's acknowledged position.
+//
+// With `DMACallbackContext.engineThread` no executor thread runs: the engine thread calls
+// `runOnEngine(upTo:)` at its safe points (after publishing a batch, before it waits or
+// parks, never mid-chunk), which runs the same two passes, and `cyclicOnEngine()` after each
+// cyclic period.
 
 import DMAEngine
 import Platform
@@ -18,7 +23,9 @@ import Synchronization
 
 final class RingExecutor: @unchecked Sendable {
     let core: RingCore
-    private var head: UInt32 = 0
+    /// Next completion-ring entry to retire and dispatch (only the thread that runs the
+    /// callbacks touches it: the executor thread, or the engine thread in engine-thread mode).
+    private(set) var head: UInt32 = 0
     private var tailCache: UInt32 = 0
     private var periodsSeen: UInt64 = 0
     private let batchLimit: UInt32 = 32
@@ -44,6 +51,28 @@ final class RingExecutor: @unchecked Sendable {
             let decided = decide(count: n)
             dispatch(count: n, decidedUnder: decided)
         }
+    }
+
+    /// Engine-thread mode: retires and dispatches every entry up to `tail` (the engine's own
+    /// published position, so no atomic load is needed: the engine is this thread), in
+    /// batches, then any cyclic period not yet called back. Called on the engine thread only,
+    /// with no lock held, after `flush()` advanced `last` (rule K2).
+    @inline(never)
+    func runOnEngine(upTo tail: UInt32) {
+        while head != tail {
+            let n = min(tail &- head, batchLimit)
+            let decided = decide(count: n)
+            dispatch(count: n, decidedUnder: decided)
+        }
+        cyclicOnEngine()
+    }
+
+    /// Engine-thread mode: runs the cyclic callback when a period elapsed since the last one.
+    @inline(__always)
+    func cyclicOnEngine() {
+        // Ordering: acquire; pairs with the engine's seq_cst increment after a period (the
+        // same thread in this mode; kept for symmetry with `run()`).
+        if core.cyclicPeriods.pointee.load(ordering: .acquiring) != periodsSeen { cyclicCallback() }
     }
 
     @inline(__always)

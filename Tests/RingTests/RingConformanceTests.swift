@@ -3,7 +3,8 @@
 // Runs every conformance scenario (CONTRACT.md part B, DMAEngineTestSupport) against
 // RingChannel, one test per scenario, and proves that the suite catches the ring's own
 // negative controls. The ring advertises every optional capability (memset, cyclic, reuse,
-// pause), so a skipped scenario is a failure here.
+// pause), so a skipped scenario is a failure here. Every scenario runs in both callback
+// contexts (`DMACallbackContext`: executor thread, and engine thread).
 
 import DMAEngine
 @_spi(NegativeControls) import DMAEngineRing
@@ -13,29 +14,38 @@ import Testing
 enum RingSubject {
     static let configuration = ConformanceConfiguration.standard()
 
-    static let ring = ConformanceSubject(name: "ring") { options in try RingChannel(options: options) }
+    static func subject(_ context: DMACallbackContext) -> ConformanceSubject {
+        ConformanceSubject(name: "ring(\(context.rawValue))") { options in
+            var o = options
+            o.callbackContext = context
+            return try RingChannel(options: o)
+        }
+    }
 
-    static func check(_ scenario: ConformanceScenario) {
-        let r = runConformanceScenario(scenario.number, subject: ring, configuration: configuration)
-        print("[ring] \(r)")
-        for note in r.notes { print("[ring]   \(note)") }
+    static let contexts: [DMACallbackContext] = [.executorThread, .engineThread]
+
+    static func check(_ scenario: ConformanceScenario, _ context: DMACallbackContext) {
+        let tag = "ring(\(context.rawValue))"
+        let r = runConformanceScenario(scenario.number, subject: subject(context), configuration: configuration)
+        print("[\(tag)] \(r)")
+        for note in r.notes { print("[\(tag)]   \(note)") }
         switch r.outcome {
         case .passed:
             #expect(r.number == scenario.number)
         case .failed(let lines):
-            let message = "ring: scenario \(r.number) (\(r.name)) failed:\n" + lines.joined(separator: "\n")
+            let message = "\(tag): scenario \(r.number) (\(r.name)) failed:\n" + lines.joined(separator: "\n")
             Issue.record("\(message)")
         case .skipped(let why):
-            Issue.record("ring: scenario \(r.number) (\(r.name)) was skipped, but the ring advertises what it needs: \(why)")
+            Issue.record("\(tag): scenario \(r.number) (\(r.name)) was skipped, but the ring advertises what it needs: \(why)")
         }
     }
 }
 
 @Suite(.serialized)
 struct RingConformanceTests {
-    @Test("ring backend passes scenario", arguments: ConformanceScenario.all)
-    func scenario(_ scenario: ConformanceScenario) {
-        RingSubject.check(scenario)
+    @Test("ring backend passes scenario", arguments: ConformanceScenario.all, RingSubject.contexts)
+    func scenario(_ scenario: ConformanceScenario, _ context: DMACallbackContext) {
+        RingSubject.check(scenario, context)
     }
 
     /// The ring's negative controls the suite must catch. `.executorSkipsEpochCheck` is not
@@ -57,10 +67,13 @@ struct RingConformanceTests {
         return c
     }
 
-    @Test("the suite fails on a deliberately broken ring backend", arguments: negativeCases)
-    func suiteCatchesNegativeControl(_ control: RingNegativeControl, _ scenarios: [Int]) {
-        let subject = ConformanceSubject(name: "ring(\(control))") { options in
-            try RingChannel(options: options, negativeControl: control)
+    @Test("the suite fails on a deliberately broken ring backend", arguments: negativeCases, RingSubject.contexts)
+    func suiteCatchesNegativeControl(_ negative: (RingNegativeControl, [Int]), _ context: DMACallbackContext) {
+        let (control, scenarios) = negative
+        let subject = ConformanceSubject(name: "ring(\(control), \(context.rawValue))") { options in
+            var o = options
+            o.callbackContext = context
+            return try RingChannel(options: o, negativeControl: control)
         }
         let results = checkDMAChannelConformance(
             subject: subject, configuration: Self.negativeConfiguration, scenarios: scenarios)
