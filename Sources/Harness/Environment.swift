@@ -48,8 +48,32 @@ public enum EnvironmentCapture {
         return "host-" + String(String(h, radix: 16).prefix(8))
     }
 
-    /// The git commit of the working directory and whether the tree is dirty.
-    public static func gitState(directory: String = FileManager.default.currentDirectoryPath) -> (commit: String, dirty: Bool) {
+    /// The source tree this binary was built in: the nearest directory above the executable
+    /// that holds `.git` (a repository or a worktree), so that a binary built from another
+    /// commit (Scripts/compare-commits.sh builds base and head in worktrees) reports its own
+    /// commit, whatever the current directory. Nil when the binary was copied elsewhere.
+    public static var buildTree: String? {
+        guard let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") else { return nil }
+        var dir = (exe as NSString).deletingLastPathComponent
+        while dir.count > 1 {
+            if FileManager.default.fileExists(atPath: dir + "/.git") { return dir }
+            dir = (dir as NSString).deletingLastPathComponent
+        }
+        return nil
+    }
+
+    /// The git commit of the binary's source tree (else of the working directory), and
+    /// whether that tree is dirty.
+    public static func gitState() -> (commit: String, dirty: Bool) {
+        if let tree = buildTree {
+            let g = gitState(directory: tree)
+            if g.commit != "unknown" { return g }
+        }
+        return gitState(directory: FileManager.default.currentDirectoryPath)
+    }
+
+    /// The git commit of `directory` and whether the tree is dirty.
+    public static func gitState(directory: String) -> (commit: String, dirty: Bool) {
         func git(_ args: [String]) -> String? {
             guard let r = try? ChildProcess.run(["git", "-C", directory] + args), r.status == 0 else { return nil }
             return r.output.trimmingCharacters(in: .whitespacesAndNewlines)
