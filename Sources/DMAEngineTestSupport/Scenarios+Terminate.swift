@@ -223,23 +223,8 @@ extension Scenarios {
         if returned {
             ctx.expectEqual(b.exitedAt.load(ordering: .acquiring), 0, "callback exit before terminateAsync returned (it must not wait, rule T2)")
         }
-        let syncReturned = Atomic<Int>(0)
-        let syncThread = try ctx.spawn("synchronize") {
-            ctx.expectOK("synchronize in a blocking context") { try rig.channel.synchronize() }
-            // Ordering: release; pairs with the acquire loads below.
-            syncReturned.store(b.sequence.next(), ordering: .releasing)
-        }
-        ctx.idle(0.1)
-        ctx.expectEqual(syncReturned.load(ordering: .acquiring), 0, "synchronize returned while a callback was blocked (rule T3b)")
-        b.gate.signal()
-        ctx.waitUntil("synchronize returned after the callback was released") { syncReturned.load(ordering: .acquiring) != 0 }
+        try expectBlockingCallWaits(ctx, rig, b, call: "synchronize", rule: "T3b") { try rig.channel.synchronize() }
         taThread.join()
-        syncThread.join()
-        let exit = b.exitedAt.load(ordering: .acquiring), sync = syncReturned.load(ordering: .acquiring)
-        ctx.expect(exit != 0 && exit < sync, "callback exit (event \(exit)) should precede synchronize's return (event \(sync))")
-        ctx.idle(0.05, rig: rig)
-        ctx.expectEqual(b.secondCalled.load(ordering: .relaxed), 0, "callbacks of the terminated queued transfer (rule T1)")
-        rig.monitor.forbid(upTo: rig.channel.debugWatermark().used, "after synchronize returned")
         rig.allocator.free(t1.dst)
     }
 
@@ -247,23 +232,34 @@ extension Scenarios {
         let rig = try ctx.makeRig()
         let b = BlockedCallback()
         let (_, t1) = try b.install(ctx, rig)
-        let tsReturned = Atomic<Int>(0)
-        let thread = try ctx.spawn("terminate-sync") {
-            ctx.expectOK("terminateSync in a blocking context") { try rig.channel.terminateSync() }
+        try expectBlockingCallWaits(ctx, rig, b, call: "terminateSync", rule: "T4") { try rig.channel.terminateSync() }
+        rig.allocator.free(t1.dst)
+    }
+
+    /// Scenarios 16 and 17: `call` (synchronize or terminateSync), made from a blocking
+    /// context while a callback is blocked, must not return until the callback has returned;
+    /// the terminated queued transfer never gets a callback, and the engine touches nothing
+    /// afterwards.
+    static func expectBlockingCallWaits(
+        _ ctx: ScenarioContext, _ rig: Rig, _ b: BlockedCallback, call: String, rule: String,
+        _ body: @escaping @Sendable () throws -> Void
+    ) throws {
+        let returnedAt = Atomic<Int>(0)
+        let thread = try ctx.spawn(call) {
+            ctx.expectOK("\(call) in a blocking context") { try body() }
             // Ordering: release; pairs with the acquire loads below.
-            tsReturned.store(b.sequence.next(), ordering: .releasing)
+            returnedAt.store(b.sequence.next(), ordering: .releasing)
         }
         ctx.idle(0.1)
-        ctx.expectEqual(tsReturned.load(ordering: .acquiring), 0, "terminateSync returned while a callback was blocked (rule T4)")
+        ctx.expectEqual(returnedAt.load(ordering: .acquiring), 0, "\(call) returned while a callback was blocked (rule \(rule))")
         b.gate.signal()
-        ctx.waitUntil("terminateSync returned after the callback was released") { tsReturned.load(ordering: .acquiring) != 0 }
+        ctx.waitUntil("\(call) returned after the callback was released") { returnedAt.load(ordering: .acquiring) != 0 }
         thread.join()
-        let exit = b.exitedAt.load(ordering: .acquiring), ts = tsReturned.load(ordering: .acquiring)
-        ctx.expect(exit != 0 && exit < ts, "callback exit (event \(exit)) should precede terminateSync's return (event \(ts))")
+        let exit = b.exitedAt.load(ordering: .acquiring), returned = returnedAt.load(ordering: .acquiring)
+        ctx.expect(exit != 0 && exit < returned, "callback exit (event \(exit)) should precede \(call)'s return (event \(returned))")
         ctx.idle(0.05, rig: rig)
-        ctx.expectEqual(b.secondCalled.load(ordering: .relaxed), 0, "callbacks of the terminated queued transfer")
-        rig.monitor.forbid(upTo: rig.channel.debugWatermark().used, "after terminateSync returned")
-        rig.allocator.free(t1.dst)
+        ctx.expectEqual(b.secondCalled.load(ordering: .relaxed), 0, "callbacks of the terminated queued transfer (rule T1)")
+        rig.monitor.forbid(upTo: rig.channel.debugWatermark().used, "after \(call) returned")
     }
 
     // MARK: 18
