@@ -88,10 +88,12 @@ public struct DMACallback: Sendable {
     @inlinable
     public func invoke(cookie: DMACookie, result: DMAResult) {
         NonBlockingContext.withCallbackContext {
-            if let withResult {
-                withResult(DMACompletion(cookie: cookie, result: result, parameter: parameter))
-            } else if let plain {
-                plain(parameter)
+            // Optional-chaining calls on the borrowed fields: no copy of the closures, so no
+            // retain/release pair per callback (`if let` would copy them).
+            if withResult != nil {
+                withResult?(DMACompletion(cookie: cookie, result: result, parameter: parameter))
+            } else {
+                plain?(parameter)
             }
         }
     }

@@ -217,7 +217,7 @@ public final class RingChannel: DMAChannel {
         let d = try preparedSlot(descriptor)
         guard d.pointee.reuse else { throw .notPermitted }
         core.scrub(descriptor.index)
-        core.pushFree(first: descriptor.index, last: descriptor.index)
+        core.freeQueue.enqueue(descriptor.index)
     }
 
     // MARK: Submit, issue, status

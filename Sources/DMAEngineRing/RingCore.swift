@@ -6,9 +6,9 @@
 //
 // Threads and what they write:
 // - submitters (any client thread, callbacks included): `W` high half (fetch-add), the
-//   submission-ring slot of their ticket, `issuedTail` (issuePending), the free list (prep);
+//   submission-ring slot of their ticket, `issuedTail` (issuePending), the free queue (prep);
 // - the engine: `W` low half (last), `compTail`, `ack`, `active`, submission-slot `seq` on consume;
-// - the executor: `compHead`, the free list (retire);
+// - the executor: `compHead`, the free queue (retire);
 // - terminate/pause/resume/release: `control`.
 
 import DMAEngine
@@ -74,8 +74,8 @@ final class RingCore: @unchecked Sendable {
     let compHead: UnsafeMutablePointer<Atomic<UInt32>>
     /// Executor futex word: 1 while the executor is parked (or about to park).
     let executorPark: UnsafeMutablePointer<Atomic<UInt32>>
-    /// The free list of descriptor slots: (tag << 32 | index), index `RingLayout.none` = empty.
-    let freeHead: UnsafeMutablePointer<Atomic<UInt64>>
+    /// The free descriptor indices (RingFreeQueue.swift).
+    let freeQueue: RingFreeQueue
     /// Engine-written: the control value it has acted on (upper half) and the completion
     /// ring position after which no entry belongs to an epoch before it (low half).
     let ack: UnsafeMutablePointer<Atomic<UInt64>>
@@ -152,7 +152,6 @@ final class RingCore: @unchecked Sendable {
         compTail = at(3, 0, UInt32(0))
         compHead = at(4, 0, UInt32(0))
         executorPark = at(5, 0, UInt32(0))
-        freeHead = at(6, 0, UInt64(0))
         ack = at(7, 0, UInt64(0))
         active = at(7, 8, UInt64(UInt32.max) << 32)
         idleMark = at(7, 16, UInt64(0))
@@ -172,10 +171,9 @@ final class RingCore: @unchecked Sendable {
         poolBase = UnsafeMutableRawPointer.allocate(byteCount: options.poolSize * Self.descriptorStride, alignment: line)
         for i in 0..<options.poolSize {
             let d = (poolBase + i * Self.descriptorStride).bindMemory(to: RingDescriptor.self, capacity: 1)
-            d.initialize(to: RingDescriptor(index: UInt32(i)))
-            d.pointee.next.store(i + 1 < options.poolSize ? UInt32(i + 1) : RingLayout.none, ordering: .relaxed)
+            d.initialize(to: RingDescriptor())
         }
-        freeHead.pointee.store(Tickets.pack(high: 0, low: 0), ordering: .relaxed)
+        freeQueue = RingFreeQueue(holdingAll: options.poolSize)
 
         sub = UnsafeMutablePointer<SubmissionSlot>.allocate(capacity: cap)
         for i in 0..<cap {
@@ -244,40 +242,11 @@ final class RingCore: @unchecked Sendable {
         }
     }
 
-    // MARK: Free list (Treiber stack with a tag against ABA)
+    // MARK: Free descriptors
 
+    /// Takes a free descriptor index (nil when the pool is exhausted).
     @inline(__always)
-    func popFree() -> UInt32? {
-        // Ordering: acquire; pairs with the release CAS in `pushFree`, so the slot's last
-        // owner (the executor retiring it) is done with it before we write it.
-        var head = freeHead.pointee.load(ordering: .acquiring)
-        while true {
-            let index = Tickets.low(head)
-            if index == RingLayout.none { return nil }
-            let next = descriptor(index).pointee.next.load(ordering: .relaxed)
-            // Ordering: acquire on success; pairs with the release CAS in `pushFree`.
-            let (done, now) = freeHead.pointee.compareExchange(
-                expected: head, desired: Tickets.pack(high: Tickets.high(head) &+ 1, low: next),
-                successOrdering: .acquiring, failureOrdering: .acquiring)
-            if done { return index }
-            head = now
-        }
-    }
-
-    /// Pushes the chain first → … → last (linked through `next`).
-    @inline(__always)
-    func pushFree(first: UInt32, last: UInt32) {
-        var head = freeHead.pointee.load(ordering: .relaxed)
-        while true {
-            descriptor(last).pointee.next.store(Tickets.low(head), ordering: .relaxed)
-            // Ordering: release; pairs with the acquire CAS in `popFree`.
-            let (done, now) = freeHead.pointee.compareExchange(
-                expected: head, desired: Tickets.pack(high: Tickets.high(head) &+ 1, low: first),
-                successOrdering: .releasing, failureOrdering: .relaxed)
-            if done { return }
-            head = now
-        }
-    }
+    func popFree() -> UInt32? { freeQueue.dequeue() }
 
     /// Returns a non-REUSE (or freed REUSE) descriptor to the pool state: callback dropped,
     /// generation bumped (stale handles now fail), state free. The caller pushes it.

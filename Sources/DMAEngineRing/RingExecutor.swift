@@ -6,7 +6,7 @@
 //    `terminated`, and every entry completed in an epoch before the current one whose ticket
 //    is at or before the current cutoff (completed but not dispatched when terminate ran:
 //    rule T1, no callback). Move each dispatched callback into its entry, then retire the
-//    descriptor (REUSE → prepared, otherwise back to the free list, pushed once per batch).
+//    descriptor (REUSE → prepared, otherwise back to the free queue, enqueued once per batch).
 // 2. Dispatch: re-read `control` before each callback (the dispatch point: a terminate
 //    since pass 1 drops the entry's callback), then invoke it through `DMACallback.invoke`
 //    (non-blocking context), in cookie order, and store `compHead` after each entry:
@@ -29,8 +29,15 @@ final class RingExecutor: @unchecked Sendable {
     private var tailCache: UInt32 = 0
     private var periodsSeen: UInt64 = 0
     private let batchLimit: UInt32 = 32
+    /// The indices a batch retires (executor-private scratch, allocated once).
+    private let retired: UnsafeMutablePointer<UInt32>
 
-    init(core: RingCore) { self.core = core }
+    init(core: RingCore) {
+        self.core = core
+        retired = .allocate(capacity: Int(batchLimit))
+    }
+
+    deinit { retired.deallocate() }
 
     func run() {
         while true {
@@ -80,8 +87,7 @@ final class RingExecutor: @unchecked Sendable {
         // Ordering: acquire; pairs with the seq_cst CAS of `control` in `terminateAsync`.
         let c = Control(raw: core.control.pointee.load(ordering: .acquiring))
         let checkEpoch = core.negative != .executorSkipsEpochCheck
-        var chainFirst = RingLayout.none
-        var chainLast = RingLayout.none
+        var nRetired = 0
         for i in 0..<n {
             let e = core.comp + Int((head &+ i) & core.compMask)
             let d = core.descriptor(e.pointee.descriptor)
@@ -92,19 +98,21 @@ final class RingExecutor: @unchecked Sendable {
                 drop = true
             }
             e.pointee.dispatch = !drop && d.pointee.interrupt && d.pointee.callback.isSet
-            if e.pointee.dispatch { e.pointee.callback = d.pointee.callback }
             if d.pointee.reuse {
+                if e.pointee.dispatch { e.pointee.callback = d.pointee.callback }
                 // Ordering: release; pairs with the acquire load of `state` in `submit` and
                 // the other descriptor calls: the client may now resubmit or change it.
                 d.pointee.state.store(SlotState.prepared, ordering: .releasing)
             } else {
+                // Move the callback out (the entry's is empty): no retain, and scrub finds
+                // nothing to release.
+                if e.pointee.dispatch { swap(&e.pointee.callback, &d.pointee.callback) }
                 core.scrub(e.pointee.descriptor)
-                d.pointee.next.store(chainFirst, ordering: .relaxed)
-                if chainLast == RingLayout.none { chainLast = e.pointee.descriptor }
-                chainFirst = e.pointee.descriptor
+                retired[nRetired] = e.pointee.descriptor
+                nRetired += 1
             }
         }
-        if chainFirst != RingLayout.none { core.pushFree(first: chainFirst, last: chainLast) }
+        core.freeQueue.enqueue(retired, count: nRetired)
         return c
     }
 

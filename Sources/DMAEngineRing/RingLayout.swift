@@ -26,15 +26,13 @@ enum SlotState {
 /// One descriptor of the preallocated pool. The atomics are read by any thread that holds a
 /// handle; the plain fields belong to whoever owns the descriptor in its current state (the
 /// client while prepared, the engine, then the executor) and are handed over through the
-/// release/acquire pairs of the submission ring, the completion ring and the free list.
+/// release/acquire pairs of the submission ring, the completion ring and the free queue.
 @usableFromInline
 struct RingDescriptor: ~Copyable {
     /// `SlotState`.
     let state: Atomic<UInt32>
     /// Incremented each time the slot goes back to the free list (stale handles fail).
     let generation: Atomic<UInt32>
-    /// The free-list link (an index, or `RingLayout.none`).
-    let next: Atomic<UInt32>
 
     var isMemset = false
     /// A cyclic transfer: runs period by period until terminated.
@@ -57,10 +55,9 @@ struct RingDescriptor: ~Copyable {
     var delayPerChunk: Int64 = 0
     var callback = DMACallback()
 
-    init(index: UInt32) {
+    init() {
         state = Atomic(SlotState.free)
         generation = Atomic(1)
-        next = Atomic(index)
     }
 }
 

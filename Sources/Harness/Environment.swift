@@ -104,6 +104,13 @@ public enum EnvironmentCapture {
         return ResultContext(
             date: f.string(from: Date()), host: self.hostID(override: hostID), cpu: cpuModel, cores: CPU.onlineCount,
             kernel: kernel, commit: g.commit, dirty: g.dirty, governor: governor, numaNodes: numaNodes,
-            commandLine: commandLine, toolVersion: toolVersion)
+            commandLine: commandLine, toolVersion: toolVersion, clock: stampClockDescription)
+    }
+
+    /// The descriptor-stamp clock, with the reason when it is not the CPU counter.
+    public static var stampClockDescription: String {
+        let c = StampClock.shared
+        if let why = StampClock.sharedFallbackReason { return "\(c) (\(why))" }
+        return c.description
     }
 }

@@ -84,13 +84,17 @@ public struct ResultContext: Codable, Sendable {
     public var complete: Bool
     /// Why the run is incomplete, when it is.
     public var incompleteReason: String?
+    /// The clock that stamped descriptors (`StampClock`), e.g. "tsc (2.596 GHz, …)" or
+    /// "CLOCK_MONOTONIC (<why not the counter>)". nil in documents written before it existed.
+    public var clock: String?
 
     public init(
         date: String, host: String, cpu: String, cores: Int, kernel: String, commit: String, dirty: Bool,
         governor: String?, numaNodes: [Int], counters: [String: String] = [:], commandLine: [String],
         toolVersion: String, calibration: Calibration? = nil, skipped: [SkippedBackend] = [], shard: ShardInfo? = nil,
-        complete: Bool = true, incompleteReason: String? = nil
+        complete: Bool = true, incompleteReason: String? = nil, clock: String? = nil
     ) {
+        self.clock = clock
         self.date = date
         self.host = host
         self.cpu = cpu

@@ -82,8 +82,8 @@ struct CallbackState {
     var histogram: UnsafeMutablePointer<Histogram<UInt64>>?
     var submitStamps: UnsafeMutablePointer<UInt64>
     var measureFrom: Int  // record latency only for completions at or after this count
-    var firstStamp: UInt64  // clock at the completion that ends the warm-up (the measureFrom-th)
-    var lastStamp: UInt64  // clock at the latest completion
+    var firstStamp: UInt64  // stamp at the completion that ends the warm-up (the measureFrom-th)
+    var lastStamp: UInt64  // stamp at the latest completion
     var errors: Int
     var outOfOrder: Int
     var nextExpected: Int32
@@ -95,6 +95,8 @@ struct CallbackState {
     var size: Int
     var slotMask: Int
     var recordLatency: Bool
+    /// Stamps are ticks of this clock (`StampClock`); the histogram gets nanoseconds.
+    var clock: StampClock
 }
 
 /// The completion callback: count it, check order, record latency, sample-verify.
@@ -104,7 +106,7 @@ let workloadCallback: DMACallback.WithResult = { completion in
     let p = completion.parameter
     let state = UnsafeMutablePointer<CallbackState>(bitPattern: UInt(p & 0x0000_FFFF_FFFF_FFFF))!
     let slot = Int(p >> 48)
-    let now = state.pointee.recordLatency ? MonotonicClock.now() : 0
+    let now = state.pointee.recordLatency ? state.pointee.clock.now() : 0
     if completion.result.code != .noError { state.pointee.errors &+= 1 }
     if completion.cookie.rawValue != state.pointee.nextExpected, state.pointee.nextExpected != 0 {
         state.pointee.outOfOrder &+= 1
@@ -115,12 +117,13 @@ let workloadCallback: DMACallback.WithResult = { completion in
     if state.pointee.recordLatency {
         if n >= state.pointee.measureFrom, let h = state.pointee.histogram {
             let t0 = state.pointee.submitStamps[slot]
-            _ = h.pointee.record(now > t0 ? now - t0 : 0)
+            _ = h.pointee.record(now > t0 ? state.pointee.clock.nanoseconds(now - t0) : 0)
         }
         if n &+ 1 == state.pointee.measureFrom { state.pointee.firstStamp = now }
         state.pointee.lastStamp = now
     }
-    if state.pointee.verifyEvery > 0, n % state.pointee.verifyEvery == 0, completion.result.code == .noError {
+    // verifyEvery is 0 or a power of two: a mask, not a division.
+    if state.pointee.verifyEvery > 0, n & (state.pointee.verifyEvery &- 1) == 0, completion.result.code == .noError {
         let off = slot * state.pointee.stride
         if !Pattern.equal(state.pointee.dst + off, state.pointee.src + off, state.pointee.size) {
             state.pointee.verifyFailures &+= 1
@@ -168,8 +171,12 @@ public final class ClosedLoopClient {
     /// Where the source and destination pages are, verified after first touch.
     public private(set) var verifiedMemory = VerifiedMemory()
 
-    public init(channel: any DMAChannel, spec: WorkloadSpec, memory: MemoryPlacer? = nil) throws {
+    /// The clock that stamps descriptors (`StampClock.shared` unless a test passes one).
+    public let clock: StampClock
+
+    public init(channel: any DMAChannel, spec: WorkloadSpec, memory: MemoryPlacer? = nil, clock: StampClock = .shared) throws {
         self.channel = channel
+        self.clock = clock
         self.spec = spec
         var n = 1
         while n < spec.depth { n <<= 1 }
@@ -206,7 +213,7 @@ public final class ClosedLoopClient {
         state.initialize(to: CallbackState(
             completed: counter, histogram: histogram, submitStamps: stamps, measureFrom: 0, firstStamp: 0, lastStamp: 0, errors: 0, outOfOrder: 0,
             nextExpected: 0, verifyEvery: spec.verify ? 4096 : 0, verifyFailures: 0, src: src.base, dst: dst.base,
-            stride: stride, size: spec.size, slotMask: nslots - 1, recordLatency: spec.recordLatency))
+            stride: stride, size: spec.size, slotMask: nslots - 1, recordLatency: spec.recordLatency, clock: clock))
     }
 
     deinit {
@@ -241,12 +248,15 @@ public final class ClosedLoopClient {
         let stateBits = UInt64(UInt(bitPattern: state))
         let stamps = state.pointee.submitStamps
         let recordLatency = spec.recordLatency
-        let verifyEvery = spec.verify ? 4096 : 0
+        let verifyEvery = spec.verify ? 4096 : 0  // a power of two (masked, not divided)
         let flags = DMAPrepFlags.default
-        let openLoopInterval: Double? = spec.rate.map { 1e9 / $0 }
+        let clock = self.clock
+        // Open loop: the interval between due times, in clock ticks.
+        let openLoopInterval: Double? = spec.rate.map { clock.ticks(nanoseconds: 1e9 / $0) }
         let faultEvery = spec.faultEvery ?? 0
+        let durationTicks = UInt64(clock.ticks(nanoseconds: Double(spec.durationNanoseconds)))
 
-        let runStart = MonotonicClock.now()
+        let runStart = clock.now()
         let base = state.pointee.completed.pointee.load(ordering: .acquiring)
         let warmupEnd = base + spec.warmupDescriptors
         state.pointee.measureFrom = warmupEnd
@@ -258,7 +268,9 @@ public final class ClosedLoopClient {
         var tEnd: UInt64 = 0
         var deadline: UInt64 = .max
         var stopSubmitting = false
-        var submitNs: UInt64 = 0
+        var submitTicks: UInt64 = 0
+        // The clock after the latest burst: the deadline check reuses it (one read fewer).
+        var lastBurstEnd: UInt64 = 0
         var measuredStart = 0
         var openLoopStart: UInt64 = 0
         var openLoopIndex: Double = 0
@@ -268,28 +280,28 @@ public final class ClosedLoopClient {
 
         while true {
             if !stopSubmitting {
-                let burstStart = MonotonicClock.now()
+                let burstStart = clock.now()
                 while submitted - reaped < depth && submitted < submitLimit {
                     let slot = submitted & mask
                     let d = slot * stride
-                    if verifyEvery > 0 && submitted % verifyEvery == 0 {
+                    if verifyEvery > 0 && submitted & (verifyEvery &- 1) == 0 {
                         memset(dst.base + d, 0xA5, size)
                     }
                     var stamp: UInt64 = 0
                     if let interval = openLoopInterval {
                         // Open loop: the descriptor is due at its intended time; wait for it and
                         // count latency from then (coordinated omission stays visible).
-                        if openLoopStart == 0 { openLoopStart = MonotonicClock.now() }
+                        if openLoopStart == 0 { openLoopStart = clock.now() }
                         let due = openLoopStart &+ UInt64(openLoopIndex * interval)
-                        var now = MonotonicClock.now()
+                        var now = clock.now()
                         if now < due {
                             if submitted > issued { ch.issuePending(); issued = submitted }
-                            while now < due { cpuRelax(); now = MonotonicClock.now() }
+                            while now < due { cpuRelax(); now = clock.now() }
                         }
                         openLoopIndex += 1
                         stamp = due
                     } else if recordLatency {
-                        stamp = MonotonicClock.now()
+                        stamp = clock.now()
                     }
                     stamps[slot] = stamp
                     guard let desc = ch.prepareMemcpy(to: dst.base + d, from: src.base + d, length: size, flags: flags) else {
@@ -315,7 +327,8 @@ public final class ClosedLoopClient {
                     ch.issuePending()
                     issued = submitted
                 }
-                if measuring { submitNs &+= MonotonicClock.now() &- burstStart }
+                lastBurstEnd = clock.now()
+                if measuring { submitTicks &+= lastBurstEnd &- burstStart }
             }
             // Wait for at least one completion: spin, then yield (2 vCPUs: never starve the engine).
             var spins = 0
@@ -349,22 +362,21 @@ public final class ClosedLoopClient {
             if !measuring && reaped >= warmupEnd {
                 measuring = true
                 onMeasureStart?()
-                tStart = MonotonicClock.now()
+                tStart = clock.now()
                 measuredStart = reaped
-                deadline = tStart &+ spec.durationNanoseconds
+                deadline = tStart &+ durationTicks
             }
             if measuring && !stopSubmitting {
                 if submitted >= submitLimit {
                     stopSubmitting = true
                 } else if spec.maxDescriptors == nil {
-                    let now = MonotonicClock.now()
-                    if now >= deadline || shouldStop() { stopSubmitting = true }
+                    if max(lastBurstEnd, tStart) >= deadline || shouldStop() { stopSubmitting = true }
                 }
             } else if !measuring && shouldStop() {
                 stopSubmitting = true
             }
             if stopSubmitting && reaped == submitted {
-                tEnd = MonotonicClock.now()
+                tEnd = clock.now()
                 if measuring { onMeasureEnd?() }
                 break
             }
@@ -375,11 +387,11 @@ public final class ClosedLoopClient {
         // completion, as the C anchors define it, and counts exactly the descriptors whose
         // latency went into the histogram.
         var measured = max(0, reaped - measuredStart)
-        var elapsed = measuring ? tEnd &- tStart : 0
+        var elapsed = measuring ? clock.nanoseconds(tEnd &- tStart) : 0
         if recordLatency && measuring {
             measured = max(0, reaped - warmupEnd)
             let first = warmupEnd == base ? runStart : state.pointee.firstStamp
-            elapsed = state.pointee.lastStamp > first ? state.pointee.lastStamp - first : 0
+            elapsed = state.pointee.lastStamp > first ? clock.nanoseconds(state.pointee.lastStamp - first) : 0
         }
         var vf = state.pointee.verifyFailures
         if spec.verify && faultEvery == 0 {
@@ -388,7 +400,7 @@ public final class ClosedLoopClient {
             }
         }
         let sample = WorkloadSample(
-            descriptors: measured, elapsedNanoseconds: elapsed, submitNanoseconds: submitNs,
+            descriptors: measured, elapsedNanoseconds: elapsed, submitNanoseconds: clock.nanoseconds(submitTicks),
             errors: state.pointee.errors, verifyFailures: vf, outOfOrder: state.pointee.outOfOrder)
         state.pointee.errors = 0
         state.pointee.verifyFailures = 0

@@ -27,7 +27,7 @@ public enum Futex {
 }
 
 /// A CPU pause hint for spin loops.
-@inline(__always)
+@inlinable @inline(__always)
 public func cpuRelax() { cls_cpu_relax() }
 
 /// A one-word event that a thread can wait on: spin first, then park on a futex.
