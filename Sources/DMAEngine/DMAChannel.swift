@@ -117,6 +117,14 @@ public protocol DMAChannel: AnyObject, Sendable {
     /// Sets the completion callback; before submit only. The corresponding kernel fields are
     /// `callback`, `callback_result` and `callback_param`.
     func setCallback(_ callback: DMACallback, for descriptor: DMADescriptor) throws(DMAError)
+    /// Prepares a copy and sets its callback in one call, as a kernel client writes
+    /// `desc->callback` right after `dmaengine_prep_dma_memcpy()`. nil as for
+    /// `prepareMemcpy`. The default is `prepareMemcpy` then `setCallback`; a backend may do
+    /// both in one step (one lock acquisition instead of two). NB-safe.
+    func prepareMemcpy(
+        to destination: UnsafeMutableRawPointer, from source: UnsafeRawPointer, length: Int, flags: DMAPrepFlags,
+        callback: DMACallback
+    ) -> DMADescriptor?
     /// Marks a descriptor reusable (`dmaengine_desc_set_reuse()`) or not
     /// (`dmaengine_desc_clear_reuse()`). `.notPermitted` when `!capabilities.descriptorReuse`.
     func setReuse(_ reuse: Bool, for descriptor: DMADescriptor) throws(DMAError)
@@ -197,15 +205,25 @@ extension DMAChannel {
         return cookie
     }
 
-    /// Prepares a memcpy and sets its callback in one call. NB-safe.
+    /// The default of the requirement: `prepareMemcpy`, then `setCallback`.
     @inlinable
     public func prepareMemcpy(
-        to destination: UnsafeMutableRawPointer, from source: UnsafeRawPointer, length: Int,
-        flags: DMAPrepFlags = .default, callback: DMACallback
+        to destination: UnsafeMutableRawPointer, from source: UnsafeRawPointer, length: Int, flags: DMAPrepFlags,
+        callback: DMACallback
     ) -> DMADescriptor? {
         guard let d = prepareMemcpy(to: destination, from: source, length: length, flags: flags) else { return nil }
         do { try setCallback(callback, for: d) } catch { return nil }
         return d
+    }
+
+    /// Prepares a memcpy with the default flags and sets its callback. NB-safe. (An overload
+    /// rather than a default argument, so that the call reaches a backend's own
+    /// implementation of the requirement.)
+    @inlinable
+    public func prepareMemcpy(
+        to destination: UnsafeMutableRawPointer, from source: UnsafeRawPointer, length: Int, callback: DMACallback
+    ) -> DMADescriptor? {
+        prepareMemcpy(to: destination, from: source, length: length, flags: .default, callback: callback)
     }
 }
 

@@ -112,6 +112,18 @@ public final class LockedChannel: DMAChannel {
             flags: flags)
     }
 
+    /// Prep and callback under one acquisition of the channel lock (`vchan_tx_prep` takes it
+    /// once; the kernel client's `desc->callback = …` takes none).
+    public func prepareMemcpy(
+        to destination: UnsafeMutableRawPointer, from source: UnsafeRawPointer, length: Int, flags: DMAPrepFlags,
+        callback: DMACallback
+    ) -> DMADescriptor? {
+        guard length > 0 else { return nil }
+        return core.prepare(
+            kind: .memcpy, destination: destination, source: source, length: length, periodLength: 0, value: 0,
+            flags: flags, callback: callback)
+    }
+
     /// The corresponding kernel call is `dmaengine_prep_dma_memset()`.
     public func prepareMemset(to destination: UnsafeMutableRawPointer, value: UInt8, length: Int, flags: DMAPrepFlags)
         -> DMADescriptor?

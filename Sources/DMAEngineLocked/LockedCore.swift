@@ -239,7 +239,7 @@ final class LockedCore: @unchecked Sendable {
 
     func prepare(
         kind: TransferKind, destination: UnsafeMutableRawPointer, source: UnsafeRawPointer?, length: Int,
-        periodLength: Int, value: UInt8, flags: DMAPrepFlags
+        periodLength: Int, value: UInt8, flags: DMAPrepFlags, callback: DMACallback? = nil
     ) -> DMADescriptor? {
         lock.lock()
         defer { lock.unlock() }
@@ -261,6 +261,7 @@ final class LockedCore: @unchecked Sendable {
         s.pointee.injection = DMAInjection()
         s.pointee.injected = false
         s.pointee.result = DMAResult(.noError)
+        if let callback { s.pointee.callback = callback }
         slots.append(i, to: &st.pointee.allocated)
         return DMADescriptor(index: UInt32(i), generation: s.pointee.generation)
     }

@@ -131,6 +131,18 @@ public final class RingChannel: DMAChannel {
         prepare(destination: destination, source: source, fill: 0, isMemset: false, length: length, flags: flags)
     }
 
+    /// Prep with the callback written at once (the descriptor is the caller's until submit;
+    /// no second handle check).
+    public func prepareMemcpy(
+        to destination: UnsafeMutableRawPointer, from source: UnsafeRawPointer, length: Int, flags: DMAPrepFlags,
+        callback: DMACallback
+    ) -> DMADescriptor? {
+        guard let h = prepare(destination: destination, source: source, fill: 0, isMemset: false, length: length, flags: flags)
+        else { return nil }
+        core.descriptor(h.index).pointee.callback = callback
+        return h
+    }
+
     public func prepareMemset(
         to destination: UnsafeMutableRawPointer, value: UInt8, length: Int, flags: DMAPrepFlags
     ) -> DMADescriptor? {
