@@ -339,11 +339,12 @@ public final class ClosedLoopClient {
             // back to store the next count. Polling after every pause slowed ring 64 B b32
             // d256 to 0.62-0.87x of ring_pipeline; 4 pauses (about 90 ns here) gave
             // 0.83-0.93x, 16 gave 0.92-1.13x, 64 (1.4 µs) 1.11-1.23x (interleaved A/B
-            // rounds). With d descriptors in flight the engine has at least d completions of
-            // work queued, so polling every d/4 pauses (at most 64) never starves it, and at
-            // depth 1 the client still polls after every pause. Latency is stamped by the
-            // callback, not here, so it is not affected.
-            let waitBackoff = min(64, max(1, (submitted - reaped) >> 2))
+            // rounds). With d issued descriptors not yet reaped the engine has up to d
+            // transfers of work queued, so polling every d/4 pauses (at most 64) does not
+            // starve it, and when few are issued (the batch not yet full) the client polls
+            // after every pause, to flush them as soon as the engine runs dry (the anchors'
+            // rule). Latency is stamped by the callback, not here, so it is not affected.
+            let waitBackoff = min(64, max(1, (issued - reaped) >> 2))
             var spins = 0
             var c = state.pointee.completed.pointee.load(ordering: .acquiring)
             while c == reaped {
