@@ -154,6 +154,8 @@ enum Tickets {
 
     /// Folds any integer into the cookie range 1...Int32.max (rule C2).
     @inline(__always) static func wrapCookie(_ x: Int64) -> Int32 {
+        // Almost always already in range: skip the division.
+        if x >= 1 && x <= period { return Int32(truncatingIfNeeded: x) }
         var r = (x - 1) % period
         if r < 0 { r += period }
         return Int32(truncatingIfNeeded: r + 1)
