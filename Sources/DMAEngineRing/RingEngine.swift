@@ -190,21 +190,8 @@ final class RingEngine: @unchecked Sendable {
                 push(index: index, ticket: t, code: .aborted, residue: length - offset, terminated: true, bytes: 0)
                 return
             }
-            let delay = d.pointee.delayPerChunk
-            if delay > 0 {
-                let deadline = Int64(bitPattern: MonotonicClock.now()) + delay
-                var interrupted = false
-                while true {
-                    let remaining = deadline - Int64(bitPattern: MonotonicClock.now())
-                    if remaining <= 0 { break }
-                    if interruptibleSleep(nanoseconds: remaining, stallSeen: nil) {
-                        interrupted = true
-                        break
-                    }
-                }
-                // Terminate or pause cut the wait short: re-check before touching memory.
-                if interrupted { continue }
-            }
+            // Terminate or pause cut an injected delay short: re-check before touching memory.
+            if injectedDelayInterrupted(d.pointee.delayPerChunk) { continue }
             let n = min(chunk, length - offset)
             // Ordering: acquire; pairs with the release store in `debugSetAccessProbe`.
             let p = core.probe.pointee.load(ordering: .acquiring)
@@ -253,20 +240,8 @@ final class RingEngine: @unchecked Sendable {
                 push(index: index, ticket: t, code: .aborted, residue: length - offset, terminated: true, bytes: 0)
                 return
             }
-            let delay = d.pointee.delayPerChunk
-            if delay > 0 {
-                let deadline = Int64(bitPattern: MonotonicClock.now()) + delay
-                var interrupted = false
-                while true {
-                    let remaining = deadline - Int64(bitPattern: MonotonicClock.now())
-                    if remaining <= 0 { break }
-                    if interruptibleSleep(nanoseconds: remaining, stallSeen: nil) {
-                        interrupted = true
-                        break
-                    }
-                }
-                if interrupted { continue }
-            }
+            // Terminate or pause cut an injected delay short: re-check before touching memory.
+            if injectedDelayInterrupted(d.pointee.delayPerChunk) { continue }
             let n = min(chunk, period - inPeriod, length - offset)
             // Ordering: acquire; pairs with the release store in `debugSetAccessProbe`.
             let p = core.probe.pointee.load(ordering: .acquiring)
@@ -294,6 +269,18 @@ final class RingEngine: @unchecked Sendable {
                     core.wakeExecutorIfParked()
                 }
             }
+        }
+    }
+
+    /// Waits out an injected per-chunk delay (none when `delay <= 0`). Returns true when a
+    /// control change cut it short, so the caller re-checks before it moves data.
+    private func injectedDelayInterrupted(_ delay: Int64) -> Bool {
+        guard delay > 0 else { return false }
+        let deadline = Int64(bitPattern: MonotonicClock.now()) + delay
+        while true {
+            let remaining = deadline - Int64(bitPattern: MonotonicClock.now())
+            if remaining <= 0 { return false }
+            if interruptibleSleep(nanoseconds: remaining, stallSeen: nil) { return true }
         }
     }
 
