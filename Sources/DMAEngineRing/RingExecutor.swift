@@ -136,8 +136,11 @@ final class RingExecutor: @unchecked Sendable {
             }
             if e.pointee.dispatch {
                 let cookie = core.cookie(ofTicket: e.pointee.ticket)
-                e.pointee.callback.invoke(cookie: cookie, result: DMAResult(e.pointee.code, residue: e.pointee.residue))
-                e.pointee.callback = DMACallback()
+                // Moved out of the entry, not copied: calling the closures in place through
+                // the pointer retained both, and the reset released them again.
+                var callback = DMACallback()
+                swap(&callback, &e.pointee.callback)
+                callback.invoke(cookie: cookie, result: DMAResult(e.pointee.code, residue: e.pointee.residue))
             }
             // Ordering: release; pairs with the acquire load of `compHead` in `synchronize`
             // (this entry's callback has returned) and in the engine's ring-full check.

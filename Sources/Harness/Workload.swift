@@ -72,16 +72,21 @@ public struct WorkloadError: Error, CustomStringConvertible, Sendable {
 
 /// State shared between the client and the completion callback, in raw memory so that the
 /// callback (a closure that captures nothing) reaches it through `callback_param` with no
-/// reference counting. Only the callback writes `completed`, the histogram and the error
+/// reference counting. Only the callback writes `completed`, the latency ring and the error
 /// counters; the client reads them after an acquire load of `completed`.
 struct CallbackState {
     /// In its own 128-byte line: the client polls it while the callback thread writes it.
     var completed: UnsafeMutablePointer<Atomic<Int>>
     // The rest is written by the callback thread only (callbacks of one channel never overlap,
     // rule K3), and read by the client after it has observed `completed` with acquire.
-    var histogram: UnsafeMutablePointer<Histogram<UInt64>>?
     var submitStamps: UnsafeMutablePointer<UInt64>
-    var measureFrom: Int  // record latency only for completions at or after this count
+    /// Latency ring: the callback of the n-th completion stores its latency (clock ticks) at
+    /// `n & slotMask`; the client moves it into the histogram when it reaps. The callback
+    /// stays short (the engine thread runs it in engine-thread mode, as the anchors' client
+    /// runs its own), and the ring cannot overrun: completion n exists only once descriptor n
+    /// was submitted, so n < reaped + depth ≤ reaped + slots for every entry not yet reaped.
+    var latencies: UnsafeMutablePointer<UInt64>
+    var measureFrom: Int  // the warm-up ends at this completion count (it stamps `firstStamp`)
     var firstStamp: UInt64  // stamp at the completion that ends the warm-up (the measureFrom-th)
     var lastStamp: UInt64  // stamp at the latest completion
     var errors: Int
@@ -115,10 +120,8 @@ let workloadCallback: DMACallback.WithResult = { completion in
     // Ordering: relaxed read of our own counter (only this thread writes it).
     let n = state.pointee.completed.pointee.load(ordering: .relaxed)
     if state.pointee.recordLatency {
-        if n >= state.pointee.measureFrom, let h = state.pointee.histogram {
-            let t0 = state.pointee.submitStamps[slot]
-            _ = h.pointee.record(now > t0 ? state.pointee.clock.nanoseconds(now - t0) : 0)
-        }
+        let t0 = state.pointee.submitStamps[slot]
+        state.pointee.latencies[n & state.pointee.slotMask] = now > t0 ? now &- t0 : 0
         if n &+ 1 == state.pointee.measureFrom { state.pointee.firstStamp = now }
         state.pointee.lastStamp = now
     }
@@ -130,7 +133,7 @@ let workloadCallback: DMACallback.WithResult = { completion in
         }
     }
     // Ordering: release; pairs with the acquire load of `completed` in the client's wait loop,
-    // which then reads the histogram and counters written above.
+    // which then reads the latency ring and counters written above.
     state.pointee.completed.pointee.store(n &+ 1, ordering: .releasing)
 }
 
@@ -206,18 +209,21 @@ public final class ClosedLoopClient {
             lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three))
         let stamps = UnsafeMutablePointer<UInt64>.allocate(capacity: nslots)
         stamps.initialize(repeating: 0, count: nslots)
+        let latencies = UnsafeMutablePointer<UInt64>.allocate(capacity: nslots)
+        latencies.initialize(repeating: 0, count: nslots)
         let counterLine = UnsafeMutableRawPointer.allocate(byteCount: 128, alignment: 128)
         let counter = counterLine.bindMemory(to: Atomic<Int>.self, capacity: 1)
         counter.initialize(to: Atomic(0))
         state = .allocate(capacity: 1)
         state.initialize(to: CallbackState(
-            completed: counter, histogram: histogram, submitStamps: stamps, measureFrom: 0, firstStamp: 0, lastStamp: 0, errors: 0, outOfOrder: 0,
+            completed: counter, submitStamps: stamps, latencies: latencies, measureFrom: 0, firstStamp: 0, lastStamp: 0, errors: 0, outOfOrder: 0,
             nextExpected: 0, verifyEvery: spec.verify ? 4096 : 0, verifyFailures: 0, src: src.base, dst: dst.base,
             stride: stride, size: spec.size, slotMask: nslots - 1, recordLatency: spec.recordLatency, clock: clock))
     }
 
     deinit {
         state.pointee.submitStamps.deallocate()
+        state.pointee.latencies.deallocate()
         state.pointee.completed.deinitialize(count: 1)
         UnsafeMutableRawPointer(state.pointee.completed).deallocate()
         state.deinitialize(count: 1)
@@ -247,6 +253,8 @@ public final class ClosedLoopClient {
         let mask = nslots - 1
         let stateBits = UInt64(UInt(bitPattern: state))
         let stamps = state.pointee.submitStamps
+        let latencies = state.pointee.latencies
+        let histogram = self.histogram
         let recordLatency = spec.recordLatency
         let verifyEvery = spec.verify ? 4096 : 0  // a power of two (masked, not divided)
         let flags = DMAPrepFlags.default
@@ -376,6 +384,15 @@ public final class ClosedLoopClient {
                 }
             }
             waitStart = 0
+            if recordLatency {
+                // The latencies of completions reaped..<c (the acquire load of `completed`
+                // made them visible), from the end of the warm-up on.
+                var i = max(reaped, warmupEnd)
+                while i < c {
+                    _ = histogram.pointee.record(clock.nanoseconds(latencies[i & mask]))
+                    i &+= 1
+                }
+            }
             reaped = c
             if !measuring && reaped >= warmupEnd {
                 measuring = true
