@@ -71,7 +71,7 @@ extension LockedCore {
                 // before it waits, so a lone completion is dispatched at once.
                 let next = s.pointee.issued.head
                 let defer_ = !s.pointee.shutdown && next >= 0 && !s.pointee.paused && !s.pointee.terminating
-                    && slots[Int(next)].isQuick && s.pointee.completed.count < LockedTuning.coalesceCompletions
+                    && (slots + Int(next)).isQuick && s.pointee.completed.count < LockedTuning.coalesceCompletions
                 if !defer_ && dispatchCompletions(&wakes) { continue }
             }
             if s.pointee.shutdown { break }
@@ -82,7 +82,7 @@ extension LockedCore {
             // transfers, and at once when it goes idle, so depth-1 latency is unchanged.
             if s.pointee.executorIdle && !s.pointee.completed.isEmpty {
                 let next = s.pointee.issued.head
-                let defer_ = next >= 0 && !s.pointee.paused && !s.pointee.terminating && slots[Int(next)].isQuick
+                let defer_ = next >= 0 && !s.pointee.paused && !s.pointee.terminating && (slots + Int(next)).isQuick
                     && s.pointee.completed.count < LockedTuning.coalesceCompletions
                 if !defer_ {
                     s.pointee.executorIdle = false
@@ -112,7 +112,7 @@ extension LockedCore {
                 index: i, kind: slot.pointee.kind, cookie: slot.pointee.cookie,
                 destination: slot.pointee.destination!, source: slot.pointee.source,
                 length: slot.pointee.length, periodLength: slot.pointee.periodLength, value: slot.pointee.value,
-                chunk: max(1, chunk), injection: inj, needsCallback: slot.pointee.needsCallback)
+                chunk: max(1, chunk), injection: inj, needsCallback: slot.needsCallback)
             activeResidue.store(t.length, ordering: .relaxed)
             // Ordering: relaxed; the probe itself is read under the lock.
             let g = probeGeneration.load(ordering: .relaxed)
@@ -445,7 +445,7 @@ extension LockedCore {
         while i >= 0 {
             let slot = slots + Int(i)
             slot.pointee.state = .dispatched
-            batch[n] = BatchEntry(index: i, cookie: slot.pointee.cookie, result: slot.pointee.result)
+            batch[n] = BatchEntry(index: i, cookie: slot.pointee.cookie, result: slot.pointee.result, owned: !slot.pointee.reuse)
             n += 1
             i = slot.pointee.next
         }
@@ -459,7 +459,16 @@ extension LockedCore {
         for k in 0..<n {
             let e = batch[k]
             // Kernel order (24461d9792c2): invoke with `tx_result`, then fini.
-            slots[Int(e.index)].callback.invoke(cookie: e.cookie, result: e.result)
+            if e.owned {
+                // Moved out, not copied (no retain/release of the closures); `freeSlot`
+                // then finds it empty. A REUSE descriptor keeps its callback: a callback
+                // may resubmit it, and the engine reads the callback when it takes it.
+                var callback = DMACallback()
+                swap(&callback, &slots[Int(e.index)].callback)
+                callback.invoke(cookie: e.cookie, result: e.result)
+            } else {
+                slots[Int(e.index)].callback.invoke(cookie: e.cookie, result: e.result)
+            }
         }
 
         lock.lock()

@@ -70,6 +70,9 @@ struct BatchEntry {
     var index: Int32
     var cookie: DMACookie
     var result: DMAResult
+    /// Not REUSE (read under the lock): nobody but the executor touches the slot until it
+    /// retires it, so its callback can be moved out rather than copied.
+    var owned: Bool
 }
 
 final class LockedCore: @unchecked Sendable {
@@ -131,7 +134,7 @@ final class LockedCore: @unchecked Sendable {
         slots = UnsafeMutablePointer<Slot>.allocate(capacity: poolSize)
         slots.initialize(repeating: Slot(), count: poolSize)
         batch = UnsafeMutablePointer<BatchEntry>.allocate(capacity: poolSize)
-        batch.initialize(repeating: BatchEntry(index: -1, cookie: DMACookie(0), result: .noError), count: poolSize)
+        batch.initialize(repeating: BatchEntry(index: -1, cookie: DMACookie(0), result: .noError, owned: false), count: poolSize)
         // Free stack: 0 on top, so the first preps use the lowest slots.
         for i in 0..<poolSize { slots[i].next = i + 1 < poolSize ? Int32(i + 1) : -1 }
         st.pointee.freeHead = 0
@@ -559,7 +562,7 @@ final class LockedCore: @unchecked Sendable {
             let i = slots.popFirst(&list)
             if i == s.pointee.active && s.pointee.activeTerminated {
                 slots.append(i, to: &s.pointee.terminated)
-            } else if defect == .callbackAfterTerminate && slots[Int(i)].needsCallback {
+            } else if defect == .callbackAfterTerminate && (slots + Int(i)).needsCallback {
                 slots[Int(i)].state = .completed
                 slots[Int(i)].result = .noError
                 slots.append(i, to: &s.pointee.completed)
