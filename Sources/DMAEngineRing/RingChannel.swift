@@ -460,7 +460,7 @@ public final class RingChannel: DMAChannel {
             }
             if let position {
                 // Ordering: acquire; pairs with the executor's release store of `compHead`
-                // after each entry (its callback has returned).
+                // after each batch (its callbacks have returned).
                 let h = core.compHead.pointee.load(ordering: .acquiring)
                 if Tickets.distance(h, position) >= 0 { return }
             }

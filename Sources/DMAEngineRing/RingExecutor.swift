@@ -6,11 +6,12 @@
 //    `terminated`, and every entry completed in an epoch before the current one whose ticket
 //    is at or before the current cutoff (completed but not dispatched when terminate ran:
 //    rule T1, no callback). Move each dispatched callback into its entry, then retire the
-//    descriptor (REUSE → prepared, otherwise back to the free queue, enqueued once per batch).
+//    descriptor (REUSE → prepared, otherwise scrubbed for the free queue).
 // 2. Dispatch: re-read `control` before each callback (the dispatch point: a terminate
 //    since pass 1 drops the entry's callback), then invoke it through `DMACallback.invoke`
-//    (non-blocking context), in cookie order, and store `compHead` after each entry:
-//    `synchronize` waits until `compHead` passes the engine's acknowledged position.
+//    (non-blocking context), in cookie order. Then enqueue the batch's scrubbed descriptors
+//    on the free queue (the kernel frees a descriptor after its callback) and store
+//    `compHead`: `synchronize` waits until it passes the engine's acknowledged position.
 //
 // With `DMACallbackContext.engineThread` no executor thread runs: the engine thread calls
 // `runOnEngine(upTo:)` at its safe points (after publishing a batch, before it waits or
@@ -31,6 +32,7 @@ final class RingExecutor: @unchecked Sendable {
     private let batchLimit: UInt32 = 32
     /// The indices a batch retires (executor-private scratch, allocated once).
     private let retired: UnsafeMutablePointer<UInt32>
+    private var retiredCount = 0
 
     init(core: RingCore) {
         self.core = core
@@ -112,7 +114,7 @@ final class RingExecutor: @unchecked Sendable {
                 nRetired += 1
             }
         }
-        core.freeQueue.enqueue(retired, count: nRetired)
+        retiredCount = nRetired
         return c
     }
 
@@ -142,12 +144,20 @@ final class RingExecutor: @unchecked Sendable {
                 swap(&callback, &e.pointee.callback)
                 callback.invoke(cookie: cookie, result: DMAResult(e.pointee.code, residue: e.pointee.residue))
             }
-            // Ordering: release; pairs with the acquire load of `compHead` in `synchronize`
-            // (this entry's callback has returned) and in the engine's ring-full check.
-            core.compHead.pointee.store(head &+ i &+ 1, ordering: .releasing)
-            core.signalSyncWaiters()
         }
         head &+= n
+        // Back to the pool after the batch's callbacks, as the kernel finishes a descriptor
+        // after its callback (`vchan_complete`: invoke, then `vchan_vdesc_fini`). Before
+        // them, the enqueue (whose cells the client's dequeues last wrote) delayed the first
+        // callback by a cross-CPU miss.
+        core.freeQueue.enqueue(retired, count: retiredCount)
+        retiredCount = 0
+        // Ordering: release; pairs with the acquire load of `compHead` in `synchronize`
+        // (every callback of the batch has returned and its descriptor is back in the pool)
+        // and in the engine's ring-full check. Once per batch (at most `batchLimit` entries),
+        // after the enqueue: `synchronize` returns with the batch's descriptors free.
+        core.compHead.pointee.store(head, ordering: .releasing)
+        core.signalSyncWaiters()
     }
 
     /// Runs the running cyclic transfer's callback once for every period elapsed since the

@@ -79,13 +79,17 @@ struct CallbackState {
     var completed: UnsafeMutablePointer<Atomic<Int>>
     // The rest is written by the callback thread only (callbacks of one channel never overlap,
     // rule K3), and read by the client after it has observed `completed` with acquire.
+    /// Submit stamps by slot. Only the client reads and writes them.
     var submitStamps: UnsafeMutablePointer<UInt64>
-    /// Latency ring: the callback of the n-th completion stores its latency (clock ticks) at
-    /// `n & slotMask`; the client moves it into the histogram when it reaps. The callback
-    /// stays short (the engine thread runs it in engine-thread mode, as the anchors' client
-    /// runs its own), and the ring cannot overrun: completion n exists only once descriptor n
-    /// was submitted, so n < reaped + depth ≤ reaped + slots for every entry not yet reaped.
-    var latencies: UnsafeMutablePointer<UInt64>
+    /// Completion ring: the callback of the n-th completion stores its stamp and slot at
+    /// `n & slotMask`; the client turns them into latencies (against `submitStamps`) and
+    /// records them in the histogram when it reaps. The callback stays short, and it never
+    /// reads a line that the client writes per descriptor: in engine-thread mode the engine
+    /// runs it, and in the anchors the client stamps and reaps itself. The ring cannot
+    /// overrun: completion n exists only once descriptor n was submitted, so
+    /// n < reaped + depth ≤ reaped + slots for every entry not yet reaped. A slot's submit
+    /// stamp is rewritten only when the client submits into the slot again, after it reaped.
+    var completions: UnsafeMutablePointer<CompletionStamp>
     var measureFrom: Int  // the warm-up ends at this completion count (it stamps `firstStamp`)
     var firstStamp: UInt64  // stamp at the completion that ends the warm-up (the measureFrom-th)
     var lastStamp: UInt64  // stamp at the latest completion
@@ -104,6 +108,12 @@ struct CallbackState {
     var clock: StampClock
 }
 
+/// What the callback records for the client: when the callback started, and for which slot.
+struct CompletionStamp {
+    var stamp: UInt64
+    var slot: Int
+}
+
 /// The completion callback: count it, check order, record latency, sample-verify.
 /// It captures nothing: its state comes through the parameter, whose low 48 bits are the
 /// address of the `CallbackState` and whose high 16 bits are the slot.
@@ -120,8 +130,7 @@ let workloadCallback: DMACallback.WithResult = { completion in
     // Ordering: relaxed read of our own counter (only this thread writes it).
     let n = state.pointee.completed.pointee.load(ordering: .relaxed)
     if state.pointee.recordLatency {
-        let t0 = state.pointee.submitStamps[slot]
-        state.pointee.latencies[n & state.pointee.slotMask] = now > t0 ? now &- t0 : 0
+        state.pointee.completions[n & state.pointee.slotMask] = CompletionStamp(stamp: now, slot: slot)
         if n &+ 1 == state.pointee.measureFrom { state.pointee.firstStamp = now }
         state.pointee.lastStamp = now
     }
@@ -209,21 +218,21 @@ public final class ClosedLoopClient {
             lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three))
         let stamps = UnsafeMutablePointer<UInt64>.allocate(capacity: nslots)
         stamps.initialize(repeating: 0, count: nslots)
-        let latencies = UnsafeMutablePointer<UInt64>.allocate(capacity: nslots)
-        latencies.initialize(repeating: 0, count: nslots)
+        let completions = UnsafeMutablePointer<CompletionStamp>.allocate(capacity: nslots)
+        completions.initialize(repeating: CompletionStamp(stamp: 0, slot: 0), count: nslots)
         let counterLine = UnsafeMutableRawPointer.allocate(byteCount: 128, alignment: 128)
         let counter = counterLine.bindMemory(to: Atomic<Int>.self, capacity: 1)
         counter.initialize(to: Atomic(0))
         state = .allocate(capacity: 1)
         state.initialize(to: CallbackState(
-            completed: counter, submitStamps: stamps, latencies: latencies, measureFrom: 0, firstStamp: 0, lastStamp: 0, errors: 0, outOfOrder: 0,
+            completed: counter, submitStamps: stamps, completions: completions, measureFrom: 0, firstStamp: 0, lastStamp: 0, errors: 0, outOfOrder: 0,
             nextExpected: 0, verifyEvery: spec.verify ? 4096 : 0, verifyFailures: 0, src: src.base, dst: dst.base,
             stride: stride, size: spec.size, slotMask: nslots - 1, recordLatency: spec.recordLatency, clock: clock))
     }
 
     deinit {
         state.pointee.submitStamps.deallocate()
-        state.pointee.latencies.deallocate()
+        state.pointee.completions.deallocate()
         state.pointee.completed.deinitialize(count: 1)
         UnsafeMutableRawPointer(state.pointee.completed).deallocate()
         state.deinitialize(count: 1)
@@ -253,7 +262,7 @@ public final class ClosedLoopClient {
         let mask = nslots - 1
         let stateBits = UInt64(UInt(bitPattern: state))
         let stamps = state.pointee.submitStamps
-        let latencies = state.pointee.latencies
+        let completions = state.pointee.completions
         let histogram = self.histogram
         let recordLatency = spec.recordLatency
         let verifyEvery = spec.verify ? 4096 : 0  // a power of two (masked, not divided)
@@ -386,10 +395,12 @@ public final class ClosedLoopClient {
             waitStart = 0
             if recordLatency {
                 // The latencies of completions reaped..<c (the acquire load of `completed`
-                // made them visible), from the end of the warm-up on.
+                // made their entries visible), from the end of the warm-up on.
                 var i = max(reaped, warmupEnd)
                 while i < c {
-                    _ = histogram.pointee.record(clock.nanoseconds(latencies[i & mask]))
+                    let e = completions[i & mask]
+                    let t0 = stamps[e.slot]
+                    _ = histogram.pointee.record(e.stamp > t0 ? clock.nanoseconds(e.stamp &- t0) : 0)
                     i &+= 1
                 }
             }
