@@ -114,6 +114,14 @@ extension LockedCore {
                 length: slot.pointee.length, periodLength: slot.pointee.periodLength, value: slot.pointee.value,
                 chunk: max(1, chunk), injection: inj, needsCallback: slot.needsCallback)
             activeResidue.store(t.length, ordering: .relaxed)
+            // A plain transfer (not cyclic, nothing injected, so nothing can make it wait
+            // before its bytes move) enters its first chunk here, under the lock. Ordering:
+            // relaxed; `pause()` sets `pauseFlag` under this lock and reads `engineInChunk`
+            // after it, so either it sees true and waits for the chunk, or the engine, which
+            // checked `paused` above under the lock, never started. This replaces the gate's
+            // store-load fence (seq_cst store, then load) for the first chunk.
+            let entered = t.kind != .cyclic && !slot.pointee.injected
+            if entered { engineInChunk.store(true, ordering: .relaxed) }
             // Ordering: relaxed; the probe itself is read under the lock.
             let g = probeGeneration.load(ordering: .relaxed)
             if g != probeGen {
@@ -122,7 +130,8 @@ extension LockedCore {
             }
             lock.unlock()
             flush(&wakes)
-            let outcome = t.kind == .cyclic ? runCyclic(t, &probe, &probeGen, &wakes) : run(t, &probe, &probeGen)
+            let outcome = t.kind == .cyclic
+                ? runCyclic(t, &probe, &probeGen, &wakes) : run(t, &probe, &probeGen, entered: entered)
             lock.lock()
             finish(t, outcome, &wakes)
         }
@@ -226,9 +235,12 @@ extension LockedCore {
 
     @inline(__always)
     func endChunk() {
-        // Ordering: seq_cst; the chunk's bytes are written before this store, and `pause()`
-        // returns only after its seq_cst load reads false.
-        engineInChunk.store(false, ordering: .sequentiallyConsistent)
+        // Ordering: release; pairs with the seq_cst (acquire) load in `pause()`, which
+        // returns only after it reads false: the chunk's bytes are written before it. No
+        // store-load fence is needed here (it was an `xchg` per chunk, which also waited
+        // for the whole copy to leave the store buffer): the Dekker pair is the gate's store
+        // of true and its load of `pauseFlag`.
+        engineInChunk.store(false, ordering: .releasing)
     }
 
     /// Waits while paused; false when an abort (or shutdown) came instead. Lock not held.
@@ -294,19 +306,32 @@ extension LockedCore {
     }
 
     /// Runs a memcpy or memset descriptor chunk by chunk. Lock not held.
-    func run(_ t: Transfer, _ probe: inout DMAAccessProbe?, _ probeGen: inout UInt64) -> Outcome {
+    /// `entered`: the engine entered the first chunk under the lock (see `engineMain`).
+    func run(_ t: Transfer, _ probe: inout DMAAccessProbe?, _ probeGen: inout UInt64, entered: Bool = false) -> Outcome {
         if t.injection.stall && !stall() { return .aborted }
         let len = t.length
         var off = 0
+        var firstEntered = entered
         while off < len {
             let n = min(t.chunk, len - off)
             if t.injection.delayPerChunkNanoseconds > 0 { injectedDelay(t.injection.delayPerChunkNanoseconds) }
-            switch gate() {
-            case .go: break
-            case .abort: return .aborted
-            case .paused:
-                if !waitWhilePaused() { return .aborted }
-                continue
+            if firstEntered {
+                firstEntered = false
+                // Ordering: relaxed; an abort that this load misses came after the transfer
+                // started, like one that arrives mid-chunk (the engine finishes the chunk and
+                // `synchronize` waits for it under the lock).
+                if abortFlag.load(ordering: .relaxed) || shutdownFlag.load(ordering: .relaxed) {
+                    endChunk()
+                    return .aborted
+                }
+            } else {
+                switch gate() {
+                case .go: break
+                case .abort: return .aborted
+                case .paused:
+                    if !waitWhilePaused() { return .aborted }
+                    continue
+                }
             }
             refreshProbe(&probe, &probeGen)
             if let probe {

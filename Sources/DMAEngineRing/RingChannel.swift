@@ -10,9 +10,9 @@
 // every submit needs one atomic read-modify-write on a channel-wide counter whatever the ring
 // layout. With per-thread SPSC rings the engine would in addition have to merge N rings by
 // cookie (a scan of every ring head per descriptor). The MPSC ring costs exactly that one
-// fetch-add (on the watermark word itself, which also gives `status` its one-word snapshot)
-// plus one release store of the slot sequence; with a single submitter the fetch-add stays
-// in the submitter's cache (the engine writes that line once per completion batch), an
+// fetch-add (on `used`) plus one release store of the slot sequence; with a single
+// submitter the fetch-add stays in the submitter's cache (the engine never writes that line:
+// it writes `last`, on a line of its own), an
 // uncontended locked add of about 20 cycles, against a cache-line transfer of 55–110 ns here
 // (anchors/RESULTS.md, pingpong) that a per-thread ring would not save. Measured since: the
 // fetch-add is where submit's samples pile up (67 % of them under `perf record`, 64 B, batch
@@ -244,10 +244,10 @@ public final class RingChannel: DMAChannel {
         guard s == SlotState.prepared else { return .failure(d.pointee.reuse ? EBUSY : EINVAL) }
         if core.failNext.pointee.load(ordering: .relaxed) > 0 && takeInjectedFailure() { return .failure(EIO) }
         d.pointee.state.store(SlotState.inFlight, ordering: .relaxed)
-        // The serialization point (rule C1): one fetch-add on the high half of `W` hands out
-        // the ticket, and with it the cookie and the ring slot.
-        let (old, _) = core.W.pointee.wrappingAdd(UInt64(1) << 32, ordering: .relaxed)
-        let t = Tickets.high(old) &+ 1
+        // The serialization point (rule C1): one fetch-add on `used` hands out the ticket,
+        // and with it the cookie and the ring slot.
+        let (old, _) = core.used.pointee.wrappingAdd(1, ordering: .relaxed)
+        let t = old &+ 1
         let slot = core.sub + Int(t & core.mask)
         // The ring never holds more than poolSize ≤ capacity tickets, so this slot is free;
         // the wait only covers the engine's store not being visible yet.
@@ -283,7 +283,7 @@ public final class RingChannel: DMAChannel {
 
     public func issuePending() {
         if isReleased { return }
-        let used = Tickets.high(core.W.pointee.load(ordering: .relaxed))
+        let used = core.used.pointee.load(ordering: .relaxed)
         var current = core.issuedTail.pointee.load(ordering: .relaxed)
         while Tickets.distance(used, current) > 0 {
             // Ordering: seq_cst; the release part pairs with the engine's acquire load of
@@ -300,21 +300,21 @@ public final class RingChannel: DMAChannel {
     }
 
     public func status(of cookie: DMACookie) -> (DMAStatus, DMATxState) {
-        // Ordering: acquire; pairs with the release CAS in `advanceLast`, so COMPLETE implies
-        // the engine's writes are visible (polled mode, scenario 11).
-        let w = core.W.pointee.load(ordering: .acquiring)
-        let mark = core.watermark(w)
+        // COMPLETE implies the engine's writes are visible (polled mode, scenario 11): the
+        // snapshot's acquire load of `last` pairs with the release CAS in `advanceLast`.
+        let (u, l) = core.ticketSnapshot()
+        let mark = core.watermark(used: u, last: l)
         if mark.isComplete(cookie) {
             return (.complete, DMATxState(last: mark.last, used: mark.used, residue: 0))
         }
-        let residue = isReleased ? 0 : self.residue(of: cookie, w: w, used: mark.used)
+        let residue = isReleased ? 0 : self.residue(of: cookie, usedTicket: u, used: mark.used)
         let paused = Control(raw: core.control.pointee.load(ordering: .relaxed)).paused
         return (paused ? .paused : .inProgress, DMATxState(last: mark.last, used: mark.used, residue: residue))
     }
 
     /// Rule S5: the active transfer's remaining bytes, or the full length of a queued one.
-    private func residue(of cookie: DMACookie, w: UInt64, used: DMACookie) -> Int {
-        let t = Tickets.high(w) &- Tickets.cookiesBehind(cookie.rawValue, used.rawValue)
+    private func residue(of cookie: DMACookie, usedTicket: UInt32, used: DMACookie) -> Int {
+        let t = usedTicket &- Tickets.cookiesBehind(cookie.rawValue, used.rawValue)
         let a = core.active.pointee.load(ordering: .relaxed)
         if Tickets.high(a) == t { return max(1, Int(Tickets.low(a))) }
         let slot = core.sub + Int(t & core.mask)
@@ -391,7 +391,7 @@ public final class RingChannel: DMAChannel {
 
     /// The epoch bump (rules T1, S6). NB-safe: a few atomics and at most one futex wake.
     private func terminate() {
-        let cutoff = Tickets.high(core.W.pointee.load(ordering: .relaxed))
+        let cutoff = core.used.pointee.load(ordering: .relaxed)
         var c = core.control.pointee.load(ordering: .relaxed)
         while true {
             // Ordering: seq_cst; the release part pairs with the acquire loads of `control` in
@@ -402,7 +402,7 @@ public final class RingChannel: DMAChannel {
             c = now
         }
         // Rule S6: terminated cookies read COMPLETE at once.
-        core.advanceLast(to: cutoff)
+        core.advanceLast(to: cutoff, bound: cutoff)
         core.terminatePending.pointee.store(true, ordering: .relaxed)
         // An engine parked idle past the cutoff has nothing to drain: it acknowledges when it
         // next wakes; otherwise wake it now to drain or abort.
@@ -433,7 +433,7 @@ public final class RingChannel: DMAChannel {
             guard core.terminatePending.pointee.load(ordering: .relaxed), round < extraRounds else { break }
             // Ordering: acquire; pairs with the seq_cst CAS of `control` in terminate.
             let c = Control(raw: core.control.pointee.load(ordering: .acquiring))
-            if Tickets.high(core.W.pointee.load(ordering: .relaxed)) == c.cutoff { break }
+            if core.used.pointee.load(ordering: .relaxed) == c.cutoff { break }
             round += 1
             terminate()
         }
@@ -513,23 +513,18 @@ public final class RingChannel: DMAChannel {
         guard used.isValid, last.isValid else {
             throw .invalidArgument("cookies used \(used), last \(last); valid: 1...\(Int32.max)")
         }
-        var w = core.W.pointee.load(ordering: .relaxed)
-        while true {
-            let tu = Tickets.high(w)
-            let tl = tu &- Tickets.cookiesBehind(last.rawValue, used.rawValue)
-            core.cookieBase.pointee.store(Tickets.pack(high: tu, low: UInt32(bitPattern: used.rawValue)), ordering: .relaxed)
-            // Ordering: release; pairs with the acquire load of `W` in `status(of:)` (the base
-            // stored just before belongs to this watermark).
-            let (done, now) = core.W.pointee.compareExchange(
-                expected: w, desired: Tickets.pack(high: tu, low: tl), ordering: .releasing)
-            if done { return }
-            w = now
-        }
+        // A test hook for an idle channel (no submit or completion races it).
+        let tu = core.used.pointee.load(ordering: .relaxed)
+        let tl = tu &- Tickets.cookiesBehind(last.rawValue, used.rawValue)
+        core.cookieBase.pointee.store(Tickets.pack(high: tu, low: UInt32(bitPattern: used.rawValue)), ordering: .relaxed)
+        // Ordering: release; pairs with the acquire load of `last` in `ticketSnapshot()` (the
+        // base stored just before belongs to this watermark).
+        core.last.pointee.store(tl, ordering: .releasing)
     }
 
     public func debugWatermark() -> DMACookieWatermark {
-        // Ordering: acquire; pairs with the release CAS in `advanceLast`.
-        core.watermark(core.W.pointee.load(ordering: .acquiring))
+        let (u, l) = core.ticketSnapshot()
+        return core.watermark(used: u, last: l)
     }
 
     public func debugInject(_ injection: DMAInjection, into descriptor: DMADescriptor) throws(DMAError) {

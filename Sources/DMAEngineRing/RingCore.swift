@@ -5,9 +5,9 @@
 // position, cached copies of remote indices) lives in that thread's own object.
 //
 // Threads and what they write:
-// - submitters (any client thread, callbacks included): `W` high half (fetch-add), the
+// - submitters (any client thread, callbacks included): `used` (fetch-add), the
 //   submission-ring slot of their ticket, `issuedTail` (issuePending), the free queue (prep);
-// - the engine: `W` low half (last), `compTail`, `ack`, `active`, submission-slot `seq` on consume;
+// - the engine: `last`, `compTail`, `ack`, `active`, submission-slot `seq` on consume;
 // - the executor: `compHead`, the free queue (retire);
 // - terminate/pause/resume/release: `control`.
 
@@ -61,9 +61,14 @@ final class RingCore: @unchecked Sendable {
 
     // MARK: Hot lines (one 128-byte line each)
 
-    /// (used ticket << 32 | last ticket). Submitters fetch-add the high half; the engine and
-    /// terminate move the low half forward with CAS.
-    let W: UnsafeMutablePointer<Atomic<UInt64>>
+    /// The last ticket handed out (`used`): submitters fetch-add it. In a line of its own,
+    /// apart from `last`: with both in one word, every submit's fetch-add took the line from
+    /// the engine's last CAS and every engine CAS took it back from the client, two
+    /// cross-CPU misses per round trip at depth 1 (one before the engine sees the work, one
+    /// before the callback). `ticketSnapshot()` still reads the pair atomically (rule S1).
+    let used: UnsafeMutablePointer<Atomic<UInt32>>
+    /// The last completed ticket (`last`): the engine and terminate move it forward with CAS.
+    let last: UnsafeMutablePointer<Atomic<UInt32>>
     /// The last issued ticket (issuePending → engine).
     let issuedTail: UnsafeMutablePointer<Atomic<UInt32>>
     /// Engine futex word: 1 while the engine is parked (or about to park).
@@ -146,7 +151,8 @@ final class RingCore: @unchecked Sendable {
             p.initialize(to: Atomic(value))
             return p
         }
-        W = at(0, 0, Tickets.pack(high: 0, low: 0))
+        used = at(0, 0, UInt32(0))
+        last = at(11, 0, UInt32(0))
         issuedTail = at(1, 0, UInt32(0))
         enginePark = at(2, 0, UInt32(0))
         compTail = at(3, 0, UInt32(0))
@@ -220,25 +226,45 @@ final class RingCore: @unchecked Sendable {
     }
 
     @inline(__always)
-    func watermark(_ w: UInt64) -> DMACookieWatermark {
+    func watermark(used u: UInt32, last l: UInt32) -> DMACookieWatermark {
         let base = cookieBase.pointee.load(ordering: .relaxed)
         return DMACookieWatermark(
-            used: Tickets.cookie(ofTicket: Tickets.high(w), base: base),
-            last: Tickets.cookie(ofTicket: Tickets.low(w), base: base))
+            used: Tickets.cookie(ofTicket: u, base: base),
+            last: Tickets.cookie(ofTicket: l, base: base))
+    }
+
+    /// One consistent (used, last) pair (rule S1). `used` only moves forward, and it cannot
+    /// wrap 2^32 tickets between two loads, so when it reads the same before and after
+    /// `last`, the pair held at the moment `last` was read. A submit in between makes it
+    /// read again (bounded by the submitters' progress).
+    @inline(__always)
+    func ticketSnapshot() -> (used: UInt32, last: UInt32) {
+        // Ordering: acquire; keeps the load of `last` after this one.
+        var u = used.pointee.load(ordering: .acquiring)
+        while true {
+            // Ordering: acquire; pairs with the release CAS in `advanceLast`, so a client that
+            // reads COMPLETE (polled mode) sees the bytes the engine copied; it also keeps
+            // the second load of `used` after it.
+            let l = last.pointee.load(ordering: .acquiring)
+            let u2 = used.pointee.load(ordering: .relaxed)
+            if u2 == u { return (u, l) }
+            u = u2
+        }
     }
 
     /// Moves `last` forward to ticket `t` unless it already is at or past it (rule C6: a
-    /// late completion of a terminated descriptor never moves it).
+    /// late completion of a terminated descriptor never moves it). `bound` is a ticket
+    /// already handed out, at or after `t` (the engine's issued tail, or terminate's cutoff),
+    /// so the caller needs no load of `used`.
     @inline(__always)
-    func advanceLast(to t: UInt32) {
-        var w = W.pointee.load(ordering: .relaxed)
-        while Tickets.isForward(t, last: Tickets.low(w), used: Tickets.high(w)) {
-            // Ordering: release; pairs with the acquire load of `W` in `status(of:)`, so a
-            // client that reads COMPLETE (polled mode) sees the bytes the engine copied.
-            let (done, now) = W.pointee.compareExchange(
-                expected: w, desired: (w & 0xFFFF_FFFF_0000_0000) | UInt64(t), ordering: .releasing)
+    func advanceLast(to t: UInt32, bound: UInt32) {
+        var l = last.pointee.load(ordering: .relaxed)
+        while Tickets.isForward(t, last: l, used: bound) {
+            // Ordering: release; pairs with the acquire load of `last` in `ticketSnapshot()`,
+            // so a client that reads COMPLETE (polled mode) sees the bytes the engine copied.
+            let (done, now) = last.pointee.compareExchange(expected: l, desired: t, ordering: .releasing)
             if done { return }
-            w = now
+            l = now
         }
     }
 

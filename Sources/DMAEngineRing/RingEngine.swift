@@ -376,7 +376,7 @@ final class RingEngine: @unchecked Sendable {
     @inline(__always)
     private func flush() {
         if pendingCount > 0 {
-            core.advanceLast(to: pendingLast)
+            core.advanceLast(to: pendingLast, bound: issuedCache)
             pendingCount = 0
             pendingBytes = 0
         }

@@ -3,14 +3,15 @@
 // The memory layout of a ring channel: descriptor pool slots, submission-ring slots,
 // completion-ring entries, the packed control word, and the ticket ↔ cookie mapping.
 //
-// Tickets. Every submit takes one ticket with a single fetch-add on the high half of the
-// watermark word `W` (used ticket in the high 32 bits, last completed ticket in the low 32
-// bits). Tickets are UInt32 positions that wrap modulo 2^32; the submission ring is indexed by
+// Tickets. Every submit takes one ticket with a single fetch-add on `used` (the last ticket
+// handed out; `last`, the last completed ticket, is a separate word on its own line).
+// Tickets are UInt32 positions that wrap modulo 2^32; the submission ring is indexed by
 // ticket (capacity a power of two, so indexing is continuous across the wrap). Cookies follow
 // rule C2 (period Int32.max, never 0), which no power-of-two counter can follow directly, so a
 // cookie is computed from a ticket through a base pair (ticket, cookie) that is moved forward
-// every 2^30 tickets: cookie(t) = wrap(baseCookie + Int32(t - baseTicket)). Because `W` holds
-// both tickets, `status(of:)` reads (used, last) as one 64-bit snapshot (rule S1).
+// every 2^30 tickets: cookie(t) = wrap(baseCookie + Int32(t - baseTicket)). `status(of:)`
+// reads (used, last) as one consistent snapshot (rule S1): `used`, `last`, then `used` again,
+// until `used` reads the same twice (`RingCore.ticketSnapshot()`).
 
 import DMAEngine
 import Synchronization

@@ -202,6 +202,51 @@ struct LockedControlTests {
         #expect(ch.capabilities.cmdPause)
     }
 
+    @Test func pauseStopsAStreamOfPlainTransfersAtOnce() throws {
+        // Plain transfers (nothing injected) enter their first chunk under the channel lock
+        // rather than through the chunk gate's store-load fence. Pause must still return only
+        // once no byte moves: the bytes, the watermark and every status stay still while
+        // paused, and everything completes after resume.
+        let ch = try LockedChannel()
+        defer { try? ch.release() }
+        let n = 2048
+        let len = 4096
+        let src = try patterned(ch, n * len, seed: 17)
+        let dst = try ch.allocateCoherent(byteCount: n * len)
+        defer {
+            ch.freeCoherent(src)
+            ch.freeCoherent(dst)
+        }
+        let snapshot = UnsafeMutableRawPointer.allocate(byteCount: n * len, alignment: 64)
+        defer { snapshot.deallocate() }
+        let rec = Recorder()
+        var cookies: [DMACookie] = []
+        for round in 0..<5 {
+            memset(dst.base, 0, n * len)
+            cookies.removeAll()
+            let before = rec.count
+            for i in 0..<n {
+                let d = try #require(ch.prepareMemcpy(to: dst.base + i * len, from: src.base + i * len, length: len, callback: rec.callback(ch)))
+                cookies.append(ch.submit(d))
+                if i % 32 == 31 { ch.issuePending() }
+            }
+            ch.issuePending()
+            // Pause at a different point of the stream in each round.
+            #expect(waitUntil { rec.count - before >= 64 * (round + 1) || ch.status(of: cookies[n - 1]).0 == .complete })
+            try ch.pause()
+            let watermark = ch.debugWatermark()
+            memcpy(snapshot, dst.base, n * len)
+            let states = cookies.map { ch.status(of: $0).0 }
+            MonotonicClock.sleep(nanoseconds: 20_000_000)
+            #expect(ch.debugWatermark() == watermark)
+            #expect(memcmp(snapshot, dst.base, n * len) == 0, "round \(round): destination bytes changed while paused (rule P1)")
+            #expect(cookies.map { ch.status(of: $0).0 } == states)
+            try ch.resume()
+            #expect(waitUntil { rec.count - before == n })
+            #expect(memcmp(dst.base, src.base, n * len) == 0)
+        }
+    }
+
     @Test func pauseOnIdleChannelHoldsLaterWork() throws {
         let ch = try LockedChannel()
         defer { try? ch.release() }
