@@ -205,8 +205,7 @@ public final class LockedChannel: DMAChannel {
     }
 
     public func debugWatermark() -> DMACookieWatermark {
-        // Ordering: acquire; pairs with the release store in `LockedCore.publishWatermark()`.
-        DMACookieWatermark(packed: core.watermark.load(ordering: .acquiring))
+        core.watermarkSnapshot()
     }
 
     public func debugInject(_ injection: DMAInjection, into descriptor: DMADescriptor) throws(DMAError) {

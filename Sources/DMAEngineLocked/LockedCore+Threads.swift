@@ -101,6 +101,10 @@ extension LockedCore {
             // Kernel: `vchan_next_desc` + `list_del`: the active descriptor is on no list.
             let i = slots.popFirst(&s.pointee.issued)
             let slot = slots + Int(i)
+            // The next issued slot was written by the client (prep, submit): fetch it while
+            // this transfer copies, so that taking it under the lock does not stall there.
+            let next = s.pointee.issued.head
+            if next >= 0 { prefetchForWrite(slots + Int(next), count: MemoryLayout<Slot>.size) }
             slot.pointee.state = .active
             s.pointee.active = i
             setQueuedBytes(s.pointee.queuedBytes - slot.pointee.length)
@@ -113,7 +117,7 @@ extension LockedCore {
                 destination: slot.pointee.destination!, source: slot.pointee.source,
                 length: slot.pointee.length, periodLength: slot.pointee.periodLength, value: slot.pointee.value,
                 chunk: max(1, chunk), injection: inj, needsCallback: slot.needsCallback)
-            activeResidue.store(t.length, ordering: .relaxed)
+            activeResidue.pointee.store(t.length, ordering: .relaxed)
             // A plain transfer (not cyclic, nothing injected, so nothing can make it wait
             // before its bytes move) enters its first chunk here, under the lock. Ordering:
             // relaxed; `pause()` sets `pauseFlag` under this lock and reads `engineInChunk`
@@ -121,7 +125,7 @@ extension LockedCore {
             // checked `paused` above under the lock, never started. This replaces the gate's
             // store-load fence (seq_cst store, then load) for the first chunk.
             let entered = t.kind != .cyclic && !slot.pointee.injected
-            if entered { engineInChunk.store(true, ordering: .relaxed) }
+            if entered { engineInChunk.pointee.store(true, ordering: .relaxed) }
             // Ordering: relaxed; the probe itself is read under the lock.
             let g = probeGeneration.load(ordering: .relaxed)
             if g != probeGen {
@@ -188,10 +192,10 @@ extension LockedCore {
             }
             // Ordering: relaxed; set and cleared under the lock, and no descriptor is active.
             abortFlag.store(false, ordering: .relaxed)
-            activeResidue.store(0, ordering: .relaxed)
+            activeResidue.pointee.store(0, ordering: .relaxed)
             return
         }
-        activeResidue.store(0, ordering: .relaxed)
+        activeResidue.pointee.store(0, ordering: .relaxed)
         let result: DMAResult
         switch outcome {
         case .done(let r): result = r
@@ -199,7 +203,7 @@ extension LockedCore {
         }
         // Kernel: `dma_cookie_complete`. In-order engine: `last` only moves forward (C6).
         s.pointee.watermark.last = t.cookie
-        publishWatermark()
+        publishLast()
         let slot = slots + Int(t.index)
         if t.needsCallback {
             slot.pointee.state = .completed
@@ -219,7 +223,7 @@ extension LockedCore {
     func gate() -> Gate {
         // Ordering: seq_cst; pairs with the seq_cst store of `pauseFlag` and load of
         // `engineInChunk` in `pause()`.
-        engineInChunk.store(true, ordering: .sequentiallyConsistent)
+        engineInChunk.pointee.store(true, ordering: .sequentiallyConsistent)
         // Ordering: seq_cst; pairs with the seq_cst store in `terminateLocked()`.
         if abortFlag.load(ordering: .sequentiallyConsistent) || shutdownFlag.load(ordering: .relaxed) {
             endChunk()
@@ -240,7 +244,7 @@ extension LockedCore {
         // store-load fence is needed here (it was an `xchg` per chunk, which also waited
         // for the whole copy to leave the store buffer): the Dekker pair is the gate's store
         // of true and its load of `pauseFlag`.
-        engineInChunk.store(false, ordering: .releasing)
+        engineInChunk.pointee.store(false, ordering: .releasing)
     }
 
     /// Waits while paused; false when an abort (or shutdown) came instead. Lock not held.
@@ -355,7 +359,7 @@ extension LockedCore {
             off += n
             // Residue stays > 0 while the cookie is IN_PROGRESS (S5); the completion under
             // the lock makes it COMPLETE.
-            if off < len { activeResidue.store(len - off, ordering: .relaxed) }
+            if off < len { activeResidue.pointee.store(len - off, ordering: .relaxed) }
         }
         return .done(DMAResult(.noError))
     }
@@ -414,7 +418,7 @@ extension LockedCore {
                 flush(&wakes)
             }
             if pos == buf { pos = 0 }
-            activeResidue.store(buf - pos, ordering: .relaxed)
+            activeResidue.pointee.store(buf - pos, ordering: .relaxed)
         }
     }
 

@@ -86,18 +86,26 @@ final class LockedCore: @unchecked Sendable {
     /// The executor's private batch, preallocated with one entry per slot.
     let batch: UnsafeMutablePointer<BatchEntry>
 
-    /// The watermark, packed (`DMACookieWatermark.packed`), for lock-free `status(of:)`.
-    let watermark: Atomic<UInt64>
-    /// Residue of the active descriptor, written by the engine after each chunk.
-    let activeResidue = Atomic<Int>(0)
-    /// `LockedState.queuedBytes`, mirrored for the lock-free status path.
-    let queuedBytesMirror = Atomic<Int>(0)
+    // Atomics written per descriptor live in raw 128-byte lines grouped by writer, not in
+    // this object: as stored properties they shared a line or two with each other and with
+    // the flags the engine reads per chunk, so every submit took those lines from the engine
+    // and every completion took them back (a transfer inside each critical section).
+    /// Line 0, written by submitters: `watermark.used` (raw cookie) for lock-free status.
+    let usedMirror: UnsafeMutablePointer<Atomic<Int32>>
+    /// Line 1, written by the engine (and terminate): `watermark.last` (raw cookie).
+    let lastMirror: UnsafeMutablePointer<Atomic<Int32>>
+    /// Line 1: residue of the active descriptor, written by the engine after each chunk.
+    let activeResidue: UnsafeMutablePointer<Atomic<Int>>
+    /// Line 1: `LockedState.queuedBytes` as of the engine's last take (or terminate), for
+    /// the lock-free status path of a COMPLETE cookie, where `inFlightBytes` is approximate.
+    let queuedBytesMirror: UnsafeMutablePointer<Atomic<Int>>
+    /// Line 1: true while the engine moves a chunk; pause waits until it reads false.
+    let engineInChunk: UnsafeMutablePointer<Atomic<Bool>>
+    private let hotLines: UnsafeMutableRawPointer
     /// Set by terminate (under the lock) when it aborts the active descriptor.
     let abortFlag = Atomic<Bool>(false)
     /// `LockedState.paused`, mirrored so the engine sees it at each chunk boundary.
     let pauseFlag = Atomic<Bool>(false)
-    /// True while the engine moves a chunk; pause waits until it reads false.
-    let engineInChunk = Atomic<Bool>(false)
     /// Mirrors `LockedState.shutdown` for the engine's chunk gate and waits.
     let shutdownFlag = Atomic<Bool>(false)
     /// Incremented by `debugReleaseStalls()`.
@@ -129,7 +137,10 @@ final class LockedCore: @unchecked Sendable {
         self.defect = defect
         self.engineRunsCallbacks = options.callbackContext == .engineThread
         self.poolSize = options.poolSize
-        st = UnsafeMutablePointer<LockedState>.allocate(capacity: 1)
+        // Lines of its own (the state is written under the lock; see `ChannelLock`).
+        st = UnsafeMutableRawPointer.allocate(
+            byteCount: (MemoryLayout<LockedState>.stride + 127) / 128 * 128, alignment: 128
+        ).bindMemory(to: LockedState.self, capacity: 1)
         st.initialize(to: LockedState())
         slots = UnsafeMutablePointer<Slot>.allocate(capacity: poolSize)
         slots.initialize(repeating: Slot(), count: poolSize)
@@ -138,7 +149,20 @@ final class LockedCore: @unchecked Sendable {
         // Free stack: 0 on top, so the first preps use the lowest slots.
         for i in 0..<poolSize { slots[i].next = i + 1 < poolSize ? Int32(i + 1) : -1 }
         st.pointee.freeHead = 0
-        watermark = Atomic(DMACookieWatermark().packed)
+        let hot = UnsafeMutableRawPointer.allocate(byteCount: 256, alignment: 128)
+        hot.initializeMemory(as: UInt8.self, repeating: 0, count: 256)
+        hotLines = hot
+        func at<T>(_ line: Int, _ offset: Int, _ value: T) -> UnsafeMutablePointer<Atomic<T>> {
+            let p = (hot + line * 128 + offset).bindMemory(to: Atomic<T>.self, capacity: 1)
+            p.initialize(to: Atomic(value))
+            return p
+        }
+        let w = DMACookieWatermark()
+        usedMirror = at(0, 0, w.used.rawValue)
+        lastMirror = at(1, 0, w.last.rawValue)
+        activeResidue = at(1, 8, 0)
+        queuedBytesMirror = at(1, 16, 0)
+        engineInChunk = at(1, 24, false)
         syncWordStorage = UnsafeMutableRawPointer.allocate(byteCount: 128, alignment: 128)
         syncWordStorage.bindMemory(to: Atomic<UInt32>.self, capacity: 1).initialize(to: Atomic(0))
     }
@@ -165,13 +189,14 @@ final class LockedCore: @unchecked Sendable {
 
     deinit {
         st.deinitialize(count: 1)
-        st.deallocate()
+        UnsafeMutableRawPointer(st).deallocate()
         slots.deinitialize(count: poolSize)
         slots.deallocate()
         batch.deinitialize(count: poolSize)
         batch.deallocate()
         syncWord.deinitialize(count: 1)
         syncWordStorage.deallocate()
+        hotLines.deallocate()
         lock.destroy()
     }
 
@@ -179,18 +204,44 @@ final class LockedCore: @unchecked Sendable {
 
     // MARK: Helpers (lock held)
 
-    /// Publishes `st.watermark` for the lock-free status path. Lock held.
+    /// Publishes `st.watermark.used` for the lock-free status path (submit). Lock held.
     @inline(__always)
-    func publishWatermark() {
-        // Ordering: release; pairs with the acquire load in `status(of:)`, so a reader that
-        // sees a cookie COMPLETE also sees the list changes made before it under the lock.
-        watermark.store(st.pointee.watermark.packed, ordering: .releasing)
+    func publishUsed() {
+        // Ordering: release; pairs with the acquire loads in `watermarkSnapshot()`.
+        usedMirror.pointee.store(st.pointee.watermark.used.rawValue, ordering: .releasing)
     }
 
+    /// Publishes `st.watermark.last` (completion, terminate). Lock held.
     @inline(__always)
-    func setQueuedBytes(_ v: Int) {
+    func publishLast() {
+        // Ordering: release; pairs with the acquire load in `watermarkSnapshot()`, so a reader
+        // that sees a cookie COMPLETE also sees the list changes made before it under the lock.
+        lastMirror.pointee.store(st.pointee.watermark.last.rawValue, ordering: .releasing)
+    }
+
+    /// One consistent (used, last) pair without the lock (rule S1): `used` is read before and
+    /// after `last` until it reads the same twice. It cannot come back to the same value in
+    /// between (that takes 2^31 submits), so the pair held when `last` was read.
+    @inline(__always)
+    func watermarkSnapshot() -> DMACookieWatermark {
+        // Ordering: acquire; keeps the load of `last` after it.
+        var u = usedMirror.pointee.load(ordering: .acquiring)
+        while true {
+            // Ordering: acquire; pairs with the release store in `publishLast()` and keeps
+            // the second load of `used` after it.
+            let l = lastMirror.pointee.load(ordering: .acquiring)
+            let u2 = usedMirror.pointee.load(ordering: .relaxed)
+            if u2 == u { return DMACookieWatermark(used: DMACookie(u), last: DMACookie(l)) }
+            u = u2
+        }
+    }
+
+    /// Lock held. `mirror`: also store the lock-free copy (the engine's take and terminate;
+    /// submit leaves it, so that submitters never write the engine's line).
+    @inline(__always)
+    func setQueuedBytes(_ v: Int, mirror: Bool = true) {
         st.pointee.queuedBytes = v
-        queuedBytesMirror.store(v, ordering: .relaxed)
+        if mirror { queuedBytesMirror.pointee.store(v, ordering: .relaxed) }
     }
 
     /// Validates a handle. Lock held.
@@ -330,11 +381,11 @@ final class LockedCore: @unchecked Sendable {
         }
         if state == .prepared { slots.remove(Int32(i), from: &st.pointee.allocated) }
         let cookie = st.pointee.watermark.assign()
-        publishWatermark()
+        publishUsed()
         slots[i].cookie = cookie
         slots[i].state = .queued
         slots.append(Int32(i), to: &st.pointee.submitted)
-        setQueuedBytes(st.pointee.queuedBytes + slots[i].length)
+        setQueuedBytes(st.pointee.queuedBytes + slots[i].length, mirror: false)
         return cookie
     }
 
@@ -355,11 +406,10 @@ final class LockedCore: @unchecked Sendable {
 
     /// Kernel: `dmaengine_tx_status` → `dma_cookie_status` + `vchan_find_desc` for residue.
     func status(of cookie: DMACookie) -> (DMAStatus, DMATxState) {
-        // Ordering: acquire; pairs with the release store in `publishWatermark()`.
-        let w = DMACookieWatermark(packed: watermark.load(ordering: .acquiring))
+        let w = watermarkSnapshot()
         if w.isComplete(cookie) {
             // COMPLETE is never overridden (S3 applies to IN_PROGRESS only), and residue is 0 (S4).
-            let inFlight = queuedBytesMirror.load(ordering: .relaxed) + activeResidue.load(ordering: .relaxed)
+            let inFlight = queuedBytesMirror.pointee.load(ordering: .relaxed) + activeResidue.pointee.load(ordering: .relaxed)
             return (.complete, DMATxState(last: w.last, used: w.used, residue: 0, inFlightBytes: inFlight))
         }
         lock.lock()
@@ -367,7 +417,7 @@ final class LockedCore: @unchecked Sendable {
         let wl = st.pointee.watermark
         let active = st.pointee.active
         let activeLive = active >= 0 && !st.pointee.activeTerminated
-        let activeBytes = activeLive ? activeResidue.load(ordering: .relaxed) : 0
+        let activeBytes = activeLive ? activeResidue.pointee.load(ordering: .relaxed) : 0
         let inFlight = st.pointee.queuedBytes + activeBytes
         if wl.isComplete(cookie) {
             return (.complete, DMATxState(last: wl.last, used: wl.used, residue: 0, inFlightBytes: inFlight))
@@ -415,7 +465,7 @@ final class LockedCore: @unchecked Sendable {
         var spins = 0
         // Ordering: seq_cst; pairs with the engine's chunk gate (see above). The engine's
         // release store of false at the end of a chunk orders that chunk's bytes before it.
-        while engineInChunk.load(ordering: .sequentiallyConsistent) {
+        while engineInChunk.pointee.load(ordering: .sequentiallyConsistent) {
             spins &+= 1
             if spins < 1000 { cpuRelax() } else { sched_yield() }
         }
@@ -492,7 +542,7 @@ final class LockedCore: @unchecked Sendable {
         s.pointee.cyclicPending = -1
         setQueuedBytes(0)
         s.pointee.watermark.last = s.pointee.watermark.used
-        publishWatermark()
+        publishLast()
         if s.pointee.paused {
             s.pointee.paused = false
             pauseFlag.store(false, ordering: .sequentiallyConsistent)
@@ -530,7 +580,7 @@ final class LockedCore: @unchecked Sendable {
             slots.splice(&s.pointee.issued, to: &s.pointee.terminated)
             setQueuedBytes(0)
             s.pointee.watermark.last = s.pointee.watermark.used
-            publishWatermark()
+            publishLast()
         }
         retireTerminated()
     }
@@ -693,7 +743,8 @@ final class LockedCore: @unchecked Sendable {
             st.pointee.completed.isEmpty
         else { throw .busy }
         st.pointee.watermark = DMACookieWatermark(used: used, last: last)
-        publishWatermark()
+        publishUsed()
+        publishLast()
     }
 
     func failNextSubmits(_ count: Int) {

@@ -17,7 +17,11 @@ struct ChannelLock {
     let mutex: UnsafeMutablePointer<pthread_mutex_t>
 
     init() {
-        mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+        // A 128-byte line of its own: waiters spin reading the lock word, so anything that
+        // shared its line (malloc put it next to the channel state and the core object)
+        // would be pulled away from the CPU that writes it.
+        mutex = UnsafeMutableRawPointer.allocate(byteCount: Self.lineBytes, alignment: Self.lineBytes)
+            .bindMemory(to: pthread_mutex_t.self, capacity: 1)
         mutex.initialize(to: pthread_mutex_t())
         // PTHREAD_MUTEX_ADAPTIVE_NP: spins briefly before it sleeps, as virt-dma's spinlock
         // never sleeps. A default mutex sleeps in FUTEX_WAIT at the first contention; at 64 B,
@@ -37,10 +41,12 @@ struct ChannelLock {
     /// Swift's Glibc module is built without).
     static let adaptiveKind: Int32 = 3
 
+    static let lineBytes = 128
+
     func destroy() {
         pthread_mutex_destroy(mutex)
         mutex.deinitialize(count: 1)
-        mutex.deallocate()
+        UnsafeMutableRawPointer(mutex).deallocate()
     }
 
     @inline(__always)

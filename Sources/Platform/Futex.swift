@@ -30,6 +30,19 @@ public enum Futex {
 @inlinable @inline(__always)
 public func cpuRelax() { cls_cpu_relax() }
 
+/// Prefetches the cache lines of `count` bytes at `p` for writing (a hint; see
+/// `cls_prefetch_write`). For data another CPU wrote last, so that the transfer overlaps
+/// other work instead of stalling a critical section.
+@inlinable @inline(__always)
+public func prefetchForWrite(_ p: UnsafeRawPointer, count: Int) {
+    var off = 0
+    while off < count {
+        cls_prefetch_write(p + off)
+        off &+= 64
+    }
+    cls_prefetch_write(p + (count &- 1))
+}
+
 /// A one-word event that a thread can wait on: spin first, then park on a futex.
 ///
 /// The word lives in its own 128-byte line of raw storage (so it never shares a line with

@@ -39,6 +39,12 @@ int cls_perf_ioc_enable(int fd, int whole_group);
 int cls_perf_ioc_disable(int fd, int whole_group);
 int cls_perf_ioc_reset(int fd, int whole_group);
 
+/// Asks the CPU to fetch the line at `p` for writing (x86 `prefetchw`, arm `prfm pstl1keep`).
+/// A hint only: it never faults and is not a memory access in the language's model.
+static inline void cls_prefetch_write(const void *p) {
+    __builtin_prefetch(p, 1, 3);
+}
+
 /// A CPU pause hint for spin loops (x86 `pause`, arm `yield`).
 static inline void cls_cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
