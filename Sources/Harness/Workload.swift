@@ -263,6 +263,9 @@ public final class ClosedLoopClient {
         let stateBits = UInt64(UInt(bitPattern: state))
         let stamps = state.pointee.submitStamps
         let completions = state.pointee.completions
+        // The counter's address, read once: the wait loop would otherwise load it from the
+        // callback state on every poll, and the callback writes that line per completion.
+        let completed = state.pointee.completed
         let histogram = self.histogram
         let recordLatency = spec.recordLatency
         let verifyEvery = spec.verify ? 4096 : 0  // a power of two (masked, not divided)
@@ -363,7 +366,7 @@ public final class ClosedLoopClient {
             // rule). Latency is stamped by the callback, not here, so it is not affected.
             let waitBackoff = min(64, max(1, (issued - reaped) >> 2))
             var spins = 0
-            var c = state.pointee.completed.pointee.load(ordering: .acquiring)
+            var c = completed.pointee.load(ordering: .acquiring)
             while c == reaped {
                 if let pump { pump() }
                 if openLoopInterval != nil && !stopSubmitting && submitted - reaped < depth { break }
@@ -374,7 +377,7 @@ public final class ClosedLoopClient {
                     sched_yield()
                 }
                 // Ordering: acquire; pairs with the release store of `completed` in the callback.
-                c = state.pointee.completed.pointee.load(ordering: .acquiring)
+                c = completed.pointee.load(ordering: .acquiring)
                 if spins & 0xFFFF == 0 && submitted > issued { ch.issuePending(); issued = submitted }
                 if spins & 0x3FF == 0 && c == reaped {
                     // dmatest's timeout: no completion for this long means the engine stalled.
