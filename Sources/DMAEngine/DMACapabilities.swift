@@ -53,12 +53,12 @@ public struct DMAPrepFlags: OptionSet, Hashable, Sendable {
     @inlinable public init(rawValue: UInt32) { self.rawValue = rawValue }
 
     /// `DMA_PREP_INTERRUPT`: run the callback on completion (rule K6).
-    public static let interrupt = DMAPrepFlags(rawValue: 1 << 0)
+    @inlinable public static var interrupt: DMAPrepFlags { DMAPrepFlags(rawValue: 1 << 0) }
     /// `DMA_CTRL_ACK`: the client acknowledges the descriptor (async_tx heritage; optional).
-    public static let ack = DMAPrepFlags(rawValue: 1 << 1)
+    @inlinable public static var ack: DMAPrepFlags { DMAPrepFlags(rawValue: 1 << 1) }
 
     /// What most clients pass: `[.interrupt, .ack]`.
-    public static let `default`: DMAPrepFlags = [.interrupt, .ack]
+    @inlinable public static var `default`: DMAPrepFlags { DMAPrepFlags(rawValue: 1 << 0 | 1 << 1) }
 }
 
 /// Channel configuration applied to later preps only (rule: `config` affects later preps).

@@ -123,7 +123,7 @@ public protocol DMAChannel: AnyObject, Sendable {
     /// both in one step (one lock acquisition instead of two). NB-safe.
     func prepareMemcpy(
         to destination: UnsafeMutableRawPointer, from source: UnsafeRawPointer, length: Int, flags: DMAPrepFlags,
-        callback: DMACallback
+        callback: consuming DMACallback
     ) -> DMADescriptor?
     /// Marks a descriptor reusable (`dmaengine_desc_set_reuse()`) or not
     /// (`dmaengine_desc_clear_reuse()`). `.notPermitted` when `!capabilities.descriptorReuse`.
@@ -209,7 +209,7 @@ extension DMAChannel {
     @inlinable
     public func prepareMemcpy(
         to destination: UnsafeMutableRawPointer, from source: UnsafeRawPointer, length: Int, flags: DMAPrepFlags,
-        callback: DMACallback
+        callback: consuming DMACallback
     ) -> DMADescriptor? {
         guard let d = prepareMemcpy(to: destination, from: source, length: length, flags: flags) else { return nil }
         do { try setCallback(callback, for: d) } catch { return nil }
@@ -221,7 +221,7 @@ extension DMAChannel {
     /// implementation of the requirement.)
     @inlinable
     public func prepareMemcpy(
-        to destination: UnsafeMutableRawPointer, from source: UnsafeRawPointer, length: Int, callback: DMACallback
+        to destination: UnsafeMutableRawPointer, from source: UnsafeRawPointer, length: Int, callback: consuming DMACallback
     ) -> DMADescriptor? {
         prepareMemcpy(to: destination, from: source, length: length, flags: .default, callback: callback)
     }

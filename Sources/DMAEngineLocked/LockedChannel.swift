@@ -116,7 +116,7 @@ public final class LockedChannel: DMAChannel {
     /// once; the kernel client's `desc->callback = …` takes none).
     public func prepareMemcpy(
         to destination: UnsafeMutableRawPointer, from source: UnsafeRawPointer, length: Int, flags: DMAPrepFlags,
-        callback: DMACallback
+        callback: consuming DMACallback
     ) -> DMADescriptor? {
         guard length > 0 else { return nil }
         return core.prepare(

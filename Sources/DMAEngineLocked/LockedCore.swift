@@ -293,7 +293,7 @@ final class LockedCore: @unchecked Sendable {
 
     func prepare(
         kind: TransferKind, destination: UnsafeMutableRawPointer, source: UnsafeRawPointer?, length: Int,
-        periodLength: Int, value: UInt8, flags: DMAPrepFlags, callback: DMACallback? = nil
+        periodLength: Int, value: UInt8, flags: DMAPrepFlags, callback: consuming DMACallback? = nil
     ) -> DMADescriptor? {
         lock.lock()
         defer { lock.unlock() }

@@ -139,7 +139,7 @@ public final class RingChannel: DMAChannel {
     /// no second handle check).
     public func prepareMemcpy(
         to destination: UnsafeMutableRawPointer, from source: UnsafeRawPointer, length: Int, flags: DMAPrepFlags,
-        callback: DMACallback
+        callback: consuming DMACallback
     ) -> DMADescriptor? {
         guard let h = prepare(destination: destination, source: source, fill: 0, isMemset: false, length: length, flags: flags)
         else { return nil }
