@@ -26,6 +26,7 @@ struct Transfer {
     var value: UInt8
     var chunk: Int
     var injection: DMAInjection
+    var stallSeen: UInt64
     var needsCallback: Bool
 }
 
@@ -116,7 +117,7 @@ extension LockedCore {
                 index: i, kind: slot.pointee.kind, cookie: slot.pointee.cookie,
                 destination: slot.pointee.destination!, source: slot.pointee.source,
                 length: slot.pointee.length, periodLength: slot.pointee.periodLength, value: slot.pointee.value,
-                chunk: max(1, chunk), injection: inj, needsCallback: slot.needsCallback)
+                chunk: max(1, chunk), injection: inj, stallSeen: slot.pointee.stallSeen, needsCallback: slot.needsCallback)
             activeResidue.pointee.store(t.length, ordering: .relaxed)
             // A plain transfer (not cyclic, nothing injected, so nothing can make it wait
             // before its bytes move) enters its first chunk here, under the lock. Ordering:
@@ -287,10 +288,9 @@ extension LockedCore {
     }
 
     /// Waits until `debugReleaseStalls()`, a terminate or shutdown. False when aborted.
-    func stall() -> Bool {
+    func stall(seen: UInt64) -> Bool {
         // Ordering: acquire; pairs with the release add in `releaseStalls()`.
-        let gen = stallGeneration.load(ordering: .acquiring)
-        while stallGeneration.load(ordering: .acquiring) == gen {
+        while stallGeneration.load(ordering: .acquiring) == seen {
             if abortFlag.load(ordering: .relaxed) || shutdownFlag.load(ordering: .relaxed) { return false }
             engineEvent.wait(spinNanoseconds: 0, timeoutNanoseconds: 5_000_000)
         }
@@ -312,7 +312,7 @@ extension LockedCore {
     /// Runs a memcpy or memset descriptor chunk by chunk. Lock not held.
     /// `entered`: the engine entered the first chunk under the lock (see `engineMain`).
     func run(_ t: Transfer, _ probe: inout DMAAccessProbe?, _ probeGen: inout UInt64, entered: Bool = false) -> Outcome {
-        if t.injection.stall && !stall() { return .aborted }
+        if t.injection.stall && !stall(seen: t.stallSeen) { return .aborted }
         let len = t.length
         var off = 0
         var firstEntered = entered
@@ -369,7 +369,7 @@ extension LockedCore {
     func runCyclic(
         _ t: Transfer, _ probe: inout DMAAccessProbe?, _ probeGen: inout UInt64, _ wakes: inout PendingWakes
     ) -> Outcome {
-        if t.injection.stall && !stall() { return .aborted }
+        if t.injection.stall && !stall(seen: t.stallSeen) { return .aborted }
         let buf = t.length, period = t.periodLength
         var pos = 0
         while true {

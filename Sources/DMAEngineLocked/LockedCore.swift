@@ -358,6 +358,11 @@ final class LockedCore: @unchecked Sendable {
         guard slots[Int(i)].state == .prepared else { throw slots[Int(i)].reuse ? .busy : .invalidHandle }
         slots[Int(i)].injection = injection
         slots[Int(i)].injected = injection != DMAInjection()
+        // A stall holds until the first `debugReleaseStalls()` after this call, even one that
+        // comes before the engine reaches the transfer (sampling the generation when the
+        // engine started it missed such a release and hung; as the ring does).
+        // Ordering: relaxed; the release that matters comes later on this thread.
+        if injection.stall { slots[Int(i)].stallSeen = stallGeneration.load(ordering: .relaxed) }
     }
 
     // MARK: Submit, issue, status

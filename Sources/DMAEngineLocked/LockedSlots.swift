@@ -107,6 +107,8 @@ struct Slot {
     /// `DMAConfig.burstBytes` at prep time (config affects later preps only, scenario 32).
     var burstBytes = 0
     var injection = DMAInjection()
+    /// `stallGeneration` when a stall was injected: the stall ends once it moves past it.
+    var stallSeen: UInt64 = 0
     /// `tx_result` of the last run.
     var result = DMAResult.noError
     /// Written only while `.prepared`; read by the executor while `.dispatched` (or, for a

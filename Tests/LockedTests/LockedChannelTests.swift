@@ -258,6 +258,30 @@ struct LockedControlTests {
         #expect(ch.capabilities.cmdPause)
     }
 
+    @Test func aStallReleasedBeforeTheEngineReachesItDoesNotHold() throws {
+        // `debugReleaseStalls` ends every stall injected before it, even one whose transfer
+        // has not started yet. The engine used to sample the stall generation when it
+        // started the transfer, so a release that came first was missed and the transfer
+        // hung (conformance scenario 4 under ThreadSanitizer timed out this way).
+        let ch = try LockedChannel()
+        defer { try? ch.release() }
+        let src = try patterned(ch, 4096, seed: 21)
+        let dst = try ch.allocateCoherent(byteCount: 4096)
+        defer {
+            ch.freeCoherent(src)
+            ch.freeCoherent(dst)
+        }
+        let rec = Recorder()
+        let d = try #require(ch.prepareMemcpy(to: dst.base, from: src.base, length: 4096, callback: rec.callback(ch)))
+        try ch.debugInject(.stalled, into: d)
+        let c = ch.submit(d)
+        ch.debugReleaseStalls()
+        ch.issuePending()
+        #expect(waitUntil(seconds: 5) { rec.count == 1 })
+        #expect(ch.status(of: c).0 == .complete)
+        #expect(memcmp(dst.base, src.base, 4096) == 0)
+    }
+
     @Test func pauseStopsAStreamOfPlainTransfersAtOnce() throws {
         // Plain transfers (nothing injected) enter their first chunk under the channel lock
         // rather than through the chunk gate's store-load fence. Pause must still return only
