@@ -386,10 +386,19 @@ final class RingEngine: @unchecked Sendable {
         }
         if compTailPrivate != published {
             published = compTailPrivate
-            // Ordering: seq_cst (release part pairs with the acquire load of `compTail` in the
-            // executor; the seq_cst part with the executor's seq_cst park announcement).
-            core.compTail.pointee.store(published, ordering: .sequentiallyConsistent)
-            if inline == nil { core.wakeExecutorIfParked() }
+            if inline == nil {
+                // Ordering: seq_cst (release part pairs with the acquire load of `compTail` in
+                // the executor; the seq_cst part with the executor's seq_cst park
+                // announcement, Dekker with `wakeExecutorIfParked`).
+                core.compTail.pointee.store(published, ordering: .sequentiallyConsistent)
+                core.wakeExecutorIfParked()
+            } else {
+                // Engine-thread mode: no executor thread parks on it, so no store-load fence
+                // (an `xchg` per flush, on the path to every callback). Ordering: release;
+                // pairs with the acquire load in `idleEngineWitness` (which reads it only
+                // after it saw the engine's later seq_cst park store).
+                core.compTail.pointee.store(published, ordering: .releasing)
+            }
         }
     }
 
