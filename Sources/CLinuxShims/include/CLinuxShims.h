@@ -51,22 +51,6 @@ static inline void cls_cpu_relax(void) {
     __builtin_ia32_pause();
 #elif defined(__aarch64__)
     __asm__ __volatile__("yield");
-/// The CPU's timestamp counter (x86 `rdtsc`, arm64 `cntvct_el0`), 0 where there is none.
-/// Not serializing: it may run a few tens of cycles early or late relative to neighbouring
-/// instructions, like Google Benchmark's cycle clock. `StampClock` decides whether it is
-/// usable (invariant and trusted by the kernel) and converts it to nanoseconds.
-static inline uint64_t cls_read_tsc(void) {
-#if defined(__x86_64__) || defined(__i386__)
-    return __builtin_ia32_rdtsc();
-#elif defined(__aarch64__)
-    uint64_t v;
-    __asm__ __volatile__("mrs %0, cntvct_el0" : "=r"(v));
-    return v;
-#else
-    return 0;
-#endif
-}
-
 #endif
 }
 
