@@ -88,7 +88,7 @@ let package = Package(
             name: "ConformanceTests",
             dependencies: ["DMAEngine", "DMAEngineEmbedded", "DMAEngineLocked", "DMAEngineTestSupport", "Platform"]
         ),
-        .testTarget(name: "LockedTests", dependencies: ["DMAEngine", "DMAEngineLocked", "Platform"]),
+        .testTarget(name: "LockedTests", dependencies: ["DMAEngine", "DMAEngineLocked", "DMAEngineTestSupport", "Platform"]),
         .testTarget(name: "RingTests", dependencies: ["DMAEngine", "DMAEngineRing", "DMAEngineTestSupport", "Platform"]),
         .testTarget(name: "URingTests", dependencies: ["DMAEngine", "DMAEngineURing", "DMAEngineTestSupport", "Platform"]),
         .testTarget(name: "PlatformTests", dependencies: ["Platform"]),

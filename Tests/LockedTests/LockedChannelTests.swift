@@ -4,6 +4,7 @@
 // The full contract is checked by the conformance suite (DMAEngineTestSupport).
 
 import DMAEngine
+import DMAEngineTestSupport
 @_spi(NegativeControls) import DMAEngineLocked
 import Glibc
 import Platform
@@ -173,56 +174,15 @@ struct LockedBasicsTests {
 @Suite("LockedChannel watermark")
 struct LockedWatermarkTests {
     @Test func lockFreeSnapshotsStayConsistentWhileBothCountersMove() throws {
-        // Rule S1 without the lock: `used` (written by submit) and `last` (written by the
-        // engine) are published on separate lines; `status` and `debugWatermark` must still
-        // see one pair. Without the re-read of `used` a reader here sees `last` ahead of
-        // `used` when submits and completions land between its two loads.
+        // Submit publishes `used` and the engine `last`, on separate lines; the lock-free
+        // snapshot re-reads `used` (rule S1).
         let ch = try LockedChannel(options: DMAChannelOptions(poolSize: 256))
         defer { try? ch.release() }
-        let src = try ch.allocateCoherent(byteCount: 256 * 64)
-        let dst = try ch.allocateCoherent(byteCount: 256 * 64)
         let total = 200_000
-        final class Flag: Sendable { let done = Atomic<Bool>(false) }
-        let flag = Flag()
-        let submitter = try OSThread(name: "submitter") {
-            var n = 0
-            while n < total {
-                let off = (n % 256) * 64
-                guard let d = ch.prepareMemcpy(to: dst.base + off, from: src.base + off, length: 64, callback: DMACallback()) else {
-                    ch.issuePending()
-                    cpuRelax()
-                    continue
-                }
-                _ = ch.submit(d)
-                n += 1
-                if n % 8 == 0 { ch.issuePending() }
-            }
-            ch.issuePending()
-            // Ordering: release; pairs with the reader's acquire load.
-            flag.done.store(true, ordering: .releasing)
-        }
-        var reads = 0
-        var inconsistent = 0
-        var previous = ch.debugWatermark()
-        // Ordering: acquire; pairs with the submitter's release store.
-        while !flag.done.load(ordering: .acquiring) {
-            let w = ch.debugWatermark()
-            // No cookie wraps in 200 000 submits: raw values compare in order.
-            if w.last.rawValue > w.used.rawValue || w.used.rawValue < previous.used.rawValue
-                || w.last.rawValue < previous.last.rawValue
-            {
-                inconsistent += 1
-            }
-            previous = w
-            reads += 1
-        }
-        submitter.join()
-        #expect(inconsistent == 0)
-        #expect(reads > 100)
-        #expect(waitUntil { ch.debugWatermark().last == ch.debugWatermark().used })
-        #expect(ch.debugWatermark().used.rawValue == Int32(1 + total))
-        ch.freeCoherent(src)
-        ch.freeCoherent(dst)
+        let outcome = try WatermarkRace.run(ch, total: total)
+        #expect(outcome.inconsistent == 0)
+        #expect(outcome.reads > 100)
+        #expect(ch.debugWatermark() == DMACookieWatermark(used: DMACookie(Int32(1 + total)), last: DMACookie(Int32(1 + total))))
     }
 }
 

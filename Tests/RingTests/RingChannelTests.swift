@@ -5,6 +5,7 @@
 // negative controls (each must be caught).
 
 import DMAEngine
+import DMAEngineTestSupport
 @_spi(NegativeControls) @testable import DMAEngineRing
 import Glibc
 import Platform
@@ -120,53 +121,14 @@ struct RingChannelTests {
     }
 
     @Test func watermarkSnapshotsStayConsistentWhileBothCountersMove() throws {
-        // Rule S1: `used` and `last` live on separate lines, yet `status` and the watermark
-        // must read them as one pair. Loading `used` and then `last` without the re-read of
-        // `used` shows `last` ahead of `used` whenever submits and completions land between
-        // the two loads; a reader on this thread races a submitter and the engine.
+        // `used` and `last` are on separate lines; the snapshot re-reads `used` (rule S1).
         let ch = try RingChannel(options: DMAChannelOptions(poolSize: 256))
         defer { try? ch.release() }
-        let b = try Buffers(count: 256 * 64)
         let total = 200_000
-        final class Flag: Sendable { let done = Atomic<Bool>(false) }
-        let flag = Flag()
-        let submitter = try OSThread(name: "submitter") {
-            var n = 0
-            while n < total {
-                let off = (n % 256) * 64
-                guard let d = ch.prepareMemcpy(to: b.destination + off, from: b.source + off, length: 64, callback: DMACallback()) else {
-                    ch.issuePending()
-                    cpuRelax()
-                    continue
-                }
-                _ = ch.submit(d)
-                n += 1
-                if n % 8 == 0 { ch.issuePending() }
-            }
-            ch.issuePending()
-            // Ordering: release; pairs with the reader's acquire load.
-            flag.done.store(true, ordering: .releasing)
-        }
-        var reads = 0
-        var inconsistent = 0
-        var previous = ch.debugWatermark()
-        // Ordering: acquire; pairs with the submitter's release store.
-        while !flag.done.load(ordering: .acquiring) {
-            let w = ch.debugWatermark()
-            // No cookie wraps in 200 000 submits: raw values compare in order.
-            if w.last.rawValue > w.used.rawValue || w.used.rawValue < previous.used.rawValue
-                || w.last.rawValue < previous.last.rawValue
-            {
-                inconsistent += 1
-            }
-            previous = w
-            reads += 1
-        }
-        submitter.join()
-        #expect(inconsistent == 0)
-        #expect(reads > 100)
-        #expect(waitUntil { ch.debugWatermark().last == ch.debugWatermark().used })
-        #expect(ch.debugWatermark().used.rawValue == Int32(1 + total))
+        let outcome = try WatermarkRace.run(ch, total: total)
+        #expect(outcome.inconsistent == 0)
+        #expect(outcome.reads > 100)
+        #expect(ch.debugWatermark() == DMACookieWatermark(used: DMACookie(Int32(1 + total)), last: DMACookie(Int32(1 + total))))
     }
 
     @Test func cookieWrapFollowsTheWatermarkFormula() throws {
