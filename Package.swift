@@ -83,7 +83,7 @@ let package = Package(
         ),
 
         // MARK: Tests
-        .testTarget(name: "DMAEngineTests", dependencies: ["DMAEngine", "DMAEngineEmbedded"]),
+        .testTarget(name: "DMAEngineTests", dependencies: ["DMAEngine", "DMAEngineEmbedded", "Platform"]),
         .testTarget(
             name: "ConformanceTests",
             dependencies: ["DMAEngine", "DMAEngineEmbedded", "DMAEngineLocked", "DMAEngineTestSupport", "Platform"]

@@ -2,6 +2,8 @@
 //
 // Cookies and the completion watermark (CONTRACT.md A.4, A.4a).
 
+import Synchronization
+
 /// The handle that `submit(_:)` returns for one submission of a descriptor.
 ///
 /// The corresponding kernel type is `dma_cookie_t` (an `s32`). Valid cookies are ≥ 1
@@ -90,4 +92,31 @@ public struct DMACookieWatermark: Hashable, Sendable, CustomStringConvertible {
     }
 
     public var description: String { "(used: \(used), last: \(last))" }
+}
+
+extension DMACookieWatermark {
+    /// Loads (`used`, `last`) as one consistent pair (rule S1) from two 32-bit words (tickets,
+    /// or cookies as bit patterns) published separately, each on a line of its own
+    /// (submitters write `used`, the engine writes `last`, and neither should take the
+    /// other's line). The ring and locked backends both use it. `used` is read before and
+    /// after `last` until it reads the same twice: it only moves forward and cannot come back
+    /// to the same value between two loads (that takes 2^31 or more submits), so the pair
+    /// held at the moment `last` was read. A submit in between makes it read again (bounded
+    /// by the submitters' progress). Backends publish `last` with a release store or CAS; the
+    /// acquire load here pairs with it, so a COMPLETE answer sees the engine's writes.
+    @inlinable @inline(__always)
+    public static func loadSplit(
+        used: UnsafeMutablePointer<Atomic<UInt32>>, last: UnsafeMutablePointer<Atomic<UInt32>>
+    ) -> (used: UInt32, last: UInt32) {
+        // Ordering: acquire; keeps the load of `last` after this one.
+        var u = used.pointee.load(ordering: .acquiring)
+        while true {
+            // Ordering: acquire; pairs with the backend's release store or CAS of `last`, and
+            // keeps the second load of `used` after it.
+            let l = last.pointee.load(ordering: .acquiring)
+            let u2 = used.pointee.load(ordering: .relaxed)
+            if u2 == u { return (u, l) }
+            u = u2
+        }
+    }
 }

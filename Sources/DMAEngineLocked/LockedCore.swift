@@ -90,10 +90,11 @@ final class LockedCore: @unchecked Sendable {
     // this object: as stored properties they shared a line or two with each other and with
     // the flags the engine reads per chunk, so every submit took those lines from the engine
     // and every completion took them back (a transfer inside each critical section).
-    /// Line 0, written by submitters: `watermark.used` (raw cookie) for lock-free status.
-    let usedMirror: UnsafeMutablePointer<Atomic<Int32>>
-    /// Line 1, written by the engine (and terminate): `watermark.last` (raw cookie).
-    let lastMirror: UnsafeMutablePointer<Atomic<Int32>>
+    /// Line 0, written by submitters: `watermark.used` (the cookie's bit pattern), for the
+    /// lock-free status path.
+    let usedMirror: UnsafeMutablePointer<Atomic<UInt32>>
+    /// Line 1, written by the engine (and terminate): `watermark.last` (the cookie's bit pattern).
+    let lastMirror: UnsafeMutablePointer<Atomic<UInt32>>
     /// Line 1: residue of the active descriptor, written by the engine after each chunk.
     let activeResidue: UnsafeMutablePointer<Atomic<Int>>
     /// Line 1: `LockedState.queuedBytes` as of the engine's last take (or terminate), for
@@ -158,8 +159,8 @@ final class LockedCore: @unchecked Sendable {
             return p
         }
         let w = DMACookieWatermark()
-        usedMirror = at(0, 0, w.used.rawValue)
-        lastMirror = at(1, 0, w.last.rawValue)
+        usedMirror = at(0, 0, UInt32(bitPattern: w.used.rawValue))
+        lastMirror = at(1, 0, UInt32(bitPattern: w.last.rawValue))
         activeResidue = at(1, 8, 0)
         queuedBytesMirror = at(1, 16, 0)
         engineInChunk = at(1, 24, false)
@@ -208,7 +209,7 @@ final class LockedCore: @unchecked Sendable {
     @inline(__always)
     func publishUsed() {
         // Ordering: release; pairs with the acquire loads in `watermarkSnapshot()`.
-        usedMirror.pointee.store(st.pointee.watermark.used.rawValue, ordering: .releasing)
+        usedMirror.pointee.store(UInt32(bitPattern: st.pointee.watermark.used.rawValue), ordering: .releasing)
     }
 
     /// Publishes `st.watermark.last` (completion, terminate). Lock held.
@@ -216,24 +217,16 @@ final class LockedCore: @unchecked Sendable {
     func publishLast() {
         // Ordering: release; pairs with the acquire load in `watermarkSnapshot()`, so a reader
         // that sees a cookie COMPLETE also sees the list changes made before it under the lock.
-        lastMirror.pointee.store(st.pointee.watermark.last.rawValue, ordering: .releasing)
+        lastMirror.pointee.store(UInt32(bitPattern: st.pointee.watermark.last.rawValue), ordering: .releasing)
     }
 
-    /// One consistent (used, last) pair without the lock (rule S1): `used` is read before and
-    /// after `last` until it reads the same twice. It cannot come back to the same value in
-    /// between (that takes 2^31 submits), so the pair held when `last` was read.
+    /// One consistent (used, last) pair without the lock (rule S1; see
+    /// `DMACookieWatermark.loadSplit`, whose acquire load of `last` pairs with the release
+    /// store in `publishLast()`).
     @inline(__always)
     func watermarkSnapshot() -> DMACookieWatermark {
-        // Ordering: acquire; keeps the load of `last` after it.
-        var u = usedMirror.pointee.load(ordering: .acquiring)
-        while true {
-            // Ordering: acquire; pairs with the release store in `publishLast()` and keeps
-            // the second load of `used` after it.
-            let l = lastMirror.pointee.load(ordering: .acquiring)
-            let u2 = usedMirror.pointee.load(ordering: .relaxed)
-            if u2 == u { return DMACookieWatermark(used: DMACookie(u), last: DMACookie(l)) }
-            u = u2
-        }
+        let (u, l) = DMACookieWatermark.loadSplit(used: usedMirror, last: lastMirror)
+        return DMACookieWatermark(used: DMACookie(Int32(bitPattern: u)), last: DMACookie(Int32(bitPattern: l)))
     }
 
     /// Lock held. `mirror`: also store the lock-free copy (the engine's take and terminate;

@@ -233,23 +233,11 @@ final class RingCore: @unchecked Sendable {
             last: Tickets.cookie(ofTicket: l, base: base))
     }
 
-    /// One consistent (used, last) pair (rule S1). `used` only moves forward, and it cannot
-    /// wrap 2^32 tickets between two loads, so when it reads the same before and after
-    /// `last`, the pair held at the moment `last` was read. A submit in between makes it
-    /// read again (bounded by the submitters' progress).
+    /// One consistent (used, last) ticket pair (rule S1; `DMACookieWatermark.loadSplit`, whose
+    /// acquire load of `last` pairs with the release CAS in `advanceLast`).
     @inline(__always)
     func ticketSnapshot() -> (used: UInt32, last: UInt32) {
-        // Ordering: acquire; keeps the load of `last` after this one.
-        var u = used.pointee.load(ordering: .acquiring)
-        while true {
-            // Ordering: acquire; pairs with the release CAS in `advanceLast`, so a client that
-            // reads COMPLETE (polled mode) sees the bytes the engine copied; it also keeps
-            // the second load of `used` after it.
-            let l = last.pointee.load(ordering: .acquiring)
-            let u2 = used.pointee.load(ordering: .relaxed)
-            if u2 == u { return (u, l) }
-            u = u2
-        }
+        DMACookieWatermark.loadSplit(used: used, last: last)
     }
 
     /// Moves `last` forward to ticket `t` unless it already is at or past it (rule C6: a

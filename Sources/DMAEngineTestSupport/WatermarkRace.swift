@@ -4,7 +4,10 @@
 // `last` (written by its engine) as two words must still let `status` and
 // `debugWatermark` read one consistent pair. A reader on the calling thread races a
 // submitter thread and the engine; a reader that loads the two words one after the other
-// sees `last` ahead of `used` when submits and completions land between its loads.
+// sees `last` ahead of `used` when submits and completions land between its loads. That
+// takes a submit and its completion inside a few nanoseconds, so this end-to-end check
+// catches such a reader only now and then; `LoadSplitTests` (DMAEngineTests) races the
+// shared read itself against a tight writer and catches it in every run.
 
 #if os(Linux)
 import DMAEngine
