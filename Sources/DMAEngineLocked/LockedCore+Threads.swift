@@ -48,6 +48,10 @@ enum LockedTuning {
     static let coalesceCompletions = 32
     /// The longest stretch an idle engine or executor spins before it yields the CPU.
     static let spinSliceNanoseconds: Int64 = 5_000
+    /// At most this many quick descriptors follow the active one in the engine's chain
+    /// (`LockedCore.takeChain`), and at most this many bytes in all.
+    static let chainDescriptors = 7
+    static let chainBytes = 32 * 1024
 }
 
 /// Wake-ups decided under the lock and carried out after it is dropped.
@@ -102,22 +106,10 @@ extension LockedCore {
             // Kernel: `vchan_next_desc` + `list_del`: the active descriptor is on no list.
             let i = slots.popFirst(&s.pointee.issued)
             let slot = slots + Int(i)
-            // The next issued slot was written by the client (prep, submit): fetch it while
-            // this transfer copies, so that taking it under the lock does not stall there.
-            let next = s.pointee.issued.head
-            if next >= 0 { prefetchForWrite(slots + Int(next), count: MemoryLayout<Slot>.size) }
             slot.pointee.state = .active
             s.pointee.active = i
             setQueuedBytes(s.pointee.queuedBytes - slot.pointee.length)
-            let inj = slot.pointee.injection
-            var chunk = inj.chunkBytes > 0 ? inj.chunkBytes : slot.pointee.burstBytes
-            let span = slot.pointee.kind == .cyclic ? slot.pointee.periodLength : slot.pointee.length
-            if chunk <= 0 || chunk > span { chunk = span }
-            let t = Transfer(
-                index: i, kind: slot.pointee.kind, cookie: slot.pointee.cookie,
-                destination: slot.pointee.destination!, source: slot.pointee.source,
-                length: slot.pointee.length, periodLength: slot.pointee.periodLength, value: slot.pointee.value,
-                chunk: max(1, chunk), injection: inj, stallSeen: slot.pointee.stallSeen, needsCallback: slot.needsCallback)
+            let t = transfer(i)
             activeResidue.pointee.store(t.length, ordering: .relaxed)
             // A plain transfer (not cyclic, nothing injected, so nothing can make it wait
             // before its bytes move) enters its first chunk here, under the lock. Ordering:
@@ -127,6 +119,11 @@ extension LockedCore {
             // store-load fence (seq_cst store, then load) for the first chunk.
             let entered = t.kind != .cyclic && !slot.pointee.injected
             if entered { engineInChunk.pointee.store(true, ordering: .relaxed) }
+            let chained = entered && slot.isQuick ? takeChain() : 0
+            // The next issued slot was written by the client (prep, submit): fetch it while
+            // this transfer copies, so that taking it under the lock does not stall there.
+            let next = s.pointee.issued.head
+            if next >= 0 { prefetchForWrite(slots + Int(next), count: MemoryLayout<Slot>.size) }
             // Ordering: relaxed; the probe itself is read under the lock.
             let g = probeGeneration.load(ordering: .relaxed)
             if g != probeGen {
@@ -137,11 +134,68 @@ extension LockedCore {
             flush(&wakes)
             let outcome = t.kind == .cyclic
                 ? runCyclic(t, &probe, &probeGen, &wakes) : run(t, &probe, &probeGen, entered: entered)
+            // The chain, in order, each descriptor through the chunk gate; an abort (terminate
+            // or shutdown) stops it, and a pause holds it between two descriptors (P1).
+            var ran = 0
+            if case .done = outcome {
+                while ran < chained, case .done = run(chain[ran], &probe, &probeGen) { ran += 1 }
+            }
             lock.lock()
-            finish(t, outcome, &wakes)
+            finish(t, outcome, chained: chained, ran: ran, &wakes)
         }
         lock.unlock()
         flush(&wakes)
+    }
+
+    /// What the engine needs of slot `i` to run it (read under the lock when it takes it).
+    @inline(__always)
+    func transfer(_ i: Int32) -> Transfer {
+        let slot = slots + Int(i)
+        let inj = slot.pointee.injection
+        var chunk = inj.chunkBytes > 0 ? inj.chunkBytes : slot.pointee.burstBytes
+        let span = slot.pointee.kind == .cyclic ? slot.pointee.periodLength : slot.pointee.length
+        if chunk <= 0 || chunk > span { chunk = span }
+        return Transfer(
+            index: i, kind: slot.pointee.kind, cookie: slot.pointee.cookie,
+            destination: slot.pointee.destination!, source: slot.pointee.source,
+            length: slot.pointee.length, periodLength: slot.pointee.periodLength, value: slot.pointee.value,
+            chunk: max(1, chunk), injection: inj, stallSeen: slot.pointee.stallSeen, needsCallback: slot.needsCallback)
+    }
+
+    /// Takes the quick single-chunk descriptors that follow the active one on the issued
+    /// list onto `LockedState.chain`, up to `LockedTuning.chainDescriptors` and
+    /// `LockedTuning.chainBytes`, and copies what the engine needs of them into `chain`.
+    /// Lock held; the caller checked that the channel is neither paused nor terminating.
+    ///
+    /// Hardware analogue: a driver that writes a run of issued descriptors into the
+    /// controller's linked-list (LLI) chain and takes one interrupt at its end. The engine
+    /// then takes the lock once per chain instead of once per descriptor: at 4 KiB, batch
+    /// 32, depth 256 that lock (which the submitter takes twice per descriptor, for prep
+    /// and submit) was where the engine spent half its time (perf, `pthread_mutex_lock`).
+    /// The chain completes as a whole, under one lock hold, in cookie order. Until then its
+    /// cookies read IN_PROGRESS with their full length as residue; a terminate aborts all of
+    /// it, as it aborts the active descriptor.
+    @inline(__always)
+    func takeChain() -> Int {
+        let s = st
+        var n = 0
+        var bytes = slots[Int(s.pointee.active)].length
+        while n < LockedTuning.chainDescriptors {
+            let j = s.pointee.issued.head
+            if j < 0 { break }
+            let sj = slots + Int(j)
+            let len = sj.pointee.length
+            let burst = sj.pointee.burstBytes
+            // One chunk each: `activeResidue` describes the active descriptor only.
+            guard sj.isQuick, burst <= 0 || burst >= len, bytes + len <= LockedTuning.chainBytes else { break }
+            bytes += len
+            _ = slots.popFirst(&s.pointee.issued)
+            sj.pointee.state = .active
+            slots.append(j, to: &s.pointee.chain)
+            chain[n] = transfer(j)
+            n += 1
+        }
+        return n
     }
 
     /// Waits for `event` when idle: spin for `options.spinNanoseconds` in slices of at most
@@ -171,10 +225,11 @@ extension LockedCore {
         wakes = PendingWakes()
     }
 
-    /// Ends the active descriptor. Lock held. Kernel: `vchan_cookie_complete` (or, for a
-    /// terminated one, the driver noticing the abort and dropping it).
+    /// Ends the active descriptor and its chain (`chained` descriptors, of which the first
+    /// `ran` were copied). Lock held. Kernel: `vchan_cookie_complete` (or, for a terminated
+    /// one, the driver noticing the abort and dropping it).
     @inline(__always)
-    func finish(_ t: Transfer, _ outcome: Outcome, _ wakes: inout PendingWakes) {
+    func finish(_ t: Transfer, _ outcome: Outcome, chained: Int = 0, ran: Int = 0, _ wakes: inout PendingWakes) {
         let s = st
         // P1: no completion while paused.
         while s.pointee.paused && !s.pointee.activeTerminated && !s.pointee.shutdown {
@@ -185,7 +240,11 @@ extension LockedCore {
         }
         s.pointee.active = -1
         if s.pointee.activeTerminated {
+            // The terminate moved the active descriptor and the chain to the terminated
+            // list; the next synchronize retires them.
             s.pointee.activeTerminated = false
+            slots[Int(t.index)].state = .terminated
+            for k in 0..<chained { slots[Int(chain[k].index)].state = .terminated }
             if s.pointee.activeAbortRequested {
                 s.pointee.activeAbortRequested = false
                 s.pointee.abortsHandled &+= 1
@@ -202,18 +261,30 @@ extension LockedCore {
         case .done(let r): result = r
         case .aborted: result = DMAResult(.aborted, residue: t.length)  // shutdown only
         }
-        // Kernel: `dma_cookie_complete`. In-order engine: `last` only moves forward (C6).
-        s.pointee.watermark.last = t.cookie
+        complete(t, result)
+        for k in 0..<chained {
+            let c = chain[k]
+            _ = slots.popFirst(&s.pointee.chain)
+            setQueuedBytes(s.pointee.queuedBytes - c.length)
+            // Not run: only a shutdown stops a chain that no terminate dropped.
+            complete(c, k < ran ? DMAResult(.noError) : DMAResult(.aborted, residue: c.length))
+        }
         publishLast()
+    }
+
+    /// Completes one descriptor the engine held (the caller publishes `last`). Lock held.
+    @inline(__always)
+    func complete(_ t: Transfer, _ result: DMAResult) {
+        // Kernel: `dma_cookie_complete`. In-order engine: `last` only moves forward (C6).
+        st.pointee.watermark.last = t.cookie
         let slot = slots + Int(t.index)
+        slot.pointee.result = result
         if t.needsCallback {
             slot.pointee.state = .completed
-            slot.pointee.result = result
             // The executor is woken at the top of the engine loop (completion coalescing).
-            slots.append(t.index, to: &s.pointee.completed)
+            slots.append(t.index, to: &st.pointee.completed)
         } else {
             // Polled use (K6): no callback, so retire at once.
-            slot.pointee.result = result
             retire(t.index)
         }
     }

@@ -26,6 +26,9 @@ struct LockedState {
     var freeHead: Int32 = -1
     /// The descriptor the engine runs (-1 = none). On no list until terminated.
     var active: Int32 = -1
+    /// The descriptors the engine took after `active`, to run and complete with it (see
+    /// `LockedCore.takeChain`); state `.active`. Terminated with the active one.
+    var chain = SlotList()
     /// The active descriptor was terminated: the engine must not complete it.
     var activeTerminated = false
     /// The terminate asked the engine to abort it (false under `.terminateKeepsCopyingActive`).
@@ -37,7 +40,7 @@ struct LockedState {
     /// synchronize (CONTRACT.md A.3 `terminating`): the engine starts nothing new, and
     /// synchronize drops what was submitted meanwhile (T6, T7).
     var terminating = false
-    /// Sum of the lengths on the submitted and issued lists.
+    /// Sum of the lengths on the submitted, issued and chain lists.
     var queuedBytes = 0
     var config = DMAConfig()
     var failNextSubmits = 0
@@ -85,6 +88,8 @@ final class LockedCore: @unchecked Sendable {
     let slots: UnsafeMutablePointer<Slot>
     /// The executor's private batch, preallocated with one entry per slot.
     let batch: UnsafeMutablePointer<BatchEntry>
+    /// The engine's private copy of what it runs of `LockedState.chain`.
+    let chain: UnsafeMutablePointer<Transfer>
 
     // Atomics written per descriptor live in raw 128-byte lines grouped by writer, not in
     // this object: as stored properties they shared a line or two with each other and with
@@ -147,6 +152,7 @@ final class LockedCore: @unchecked Sendable {
         slots.initialize(repeating: Slot(), count: poolSize)
         batch = UnsafeMutablePointer<BatchEntry>.allocate(capacity: poolSize)
         batch.initialize(repeating: BatchEntry(index: -1, cookie: DMACookie(0), result: .noError, owned: false), count: poolSize)
+        chain = UnsafeMutablePointer<Transfer>.allocate(capacity: LockedTuning.chainDescriptors)
         // Free stack: 0 on top, so the first preps use the lowest slots.
         for i in 0..<poolSize { slots[i].next = i + 1 < poolSize ? Int32(i + 1) : -1 }
         st.pointee.freeHead = 0
@@ -195,6 +201,7 @@ final class LockedCore: @unchecked Sendable {
         slots.deallocate()
         batch.deinitialize(count: poolSize)
         batch.deallocate()
+        chain.deallocate()
         syncWord.deinitialize(count: 1)
         syncWordStorage.deallocate()
         hotLines.deallocate()
@@ -430,7 +437,7 @@ final class LockedCore: @unchecked Sendable {
         return (status, DMATxState(last: wl.last, used: wl.used, residue: residue, inFlightBytes: inFlight))
     }
 
-    /// The length of a queued (submitted or issued) cookie: its residue by rule S5. Lock held.
+    /// The length of a queued (submitted, issued or chained) cookie: its residue by rule S5. Lock held.
     private func queuedLength(of cookie: DMACookie) -> Int? {
         var i = st.pointee.issued.head
         while i >= 0 {
@@ -438,6 +445,12 @@ final class LockedCore: @unchecked Sendable {
             i = slots[Int(i)].next
         }
         i = st.pointee.submitted.head
+        while i >= 0 {
+            if slots[Int(i)].cookie == cookie { return slots[Int(i)].length }
+            i = slots[Int(i)].next
+        }
+        // The engine's chain: not started, or copied but not yet completed (see `takeChain`).
+        i = st.pointee.chain.head
         while i >= 0 {
             if slots[Int(i)].cookie == cookie { return slots[Int(i)].length }
             i = slots[Int(i)].next
@@ -523,6 +536,7 @@ final class LockedCore: @unchecked Sendable {
         if s.pointee.active >= 0 && !s.pointee.activeTerminated {
             s.pointee.activeTerminated = true
             slots.append(s.pointee.active, to: &s.pointee.terminated)
+            slots.splice(&s.pointee.chain, to: &s.pointee.terminated)
             if defect != .terminateKeepsCopyingActive {
                 s.pointee.activeAbortRequested = true
                 s.pointee.abortRequests &+= 1
@@ -608,7 +622,9 @@ final class LockedCore: @unchecked Sendable {
         var queuedCallbacks = false
         while list.count > 0 {
             let i = slots.popFirst(&list)
-            if i == s.pointee.active && s.pointee.activeTerminated {
+            // Still held by the engine (the active descriptor or its chain): retired by
+            // the next synchronize, once the engine has dropped it.
+            if s.pointee.activeTerminated && slots[Int(i)].state == .active {
                 slots.append(i, to: &s.pointee.terminated)
             } else if defect == .callbackAfterTerminate && (slots + Int(i)).needsCallback {
                 slots[Int(i)].state = .completed
@@ -699,6 +715,7 @@ final class LockedCore: @unchecked Sendable {
         s.pointee.issued = SlotList()
         s.pointee.completed = SlotList()
         s.pointee.terminated = SlotList()
+        s.pointee.chain = SlotList()
         s.pointee.active = -1
         s.pointee.activeTerminated = false
         s.pointee.cyclicPending = -1
