@@ -5,15 +5,20 @@
 import DMAEngine
 import Platform
 
-/// A DMA channel whose state sits behind one lock, as in Linux virt-dma: the five descriptor
-/// lists (allocated, submitted, issued, completed, terminated), the active descriptor, the
-/// pending cyclic period and the cookie counters. An engine thread copies the data chunk
-/// by chunk; a callback executor (the tasklet) runs completion callbacks with the lock
-/// dropped, one at a time, in cookie order.
+/// A DMA channel whose state sits behind one lock, as in Linux virt-dma: the descriptor
+/// lists (submitted, issued, completed, terminated; virt-dma's `desc_allocated` is implicit,
+/// see LockedSlots.swift), the active descriptor, the pending cyclic period and the cookie
+/// counters. An engine thread copies the data chunk by chunk; a callback executor (the
+/// tasklet) runs completion callbacks with the lock dropped, one at a time, in cookie order.
 ///
 /// Descriptors come from a pool of `options.poolSize` slots allocated at creation; lists are
 /// intrusive links in that pool, so steady-state submission, completion and callback
-/// allocate nothing. `status(of:)` reads the watermark from one atomic word when the cookie
+/// allocate nothing. Prep takes a slot from a per-channel magazine of up to 28 free slots
+/// behind a spin lock of its own, and refills it from the free stack under the channel lock
+/// once per 28 preps, so the client takes the channel lock once per submit rather than
+/// twice. When the engine takes the next issued transfer and it is quick (≤ 4 KiB), it
+/// takes up to 7 more quick issued transfers with it (at most 32 KiB in all), copies them
+/// without the lock, and completes them under one lock hold. `status(of:)` reads the watermark from one atomic word when the cookie
 /// is complete, and takes the lock only for IN_PROGRESS/PAUSED answers (residue).
 ///
 /// Capabilities: pause/resume, terminate, burst-granular residue, descriptor reuse,

@@ -1,6 +1,6 @@
 // dmabench — DMAEngineLocked
 //
-// The channel state behind `LockedChannel`: one lock guarding virt-dma's five lists, the
+// The channel state behind `LockedChannel`: one lock guarding virt-dma's lists, the
 // active descriptor, the cyclic pending period and the cookie counters (CONTRACT.md
 // appendix V). The engine thread and the callback executor hold a strong reference to this
 // object, never to the channel, so that a channel dropped without `release()` still shuts
@@ -17,7 +17,6 @@ struct LockedState {
     /// Kernel: `chan->cookie` (used) and `chan->completed_cookie` (last). Mirrored in
     /// `LockedCore.watermark` after every change.
     var watermark = DMACookieWatermark()
-    var allocated = SlotList()
     var submitted = SlotList()
     var issued = SlotList()
     var completed = SlotList()
@@ -84,6 +83,10 @@ final class LockedCore: @unchecked Sendable {
     let poolSize: Int
 
     let lock = ChannelLock()
+    /// Free slots for `prepare`, refilled from the free stack (see `PrepMagazine`).
+    let magazine = PrepMagazine()
+    /// `LockedState.released`, for `prepare`, which reads it under the magazine lock only.
+    let releasedFlag = Atomic<Bool>(false)
     let st: UnsafeMutablePointer<LockedState>
     let slots: UnsafeMutablePointer<Slot>
     /// The executor's private batch, preallocated with one entry per slot.
@@ -206,6 +209,7 @@ final class LockedCore: @unchecked Sendable {
         syncWordStorage.deallocate()
         hotLines.deallocate()
         lock.destroy()
+        magazine.destroy()
     }
 
     var syncWord: UnsafeMutablePointer<Atomic<UInt32>> { syncWordStorage.assumingMemoryBound(to: Atomic<UInt32>.self) }
@@ -269,13 +273,14 @@ final class LockedCore: @unchecked Sendable {
         st.pointee.freeHead = i
     }
 
-    /// Retirement (kernel: `vchan_vdesc_fini`): REUSE → back to allocated, else free. Lock held.
+    /// Retirement (kernel: `vchan_vdesc_fini`): REUSE → back to prepared, else free. Lock held.
     @inline(__always)
     func retire(_ i: Int32) {
         if slots[Int(i)].reuse {
             slots[Int(i)].state = .prepared
             slots[Int(i)].result = DMAResult(.noError)
-            slots.append(i, to: &st.pointee.allocated)
+            slots[Int(i)].prev = -1
+            slots[Int(i)].next = -1
         } else {
             freeSlot(i)
         }
@@ -295,12 +300,18 @@ final class LockedCore: @unchecked Sendable {
         kind: TransferKind, destination: UnsafeMutableRawPointer, source: UnsafeRawPointer?, length: Int,
         periodLength: Int, value: UInt8, flags: DMAPrepFlags, callback: consuming DMACallback? = nil
     ) -> DMADescriptor? {
-        lock.lock()
-        defer { lock.unlock() }
-        let i = st.pointee.freeHead
-        guard !st.pointee.released, i >= 0 else { return nil }
+        let m = magazine
+        m.lock()
+        defer { m.unlock() }
+        // Ordering: relaxed; `release()` sets it under the channel lock and empties the
+        // magazine under the magazine lock, which this thread holds.
+        if releasedFlag.load(ordering: .relaxed) { return nil }
+        if m.count.pointee == 0 && !refillMagazine() { return nil }
+        m.count.pointee -= 1
+        let i = m.slots[Int(m.count.pointee)]
+        // The slot is this thread's: off the free stack, on no list, its generation already
+        // past every old handle, so nothing else reads or writes it until the handle is out.
         let s = slots + Int(i)
-        st.pointee.freeHead = s.pointee.next
         s.pointee.state = .prepared
         s.pointee.kind = kind
         s.pointee.reuse = false
@@ -311,13 +322,42 @@ final class LockedCore: @unchecked Sendable {
         s.pointee.source = source
         s.pointee.length = length
         s.pointee.periodLength = periodLength
-        s.pointee.burstBytes = st.pointee.config.burstBytes
+        // Ordering: relaxed; configure() applies to later preps (scenario 32), ordered by the
+        // caller as any two calls are.
+        s.pointee.burstBytes = m.burstBytes.pointee.load(ordering: .relaxed)
         s.pointee.injection = DMAInjection()
         s.pointee.injected = false
         s.pointee.result = DMAResult(.noError)
         if let callback { s.pointee.callback = callback }
-        slots.append(i, to: &st.pointee.allocated)
         return DMADescriptor(index: UInt32(i), generation: s.pointee.generation)
+    }
+
+    /// Moves up to `PrepMagazine.capacity` slots from the free stack into the magazine.
+    /// Magazine lock held; takes the channel lock. False when the pool is exhausted.
+    @inline(never)
+    func refillMagazine() -> Bool {
+        let m = magazine
+        lock.lock()
+        defer { lock.unlock() }
+        var n = 0
+        while n < PrepMagazine.capacity && st.pointee.freeHead >= 0 {
+            let i = st.pointee.freeHead
+            st.pointee.freeHead = slots[Int(i)].next
+            slots[Int(i)].next = -1
+            m.slots[n] = i
+            n += 1
+        }
+        // Top of the stack first: the slot freed last (warmest in cache) is prepped first.
+        var lo = 0, hi = n - 1
+        while lo < hi {
+            let t = m.slots[lo]
+            m.slots[lo] = m.slots[hi]
+            m.slots[hi] = t
+            lo += 1
+            hi -= 1
+        }
+        m.count.pointee = Int32(n)
+        return n > 0
     }
 
     func setCallback(_ callback: DMACallback, for d: DMADescriptor) throws(DMAError) {
@@ -344,7 +384,6 @@ final class LockedCore: @unchecked Sendable {
         let i = try check(d)
         guard slots[Int(i)].reuse else { throw .notPermitted }
         guard slots[Int(i)].state == .prepared else { throw .busy }
-        slots.remove(i, from: &st.pointee.allocated)
         freeSlot(i)
     }
 
@@ -384,7 +423,6 @@ final class LockedCore: @unchecked Sendable {
             st.pointee.failNextSubmits -= 1
             return .failure(EIO)
         }
-        if state == .prepared { slots.remove(Int32(i), from: &st.pointee.allocated) }
         let cookie = st.pointee.watermark.assign()
         publishUsed()
         slots[i].cookie = cookie
@@ -673,21 +711,25 @@ final class LockedCore: @unchecked Sendable {
             lock.unlock()
             throw .released
         }
-        st.pointee.released = true
+        markReleased()
         if terminateLocked() { engineEvent.signal() }
         synchronizeLocked()
         lock.unlock()
         shutdownThreads(join: true)
+        // Magazine, then channel lock (the order `prepare` takes them in): a prep that got
+        // the magazine first has finished, and a later one sees `releasedFlag`.
+        magazine.lock()
         lock.lock()
         freeAll()
         lock.unlock()
+        magazine.unlock()
     }
 
     /// Stops and (optionally) joins both threads.
     func shutdownThreads(join: Bool) {
         lock.lock()
         st.pointee.shutdown = true
-        st.pointee.released = true
+        markReleased()
         // Ordering: release; pairs with the acquire loads in the engine's waits (the
         // engine re-checks `shutdown` under the lock before it takes new work).
         shutdownFlag.store(true, ordering: .releasing)
@@ -700,7 +742,15 @@ final class LockedCore: @unchecked Sendable {
         }
     }
 
-    /// Frees every descriptor, REUSE ones included. Lock held; threads joined.
+    /// Sets `released` (and its mirror for `prepare`). Lock held.
+    @inline(__always)
+    func markReleased() {
+        st.pointee.released = true
+        // Ordering: relaxed; see `prepare`.
+        releasedFlag.store(true, ordering: .relaxed)
+    }
+
+    /// Frees every descriptor, REUSE ones included. Channel and magazine locks held; threads joined.
     func freeAll() {
         let s = st
         for i in 0..<poolSize where slots[i].state != .free {
@@ -710,7 +760,8 @@ final class LockedCore: @unchecked Sendable {
         // Rebuild the free stack in index order.
         for i in 0..<poolSize { slots[i].next = i + 1 < poolSize ? Int32(i + 1) : -1 }
         s.pointee.freeHead = 0
-        s.pointee.allocated = SlotList()
+        // Every slot is on the free stack again (the magazine's too). Magazine lock held.
+        magazine.count.pointee = 0
         s.pointee.submitted = SlotList()
         s.pointee.issued = SlotList()
         s.pointee.completed = SlotList()
@@ -727,7 +778,7 @@ final class LockedCore: @unchecked Sendable {
         lock.lock()
         let done = st.pointee.shutdown
         if !done {
-            st.pointee.released = true
+            markReleased()
             terminateLocked()
         }
         lock.unlock()
@@ -790,6 +841,8 @@ final class LockedCore: @unchecked Sendable {
         defer { lock.unlock() }
         if st.pointee.released { throw .released }
         st.pointee.config = config
+        // Ordering: relaxed; see `prepare`.
+        magazine.burstBytes.pointee.store(config.burstBytes, ordering: .relaxed)
     }
 }
 
