@@ -183,8 +183,15 @@ public struct LatencySummary: Codable, Sendable, Hashable {
     public var count: Int
     /// HdrHistogram's percentile distribution (`.hgrm` text), values in ns.
     public var histogram: String
+    /// One descriptor in this many was stamped (throughput points: 16); nil when every one
+    /// was (latency points, and files written before sampling existed).
+    public var sampleEvery: Int?
 
-    public init(p50: Double, p90: Double, p99: Double, p999: Double, p9999: Double, max: Double, count: Int, histogram: String) {
+    public init(
+        p50: Double, p90: Double, p99: Double, p999: Double, p9999: Double, max: Double, count: Int, histogram: String,
+        sampleEvery: Int? = nil
+    ) {
+        self.sampleEvery = sampleEvery
         self.p50 = p50
         self.p90 = p90
         self.p99 = p99

@@ -22,8 +22,13 @@ public struct WorkloadSpec: Sendable, Hashable {
     public var warmupDescriptors: Int
     /// Verify a sample of descriptors (every 4096th, plus every slot at the end).
     public var verify: Bool
-    /// Stamp every descriptor and record its latency (submit → start of callback).
+    /// Stamp descriptors and record their latency (submit → start of callback).
     public var recordLatency: Bool
+    /// Stamp one descriptor in this many (a power of two; 1 = every descriptor): the k-th
+    /// submitted descriptor is stamped when k is a multiple of it. Throughput points use 16,
+    /// so that two clock reads per descriptor (one on each side) stay out of the measured
+    /// loop; latency points stamp every descriptor.
+    public var latencySampleEvery: Int = 1
     /// Open loop: descriptors are due at `rate` per second, latency counts from the due time.
     public var rate: Double?
     /// Stop after this many measured descriptors instead of after `durationNanoseconds`
@@ -39,8 +44,11 @@ public struct WorkloadSpec: Sendable, Hashable {
     public init(
         size: Int, batch: Int, depth: Int, durationNanoseconds: UInt64, warmupDescriptors: Int = 10_000,
         verify: Bool = true, recordLatency: Bool = true, rate: Double? = nil, maxDescriptors: Int? = nil,
-        faultEvery: Int? = nil
+        faultEvery: Int? = nil, latencySampleEvery: Int = 1
     ) {
+        precondition(latencySampleEvery > 0 && latencySampleEvery & (latencySampleEvery - 1) == 0,
+                     "latencySampleEvery must be a power of two")
+        self.latencySampleEvery = latencySampleEvery
         self.faultEvery = faultEvery
         self.maxDescriptors = maxDescriptors
         self.size = size
@@ -92,7 +100,9 @@ struct CallbackState {
     var completions: UnsafeMutablePointer<CompletionStamp>
     var measureFrom: Int  // the warm-up ends at this completion count (it stamps `firstStamp`)
     var firstStamp: UInt64  // stamp at the completion that ends the warm-up (the measureFrom-th)
-    var lastStamp: UInt64  // stamp at the latest completion
+    var lastStamp: UInt64  // stamp at the latest stamped completion
+    var lastCount: Int  // the completion count that `lastStamp` ends (n + 1 of that completion)
+    var finalCount: Int  // a run of `maxDescriptors` ends at this count: always stamped (or Int.max)
     var errors: Int
     var outOfOrder: Int
     var nextExpected: Int32
@@ -104,6 +114,8 @@ struct CallbackState {
     var size: Int
     var slotMask: Int
     var recordLatency: Bool
+    /// `latencySampleEvery - 1`: completion n is stamped when `n & sampleMask == 0`.
+    var sampleMask: Int
     /// Stamps are ticks of this clock (`StampClock`); the histogram gets nanoseconds.
     var clock: StampClock
 }
@@ -121,7 +133,6 @@ let workloadCallback: DMACallback.WithResult = { completion in
     let p = completion.parameter
     let state = UnsafeMutablePointer<CallbackState>(bitPattern: UInt(p & 0x0000_FFFF_FFFF_FFFF))!
     let slot = Int(p >> 48)
-    let now = state.pointee.recordLatency ? state.pointee.clock.now() : 0
     if completion.result.code != .noError { state.pointee.errors &+= 1 }
     if completion.cookie.rawValue != state.pointee.nextExpected, state.pointee.nextExpected != 0 {
         state.pointee.outOfOrder &+= 1
@@ -129,10 +140,18 @@ let workloadCallback: DMACallback.WithResult = { completion in
     state.pointee.nextExpected = completion.cookie.next.rawValue
     // Ordering: relaxed read of our own counter (only this thread writes it).
     let n = state.pointee.completed.pointee.load(ordering: .relaxed)
-    if state.pointee.recordLatency {
-        state.pointee.completions[n & state.pointee.slotMask] = CompletionStamp(stamp: now, slot: slot)
+    let sampled = n & state.pointee.sampleMask == 0
+    if state.pointee.recordLatency
+        && (sampled || n &+ 1 == state.pointee.measureFrom || n &+ 1 == state.pointee.finalCount)
+    {
+        // The clock is read only for a stamped completion and for the ones that open and
+        // close the measured window (the end of the warm-up; the last of a fixed count): `rdtsc` was two thirds of this callback's
+        // samples (perf, ring 4 KiB b32 d256) when every completion was stamped.
+        let now = state.pointee.clock.now()
+        if sampled { state.pointee.completions[n & state.pointee.slotMask] = CompletionStamp(stamp: now, slot: slot) }
         if n &+ 1 == state.pointee.measureFrom { state.pointee.firstStamp = now }
         state.pointee.lastStamp = now
+        state.pointee.lastCount = n &+ 1
     }
     // verifyEvery is 0 or a power of two: a mask, not a division.
     if state.pointee.verifyEvery > 0, n & (state.pointee.verifyEvery &- 1) == 0, completion.result.code == .noError {
@@ -225,9 +244,10 @@ public final class ClosedLoopClient {
         counter.initialize(to: Atomic(0))
         state = .allocate(capacity: 1)
         state.initialize(to: CallbackState(
-            completed: counter, submitStamps: stamps, completions: completions, measureFrom: 0, firstStamp: 0, lastStamp: 0, errors: 0, outOfOrder: 0,
+            completed: counter, submitStamps: stamps, completions: completions, measureFrom: 0, firstStamp: 0, lastStamp: 0, lastCount: 0, finalCount: .max, errors: 0, outOfOrder: 0,
             nextExpected: 0, verifyEvery: spec.verify ? 4096 : 0, verifyFailures: 0, src: src.base, dst: dst.base,
-            stride: stride, size: spec.size, slotMask: nslots - 1, recordLatency: spec.recordLatency, clock: clock))
+            stride: stride, size: spec.size, slotMask: nslots - 1, recordLatency: spec.recordLatency,
+            sampleMask: spec.latencySampleEvery - 1, clock: clock))
     }
 
     deinit {
@@ -268,6 +288,7 @@ public final class ClosedLoopClient {
         let completed = state.pointee.completed
         let histogram = self.histogram
         let recordLatency = spec.recordLatency
+        let sampleMask = spec.latencySampleEvery - 1
         let verifyEvery = spec.verify ? 4096 : 0  // a power of two (masked, not divided)
         let flags = DMAPrepFlags.default
         let clock = self.clock
@@ -280,6 +301,8 @@ public final class ClosedLoopClient {
         let base = state.pointee.completed.pointee.load(ordering: .acquiring)
         let warmupEnd = base + spec.warmupDescriptors
         state.pointee.measureFrom = warmupEnd
+        let submitLimit = spec.maxDescriptors.map { warmupEnd + $0 } ?? Int.max
+        state.pointee.finalCount = submitLimit
         var submitted = base
         var issued = base
         var reaped = base
@@ -295,7 +318,6 @@ public final class ClosedLoopClient {
         var openLoopStart: UInt64 = 0
         var openLoopIndex: Double = 0
         var outOfPool = 0
-        let submitLimit = spec.maxDescriptors.map { warmupEnd + $0 } ?? Int.max
         var waitStart: UInt64 = 0
 
         while true {
@@ -308,6 +330,7 @@ public final class ClosedLoopClient {
                         memset(dst.base + d, 0xA5, size)
                     }
                     var stamp: UInt64 = 0
+                    var stampNow = false
                     if let interval = openLoopInterval {
                         // Open loop: the descriptor is due at its intended time; wait for it and
                         // count latency from then (coordinated omission stays visible).
@@ -320,10 +343,9 @@ public final class ClosedLoopClient {
                         }
                         openLoopIndex += 1
                         stamp = due
-                    } else if recordLatency {
-                        stamp = clock.now()
+                    } else if recordLatency && submitted & sampleMask == 0 {
+                        stampNow = true
                     }
-                    stamps[slot] = stamp
                     guard
                         let desc = ch.prepareMemcpy(
                             to: dst.base + d, from: src.base + d, length: size, flags: flags,
@@ -332,6 +354,16 @@ public final class ClosedLoopClient {
                         outOfPool += 1
                         break  // pool exhausted: reap first
                     }
+                    // Closed loop: stamped after prep, just before submit (latency runs from
+                    // submit). The store to `stamps`, whose line the callback thread read last,
+                    // comes after prep too: a prep that takes a lock (a locked instruction
+                    // drains the store buffer) would otherwise wait for that line to come
+                    // back from the other CPU, and submit's lock then waits for the slot's
+                    // lines, two cross-CPU transfers in series per descriptor where the C
+                    // anchor has one. Locked 64 B b32 d256 when the round trip was ~450 ns:
+                    // see Results/ (measurements.md).
+                    if stampNow { stamp = clock.now() }
+                    stamps[slot] = stamp
                     if faultEvery > 0 && submitted % faultEvery == faultEvery - 1 {
                         do { try ch.debugInject(.fault(.read), into: desc) } catch {
                             throw WorkloadError("cannot inject a fault on backend \(ch.backendName): \(error)")
@@ -397,14 +429,15 @@ public final class ClosedLoopClient {
             }
             waitStart = 0
             if recordLatency {
-                // The latencies of completions reaped..<c (the acquire load of `completed`
-                // made their entries visible), from the end of the warm-up on.
-                var i = max(reaped, warmupEnd)
+                // The latencies of the stamped completions among reaped..<c (the acquire
+                // load of `completed` made their entries visible), from the end of the
+                // warm-up on.
+                var i = (max(reaped, warmupEnd) &+ sampleMask) & ~sampleMask
                 while i < c {
                     let e = completions[i & mask]
                     let t0 = stamps[e.slot]
                     _ = histogram.pointee.record(e.stamp > t0 ? clock.nanoseconds(e.stamp &- t0) : 0)
-                    i &+= 1
+                    i &+= sampleMask &+ 1
                 }
             }
             reaped = c
@@ -433,12 +466,12 @@ public final class ClosedLoopClient {
         }
         _ = outOfPool
         // The measured window runs from the completion that ended the warm-up to the last
-        // completion, as the C anchors define it, and counts exactly the descriptors whose
-        // latency went into the histogram.
+        // stamped completion (the last completion when every one is stamped), as the C
+        // anchors define it, and counts the descriptors completed in it.
         var measured = max(0, reaped - measuredStart)
         var elapsed = measuring ? clock.nanoseconds(tEnd &- tStart) : 0
         if recordLatency && measuring {
-            measured = max(0, reaped - warmupEnd)
+            measured = max(0, state.pointee.lastCount - warmupEnd)
             let first = warmupEnd == base ? runStart : state.pointee.firstStamp
             elapsed = state.pointee.lastStamp > first ? clock.nanoseconds(state.pointee.lastStamp - first) : 0
         }

@@ -33,6 +33,28 @@ struct EmbeddedWorkloadTests {
         #expect(try ch.finish().isClean)
     }
 
+    @Test(arguments: [(64, 32, 256), (100, 3, 7)])
+    func aSampledRunStampsEverySixteenthDescriptorAndStillCountsThemAll(_ p: (Int, Int, Int)) throws {
+        let ch = EmbeddedChannel(options: DMAChannelOptions(poolSize: 2 * p.2 + 8))
+        let spec = WorkloadSpec(
+            size: p.0, batch: p.1, depth: p.2, durationNanoseconds: 0, warmupDescriptors: 300,
+            recordLatency: true, maxDescriptors: 5_000, latencySampleEvery: 16)
+        let c = try ClosedLoopClient(channel: ch, spec: spec)
+        c.pump = { _ = ch.completeAll() }
+        let first = try c.run()
+        #expect(first.descriptors == 5_000, "the window still spans every measured descriptor")
+        #expect(first.elapsedNanoseconds > 0)
+        // Descriptors 300..<5300 are measured; those whose index is a multiple of 16 are stamped.
+        #expect(Int(c.histogram.pointee.totalCount) == (300..<5_300).filter { $0 % 16 == 0 }.count)
+        // A second run continues the count (index 5300 on): the sample stays aligned.
+        c.resetHistogram()
+        let second = try c.run()
+        #expect(second.descriptors == 5_000)
+        #expect(Int(c.histogram.pointee.totalCount) == (5_600..<10_600).filter { $0 % 16 == 0 }.count)
+        #expect(first.errors == 0 && second.outOfOrder == 0 && second.verifyFailures == 0)
+        #expect(try ch.finish().isClean)
+    }
+
     @Test func batchIsTheIssueGranularity() throws {
         // With depth 32 and batch 8 the double never holds more than 8 submitted-but-unissued
         // descriptors: check through the pump.
