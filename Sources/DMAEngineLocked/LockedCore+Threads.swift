@@ -140,11 +140,24 @@ extension LockedCore {
             if case .done = outcome {
                 while ran < chained, case .done = run(chain[ran], &probe, &probeGen) { ran += 1 }
             }
+            prefetchSlots(after: chained > 0 ? chain[chained - 1].cookie : t.cookie)
             lock.lock()
             finish(t, outcome, chained: chained, ran: ran, &wakes)
         }
         lock.unlock()
         flush(&wakes)
+    }
+
+    /// Starts fetching the slots of the cookies after `cookie` (the next chain, when the
+    /// client submitted them), before the engine takes the lock to walk the issued list.
+    @inline(__always)
+    func prefetchSlots(after cookie: DMACookie) {
+        let c = Int(cookie.rawValue)
+        for k in 1...LockedTuning.chainDescriptors + 1 {
+            // Ordering: relaxed; a hint (see `cookieSlots`).
+            let i = Int(cookieSlots[(c &+ k) & cookieSlotsMask].load(ordering: .relaxed))
+            if i >= 0 && i < poolSize { prefetchForWrite(slots + i, count: MemoryLayout<Slot>.size) }
+        }
     }
 
     /// What the engine needs of slot `i` to run it (read under the lock when it takes it).

@@ -67,8 +67,8 @@ struct ChannelLock {
     }
 }
 
-/// The prep magazine: free slots taken off the free stack 32 at a time, so that `prepare`
-/// takes the channel lock once per 32 descriptors instead of once per descriptor (kernel:
+/// The prep magazine: free slots taken off the free stack 28 at a time, so that `prepare`
+/// takes the channel lock once per 28 descriptors instead of once per descriptor (kernel:
 /// a driver's prep allocates its descriptor from the slab, whose per-CPU free lists take no
 /// channel lock, and only `vchan_tx_prep`'s `list_add_tail` to `desc_allocated` does; with
 /// that list implicit here, nothing in prep needs the channel lock). At 4 KiB and 64 B,
