@@ -175,6 +175,15 @@ struct Slot {
     /// Written only while `.prepared`; read by the executor while `.dispatched` (or, for a
     /// cyclic descriptor, while `.active`), when nobody may write it.
     var callback = DMACallback()
+    /// Pads the slot to `Slot.stride` bytes: the pool is 128-byte aligned, so no two slots
+    /// share a cache line (or a 128-byte pair that the adjacent-line prefetcher fetches
+    /// together). At 152 bytes, the client's prep of one slot and the engine's or executor's
+    /// writes to its neighbour took the shared line from each other.
+    private var padding: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) =
+        (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+
+    /// The slot's size and stride in the pool.
+    static let stride = 256
 }
 
 // Predicates read through the pool pointer, field by field. As computed properties of `Slot`
