@@ -181,13 +181,18 @@ final class RingCore: @unchecked Sendable {
         }
         freeQueue = RingFreeQueue(holdingAll: options.poolSize)
 
-        sub = UnsafeMutablePointer<SubmissionSlot>.allocate(capacity: cap)
+        // Both rings start on a 128-byte boundary, so that an entry never straddles two
+        // lines: a 64-byte completion entry from the default (16-byte) allocation spanned
+        // two lines, the one the engine fills and the one the executor drains.
+        sub = UnsafeMutableRawPointer.allocate(byteCount: cap * MemoryLayout<SubmissionSlot>.stride, alignment: line)
+            .bindMemory(to: SubmissionSlot.self, capacity: cap)
         for i in 0..<cap {
             // Ticket 0 is never handed out (the first ticket is 1), so slot 0 starts as if
             // ticket 0 had been consumed: free for ticket `cap`.
             (sub + i).initialize(to: SubmissionSlot(seq: i == 0 ? UInt32(cap) : UInt32(i)))
         }
-        comp = UnsafeMutablePointer<CompletionEntry>.allocate(capacity: cap * 2)
+        comp = UnsafeMutableRawPointer.allocate(byteCount: cap * 2 * MemoryLayout<CompletionEntry>.stride, alignment: line)
+            .bindMemory(to: CompletionEntry.self, capacity: cap * 2)
         comp.initialize(repeating: CompletionEntry(), count: cap * 2)
     }
 
@@ -207,9 +212,9 @@ final class RingCore: @unchecked Sendable {
         for i in 0..<poolSize { descriptor(UInt32(i)).deinitialize(count: 1) }
         poolBase.deallocate()
         sub.deinitialize(count: Int(capacity))
-        sub.deallocate()
+        UnsafeMutableRawPointer(sub).deallocate()
         comp.deinitialize(count: Int(compCapacity))
-        comp.deallocate()
+        UnsafeMutableRawPointer(comp).deallocate()
     }
 
     /// The descriptor in pool slot `index`.
