@@ -179,9 +179,7 @@ final class LockedCore: @unchecked Sendable {
             .bindMemory(to: Atomic<Int32>.self, capacity: hintCount)
         for k in 0..<hintCount { (cookieSlots + k).initialize(to: Atomic(-1)) }
         freeStack = .allocate(capacity: poolSize)
-        // 0 on top (see `resetFreeStack`).
-        for k in 0..<poolSize { freeStack[k] = Int32(poolSize - 1 - k) }
-        st.pointee.freeCount = poolSize
+        st.pointee.freeCount = Self.fillFreeStack(freeStack, poolSize: poolSize)
         let hot = UnsafeMutableRawPointer.allocate(byteCount: 256, alignment: 128)
         hot.initializeMemory(as: UInt8.self, repeating: 0, count: 256)
         hotLines = hot
@@ -300,11 +298,16 @@ final class LockedCore: @unchecked Sendable {
         st.pointee.freeCount += 1
     }
 
-    /// Every slot on the free stack, 0 on top, so that the first preps use the lowest slots.
-    /// Lock held (or the core not yet shared).
+    /// Every slot on the free stack again. Lock held.
     func resetFreeStack() {
-        for k in 0..<poolSize { freeStack[k] = Int32(poolSize - 1 - k) }
-        st.pointee.freeCount = poolSize
+        st.pointee.freeCount = Self.fillFreeStack(freeStack, poolSize: poolSize)
+    }
+
+    /// Puts every slot index on `stack`, 0 on top, so that the first preps use the lowest
+    /// slots. Returns the count.
+    static func fillFreeStack(_ stack: UnsafeMutablePointer<Int32>, poolSize: Int) -> Int {
+        for k in 0..<poolSize { stack[k] = Int32(poolSize - 1 - k) }
+        return poolSize
     }
 
     /// Retirement (kernel: `vchan_vdesc_fini`): REUSE → back to prepared, else free. Lock held.
