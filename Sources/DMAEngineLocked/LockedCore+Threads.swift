@@ -156,7 +156,7 @@ extension LockedCore {
         for k in 1...LockedTuning.chainDescriptors + 1 {
             // Ordering: relaxed; a hint (see `cookieSlots`).
             let i = Int(cookieSlots[(c &+ k) & cookieSlotsMask].load(ordering: .relaxed))
-            if i >= 0 && i < poolSize { prefetchForWrite(slots + i, count: MemoryLayout<Slot>.size) }
+            if i >= 0 && i < poolSize { prefetchForWrite(slots + i, count: Slot.stride) }
         }
     }
 
