@@ -138,7 +138,11 @@ extension LockedCore {
             // or shutdown) stops it, and a pause holds it between two descriptors (P1).
             var ran = 0
             if case .done = outcome {
-                while ran < chained, case .done = run(chain[ran], &probe, &probeGen) { ran += 1 }
+                while ran < chained,
+                    case .done = run(chain[ran], &probe, &probeGen, entered: defect == .chainIgnoresPause)
+                {
+                    ran += 1
+                }
             }
             prefetchSlots(after: chained > 0 ? chain[chained - 1].cookie : t.cookie)
             lock.lock()
@@ -322,6 +326,18 @@ extension LockedCore {
         return .go
     }
 
+    /// The chunk gate of `LockedDefect.periodAfterPause`: it sees an abort but not a pause.
+    func gateIgnoringPause() -> Bool {
+        // Ordering: seq_cst; as in `gate()`.
+        engineInChunk.pointee.store(true, ordering: .sequentiallyConsistent)
+        // Ordering: seq_cst; pairs with the seq_cst store in `terminateLocked()`.
+        if abortFlag.load(ordering: .sequentiallyConsistent) || shutdownFlag.load(ordering: .relaxed) {
+            endChunk()
+            return false
+        }
+        return true
+    }
+
     @inline(__always)
     func endChunk() {
         // Ordering: release; pairs with the seq_cst (acquire) load in `pause()`, which
@@ -439,11 +455,18 @@ extension LockedCore {
             } else {
                 memset(t.destination + off, Int32(t.value), n)
             }
-            endChunk()
             off += n
-            // Residue stays > 0 while the cookie is IN_PROGRESS (S5); the completion under
-            // the lock makes it COMPLETE.
+            // P1: the chunk's residue is published before the chunk ends, because `pause()`
+            // returns as soon as it sees the end, and from then on the residue is frozen.
+            // It stays > 0 while the cookie is IN_PROGRESS (S5); the completion under the
+            // lock makes it COMPLETE.
+            if defect == .residueAfterChunkEnd {
+                endChunk()
+                if off < len { activeResidue.pointee.store(len - off, ordering: .relaxed) }
+                continue
+            }
             if off < len { activeResidue.pointee.store(len - off, ordering: .relaxed) }
+            endChunk()
         }
         return .done(DMAResult(.noError))
     }
@@ -459,12 +482,16 @@ extension LockedCore {
         while true {
             let n = min(t.chunk, period - pos % period)
             if t.injection.delayPerChunkNanoseconds > 0 { injectedDelay(t.injection.delayPerChunkNanoseconds) }
-            switch gate() {
-            case .go: break
-            case .abort: return .aborted
-            case .paused:
-                if !waitWhilePaused() { return .aborted }
-                continue
+            if defect == .periodAfterPause && pos % period != 0 {
+                if !gateIgnoringPause() { return .aborted }
+            } else {
+                switch gate() {
+                case .go: break
+                case .abort: return .aborted
+                case .paused:
+                    if !waitWhilePaused() { return .aborted }
+                    continue
+                }
             }
             refreshProbe(&probe, &probeGen)
             if let probe {
@@ -472,8 +499,13 @@ extension LockedCore {
                 probe(DMAAccess(cookie: t.cookie, kind: .write, address: UInt(bitPattern: t.destination + pos), count: n))
             }
             memcpy(t.destination + pos, t.source! + pos, n)
-            endChunk()
             pos += n
+            // P1: residue first, then the end of the chunk (see `run`); at the end of the
+            // buffer it wraps to the whole buffer. The defect keeps the old order, with the
+            // residue stored after the period's accounting below.
+            let lateResidue = defect == .residueAfterChunkEnd
+            if !lateResidue { activeResidue.pointee.store(buf - pos % buf, ordering: .relaxed) }
+            endChunk()
             if pos % period == 0 {
                 lock.lock()
                 let s = st
@@ -502,7 +534,7 @@ extension LockedCore {
                 flush(&wakes)
             }
             if pos == buf { pos = 0 }
-            activeResidue.pointee.store(buf - pos, ordering: .relaxed)
+            if lateResidue { activeResidue.pointee.store(buf - pos, ordering: .relaxed) }
         }
     }
 

@@ -34,4 +34,24 @@ public enum LockedDefect: String, Sendable, Hashable, CaseIterable {
     /// caught by scenarios 14, 20, 21 and 30 (callback for a terminated cookie or after
     /// terminateSync).
     case callbackAfterTerminate
+
+    /// The engine publishes a chunk's residue after it ends the chunk, the order that the
+    /// backend had until the random-client checker found it: `pause()` can return between
+    /// the two stores, and the residue then moves once more while the channel is paused.
+    /// Breaks P1 (residue frozen). The 34 scenarios miss it (scenario 22 polls a slow
+    /// transfer whose injected delay hides the window); the checker catches it.
+    case residueAfterChunkEnd
+
+    /// A cyclic transfer sees a pause only at a period boundary: the engine finishes the
+    /// period it is in, chunk by chunk, after `pause()` returned, and then accounts the
+    /// period. Breaks P1 (data moves and one more period completes while paused). Missed by
+    /// the scenarios (scenario 22 pauses a plain transfer); caught by the checker.
+    case periodAfterPause
+
+    /// The descriptors chained behind the active one (the LLI chain of `takeChain`) run
+    /// without the chunk gate, as a controller that walks its linked list after a pause
+    /// command stopped only the current item: up to seven quick descriptors copy after
+    /// `pause()` returned. Breaks P1 and P2. Missed by the scenarios (their paused
+    /// transfers carry injected delays, so they are never chained); caught by the checker.
+    case chainIgnoresPause
 }

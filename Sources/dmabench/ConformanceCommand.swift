@@ -28,8 +28,11 @@ struct ConformanceCommand: ParsableCommand {
     @Option(help: "Soak: repeat the race scenarios (15, 19, 20, 21, 34) with random timing for this long, e.g. 90s, 10m, 1h.")
     var soak: String?
 
-    @Option(help: "Random seed (default: fixed, or random in soak mode).")
+    @Option(help: "Random seed (default: fixed, or random in soak and fuzz mode). With --fuzz, the seed a failure printed replays its trial first.")
     var seed: UInt64?
+
+    @Option(help: "Run the random-client contract checker for this long per backend instead of the scenarios, e.g. 60s, 10m (docs/contract.md, part D).")
+    var fuzz: String?
 
     @Option(parsing: .unconditional, help: "Leak check instead of the suite: create and release N channels per backend; open fds and threads must return to the baseline.")
     var leaks: Int?
@@ -66,6 +69,16 @@ struct ConformanceCommand: ParsableCommand {
             }
             soakSeconds = v
         }
+        var fuzzSeconds: Double?
+        if let s = fuzz {
+            guard let v = Self.parseDuration(s), v > 0 else {
+                throw CLIError.usage("invalid fuzz duration '\(s)': expected a number with s, m or h, e.g. 60s, 10m")
+            }
+            guard soak == nil, scenario == nil, leaks == nil else {
+                throw CLIError.usage("--fuzz runs the checker alone: it cannot be combined with --soak, --scenario or --leaks")
+            }
+            fuzzSeconds = v
+        }
         if let n = leaks {
             guard n >= 1, n <= 1_000_000 else { throw CLIError.usage("invalid leaks \(n): must be from 1 to 1000000 channels") }
             try leakCheck(backends: backends, channels: n)
@@ -81,7 +94,9 @@ struct ConformanceCommand: ParsableCommand {
                 continue
             }
             let subject = ConformanceSubject(name: name) { o in try entry.make(o) }
-            if let soakSeconds {
+            if let fuzzSeconds {
+                anyFailed = fuzzRun(name: name, subject: subject, seconds: fuzzSeconds) || anyFailed
+            } else if let soakSeconds {
                 anyFailed = try soakRun(name: name, subject: subject, config: config, seconds: soakSeconds) || anyFailed
             } else {
                 let results = checkDMAChannelConformance(subject: subject, configuration: config, scenarios: numbers) { r in
@@ -136,6 +151,27 @@ struct ConformanceCommand: ParsableCommand {
         let elapsed = Double(MonotonicClock.now() - start) / 1e9
         print("\(name): soak \(String(format: "%.0f", elapsed)) s, \(rounds) rounds, \(tests) iterations, \(failures) failures")
         return failed
+    }
+
+    /// The random-client checker for `seconds`; one progress line every 10 s on stderr.
+    func fuzzRun(name: String, subject: ConformanceSubject, seconds: Double) -> Bool {
+        var cfg = ContractFuzzConfiguration(duration: seconds)
+        var rng = SystemRandomNumberGenerator()
+        cfg.seed = seed ?? rng.next()
+        if ConformanceConfiguration.isThreadSanitizerActive { cfg.watchdogSeconds *= 3 }
+        Console.note("fuzz \(name) for \(Int(seconds)) s, seed \(cfg.seed)")
+        let start = MonotonicClock.now()
+        var lastNote = start
+        let report = checkContractFuzz(subject: subject, configuration: cfg) { trials in
+            let now = MonotonicClock.now()
+            if now - lastNote >= 10_000_000_000 {
+                lastNote = now
+                Console.note("fuzz \(name): \(trials) trials, \(Int(Double(now - start) / 1e9)) s of \(Int(seconds)) s")
+            }
+        }
+        print(report.description)
+        fflush(nil)
+        return !report.passed && report.skipped == nil
     }
 
     /// Creates and releases `channels` channels per backend, using every tenth for a real

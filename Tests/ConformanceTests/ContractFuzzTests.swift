@@ -1,0 +1,83 @@
+// dmabench — ConformanceTests
+//
+// The random-client checker (docs/contract.md, part D) against the locked backend, and its
+// negative controls: three deliberately broken variants that the 34 scenarios miss, each of
+// which the checker must catch within its default budget.
+
+import DMAEngine
+@_spi(NegativeControls) import DMAEngineLocked
+import DMAEngineTestSupport
+import Foundation
+import Testing
+
+@Suite(.serialized)
+struct ContractFuzzTests {
+    /// A short budget in the suite; CI runs `dmabench conformance --fuzz 60s` per backend.
+    static var budget: Double { ConformanceConfiguration.isThreadSanitizerActive ? 4 : 6 }
+
+    @Test("the checker passes on the locked backend", arguments: [DMACallbackContext.executorThread, .engineThread])
+    func lockedPasses(_ context: DMACallbackContext) {
+        let subject = ConformanceSubject(name: "locked(\(context))") { options in
+            var o = options
+            o.callbackContext = context
+            return try LockedChannel(options: o)
+        }
+        var c = ContractFuzzConfiguration(seed: 0x5EED_0001, duration: Self.budget)
+        if ConformanceConfiguration.isThreadSanitizerActive { c.watchdogSeconds = 30 }
+        let report = checkContractFuzz(subject: subject, configuration: c)
+        print("[fuzz] \(report)")
+        #expect(report.passed, "\(report)")
+        #expect(report.trials >= 1 && report.pauseWindows > 0, "the checker ran no pause window: \(report)")
+    }
+
+    @Test("a hand-driven double is skipped with its reason")
+    func handDrivenSkips() {
+        let report = checkContractFuzz(subject: Subjects.embedded)
+        #expect(report.skipped?.contains("hand-driven") == true, "\(report)")
+    }
+
+    /// Each new defect, and what the checker must report for it.
+    static let controls: [(LockedDefect, String)] = [
+        (.residueAfterChunkEnd, "P1"),
+        (.periodAfterPause, "P1"),
+        (.chainIgnoresPause, "P"),
+    ]
+
+    @Suite(
+        .serialized,
+        .disabled(
+            if: ConformanceConfiguration.isThreadSanitizerActive,
+            "the defective backends race on purpose (that is the defect); ThreadSanitizer would report those races"))
+    struct NegativeControls {
+        @Test("the checker catches a defect that the scenarios miss, within its default budget", arguments: ContractFuzzTests.controls)
+        func checkerCatches(_ c: (LockedDefect, String)) {
+            let (defect, rule) = c
+            let subject = ConformanceSubject(name: "locked(\(defect))") { options in
+                try LockedChannel(options: options, defect: defect)
+            }
+            // The default configuration, with the seed fixed for the suite and a shorter
+            // shrink (the time to detection is what is measured).
+            var cfg = ContractFuzzConfiguration()
+            cfg.seed = 0xC0DE_0000 &+ UInt64(ContractFuzzTests.controls.firstIndex { $0.0 == defect }!)
+            cfg.shrinkSeconds = 10
+            let report = checkContractFuzz(subject: subject, configuration: cfg)
+            print("[fuzz negative control \(defect)] time to detection \(report.timeToDetection.map { "\($0) s" } ?? "none"), \(report.trials) trials\n\(report)")
+            let f = try? #require(report.failure, "the checker did not catch \(defect) in \(cfg.duration) s")
+            #expect(f?.violations.contains { $0.hasPrefix(rule) } == true, "expected a \(rule) violation for \(defect): \(report)")
+        }
+
+        /// The blind spot the checker closes: the pause scenarios pass on every new defect.
+        @Test("the pause and cyclic scenarios miss these defects", arguments: ContractFuzzTests.controls.map(\.0))
+        func scenariosMiss(_ defect: LockedDefect) {
+            let subject = ConformanceSubject(name: "locked(\(defect))") { options in
+                try LockedChannel(options: options, defect: defect)
+            }
+            var cfg = ConformanceConfiguration.standard()
+            cfg.iterations = 200
+            let results = checkDMAChannelConformance(subject: subject, configuration: cfg, scenarios: [8, 22, 23, 24, 28])
+            for r in results { print("[scenarios on \(defect)] \(r.description.prefix(300))") }
+            let caught = results.filter(\.failed).map(\.number)
+            #expect(caught.isEmpty, "scenarios \(caught) caught \(defect)")
+        }
+    }
+}
