@@ -1,6 +1,6 @@
 // dmabench — DMAEngine
 //
-// Capabilities, prep flags and channel configuration (CONTRACT.md A.2, A.9).
+// Capabilities, prep flags and channel configuration (docs/contract.md A.2, A.9).
 
 /// How finely a backend reports residue. The corresponding kernel type is
 /// `enum dma_residue_granularity`.

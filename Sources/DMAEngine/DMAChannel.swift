@@ -1,7 +1,7 @@
 // dmabench — DMAEngine
 //
 // The channel protocol: the Linux dmaengine client API, one call for one call
-// (CONTRACT.md A.2, DESIGN.md §2).
+// (docs/contract.md A.2, DESIGN.md §2).
 //
 // Context rules. Each requirement says whether it is *NB-safe* (legal in a non-blocking
 // context: a completion callback or a `withNonBlockingContext` region; bounded time; never
@@ -25,7 +25,7 @@ public struct DMABuffer: @unchecked Sendable, Hashable {
     public var bytes: UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(start: base, count: count) }
 }
 
-/// Which thread runs completion callbacks (the tasklet analogue, CONTRACT.md A.1).
+/// Which thread runs completion callbacks (the tasklet analogue, docs/contract.md A.1).
 public enum DMACallbackContext: String, Sendable, Hashable, Codable {
     /// A callback executor thread of its own (the default): the engine never runs client code.
     case executorThread
@@ -180,7 +180,7 @@ public protocol DMAChannel: AnyObject, Sendable {
     /// `dma_release_channel()`.
     func release() throws(DMAError)
 
-    // MARK: Test hooks (CONTRACT.md A.2)
+    // MARK: Test hooks (docs/contract.md A.2)
 
     /// Sets the watermark of an idle channel (scenarios 4, 5).
     func debugSeedCookie(used: DMACookie, last: DMACookie) throws(DMAError)

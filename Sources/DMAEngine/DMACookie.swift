@@ -1,6 +1,6 @@
 // dmabench — DMAEngine
 //
-// Cookies and the completion watermark (CONTRACT.md A.4, A.4a).
+// Cookies and the completion watermark (docs/contract.md A.4, A.4a).
 
 import Synchronization
 

@@ -1,6 +1,6 @@
 // dmabench — DMAEngine
 //
-// Descriptor handles and completion callbacks (CONTRACT.md A.2, A.6).
+// Descriptor handles and completion callbacks (docs/contract.md A.2, A.6).
 
 /// A handle to a prepared descriptor in a channel's preallocated pool.
 ///

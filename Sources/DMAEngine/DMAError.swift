@@ -1,6 +1,6 @@
 // dmabench — DMAEngine
 //
-// Typed errors of the channel protocol (CONTRACT.md A.2, A.10).
+// Typed errors of the channel protocol (docs/contract.md A.2, A.10).
 
 /// An error returned by a channel operation.
 public enum DMAError: Error, Hashable, Sendable, CustomStringConvertible {

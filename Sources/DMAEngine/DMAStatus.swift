@@ -1,6 +1,6 @@
 // dmabench — DMAEngine
 //
-// Status, transfer state and per-transfer results (CONTRACT.md A.5, A.6 K5).
+// Status, transfer state and per-transfer results (docs/contract.md A.5, A.6 K5).
 
 /// The status of one cookie. The corresponding kernel type is `enum dma_status`.
 public enum DMAStatus: String, Sendable, Hashable, Codable {

@@ -1,6 +1,6 @@
 // dmabench — DMAEngine
 //
-// Test hooks every backend exposes (CONTRACT.md A.2): cookie seeding, latency injection,
+// Test hooks every backend exposes (docs/contract.md A.2): cookie seeding, latency injection,
 // fault injection and an engine-access probe. They exist so that the conformance suite can
 // make a transfer slow, stall it, fail it, and watch every byte the engine touches.
 

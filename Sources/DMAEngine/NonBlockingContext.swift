@@ -1,7 +1,7 @@
 // dmabench — DMAEngine
 //
 // The non-blocking-context marker: the userspace form of the kernel's atomic context
-// (CONTRACT.md A.1). A thread is in a non-blocking context when it runs a completion
+// (docs/contract.md A.1). A thread is in a non-blocking context when it runs a completion
 // callback, when it is inside a `withNonBlockingContext` region, or when it holds an internal
 // backend lock. Blocking calls (`synchronize`, `terminateSync`, `release`) check it first and
 // return `.illegalContext` instead of deadlocking.
@@ -50,7 +50,7 @@ public enum NonBlockingContext {
     }
 }
 
-/// Runs `body` with the calling thread marked non-blocking (CONTRACT.md A.1 (b)).
+/// Runs `body` with the calling thread marked non-blocking (docs/contract.md A.1 (b)).
 @inlinable
 public func withNonBlockingContext<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {
     try NonBlockingContext.withNonBlockingContext(body)

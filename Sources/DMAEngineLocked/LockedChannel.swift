@@ -1,6 +1,6 @@
 // dmabench — DMAEngineLocked
 //
-// The reference backend: Linux virt-dma in user space (DESIGN.md §3, CONTRACT.md appendix V).
+// The reference backend: Linux virt-dma in user space (DESIGN.md §3, docs/contract.md appendix V).
 
 import DMAEngine
 import Platform
@@ -39,7 +39,7 @@ import Platform
 /// `synchronize()` waits for the executor batch that was running when it was called and for
 /// the engine to drop the aborted descriptor, then retires the terminated list (REUSE
 /// descriptors go back to prepared). Between a terminate that found work (or a running
-/// callback) and the next `synchronize()` the channel is *terminating* (CONTRACT.md A.3):
+/// callback) and the next `synchronize()` the channel is *terminating* (docs/contract.md A.3):
 /// the engine starts nothing new, and `synchronize()` drops whatever was submitted in
 /// between, as a terminate would (rules T6, T7). So a callback that resubmits just as the
 /// client terminates cannot leave work running after `synchronize()` returns. A client

@@ -1,7 +1,7 @@
 // dmabench — DMAEngineLocked
 //
 // The channel state behind `LockedChannel`: one lock guarding virt-dma's lists, the
-// active descriptor, the cyclic pending period and the cookie counters (CONTRACT.md
+// active descriptor, the cyclic pending period and the cookie counters (docs/contract.md
 // appendix V). The engine thread and the callback executor hold a strong reference to this
 // object, never to the channel, so that a channel dropped without `release()` still shuts
 // its threads down from `deinit`.
@@ -36,7 +36,7 @@ struct LockedState {
     var cyclicPending: Int32 = -1
     var paused = false
     /// Between a terminate that found work (or a running callback) and the next
-    /// synchronize (CONTRACT.md A.3 `terminating`): the engine starts nothing new, and
+    /// synchronize (docs/contract.md A.3 `terminating`): the engine starts nothing new, and
     /// synchronize drops what was submitted meanwhile (T6, T7).
     var terminating = false
     /// Sum of the lengths on the submitted, issued and chain lists.
@@ -741,7 +741,7 @@ final class LockedCore: @unchecked Sendable {
     }
 
     /// Kernel: `dma_release_channel` → `device_free_chan_resources` → `vchan_free_chan_resources`,
-    /// preceded by terminate_sync semantics (CONTRACT.md A.2 [T]).
+    /// preceded by terminate_sync semantics (docs/contract.md A.2 [T]).
     func release() throws(DMAError) {
         try NonBlockingContext.checkBlockingAllowed()
         lock.lock()

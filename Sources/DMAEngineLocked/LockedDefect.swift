@@ -5,7 +5,7 @@
 
 /// A deliberate bug, selected with `LockedChannel(options:defect:)`.
 ///
-/// Each case breaks exactly one guarantee of CONTRACT.md A.7; everything else behaves as in
+/// Each case breaks exactly one guarantee of docs/contract.md A.7; everything else behaves as in
 /// the correct backend. Never use these outside tests.
 @_spi(NegativeControls)
 public enum LockedDefect: String, Sendable, Hashable, CaseIterable {

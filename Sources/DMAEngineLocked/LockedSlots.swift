@@ -2,7 +2,7 @@
 //
 // The pieces under the channel lock: the mutex itself, the descriptor slot, and the
 // intrusive lists that mirror virt-dma's `desc_submitted`, `desc_issued`, `desc_completed`
-// and `desc_terminated` (CONTRACT.md appendix V); and the prep magazine in front of the
+// and `desc_terminated` (docs/contract.md appendix V); and the prep magazine in front of the
 // free stack. virt-dma's fifth list, `desc_allocated`, is implicit: a prepared descriptor is
 // on no list (state `.prepared`), and release frees such slots by scanning the pool, as
 // `vchan_free_chan_resources` frees `desc_allocated`.
@@ -16,7 +16,7 @@ import Synchronization
 /// moves. It is the userspace form of virt-dma's `vc.lock` spinlock.
 ///
 /// Every acquisition is reported to `NonBlockingContext.lockAcquired()`, so that a blocking
-/// call made while it is held is refused (CONTRACT.md A.1 (c)) and so that tests can assert
+/// call made while it is held is refused (docs/contract.md A.1 (c)) and so that tests can assert
 /// that no callback runs with it held (scenario 12).
 struct ChannelLock {
     let mutex: UnsafeMutablePointer<pthread_mutex_t>

@@ -1,6 +1,6 @@
 // dmabench — DMAEngineTestSupport
 //
-// The conformance suite of CONTRACT.md part B as reusable code (STYLE.md example 12, after
+// The conformance suite of docs/contract.md part B as reusable code (STYLE.md example 12, after
 // swift-collections' `checkCollection`): any backend, a third party's too, runs all 34
 // scenarios by handing over a channel factory. It is plain code, not tied to a test
 // framework, so that `dmabench conformance` runs it as well as swift-testing does.
@@ -198,7 +198,7 @@ public struct ConformanceSubject: Sendable {
     public var isHandDriven: Bool { drive != nil }
 }
 
-/// One of the 34 scenarios of CONTRACT.md part B.
+/// One of the 34 scenarios of docs/contract.md part B.
 public struct ConformanceScenario: Sendable, Hashable, CustomStringConvertible {
     public var number: Int
     public var name: String
@@ -216,7 +216,7 @@ public struct ConformanceScenario: Sendable, Hashable, CustomStringConvertible {
     public static func scenario(_ number: Int) -> ConformanceScenario? { all.first { $0.number == number } }
 }
 
-/// Runs the conformance suite (CONTRACT.md part B) against channels made by `makeChannel`.
+/// Runs the conformance suite (docs/contract.md part B) against channels made by `makeChannel`.
 ///
 /// - Parameters:
 ///   - makeChannel: creates a fresh channel for the given options; called once or more per

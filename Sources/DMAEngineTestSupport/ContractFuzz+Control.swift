@@ -62,7 +62,10 @@ extension FuzzTrial {
                     history.violation(t, "P1: the destination of #\(x.id) (cookie \(c), \(x.spec.kind) \(x.spec.length) B) changed while the channel was paused")
                 }
             }
-            for x in liveTransfers() where !known.contains(x.id) {
+            // P2: transfers whose submit began after pause returned must not have started.
+            let now = liveTransfers()
+            let since = state.withLock { _ in now.filter { $0.cookie.isValid && $0.submitInvocation > r } }
+            for x in since where !known.contains(x.id) {
                 if let k = FuzzPattern.firstMismatch(
                     x.destination.base, count: x.destination.count, table: FuzzPattern.destinationTable, phase: 0),
                     state.withLock({ $0.epoch }) == epoch0

@@ -283,3 +283,25 @@ func checkHistory(_ events: [FuzzEvent], _ settings: FuzzModelSettings) -> [Stri
     return out
 }
 #endif
+
+#if os(Linux)
+/// Callbacks of plain transfers that started while the channel was paused. P1 allows them
+/// only for cookies that completed before pause returned; `checkHistory` checks that, and
+/// this count says how often the case arose.
+func callbacksWhilePaused(_ events: [FuzzEvent]) -> Int {
+    var windows: [(Int, Int)] = []
+    let ends = events.compactMap { e -> Int? in
+        switch e.kind {
+        case .resume, .terminateAsync, .terminateSync: return e.invocation
+        default: return nil
+        }
+    }
+    for e in events {
+        if case .pause = e.kind { windows.append((e.response, ends.filter { $0 > e.response }.min() ?? Int.max)) }
+    }
+    return events.filter { e in
+        guard case .callback(_, let k, _) = e.kind, k != .cyclic else { return false }
+        return windows.contains { $0.0 < e.invocation && e.invocation < $0.1 }
+    }.count
+}
+#endif

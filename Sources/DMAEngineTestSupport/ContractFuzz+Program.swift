@@ -135,7 +135,7 @@ struct FuzzProgram: Sendable, Hashable {
             var kind = FuzzKind.memcpy
             let k = Int.random(in: 0..<10, using: &rng)
             if k == 0 && caps.memset { kind = .memset }
-            if k <= 3 && caps.cyclic { kind = .cyclic }
+            if (1...3).contains(k) && caps.cyclic { kind = .cyclic }
             var spec = FuzzTransferSpec(
                 kind: kind, length: size(&rng), sourceOffset: Int.random(in: 0..<64, using: &rng),
                 destinationOffset: Int.random(in: 0..<64, using: &rng), tail: Int.random(in: 0..<64, using: &rng),

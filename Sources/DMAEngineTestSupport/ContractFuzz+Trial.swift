@@ -28,7 +28,9 @@ final class FuzzTransfer: @unchecked Sendable {
     var reuseLeft = 0
     var generation = 0
     var submitEpoch = 0
-    /// The history number just after the current cookie's submit returned.
+    /// The history numbers just before the current cookie's submit was called and just
+    /// after it returned.
+    var submitInvocation = 0
     var submitResponse = 0
     var periods = 0
 
@@ -313,6 +315,7 @@ final class FuzzTrial: @unchecked Sendable {
             x.descriptor = d
             x.phase = .inFlight
             x.submitEpoch = epoch
+            x.submitInvocation = i
             x.submitResponse = r
         }
         history.record(t, i, r, .submit(transfer: x.id, cookie: cookie, kind: spec.kind, length: spec.length, callback: !spec.polled))

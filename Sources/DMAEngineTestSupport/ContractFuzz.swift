@@ -82,6 +82,9 @@ public struct ContractFuzzReport: Sendable, CustomStringConvertible {
     public var operations: Int
     public var pauseWindows: Int
     public var callbacks: Int
+    /// Callbacks of plain transfers that ran while the channel was paused, every one of them
+    /// for a cookie that had completed before pause returned (P1 allows those).
+    public var callbacksWhilePaused = 0
     public var duration: Double
     /// Seconds from the start to the end of the first failing trial.
     public var timeToDetection: Double?
@@ -93,7 +96,7 @@ public struct ContractFuzzReport: Sendable, CustomStringConvertible {
 
     public var description: String {
         if let s = skipped { return "\(subject): fuzz skipped: \(s)" }
-        let head = "\(subject): \(trials) trials, \(operations) operations, \(pauseWindows) pause windows, \(callbacks) callbacks in \(format3(duration)) s"
+        let head = "\(subject): \(trials) trials, \(operations) operations, \(pauseWindows) pause windows, \(callbacks) callbacks (\(callbacksWhilePaused) while paused) in \(format3(duration)) s"
         guard let f = failure else { return head + ": passed" }
         var lines = [head + ": FAILED after \(format3(timeToDetection ?? duration)) s, seed \(f.seed)"]
         lines.append("  replay: dmabench conformance --fuzz 10s --seed \(f.seed) --backend \(subject)")
@@ -111,6 +114,7 @@ struct FuzzTrialOutcome {
     var operations: Int
     var pauses: Int
     var callbacks: Int
+    var callbacksWhilePaused = 0
 }
 
 /// Runs the random-client checker against `subject` for `configuration.duration` seconds.
@@ -149,6 +153,7 @@ public func checkContractFuzz(
         report.operations += outcome.operations
         report.pauseWindows += outcome.pauses
         report.callbacks += outcome.callbacks
+        report.callbacksWhilePaused += outcome.callbacksWhilePaused
         progress?(k)
         if !outcome.violations.isEmpty {
             report.timeToDetection = elapsed()
@@ -272,6 +277,6 @@ func runFuzzTrial(
     }
     return FuzzTrialOutcome(
         violations: violations, operations: program.operationCount, pauses: trial.pauses.load(ordering: .relaxed),
-        callbacks: trial.callbacks.load(ordering: .relaxed))
+        callbacks: trial.callbacks.load(ordering: .relaxed), callbacksWhilePaused: callbacksWhilePaused(events))
 }
 #endif

@@ -1,6 +1,6 @@
 // dmabench — DMAEngineTestSupport
 //
-// The guarded allocator of CONTRACT.md part B: page-aligned buffers from the channel's own
+// The guarded allocator of docs/contract.md part B: page-aligned buffers from the channel's own
 // coherent memory, filled with dmatest patterns (appendix C.3); "free" poisons a buffer and
 // `mprotect`s it to PROT_NONE, so that a late engine write faults, and marks it freed in a
 // registry that the engine-access probe consults, so that a late access is recorded as a
@@ -15,7 +15,7 @@ import Synchronization
 
 // MARK: - dmatest patterns
 
-/// The dmatest verification pattern (CONTRACT.md appendix C.3; the kernel's
+/// The dmatest verification pattern (docs/contract.md appendix C.3; the kernel's
 /// `drivers/dma/dmatest.c`, `dmatest_init_srcs`, `dmatest_init_dsts`, `dmatest_verify`).
 public enum DMATestPattern {
     /// `PATTERN_SRC`: set in source bytes, clear in destination bytes.
@@ -172,7 +172,7 @@ public final class GuardedBuffer: @unchecked Sendable, CustomStringConvertible {
 }
 
 /// Hands out page-aligned buffers from a channel's coherent memory and "frees" them by
-/// poisoning and protecting them (CONTRACT.md part B, harness).
+/// poisoning and protecting them (docs/contract.md part B, harness).
 ///
 /// Freed buffers stay mapped in a bounded quarantine; when it is full the oldest one is
 /// checked (its poison must be intact), unprotected and reused for a request of the same

@@ -1,6 +1,6 @@
 // dmabench — DMAEngineTestSupport
 //
-// Scenarios 1–13 of CONTRACT.md part B: copies, cookies, the watermark, submit/issue
+// Scenarios 1–13 of docs/contract.md part B: copies, cookies, the watermark, submit/issue
 // stages, status and residue, callback rules, polled mode, callback chains, idle terminate.
 
 #if os(Linux)

@@ -1,6 +1,6 @@
 // dmabench — DMAEngineTestSupport
 //
-// Scenarios 22–28, 31 and 32 of CONTRACT.md part B: pause and resume, descriptor reuse,
+// Scenarios 22–28, 31 and 32 of docs/contract.md part B: pause and resume, descriptor reuse,
 // prep and submit failures, cyclic transfers, faults, and configuration scope. Each
 // optional capability is tested when advertised, and its refusal is checked otherwise.
 

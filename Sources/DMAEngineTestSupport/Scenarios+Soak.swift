@@ -1,6 +1,6 @@
 // dmabench — DMAEngineTestSupport
 //
-// Scenario 34, the dmatest soak (CONTRACT.md appendix C), and the dmatest summary line
+// Scenario 34, the dmatest soak (docs/contract.md appendix C), and the dmatest summary line
 // (C.4) that it and `dmabench conformance` print.
 
 #if os(Linux)
@@ -8,7 +8,7 @@ import DMAEngine
 import Platform
 import Synchronization
 
-/// One dmatest summary line (CONTRACT.md C.4): tests, failures, iops, KB/s and the return
+/// One dmatest summary line (docs/contract.md C.4): tests, failures, iops, KB/s and the return
 /// code, per thread. The corresponding kernel output is dmatest's
 /// `"%s: summary %u tests, %u failures %llu.%02u iops %llu KB/s (%d)"`.
 public struct DMATestSummary: Sendable, Hashable, CustomStringConvertible {

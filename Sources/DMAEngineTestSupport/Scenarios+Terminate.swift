@@ -1,6 +1,6 @@
 // dmabench — DMAEngineTestSupport
 //
-// Scenarios 14–21, 29, 30 and 33 of CONTRACT.md part B: terminate and synchronize, the
+// Scenarios 14–21, 29, 30 and 33 of docs/contract.md part B: terminate and synchronize, the
 // seed race (kernel commit b36f09c3), illegal blocking calls, stop flags, terminate racing
 // submit and completion, release, the dmatest timeout path, and misuse T6.
 

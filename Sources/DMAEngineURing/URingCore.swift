@@ -607,7 +607,9 @@ final class URingCore: @unchecked Sendable {
         s.pointee.outstanding -= 1
         if s.pointee.onPacedList { pumpNeeded = true }
         // Ordering: seq_cst; pairs with the seq_cst load in `wakeEngine` and in pause's wait.
-        outstanding.wrappingSubtract(1, ordering: .sequentiallyConsistent)
+        // Deferred to the end of the CQE's accounting (P1): `pause()` returns once it reads
+        // zero, and the bytes done and the state must be final by then.
+        defer { outstanding.wrappingSubtract(1, ordering: .sequentiallyConsistent) }
         let isData = URingUserData.kind(ud) == URingUserData.Kind.data.rawValue
         let chunk = URingUserData.chunk(ud)
         if isData, st.pointee.hasProbe, let probe = st.pointee.probe, let dst = s.pointee.destination {

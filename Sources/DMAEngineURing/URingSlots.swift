@@ -8,7 +8,7 @@ import DMAEngine
 import Glibc
 import Platform
 
-/// Where a slot is in its life (CONTRACT.md A.3). `submitted` and `issued` are told apart by
+/// Where a slot is in its life (docs/contract.md A.3). `submitted` and `issued` are told apart by
 /// the slot's position in the FIFO (`URingState.issuedEnd`), not by this field.
 enum URingSlotState: UInt8 {
     case free
@@ -134,7 +134,7 @@ struct URingState {
 
 /// The channel lock: a pthread mutex (adaptive: spins briefly before sleeping, since the
 /// critical sections are a few field updates) that also marks the thread as holding a
-/// backend lock (CONTRACT.md A.1 (c)).
+/// backend lock (docs/contract.md A.1 (c)).
 struct URingLock {
     let mutex: UnsafeMutablePointer<pthread_mutex_t>
 

@@ -1,6 +1,6 @@
 // dmabench — command line: `dmabench conformance`
 //
-// Runs the CONTRACT.md part B suite (DMAEngineTestSupport) against registered backends and
+// Runs the docs/contract.md part B suite (DMAEngineTestSupport) against registered backends and
 // prints one dmatest-style summary line per scenario (tests, failures, iops, KB/s, return
 // code). `--soak 10m` repeats the race scenarios with random timing for as long as asked.
 
@@ -14,7 +14,7 @@ import Platform
 
 struct ConformanceCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "conformance", abstract: "Run the CONTRACT.md part B conformance suite against backends.")
+        commandName: "conformance", abstract: "Run the docs/contract.md part B conformance suite against backends.")
 
     @Option(help: "Backends, comma-separated, or 'all'.")
     var backend: String = "all"
@@ -114,7 +114,7 @@ struct ConformanceCommand: ParsableCommand {
         if anyFailed { throw CLIError(message: "conformance failures (see above)", status: 1) }
     }
 
-    /// The dmatest summary line for one scenario (CONTRACT.md C.4).
+    /// The dmatest summary line for one scenario (docs/contract.md C.4).
     static func summaryLine(backend: String, _ r: ScenarioResult) -> String {
         if case .skipped(let why) = r.outcome { return "\(backend)-s\(r.number): skipped (\(r.name)): \(why)" }
         let failures = r.failures.count

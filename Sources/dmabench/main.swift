@@ -2,7 +2,7 @@
 //
 //   dmabench run [...]           measure (DESIGN.md §7)
 //   dmabench list backends|events|topology
-//   dmabench conformance [...]   the CONTRACT.md part B suite against a backend
+//   dmabench conformance [...]   the docs/contract.md part B suite against a backend
 //   dmabench env                 the context block of a result
 //
 // Errors are one line on stderr with a sysexits status (64 for bad input); never a trap or

@@ -1,6 +1,6 @@
 // dmabench — ConformanceTests
 //
-// Runs the conformance suite (CONTRACT.md part B, DMAEngineTestSupport) against the locked
+// Runs the conformance suite (docs/contract.md part B, DMAEngineTestSupport) against the locked
 // backend (callbacks on the executor thread, and on the engine thread) and the embedded double, one test per scenario, and proves that the suite
 // detects: every deliberately broken variant of the locked backend must fail it.
 //

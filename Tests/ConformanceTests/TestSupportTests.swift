@@ -1,6 +1,6 @@
 // dmabench — ConformanceTests
 //
-// The suite's own tools: dmatest patterns (CONTRACT.md C.3), the summary line (C.4), and
+// The suite's own tools: dmatest patterns (docs/contract.md C.3), the summary line (C.4), and
 // the guarded allocator with its access monitor. A detector that cannot detect is useless,
 // so each check is shown to fire.
 

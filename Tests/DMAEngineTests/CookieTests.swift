@@ -1,6 +1,6 @@
 // dmabench — DMAEngineTests
 //
-// Cookies (CONTRACT.md A.4) and the completion watermark (A.4a), against the kernel's
+// Cookies (docs/contract.md A.4) and the completion watermark (A.4a), against the kernel's
 // `dma_cookie_assign()` and `dma_async_is_complete()`.
 
 import DMAEngine

@@ -1,6 +1,6 @@
 // dmabench — RingTests
 //
-// Runs every conformance scenario (CONTRACT.md part B, DMAEngineTestSupport) against
+// Runs every conformance scenario (docs/contract.md part B, DMAEngineTestSupport) against
 // RingChannel, one test per scenario, and proves that the suite catches the ring's own
 // negative controls. The ring advertises every optional capability (memset, cyclic, reuse,
 // pause), so a skipped scenario is a failure here. Every scenario runs in both callback
@@ -81,4 +81,16 @@ struct RingConformanceTests {
         let caught = results.filter(\.failed).map(\.number)
         #expect(!caught.isEmpty, "no scenario of \(scenarios) caught the negative control \(control)")
     }
+}
+
+/// The random-client checker (docs/contract.md, part D) in both callback contexts; CI runs
+/// it for 60 s per backend (`Scripts/test-fuzz.sh`).
+@Test("the random-client checker passes on the ring backend", arguments: RingSubject.contexts)
+func ringContractFuzz(_ context: DMACallbackContext) {
+    var c = ContractFuzzConfiguration(seed: 0x5EED_0002, duration: ConformanceConfiguration.isThreadSanitizerActive ? 4 : 6)
+    if ConformanceConfiguration.isThreadSanitizerActive { c.watchdogSeconds = 30 }
+    let report = checkContractFuzz(subject: RingSubject.subject(context), configuration: c)
+    print("[fuzz] \(report)")
+    #expect(report.passed, "\(report)")
+    #expect(report.pauseWindows > 0, "the checker ran no pause window: \(report)")
 }

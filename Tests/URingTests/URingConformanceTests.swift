@@ -1,6 +1,6 @@
 // dmabench — URingTests
 //
-// The shared conformance suite (CONTRACT.md part B, DMAEngineTestSupport) against every
+// The shared conformance suite (docs/contract.md part B, DMAEngineTestSupport) against every
 // io_uring setup, one test per scenario.
 
 import DMAEngine
@@ -77,4 +77,16 @@ struct URingConformance {
         print("[uring] \(r)")
         #expect(why.contains("false"))
     }
+}
+
+/// The random-client checker (docs/contract.md, part D) on each io_uring setup; CI runs it
+/// for 60 s per backend (`Scripts/test-fuzz.sh`).
+@Test("the random-client checker passes on the io_uring backends", arguments: URingSetup.allCases)
+func uringContractFuzz(_ setup: URingSetup) {
+    var c = ContractFuzzConfiguration(seed: 0x5EED_0003, duration: ConformanceConfiguration.isThreadSanitizerActive ? 4 : 5)
+    if ConformanceConfiguration.isThreadSanitizerActive { c.watchdogSeconds = 30 }
+    let report = checkContractFuzz(subject: URingSubjects.subject(setup), configuration: c)
+    print("[fuzz] \(report)")
+    #expect(report.passed, "\(report)")
+    #expect(report.pauseWindows > 0, "the checker ran no pause window: \(report)")
 }

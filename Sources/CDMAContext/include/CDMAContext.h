@@ -1,7 +1,7 @@
 // dmabench — CDMAContext
 //
 // Why this exists: Swift has no thread-local storage of its own. The non-blocking-context
-// marker (CONTRACT.md A.1) must be per thread and cheap to read on every blocking call, so it
+// marker (docs/contract.md A.1) must be per thread and cheap to read on every blocking call, so it
 // lives in two C `_Thread_local` counters. Nothing else belongs here.
 //
 // The accessors are `static inline`, so that Swift inlines them: they run around every
@@ -26,7 +26,7 @@ static inline void cdma_nbc_exit(void) { cdma_nbc_depth_v--; }
 /// The nesting depth of non-blocking regions on the calling thread (0 = blocking context).
 static inline int cdma_nbc_depth(void) { return cdma_nbc_depth_v; }
 
-/// Counts internal backend locks held by the calling thread (CONTRACT.md A.1 (c)).
+/// Counts internal backend locks held by the calling thread (docs/contract.md A.1 (c)).
 static inline void cdma_lock_enter(void) { cdma_lock_depth_v++; }
 static inline void cdma_lock_exit(void) { cdma_lock_depth_v--; }
 static inline int cdma_lock_depth(void) { return cdma_lock_depth_v; }
