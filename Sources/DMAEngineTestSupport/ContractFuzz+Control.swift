@@ -17,7 +17,7 @@ extension FuzzTrial {
     func pauseWindow(thread t: Int, hold: Int, end: Int) {
         control.withLock { _ in
             if state.withLock({ $0.paused }) { return }
-            let epoch0 = state.withLock { $0.epoch }
+            let epoch0 = state.withLock { $0.quietEpoch }
             let live = liveTransfers()
             let cookies = state.withLock { _ in live.map(\.cookie) }
             var reads: [(Int, Int, DMACookie, DMAStatus, DMATxState)] = []
@@ -100,6 +100,7 @@ extension FuzzTrial {
         let i = history.tick()
         do { try channel.terminateSync() } catch { history.violation(t, "T4: terminateSync failed with \(error)") }
         history.record(t, i, .terminateSync)
+        state.withLock { $0.terminatesEnded += 1 }
         state.withLock { $0.paused = false }
         needsSync.store(false, ordering: .relaxed)  // Ordering: relaxed; this synchronize covers a callback's terminate.
         afterSynchronize(terminateInvocation: i, thread: t)
@@ -113,6 +114,7 @@ extension FuzzTrial {
         let i = history.tick()
         do { try channel.terminateAsync() } catch { history.violation(t, "T1: terminateAsync failed with \(error)") }
         history.record(t, i, .terminateAsync(fromCallback: false))
+        state.withLock { $0.terminatesEnded += 1 }
         sched_yield()
         let j = history.tick()
         do { try channel.synchronize() } catch { history.violation(t, "T3: synchronize failed with \(error)") }
@@ -258,7 +260,10 @@ extension FuzzTrial {
             }
             if pending.isEmpty { return }
             if Double(MonotonicClock.now() &- start) / 1e9 > watchdogSeconds {
-                let list = pending.prefix(8).map { "#\($0.id) cookie \($0.cookie)" }.joined(separator: ", ")
+                let list = pending.prefix(8).map { x -> String in
+                    let (s, st) = channel.status(of: x.cookie)
+                    return "#\(x.id) cookie \(x.cookie) (\(x.spec.length) B, \(s.rawValue), residue \(st.residue), last \(st.last), used \(st.used))"
+                }.joined(separator: ", ")
                 history.violation(t, "K1 (liveness): \(what): \(pending.count) still not complete after \(watchdogSeconds) s: \(list)")
                 return
             }

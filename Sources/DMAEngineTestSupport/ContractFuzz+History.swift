@@ -160,9 +160,12 @@ func checkHistory(_ events: [FuzzEvent], _ settings: FuzzModelSettings) -> [Stri
 
     // Pause windows: from pause's response to the invocation of the resume or terminate
     // that ended it (the checker's clients serialize pause, resume and terminate).
+    // A terminate that overlaps the pause (a callback's, say) ends the window where it
+    // began, which may leave it empty.
     var windows: [(start: FuzzEvent, end: Int)] = []
     for p in pauses {
-        let ends = (resumes + terminates).filter { $0.invocation > p.response }.map(\.invocation)
+        let ends = resumes.filter { $0.invocation > p.response }.map(\.invocation)
+            + terminates.filter { $0.response > p.invocation }.map(\.invocation)
         windows.append((p, ends.min() ?? Int.max))
     }
     func window(containing e: FuzzEvent) -> (start: FuzzEvent, end: Int)? {
@@ -296,8 +299,17 @@ func callbacksWhilePaused(_ events: [FuzzEvent]) -> Int {
         default: return nil
         }
     }
+    let terminates = events.filter { e in
+        switch e.kind {
+        case .terminateAsync, .terminateSync: return true
+        default: return false
+        }
+    }
     for e in events {
-        if case .pause = e.kind { windows.append((e.response, ends.filter { $0 > e.response }.min() ?? Int.max)) }
+        if case .pause = e.kind {
+            let end = (ends.filter { $0 > e.response } + terminates.filter { $0.response > e.invocation }.map(\.invocation)).min()
+            windows.append((e.response, end ?? Int.max))
+        }
     }
     return events.filter { e in
         guard case .callback(_, let k, _) = e.kind, k != .cyclic else { return false }

@@ -180,7 +180,13 @@ final class FuzzTrial: @unchecked Sendable {
     struct State {
         var transfers: [Int: FuzzTransfer] = [:]
         var nextID = 0
+        /// Terminates begun (counted before the call) and ended (after it returned). A
+        /// transfer, or a pause window, is clean of terminates when no terminate was under
+        /// way at its start and none began before its end.
         var epoch = 0
+        var terminatesEnded = 0
+        /// The epoch when no terminate is under way, else -1 (matches no epoch).
+        var quietEpoch: Int { epoch == terminatesEnded ? epoch : -1 }
         var paused = false
         var allocated = 0
     }
@@ -302,7 +308,7 @@ final class FuzzTrial: @unchecked Sendable {
                 }
             }
         }
-        let epoch = state.withLock { $0.epoch }
+        let epoch = state.withLock { $0.quietEpoch }
         let i = history.tick()
         let cookie = channel.submit(d!)
         guard cookie.isValid else {
@@ -376,6 +382,7 @@ final class FuzzTrial: @unchecked Sendable {
             history.violation(-1, "T1: terminateAsync from a callback failed: \(error)")
         }
         history.record(-1, i, .terminateAsync(fromCallback: true))
+        state.withLock { $0.terminatesEnded += 1 }
         // Ordering: relaxed; published by the release store of `needsSync` below.
         callbackTerminate.store(i, ordering: .relaxed)
         // Ordering: release; pairs with the acquire load in `run`.

@@ -434,8 +434,13 @@ final class URingCore: @unchecked Sendable {
         let leftBehind = fullRounds > 64
         inFlightBytes.store(st.pointee.bytesInKernel, ordering: .relaxed)
         lock.unlock()
-        // The SQ stayed full: let the engine hand over the rest once it has reaped.
-        if leftBehind && !onEngineThread { request(URingControl.flush, urgent: true) }
+        // The SQ stayed full: let the engine hand over the rest once it has reaped. On the
+        // engine thread (an issuePending from a callback) that is its next round: without
+        // `pumpNeeded` nothing brought it back, and the rest never started (found by the
+        // random-client checker on uring-sqpoll, whose SQ thread frees entries late).
+        if leftBehind {
+            if onEngineThread { pumpNeeded = true } else { request(URingControl.flush, urgent: true) }
+        }
         return pending
     }
 
