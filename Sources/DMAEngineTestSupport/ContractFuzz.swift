@@ -74,6 +74,9 @@ public struct ContractFuzzFailure: Sendable {
     /// The original program's size, before shrinking.
     public var originalThreads: Int
     public var originalOperations: Int
+    /// The history of the smallest failing trial: every event if there are at most 80,
+    /// else the first 20 and the last 60.
+    public var history: [String] = []
 }
 
 public struct ContractFuzzReport: Sendable, CustomStringConvertible {
@@ -104,6 +107,10 @@ public struct ContractFuzzReport: Sendable, CustomStringConvertible {
         lines.append(f.program)
         for v in f.violations.prefix(8) { lines.append("  " + v) }
         if f.violations.count > 8 { lines.append("  … and \(f.violations.count - 8) more") }
+        if !f.history.isEmpty {
+            lines.append("  history of the smallest failing trial ([invocation…response] thread operation):")
+            for h in f.history { lines.append("    " + h) }
+        }
         return lines.joined(separator: "\n")
     }
 }
@@ -111,6 +118,8 @@ public struct ContractFuzzReport: Sendable, CustomStringConvertible {
 /// What one trial found.
 struct FuzzTrialOutcome {
     var violations: [String]
+    /// The trial's history, one line per event (kept for failing trials only).
+    var history: [String] = []
     var operations: Int
     var pauses: Int
     var callbacks: Int
@@ -157,7 +166,7 @@ public func checkContractFuzz(
         progress?(k)
         if !outcome.violations.isEmpty {
             report.timeToDetection = elapsed()
-            report.failure = shrink(program, outcome.violations, subject: subject, configuration: configuration)
+            report.failure = shrink(program, outcome, subject: subject, configuration: configuration)
             break
         }
     }
@@ -168,10 +177,10 @@ public func checkContractFuzz(
 /// Tries smaller programs (fewer threads, fewer operations) until none of them fails within
 /// three runs each, or the shrinking budget is spent.
 func shrink(
-    _ program: FuzzProgram, _ violations: [String], subject: ConformanceSubject, configuration: ContractFuzzConfiguration
+    _ program: FuzzProgram, _ outcome: FuzzTrialOutcome, subject: ConformanceSubject, configuration: ContractFuzzConfiguration
 ) -> ContractFuzzFailure {
     var best = program
-    var bestViolations = violations
+    var bestOutcome = outcome
     let start = MonotonicClock.now()
     func spent() -> Bool { Double(MonotonicClock.now() &- start) / 1e9 > configuration.shrinkSeconds }
     var improved = true
@@ -179,25 +188,27 @@ func shrink(
         improved = false
         for candidate in best.shrinkCandidates() {
             if spent() { break }
-            var found: [String]?
+            var found: FuzzTrialOutcome?
             for _ in 0..<3 {
                 let o = runFuzzTrial(candidate, subject: subject, configuration: configuration)
                 if !o.violations.isEmpty {
-                    found = o.violations
+                    found = o
                     break
                 }
             }
             if let found {
                 best = candidate
-                bestViolations = found
+                bestOutcome = found
                 improved = true
                 break
             }
         }
     }
+    let h = bestOutcome.history
     return ContractFuzzFailure(
-        seed: program.seed, violations: bestViolations, program: best.listing, threads: best.threads.count,
-        operations: best.operationCount, originalThreads: program.threads.count, originalOperations: program.operationCount)
+        seed: program.seed, violations: bestOutcome.violations, program: best.listing, threads: best.threads.count,
+        operations: best.operationCount, originalThreads: program.threads.count, originalOperations: program.operationCount,
+        history: h.count <= 80 ? h : Array(h.prefix(20)) + ["…"] + Array(h.suffix(60)))
 }
 
 /// Runs one program on a fresh channel, under a watchdog: a trial whose history does not
@@ -276,7 +287,7 @@ func runFuzzTrial(
         violations.insert(hung + tail, at: 0)
     }
     return FuzzTrialOutcome(
-        violations: violations, operations: program.operationCount, pauses: trial.pauses.load(ordering: .relaxed),
+        violations: violations, history: violations.isEmpty ? [] : events.map(\.line), operations: program.operationCount, pauses: trial.pauses.load(ordering: .relaxed),
         callbacks: trial.callbacks.load(ordering: .relaxed), callbacksWhilePaused: callbacksWhilePaused(events))
 }
 #endif
