@@ -2,7 +2,7 @@
 //
 // dmabench: a Swift benchmarking suite for DMA-engine implementations.
 //
-// Layout (see DESIGN.md §1):
+// Layout (see docs/architecture.md, "Modules and their dependencies"):
 //   DMAEngine            the channel protocol (no OS calls)
 //   DMAEngineEmbedded    a deterministic, hand-driven double
 //   DMAEngineLocked      virt-dma style backend (one lock, five lists)
@@ -50,7 +50,7 @@ let package = Package(
         .systemLibrary(name: "CNUMA", pkgConfig: "numa", providers: [.apt(["libnuma-dev"])]),
         // An opaque C wrapper: its public header does not include liburing.h, so liburing's
         // feature macros (_GNU_SOURCE/_XOPEN_SOURCE) never meet glibc's fd_set in another
-        // module (TOOLCHAIN.md, trap 1).
+        // module (docs/architecture.md, "liburing behind an opaque C wrapper").
         .target(name: "CURing", linkerSettings: [.linkedLibrary("uring")]),
 
         // MARK: Protocol and backends

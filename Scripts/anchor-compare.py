@@ -4,7 +4,7 @@
 Runs each case's C anchor (shared/anchors: ring_pipeline, locked_pipeline, uring_pipeline)
 and the same point through `dmabench run`, interleaved (A B, then B A, ...) for several
 rounds on the same two CPUs, and reports the medians and their ratio against the issue's
-target. The workload is the anchors' own (RESULTS.md): slots = pow2ceil(depth), a
+target. The workload is the anchors' own (docs/measurement-notes.md, "The anchor workload"): slots = pow2ceil(depth), a
 timestamp per descriptor, issuePending every `batch` submits.
 
     Scripts/anchor-compare.py [--rounds 5] [--backends ring,locked,uring] [--out DIR]

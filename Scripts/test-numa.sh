@@ -2,7 +2,7 @@
 # dmabench — Scripts/test-numa.sh
 #
 # Runs the NUMA tests on real multi-node topologies: qemu guests with 2 and 4 NUMA nodes,
-# booted by the shared numa-vm tool (DESIGN.md §6). The guests see the host's / read-only
+# booted by the shared numa-vm tool (docs/architecture.md, "NUMA placement"). The guests see the host's / read-only
 # and this checkout read-write, so the binaries built here run there unchanged.
 #
 #   Scripts/test-numa.sh            # build, then: host, 2 nodes x 2 cpus, 4 nodes x 1 cpu

@@ -42,3 +42,18 @@ def test_checker_catches_a_removed_rule(tmp_path):
     """The check itself can fail: a document without P1 does not resolve P1."""
     assert re.search(r"\*\*P1\b", DOC)
     assert not re.search(r"\*\*P1\b", DOC.replace("**P1", "**X1"))
+
+
+def test_cited_sections_exist():
+    """A citation such as docs/measurement-notes.md, "Heading" names a heading of that file."""
+    missing = set()
+    for p, text in cited_sources():
+        flat = re.sub(r"\n\s*(?://+|#|\*)\s?", " ", text)
+        for doc, head in re.findall(r"\bdocs/([\w-]+\.md),\s*\"([^\"]+)\"", flat):
+            path = ROOT / "docs" / doc
+            if not path.exists():
+                continue
+            headings = [h.strip() for h in re.findall(r"^#+ (.+)$", path.read_text(), re.M)]
+            if not any(h == head or h.startswith(head + " —") for h in headings):
+                missing.add(f'docs/{doc}, "{head}" ({p.relative_to(ROOT)})')
+    assert not missing, "cited sections missing: " + ", ".join(sorted(missing))

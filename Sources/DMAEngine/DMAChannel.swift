@@ -1,7 +1,7 @@
 // dmabench — DMAEngine
 //
 // The channel protocol: the Linux dmaengine client API, one call for one call
-// (docs/contract.md A.2, DESIGN.md §2).
+// (docs/contract.md A.2, docs/architecture.md, "The channel protocol in brief").
 //
 // Context rules. Each requirement says whether it is *NB-safe* (legal in a non-blocking
 // context: a completion callback or a `withNonBlockingContext` region; bounded time; never

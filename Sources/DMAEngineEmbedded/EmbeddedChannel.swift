@@ -1,6 +1,6 @@
 // dmabench — DMAEngineEmbedded
 //
-// A deterministic, hand-driven channel (DESIGN.md §1), modelled on NIO's EmbeddedChannel:
+// A deterministic, hand-driven channel (docs/architecture.md, "Modules and their dependencies"), modelled on NIO's EmbeddedChannel:
 // `submit` puts a descriptor on the pending (submitted) list, `issuePending` moves the
 // pending list to the active (issued) list, and nothing moves a byte until the test calls
 // `completeNext()`, `advance(byteCount:)` or `completeAll()`. Callbacks run inline, on the

@@ -1,50 +1,16 @@
 // dmabench — DMAEngineLocked
 //
-// The reference backend: Linux virt-dma in user space (DESIGN.md §3, docs/contract.md appendix V).
+// The reference backend: Linux virt-dma in user space (docs/architecture.md, "Channel and core", docs/contract.md appendix V).
 
 import DMAEngine
 import Platform
 
-/// A DMA channel whose state sits behind one lock, as in Linux virt-dma: the descriptor
-/// lists (submitted, issued, completed, terminated; virt-dma's `desc_allocated` is implicit,
-/// see LockedSlots.swift), the active descriptor, the pending cyclic period and the cookie
-/// counters. An engine thread copies the data chunk by chunk; a callback executor (the
-/// tasklet) runs completion callbacks with the lock dropped, one at a time, in cookie order.
-///
-/// Descriptors come from a pool of `options.poolSize` slots allocated at creation; lists are
-/// intrusive links in that pool, so steady-state submission, completion and callback
-/// allocate nothing. Prep takes a slot from a per-channel magazine of up to 28 free slots
-/// behind a spin lock of its own, and refills it from the free stack under the channel lock
-/// once per 28 preps, so the client takes the channel lock once per submit rather than
-/// twice. When the engine takes the next issued transfer and it is quick (≤ 4 KiB), it
-/// takes up to 7 more quick issued transfers with it (at most 32 KiB in all), copies them
-/// without the lock, and completes them under one lock hold. `status(of:)` reads the watermark from one atomic word when the cookie
-/// is complete, and takes the lock only for IN_PROGRESS/PAUSED answers (residue).
-///
-/// Capabilities: pause/resume, terminate, burst-granular residue, descriptor reuse,
-/// memset and cyclic; completion is in cookie order.
-///
-/// Wake-ups. An idle engine or executor spins for `options.spinNanoseconds` (in 5 µs
-/// slices with a `sched_yield` between them) before it parks on a futex. The engine
-/// moderates completion "interrupts": after a completion it wakes a parked executor at once
-/// unless the next issued transfer is quick (≤ 4 KiB, no injection, not cyclic) and fewer
-/// than 32 completions wait; it always wakes it before going idle or pausing. Callbacks of
-/// a run of small transfers are therefore delivered in batches (depth-1 latency is not
-/// affected), which removes one futex wake and context switch per descriptor.
-///
-/// Termination follows virt-dma: `terminateAsync()` moves every submitted, issued and
-/// completed-but-not-dispatched descriptor to the terminated list (no callback), tells the
-/// engine to abort the active one at its next chunk boundary, sets `last := used` (rule S6)
-/// and clears the pause. Callbacks already dispatched to the executor still run.
-/// `synchronize()` waits for the executor batch that was running when it was called and for
-/// the engine to drop the aborted descriptor, then retires the terminated list (REUSE
-/// descriptors go back to prepared). Between a terminate that found work (or a running
-/// callback) and the next `synchronize()` the channel is *terminating* (docs/contract.md A.3):
-/// the engine starts nothing new, and `synchronize()` drops whatever was submitted in
-/// between, as a terminate would (rules T6, T7). So a callback that resubmits just as the
-/// client terminates cannot leave work running after `synchronize()` returns. A client
-/// that calls `terminateAsync()` on a busy channel must call `synchronize()` before new
-/// work runs.
+/// A DMA channel that reproduces Linux virt-dma: one lock guards the descriptor lists and
+/// the cookie counters, an engine thread copies, and callbacks run with the lock dropped, one
+/// at a time, in cookie order. Prep draws from a magazine of free slots and the engine
+/// chains quick transfers, so the lock is taken about once per descriptor
+/// (docs/architecture.md, "The locked backend"; docs/measurement-notes.md, "LockedChannel:
+/// design and tuning"). Termination and pause follow virt-dma (docs/contract.md A.7, A.8).
 public final class LockedChannel: DMAChannel {
     let core: LockedCore
 
@@ -56,7 +22,7 @@ public final class LockedChannel: DMAChannel {
         try core.start()
     }
 
-    /// Creates a deliberately broken channel for negative-control tests (DESIGN.md §10).
+    /// Creates a deliberately broken channel for negative-control tests (docs/architecture.md, "Negative controls").
     /// See `LockedDefect` for what each defect breaks.
     @_spi(NegativeControls)
     public init(options: DMAChannelOptions = .init(), defect: LockedDefect) throws(DMAError) {

@@ -1,8 +1,9 @@
 // dmabench — DMAEngineLocked
 //
 // The engine thread (the "hardware") and the callback executor (virt-dma's tasklet,
-// `vchan_complete`). Both spin for `options.spinNanoseconds` before they park: a futex wake
-// costs tens of microseconds on this VM against ~110 ns for a cross-core hand-off.
+// `vchan_complete`). Both spin for `options.spinNanoseconds` before they park, because a
+// futex wake costs far more than a hand-off through a cache line (docs/measurement-notes.md,
+// "LockedCore engine and executor: spin before parking").
 // Under `DMACallbackContext.engineThread` there is no executor thread: the engine runs
 // `dispatchCompletions` (the tasklet body) itself after a run of completions and before it
 // waits, between two periods of a cyclic transfer, and while it waits for a resume.
@@ -186,9 +187,9 @@ extension LockedCore {
     ///
     /// Hardware analogue: a driver that writes a run of issued descriptors into the
     /// controller's linked-list (LLI) chain and takes one interrupt at its end. The engine
-    /// then takes the lock once per chain instead of once per descriptor: at 4 KiB, batch
-    /// 32, depth 256 that lock (which the submitter takes twice per descriptor, for prep
-    /// and submit) was where the engine spent half its time (perf, `pthread_mutex_lock`).
+    /// then takes the lock once per chain instead of once per descriptor, because that lock
+    /// was where it spent its time (docs/measurement-notes.md, "LockedCore.takeChain: one
+    /// lock hold per chain").
     /// The chain completes as a whole, under one lock hold, in cookie order. Until then its
     /// cookies read IN_PROGRESS with their full length as residue; a terminate aborts all of
     /// it, as it aborts the active descriptor.
@@ -217,8 +218,7 @@ extension LockedCore {
 
     /// Waits for `event` when idle: spin for `options.spinNanoseconds` in slices of at most
     /// `LockedTuning.spinSliceNanoseconds`, yielding the CPU between slices, then park.
-    /// A hand-off that arrives within the first slice costs no syscall (the ~110 ns
-    /// cross-core path); the yields keep a spinning engine or executor from starving the
+    /// A hand-off that arrives within the first slice costs no syscall; the yields keep a spinning engine or executor from starving the
     /// thread it waits for when the machine has more runnable threads than CPUs.
     func idleWait(_ event: ParkingEvent) {
         let spin = options.spinNanoseconds

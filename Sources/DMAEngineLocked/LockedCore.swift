@@ -102,10 +102,9 @@ final class LockedCore: @unchecked Sendable {
     let cookieSlots: UnsafeMutablePointer<Atomic<Int32>>
     let cookieSlotsMask: Int
     /// The free stack: `freeStack[0..<st.freeCount]`, top last. Lock held. An array of
-    /// indices, not a list linked through the slots: a refill pops 28 indices from one or
-    /// two lines, where walking `Slot.next` took a cross-CPU miss per slot, in series and
-    /// under the channel lock (each slot last written by the thread that freed it; perf in
-    /// the VM's slow cross-CPU mode: `refillMagazine` 6 % of all samples at 4 KiB).
+    /// indices rather than a list through the slots, so a refill reads one or two lines
+    /// instead of one cross-CPU miss per slot (docs/measurement-notes.md, "LockedCore.freeStack:
+    /// an array, not a list").
     let freeStack: UnsafeMutablePointer<Int32>
 
     // Atomics written per descriptor live in raw 128-byte lines grouped by writer, not in
@@ -346,13 +345,9 @@ final class LockedCore: @unchecked Sendable {
         if m.count.pointee == 0 && !refillMagazine() { return nil }
         m.count.pointee -= 1
         let i = m.slots[Int(m.count.pointee)]
-        // The next prep's slot was written last by the engine or executor (finish, retire),
-        // so its lines sit in the other CPU's cache: start fetching them now, so that the
-        // transfer overlaps this descriptor's submit instead of stalling the next prep
-        // (the first load of the old callback, which the assignment below releases, missed;
-        // in the slow cross-CPU mode two thirds of prep's samples were on it). Slow mode,
-        // interleaved rounds against locked_pipeline: 64 B 0.65-0.73x -> 0.70-0.82x,
-        // 4 KiB 1.02-1.16x -> 1.13-1.31x.
+        // The next prep's slot was last written by the engine or executor, so fetch its
+        // lines now, overlapping this descriptor's submit instead of stalling the next prep
+        // (docs/measurement-notes.md, "LockedCore.prepare: prefetching the next slot").
         if m.count.pointee > 0 {
             prefetchForWrite(slots + Int(m.slots[Int(m.count.pointee) - 1]), count: Slot.stride)
         }

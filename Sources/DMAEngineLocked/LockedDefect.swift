@@ -1,6 +1,6 @@
 // dmabench — DMAEngineLocked
 //
-// Deliberately broken variants of the locked backend, for tests only (DESIGN.md §10: the
+// Deliberately broken variants of the locked backend, for tests only (docs/architecture.md, "Negative controls": the
 // conformance suite must catch each one, which proves that the detector detects).
 
 /// A deliberate bug, selected with `LockedChannel(options:defect:)`.

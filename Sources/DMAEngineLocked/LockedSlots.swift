@@ -28,13 +28,9 @@ struct ChannelLock {
         mutex = UnsafeMutableRawPointer.allocate(byteCount: Self.lineBytes, alignment: Self.lineBytes)
             .bindMemory(to: pthread_mutex_t.self, capacity: 1)
         mutex.initialize(to: pthread_mutex_t())
-        // PTHREAD_MUTEX_ADAPTIVE_NP: spins briefly before it sleeps, as virt-dma's spinlock
-        // never sleeps. A default mutex sleeps in FUTEX_WAIT at the first contention; at 64 B,
-        // batch 32, depth 256 a third of the samples were then in the kernel's futex and
-        // scheduler paths (perf record). Five interleaved rounds against locked_pipeline:
-        // default kind 0.38-0.45x, adaptive 0.80-0.88x (0.41-0.61x in rounds where the VM's
-        // cross-CPU latency was in its slow mode, which slows the anchor too). A spin-then-
-        // futex lock of our own (2000 or 100 pauses) gave 0.68-0.79x in fast rounds.
+        // PTHREAD_MUTEX_ADAPTIVE_NP spins briefly before it sleeps, as virt-dma's spinlock
+        // never sleeps: a default mutex parked at the first contention and roughly halved
+        // throughput (docs/measurement-notes.md, "ChannelLock.init: an adaptive mutex").
         var attr = pthread_mutexattr_t()
         pthread_mutexattr_init(&attr)
         pthread_mutexattr_settype(&attr, Self.adaptiveKind)

@@ -1,24 +1,14 @@
 // dmabench — DMAEngineRing
 //
-// The lock-free ring backend (DESIGN.md §3): MPSC submission ring, polling engine thread
+// The lock-free ring backend (docs/architecture.md, "Channel and core"): MPSC submission ring, polling engine thread
 // with a bounded spin then a futex park, SPSC completion ring to a callback executor thread,
 // terminate as an epoch protocol. With `options.callbackContext == .engineThread` there is no
 // executor thread: the engine thread runs the callbacks itself (RingEngine.swift).
 //
-// Why MPSC and not one SPSC ring per submitting thread: the contract (rule C4, scenario 3)
-// makes cookies channel-global and contiguous and requires execution in cookie order, so
-// every submit needs one atomic read-modify-write on a channel-wide counter whatever the ring
-// layout. With per-thread SPSC rings the engine would in addition have to merge N rings by
-// cookie (a scan of every ring head per descriptor). The MPSC ring costs exactly that one
-// fetch-add (on `used`) plus one release store of the slot sequence; with a single
-// submitter the fetch-add stays in the submitter's cache (the engine never writes that line:
-// it writes `last`, on a line of its own), an
-// uncontended locked add of about 20 cycles, against a cache-line transfer of 55–110 ns here
-// (anchors/RESULTS.md, pingpong) that a per-thread ring would not save. Measured since: the
-// fetch-add is where submit's samples pile up (67 % of them under `perf record`, 64 B, batch
-// 32, depth 256), because a locked instruction waits for the stores before it (prep's
-// descriptor writes) to drain; an SPSC ring per thread would still need a cross-thread
-// counter for contiguous cookies, so the choice stands, with that cost noted.
+// Why one MPSC ring and not an SPSC ring per submitting thread: contiguous channel-wide
+// cookies (rule C4) need one atomic add on a shared counter per submit in any layout, and
+// per-thread rings would also make the engine merge them by cookie (docs/measurement-notes.md,
+// "RingChannel: why one MPSC submission ring").
 
 import DMAEngine
 import Glibc

@@ -15,7 +15,7 @@ import DMAEngine
 import Platform
 import Synchronization
 
-/// Which deliberately broken variant to run (the detector must detect it; DESIGN.md §10).
+/// Which deliberately broken variant to run (the detector must detect it; docs/architecture.md, "Negative controls").
 @_spi(NegativeControls)
 public enum RingNegativeControl: Sendable, Hashable {
     /// The correct backend.

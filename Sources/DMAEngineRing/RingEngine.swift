@@ -51,10 +51,8 @@ final class RingEngine: @unchecked Sendable {
 
     /// Publish completions after this many descriptors or bytes (batching the `last` CAS,
     /// the completion-tail store and, in engine-thread mode, a run of callbacks), and always
-    /// before the engine idles, so the last completion of a burst is never held back. At
-    /// 64 KiB, 64 KiB of bytes meant a flush and a callback run per descriptor; 256 KiB
-    /// gave 1.07–1.37x of ring_pipeline against 0.95–1.26x (64 KiB b32 d256, 5 interleaved
-    /// rounds), and holds a callback back by at most three 64 KiB copies.
+    /// before the engine idles, so the last completion of a burst is never held back
+    /// (docs/measurement-notes.md, "RingEngine.flushCount and flushBytes").
     private let flushCount = 32
     private let flushBytes = 256 << 10
 
@@ -125,11 +123,9 @@ final class RingEngine: @unchecked Sendable {
         }
     }
 
-    /// Starts fetching the next issued descriptor before this one's bytes move. The client
-    /// wrote it at prep, so its line sits in the client's cache; read only when `execute`
-    /// reaches it, the transfer stalled the engine once per descriptor (a fifth of
-    /// `execute`'s perf samples were on the first read of the descriptor, at 4 KiB b32
-    /// d256). A hint: nothing is read from the descriptor here.
+    /// Starts fetching the next issued descriptor, which the client wrote at prep, before this
+    /// one's bytes move; a hint only, nothing is read from it here (docs/measurement-notes.md,
+    /// "RingEngine.prefetchNext").
     @inline(__always)
     private func prefetchNext() {
         guard Tickets.distance(head, issuedCache) <= 0 else { return }

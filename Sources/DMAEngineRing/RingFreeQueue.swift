@@ -3,14 +3,10 @@
 // The pool of free descriptor indices: a bounded MPMC FIFO (Vyukov's bounded queue) of
 // UInt32 indices, with batch enqueue.
 //
-// Why a FIFO and not the Treiber stack it replaces: with a stack, every prep loaded the head
-// word (written by the executor a moment before, so a cache-line transfer), then the popped
-// descriptor's `next` link (another transfer, dependent on the first), then CASed the head
-// back: two serial misses per descriptor, 61 % + 23 % of prep's samples under `perf record`
-// at 64 B, batch 32, depth 256. Here a prep reads one 8-byte cell (eight cells share a line,
-// so one transfer per eight preps, prefetchable because the next cell's address is known)
-// and CASes `dequeuePosition`, a line only dequeuers write (a single submitter keeps it in
-// its own cache). The executor reserves a whole batch of cells with one fetch-add.
+// Why a FIFO and not a Treiber stack: a prep reads one cell, eight of which share a line,
+// where a stack pop took two dependent cross-CPU misses; the executor reserves a batch of
+// cells with one fetch-add (docs/measurement-notes.md, "RingFreeQueue: a FIFO, not a
+// Treiber stack").
 //
 // Cell protocol, positions being UInt32 counters that wrap (capacity a power of two ≥ the
 // pool size, so the queue is never full):

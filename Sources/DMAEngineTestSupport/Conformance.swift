@@ -1,7 +1,6 @@
 // dmabench — DMAEngineTestSupport
 //
-// The conformance suite of docs/contract.md part B as reusable code (STYLE.md example 12, after
-// swift-collections' `checkCollection`): any backend, a third party's too, runs all 34
+// The conformance suite of docs/contract.md part B as reusable code (after swift-collections' `checkCollection`): any backend, a third party's too, runs all 34
 // scenarios by handing over a channel factory. It is plain code, not tied to a test
 // framework, so that `dmabench conformance` runs it as well as swift-testing does.
 //

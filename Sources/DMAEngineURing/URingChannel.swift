@@ -1,6 +1,6 @@
 // dmabench — DMAEngineURing
 //
-// The io_uring backend: the kernel is the DMA hardware (DESIGN.md §3).
+// The io_uring backend: the kernel is the DMA hardware (docs/architecture.md, "Channel and core").
 
 import CURing
 import DMAEngine
@@ -23,11 +23,11 @@ import Platform
 /// descriptors to it and rings an eventfd doorbell (an armed `IORING_OP_READ`) only when the
 /// engine sleeps with nothing in the kernel. Callbacks run on the engine thread
 /// (`DMAChannelOptions.executorCPU` is not used; `engineCPU` pins the engine thread). The
-/// engine spins `spinNanoseconds` (yielding, RESULTS.md note 7) before it sleeps in
+/// engine spins `spinNanoseconds` (yielding, docs/measurement-notes.md, "Reference facts from the plain-C anchors") before it sleeps in
 /// `io_uring_enter`, except with `.sqpoll`.
 ///
-/// Ordering. io_uring completes out of order once a second io-wq worker runs (RESULTS.md
-/// note 2). This backend keeps a reorder buffer instead of advertising `completionNoOrder`:
+/// Ordering. io_uring completes out of order once a second io-wq worker runs (docs/measurement-notes.md,
+/// "Reference facts from the plain-C anchors"). This backend keeps a reorder buffer instead of advertising `completionNoOrder`:
 /// descriptors wait in a FIFO in cookie order, a CQE only marks its descriptor done, and
 /// callbacks are delivered (and `last` advanced) from the FIFO head. Rules S1, C4 and K3
 /// then hold as for any in-order engine, polled clients (`status`) work, and the cost is
@@ -47,15 +47,9 @@ import Platform
 /// Pause stops handing SQEs to the kernel and waits until the ones in flight completed
 /// (reads cannot be frozen half way); residue freezes at chunk granularity.
 ///
-/// Pool backing (the default is a page-cache file), measured on 2026-11-25 on the shared
-/// 2-vCPU KVM guest while other jobs ran (relative numbers only): a page-cache file on ext4
-/// runs the reads inline in `io_uring_enter`, a memfd sends every read to an io-wq worker.
-/// URingMeasure (debug build, 64 B / 4 KiB, batch 32, depth 256, 3 reps): plain file
-/// 534-652 k / 573-628 k desc/s against memfd 297-471 k / 229-380 k; defer file 742-1025 k /
-/// 721-928 k against memfd 519-574 k / 475-524 k; a registered file was within noise of the
-/// plain file (544-685 k / 631-665 k). The C anchor in the same minutes showed the same
-/// order (file 480-590 ns CPU per descriptor, memfd 1020-1300 ns). Run it again with
-/// `DMABENCH_URING_MEASURE=1 swift test --filter URingMeasure`.
+/// The pool is a page-cache file by default because the kernel runs those reads inline in
+/// `io_uring_enter`, where a memfd's go to io-wq workers (docs/measurement-notes.md,
+/// "URingChannel: pool backing").
 public final class URingChannel: DMAChannel {
     let core: URingCore
 

@@ -785,10 +785,10 @@ final class URingCore: @unchecked Sendable {
             // Ordering: seq_cst; pairs with the seq_cst decrement in `absorb`.
             if stopping && outstanding.load(ordering: .sequentiallyConsistent) == 0 { break }
 
-            // Spin a while before sleeping (RESULTS.md note 3: waking a halted vCPU costs
-            // ~21 µs). Yield rather than pause: io-wq workers need the CPU (note 7). With
-            // DEFER_TASKRUN, CQEs only appear when this thread enters the kernel, so spin only
-            // for requests while nothing is in flight.
+            // Spin a while before sleeping, yielding rather than pausing because io-wq workers
+            // need the CPU; with DEFER_TASKRUN, CQEs appear only when this thread enters the
+            // kernel, so spin only for requests while nothing is in flight
+            // (docs/measurement-notes.md, "URingCore.engineLoop: spinning before sleeping").
             // SQPOLL: the SQ thread already spins; a spinning engine would take the CPU it needs.
             if spinNs > 0 && due == 0 && setup != .sqpoll {
                 let start = MonotonicClock.now()

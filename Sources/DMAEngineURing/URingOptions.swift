@@ -16,8 +16,9 @@ public enum URingSetup: String, Sendable, Hashable, CaseIterable {
     case deferTaskrun = "defer"
     /// `IORING_SETUP_SQPOLL`: a kernel thread polls the SQ (10 ms idle), so `io_uring_submit`
     /// makes no syscall while that thread is awake. The SQ thread is left unpinned and the
-    /// engine thread does not spin, so that the two do not fight over one CPU (with the SQ
-    /// thread pinned beside the engine, the harness measured ~50 k desc/s instead of ~450 k).
+    /// engine thread does not spin, so that the two never share one CPU
+    /// (docs/measurement-notes.md, "URingSetup.sqpoll and URingCore.engineMain: the SQPOLL
+    /// thread stays unpinned").
     /// Registry name `uring-sqpoll`.
     case sqpoll
 
@@ -35,7 +36,7 @@ public enum URingSetup: String, Sendable, Hashable, CaseIterable {
 ///
 /// `allocateCoherent` carves buffers from one file mapped `MAP_SHARED`; a memcpy descriptor
 /// becomes an `IORING_OP_READ` from that file at the source's offset. Which file matters
-/// (RESULTS.md notes 1 and 9, and the comparison in `URingChannel`'s documentation):
+/// (docs/measurement-notes.md, "Reference facts from the plain-C anchors", and the comparison in `URingChannel`'s documentation):
 /// shmem (memfd, tmpfs) reads are never tried inline, so every one goes through an io-wq
 /// worker thread; reads from the page cache of a regular file on a disk filesystem run
 /// inline in `io_uring_enter`.

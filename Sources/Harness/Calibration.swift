@@ -1,6 +1,6 @@
 // dmabench — Harness
 //
-// The physical limits, measured in the same process (DESIGN.md §4): single-core memcpy
+// The physical limits, measured in the same process (docs/architecture.md, "Workloads"): single-core memcpy
 // bandwidth per size, and the cache-line round trip between the two CPUs in use.
 
 import Platform

@@ -1,6 +1,6 @@
 // dmabench — Harness
 //
-// Counters per measured thread and per phase (DESIGN.md §5), on Platform's perf-event
+// Counters per measured thread and per phase (docs/architecture.md, "Counters"), on Platform's perf-event
 // wrapper. One session per role (submitter, engine, executor), opened when a phase begins,
 // read when it ends, never per descriptor. Where privileges allow per-CPU counting, the
 // engine's CPU is also counted as a whole ("engine-cpu"): that catches io_uring's io-wq

@@ -1,6 +1,6 @@
 // dmabench — Harness
 //
-// Placement of one point (DESIGN.md §6): the submitter thread is bound here, the engine and
+// Placement of one point (docs/architecture.md, "NUMA placement"): the submitter thread is bound here, the engine and
 // executor threads through the channel options, the source and destination memory with
 // mbind before first touch. After first touch everything is verified (move_pages for every
 // page, /proc for every thread) and the verified placement goes into the result. A

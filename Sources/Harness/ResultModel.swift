@@ -1,6 +1,6 @@
 // dmabench — Harness
 //
-// The result document (DESIGN.md §8; documented in Results/README.md). The key names are
+// The result document (docs/architecture.md, "Result files"; documented in Results/README.md). The key names are
 // fixed: scripts and CI read them.
 //
 //     Results/

@@ -10,7 +10,7 @@ import Histogram
 import Platform
 import Synchronization
 
-/// Counters around a measured phase (DESIGN.md §5). The command line supplies one built on
+/// Counters around a measured phase (docs/architecture.md, "Counters"). The command line supplies one built on
 /// Platform's perf-event wrapper; the harness only says when phases start and end.
 public protocol PhaseCounters: AnyObject {
     /// Starts counting the given threads (role → Linux thread id).
@@ -318,10 +318,10 @@ public final class Runner {
         return slots.map { $0.sample! }
     }
 
-    /// Throughput points stamp one descriptor in 16 for their latency figures: stamping
-    /// every one put a clock read on both sides of every descriptor, and at ring 4 KiB
-    /// b32 d256 that cost 3–5 % of descriptors/s (`rdtsc` was two thirds of the callback's
-    /// perf samples). The latency workload stamps every descriptor.
+    /// Throughput points stamp one descriptor in 16 for their latency figures, so that clock
+    /// reads stay out of the measured loop; the latency workload stamps every descriptor
+    /// (docs/measurement-notes.md, "workloadCallback and Runner.throughputLatencySampleEvery:
+    /// stamping one descriptor in 16").
     static let throughputLatencySampleEvery = 16
 
     static func latencySummary(_ h: Histogram<UInt64>) -> LatencySummary? {

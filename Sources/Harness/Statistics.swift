@@ -1,7 +1,7 @@
 // dmabench — Harness
 //
 // Summary statistics: the median of repetitions with a distribution-free 95% confidence
-// interval (order statistics of the binomial(n, 1/2) distribution), as DESIGN.md §4 asks.
+// interval (order statistics of the binomial(n, 1/2) distribution), as docs/architecture.md, "Workloads" asks.
 
 /// A metric measured once per repetition: its samples, median and 95% CI.
 public struct MetricSummary: Codable, Sendable, Hashable {

@@ -6,7 +6,7 @@
 import DMAEngine
 
 /// How the harness makes a channel of one backend. The command line fills these in from the
-/// backend registry; the harness never names a concrete backend (DESIGN.md §1).
+/// backend registry; the harness never names a concrete backend (docs/architecture.md, "Modules and their dependencies").
 public struct ChannelFactory: Sendable {
     public var name: String
     public var make: @Sendable (DMAChannelOptions) throws -> any DMAChannel

@@ -1,6 +1,6 @@
 // dmabench — Harness
 //
-// The terminate workload (DESIGN.md §4): fill the channel with N descriptors, issue, wait
+// The terminate workload (docs/architecture.md, "Workloads"): fill the channel with N descriptors, issue, wait
 // until the engine is busy, then time `terminateSync`, `terminateAsync` alone, and
 // `synchronize` after it. Also counts completed against aborted descriptors, and times
 // the seed-race loop (terminateAsync from inside a callback, then synchronize).

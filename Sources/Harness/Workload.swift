@@ -1,6 +1,6 @@
 // dmabench — Harness
 //
-// The workload shared by throughput and latency (RESULTS.md "The workload"; the plain-C
+// The workload shared by throughput and latency (docs/measurement-notes.md, "The anchor workload"; the plain-C
 // anchors run the same loop): `nslots = pow2ceil(depth)` slots of `stride = roundup(size, 64)`
 // bytes in a source and a destination region; a descriptor in slot s copies src slot s to
 // dst slot s. The client keeps at most `depth` descriptors in flight and calls
@@ -145,8 +145,9 @@ let workloadCallback: DMACallback.WithResult = { completion in
         && (sampled || n &+ 1 == state.pointee.measureFrom || n &+ 1 == state.pointee.finalCount)
     {
         // The clock is read only for a stamped completion and for the ones that open and
-        // close the measured window (the end of the warm-up; the last of a fixed count): `rdtsc` was two thirds of this callback's
-        // samples (perf, ring 4 KiB b32 d256) when every completion was stamped.
+        // close the measured window (the end of the warm-up; the last of a fixed count),
+        // because clock reads dominated this callback (docs/measurement-notes.md,
+        // "workloadCallback and Runner.throughputLatencySampleEvery: stamping one descriptor in 16").
         let now = state.pointee.clock.now()
         if sampled { state.pointee.completions[n & state.pointee.slotMask] = CompletionStamp(stamp: now, slot: slot) }
         if n &+ 1 == state.pointee.measureFrom { state.pointee.firstStamp = now }
@@ -355,13 +356,9 @@ public final class ClosedLoopClient {
                         break  // pool exhausted: reap first
                     }
                     // Closed loop: stamped after prep, just before submit (latency runs from
-                    // submit). The store to `stamps`, whose line the callback thread read last,
-                    // comes after prep too: a prep that takes a lock (a locked instruction
-                    // drains the store buffer) would otherwise wait for that line to come
-                    // back from the other CPU, and submit's lock then waits for the slot's
-                    // lines, two cross-CPU transfers in series per descriptor where the C
-                    // anchor has one. Locked 64 B b32 d256 when the round trip was ~450 ns:
-                    // see Results/ (measurements.md).
+                    // submit), so that prep's locked instructions do not wait for the stamp
+                    // line to come back from the callback thread (docs/measurement-notes.md,
+                    // "ClosedLoopClient.run: stamping after prep").
                     if stampNow { stamp = clock.now() }
                     stamps[slot] = stamp
                     if faultEvery > 0 && submitted % faultEvery == faultEvery - 1 {
@@ -385,17 +382,11 @@ public final class ClosedLoopClient {
                 lastBurstEnd = clock.now()
                 if measuring { submitTicks &+= lastBurstEnd &- burstStart }
             }
-            // Wait for at least one completion: spin, then yield (2 vCPUs: never starve the engine).
-            // Back off between polls in proportion to the work in flight. Each load of
-            // `completed` pulls its line away from the callback thread, which must take it
-            // back to store the next count. Polling after every pause slowed ring 64 B b32
-            // d256 to 0.62-0.87x of ring_pipeline; 4 pauses (about 90 ns here) gave
-            // 0.83-0.93x, 16 gave 0.92-1.13x, 64 (1.4 µs) 1.11-1.23x (interleaved A/B
-            // rounds). With d issued descriptors not yet reaped the engine has up to d
-            // transfers of work queued, so polling every d/4 pauses (at most 64) does not
-            // starve it, and when few are issued (the batch not yet full) the client polls
-            // after every pause, to flush them as soon as the engine runs dry (the anchors'
-            // rule). Latency is stamped by the callback, not here, so it is not affected.
+            // Wait for a completion: spin, then yield (2 vCPUs: never starve the engine). Poll
+            // `completed` only every (issued - reaped)/4 pauses, at most 64, because each load
+            // takes its line from the callback thread; with few issued, poll after every pause
+            // to flush them as soon as the engine runs dry (docs/measurement-notes.md,
+            // "ClosedLoopClient.run: backing off while waiting").
             let waitBackoff = min(64, max(1, (issued - reaped) >> 2))
             var spins = 0
             var c = completed.pointee.load(ordering: .acquiring)

@@ -1,8 +1,9 @@
 // dmabench — Platform
 //
-// Clocks. `MonotonicClock` is CLOCK_MONOTONIC through the vDSO (about 21–24 ns here); the
-// measured loops stamp descriptors with `StampClock`, the timestamp counter where the kernel
-// itself trusts it (about 9 ns here), converted to nanoseconds with a calibrated factor.
+// Clocks. `MonotonicClock` is CLOCK_MONOTONIC through the vDSO; the measured loops stamp
+// descriptors with `StampClock`, the cheaper timestamp counter where the kernel itself
+// trusts it, converted to nanoseconds with a calibrated factor (docs/measurement-notes.md,
+// "MonotonicClock and StampClock: what a clock read costs").
 
 #if os(Linux)
 import CLinuxShims

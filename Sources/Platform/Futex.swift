@@ -1,8 +1,8 @@
 // dmabench — Platform
 //
-// A futex word and the spin-then-park pattern. Waking a halted vCPU costs about 21 µs here
-// (RESULTS.md note 3) against 110 ns for a cache-line hand-off, so waiters spin briefly
-// before they sleep.
+// A futex word and the spin-then-park pattern. Waking a halted vCPU costs far more than a
+// cache-line hand-off, so waiters spin briefly before they sleep (docs/measurement-notes.md,
+// "Futex and ParkingEvent: why waiters spin first").
 
 #if os(Linux)
 import CLinuxShims

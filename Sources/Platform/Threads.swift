@@ -92,7 +92,7 @@ public enum CPU {
 /// A joinable OS thread, optionally pinned to one CPU.
 ///
 /// Backends start their engine and executor threads with this, and join them in
-/// `release()`, so that no backend thread outlives its channel (DESIGN.md §10).
+/// `release()`, so that no backend thread outlives its channel (docs/architecture.md, "Negative controls").
 public final class OSThread: @unchecked Sendable {
     private var handle: pthread_t
     private var joined = false

@@ -1,6 +1,6 @@
 // dmabench — command line
 //
-//   dmabench run [...]           measure (DESIGN.md §7)
+//   dmabench run [...]           measure (docs/architecture.md, "Command line")
 //   dmabench list backends|events|topology
 //   dmabench conformance [...]   the docs/contract.md part B suite against a backend
 //   dmabench env                 the context block of a result

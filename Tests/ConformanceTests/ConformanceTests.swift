@@ -96,7 +96,7 @@ struct ConformanceTests {
         }
     }
 
-    /// Negative controls (DESIGN.md §10): each defect breaks one guarantee of A.7, and at
+    /// Negative controls (docs/architecture.md, "Negative controls"): each defect breaks one guarantee of A.7, and at
     /// least one of the scenarios named for it must fail. Freed buffers are not protected
     /// here (a late write would kill the process); the access probe and the poison check
     /// record it instead.

@@ -167,7 +167,7 @@ import Testing
     }
 
     @Test func bufferOnAMissingNodeIsRefusedNotMisplaced() throws {
-        // numa_alloc_onnode() would print a warning and return memory anyway (TOOLCHAIN.md §3).
+        // numa_alloc_onnode() would print a warning and return memory anyway (docs/architecture.md, "libnuma: numa_alloc_onnode").
         let missing = (topology.nodeIDs.max() ?? 0) + 1
         #expect(throws: NUMAError.noSuchNode(missing, key: nil, available: topology.nodeIDs)) {
             _ = try NUMABuffer(byteCount: 4096, node: missing, topology: topology)

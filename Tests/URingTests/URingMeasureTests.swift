@@ -2,7 +2,7 @@
 //
 // A quick pool-backing and setup comparison, off by default (it is a measurement, not a
 // test): DMABENCH_URING_MEASURE=1 swift test -c release --filter URingMeasure. It mirrors
-// the anchor workload (RESULTS.md): slots = depth, issuePending every `batch` submits,
+// the anchor workload (docs/measurement-notes.md, "The anchor workload"): slots = depth, issuePending every `batch` submits,
 // at most `depth` in flight, callbacks counted on the engine thread. Numbers from a shared,
 // loaded machine are only comparable within one run.
 

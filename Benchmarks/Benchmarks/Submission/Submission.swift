@@ -6,7 +6,7 @@
 // Metrics: wall clock and throughput (package-benchmark's), descriptors/s and submit ns per
 // descriptor (custom, from the harness), and mallocCountTotal, which must stay at 0 per
 // iteration: steady state allocates nothing per descriptor. Memory-sampling metrics are
-// deliberately absent (they add mallocs of their own; TOOLCHAIN.md §4), and so are ARC
+// deliberately absent (they add mallocs of their own; docs/architecture.md, "package-benchmark traps"), and so are ARC
 // metrics (they crash on Swift 6.3/Linux without the runtime interposer).
 
 import Benchmark

@@ -2,7 +2,7 @@
 //
 // This public header deliberately does NOT include <liburing.h>: liburing.h defines
 // _GNU_SOURCE/_XOPEN_SOURCE, which changes glibc's fd_set and breaks every other Clang
-// module that Swift imports next to it (TOOLCHAIN.md §2, trap 1). Swift sees only an
+// module that Swift imports next to it (docs/architecture.md, "liburing behind an opaque C wrapper"). Swift sees only an
 // opaque `curing_ring *` and plain functions; the liburing static inlines run in curing.c.
 //
 // Conventions: functions return 0 (or a count) on success and -errno on failure, as

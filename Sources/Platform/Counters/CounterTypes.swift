@@ -1,7 +1,7 @@
 // dmabench — Platform
 //
 // Counter vocabulary shared by the perf_event_open(2) wrappers: event specs, availability,
-// targets, readings, presets and errors (DESIGN.md §5).
+// targets, readings, presets and errors (docs/architecture.md, "Counters").
 
 #if os(Linux)
 import CPerf
@@ -9,7 +9,7 @@ import CPerf
 /// Whether an event can be counted here, for the target it was tried on.
 ///
 /// An event that cannot be opened is reported with the errno the kernel returned and a
-/// one-line reason, never as a zero (DESIGN.md §5). `errno` is nil when the reason is not a
+/// one-line reason, never as a zero (docs/architecture.md, "Counters"). `errno` is nil when the reason is not a
 /// kernel error (for example an event that would count nothing by construction).
 public enum CounterAvailability: Sendable, Hashable, CustomStringConvertible {
     case ok

@@ -72,7 +72,7 @@ public enum PerfEvents {
     }
 
     /// Each name twice, as "name:u" (user mode) and "name:k" (kernel mode), after preset
-    /// expansion, so that user and kernel counts are kept apart (DESIGN.md §5). Names that
+    /// expansion, so that user and kernel counts are kept apart (docs/architecture.md, "Counters"). Names that
     /// already carry a u/k modifier make `resolve` throw.
     public static func splitUserKernel(_ names: [String]) -> [String] {
         expandPresets(names).flatMap { ["\($0):u", "\($0):k"] }

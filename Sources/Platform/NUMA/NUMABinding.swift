@@ -152,7 +152,7 @@ extension NUMAPlacement {
 /// A placement as verified: where each thread was seen to run and where each buffer's
 /// pages are. The harness fills it as it binds threads and buffers, then calls
 /// `check(against:topology:)`; the result file stores it next to the requested placement
-/// (`placement.requested` / `placement.verified`, DESIGN.md §8). Every field of a
+/// (`placement.requested` / `placement.verified`, docs/architecture.md, "Result files"). Every field of a
 /// requested target (`{"node": 0}`, `{"cpu": 3}`) equals the same field here when the
 /// placement holds.
 public struct NUMAVerifiedPlacement: Codable, Sendable, Hashable {

@@ -1,7 +1,7 @@
 // dmabench — Platform
 //
 // NUMA errors. Each renders as one line that names the problem and the valid choices
-// (DESIGN.md §6, §7); the command line turns the placement errors into exit status 64.
+// (docs/architecture.md, "NUMA placement" and "Command line"); the command line turns the placement errors into exit status 64.
 
 #if os(Linux)
 

@@ -5,7 +5,7 @@
 // then move_pages(2) in query mode reports the node of every page.
 //
 // Why not numa_alloc_onnode(): on a node that does not exist it prints
-// "mbind: Invalid argument" and still returns memory (TOOLCHAIN.md §3). Here every node is
+// "mbind: Invalid argument" and still returns memory (docs/architecture.md, "libnuma: numa_alloc_onnode"). Here every node is
 // checked against the topology first, and every error is thrown.
 
 #if os(Linux)

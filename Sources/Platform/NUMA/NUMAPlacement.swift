@@ -1,6 +1,6 @@
 // dmabench — Platform
 //
-// A NUMA placement for one run (DESIGN.md §6): where the submitter, engine and executor
+// A NUMA placement for one run (docs/architecture.md, "NUMA placement"): where the submitter, engine and executor
 // threads run (a node or one CPU) and where the source and destination memory live (a
 // node). Parsed from `--placement`, validated against the topology, enumerated by
 // `--numa-matrix`.
