@@ -14,15 +14,7 @@
 //   Harness              workloads, runner, statistics, result model
 //   DMABackends          the registry of backends, keyed by name
 //   dmabench             the command line
-//
-// Build settings:
-//   DMABENCH_INTERNAL_CHECKS  (debug only) turns on invariant checks that compile out of
-//                             release builds, as swift-collections does.
 import PackageDescription
-
-let internalChecks: [SwiftSetting] = [
-    .define("DMABENCH_INTERNAL_CHECKS", .when(configuration: .debug)),
-]
 
 let package = Package(
     name: "dmabench",
@@ -54,32 +46,29 @@ let package = Package(
         .target(name: "CURing", linkerSettings: [.linkedLibrary("uring")]),
 
         // MARK: Protocol and backends
-        .target(name: "DMAEngine", dependencies: ["CDMAContext"], swiftSettings: internalChecks),
-        .target(name: "DMAEngineEmbedded", dependencies: ["DMAEngine"], swiftSettings: internalChecks),
-        .target(name: "Platform", dependencies: ["CLinuxShims", "CPerf", "CNUMA"], swiftSettings: internalChecks),
-        .target(name: "DMAEngineLocked", dependencies: ["DMAEngine", "Platform"], swiftSettings: internalChecks),
-        .target(name: "DMAEngineRing", dependencies: ["DMAEngine", "Platform"], swiftSettings: internalChecks),
-        .target(name: "DMAEngineURing", dependencies: ["DMAEngine", "Platform", "CURing"], swiftSettings: internalChecks),
-        .target(name: "DMAEngineTestSupport", dependencies: ["DMAEngine", "Platform"], swiftSettings: internalChecks),
+        .target(name: "DMAEngine", dependencies: ["CDMAContext"]),
+        .target(name: "DMAEngineEmbedded", dependencies: ["DMAEngine"]),
+        .target(name: "Platform", dependencies: ["CLinuxShims", "CPerf", "CNUMA"]),
+        .target(name: "DMAEngineLocked", dependencies: ["DMAEngine", "Platform"]),
+        .target(name: "DMAEngineRing", dependencies: ["DMAEngine", "Platform"]),
+        .target(name: "DMAEngineURing", dependencies: ["DMAEngine", "Platform", "CURing"]),
+        .target(name: "DMAEngineTestSupport", dependencies: ["DMAEngine", "Platform"]),
 
         // MARK: Harness, registry, command line
         .target(
             name: "Harness",
-            dependencies: ["DMAEngine", "Platform", .product(name: "Histogram", package: "hdrhistogram-swift")],
-            swiftSettings: internalChecks
+            dependencies: ["DMAEngine", "Platform", .product(name: "Histogram", package: "hdrhistogram-swift")]
         ),
         .target(
             name: "DMABackends",
-            dependencies: ["DMAEngine", "DMAEngineLocked", "DMAEngineRing", "DMAEngineURing"],
-            swiftSettings: internalChecks
+            dependencies: ["DMAEngine", "DMAEngineLocked", "DMAEngineRing", "DMAEngineURing"]
         ),
         .executableTarget(
             name: "dmabench",
             dependencies: [
                 "DMAEngine", "DMABackends", "Harness", "Platform", "DMAEngineTestSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ],
-            swiftSettings: internalChecks
+            ]
         ),
 
         // MARK: Tests

@@ -62,11 +62,6 @@ int cls_sched_getcpu(void) { return sched_getcpu(); }
 int cls_gettid(void) { return (int)syscall(SYS_gettid); }
 int cls_cpu_setsize(void) { return CPU_SETSIZE; }
 
-int cls_memfd_create(const char *name, unsigned int flags) {
-    int fd = memfd_create(name, flags);
-    return fd < 0 ? -errno : fd;
-}
-
 int cls_perf_event_open(void *attr, pid_t pid, int cpu, int group_fd, unsigned long flags) {
     long fd = syscall(SYS_perf_event_open, attr, pid, cpu, group_fd, flags);
     return fd < 0 ? -errno : (int)fd;

@@ -1,7 +1,7 @@
 // dmabench — DMABackends
 //
 // The registry of backends, keyed by name. The command line and the benchmarks choose a
-// backend here; a new backend is one new module plus one line in `all`.
+// backend here; a new backend is one new module plus one line in `entries` (Entries.swift).
 
 import DMAEngine
 

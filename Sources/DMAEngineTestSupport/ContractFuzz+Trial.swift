@@ -220,8 +220,8 @@ final class FuzzTrial: @unchecked Sendable {
         channel.debugSetAccessProbe { access in
             if let b = allocator.freedBuffer(overlapping: access.address, count: access.count) {
                 let line = "T3: the engine \(access.kind == .read ? "read" : "wrote") \(access.count) B of \(b.label) (cookie \(access.cookie)) after it was freed; seed \(seed)\n"
-                // write(2) to fd 2: the process may fault right after this.
-                _ = line.withCString { write(2, $0, strlen($0)) }
+                // Out at once: the process may fault right after this.
+                Files.writeToStandardError(line)
                 history.violation(-1, line.dropLast().description)
             }
         }

@@ -123,13 +123,8 @@ public final class URingChannel: DMAChannel {
 
     /// The value of `/proc/sys/kernel/io_uring_disabled` (nil where the file does not exist).
     static func disabledSysctl() -> String? {
-        let fd = open("/proc/sys/kernel/io_uring_disabled", O_RDONLY)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var buf = [UInt8](repeating: 0, count: 16)
-        let n = read(fd, &buf, 15)
-        guard n > 0 else { return nil }
-        return String(decoding: buf[0..<n].filter { $0 > 32 }, as: UTF8.self)
+        guard let b = Files.readSmall("/proc/sys/kernel/io_uring_disabled", limit: 15), !b.isEmpty else { return nil }
+        return String(decoding: b.filter { $0 > 32 }, as: UTF8.self)
     }
 
     // MARK: Configuration and memory

@@ -5,6 +5,7 @@
 // file and a failed write leaves the previous file intact.
 
 import Foundation
+import Platform
 
 public struct ResultIOError: Error, CustomStringConvertible, Sendable {
     public var description: String
@@ -37,37 +38,16 @@ public enum ResultIO {
         } catch {
             throw ResultIOError("cannot create directory \(dir): \(Self.reason(error))", io: true)
         }
-        let tmp = dir + "/." + url.lastPathComponent + ".tmp-\(getpid())"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        if fd < 0 { throw ResultIOError("cannot write \(path): \(String(cString: strerror(errno)))", io: true) }
-        var ok = true
-        var err: Int32 = 0
-        data.withUnsafeBytes { raw in
-            var off = 0
-            while off < raw.count {
-                let n = write(fd, raw.baseAddress! + off, raw.count - off)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    ok = false
-                    err = errno
-                    return
-                }
-                off += n
+        let failure: SystemError? = data.withUnsafeBytes { raw in
+            do throws(SystemError) {
+                try Files.writeAtomically(raw, to: path)
+                return nil
+            } catch {
+                return error
             }
         }
-        if ok && fsync(fd) != 0 {
-            ok = false
-            err = errno
-        }
-        close(fd)
-        if !ok {
-            unlink(tmp)
-            throw ResultIOError("cannot write \(path): \(String(cString: strerror(err)))", io: true)
-        }
-        if rename(tmp, path) != 0 {
-            let e = errno
-            unlink(tmp)
-            throw ResultIOError("cannot write \(path): \(String(cString: strerror(e)))", io: true)
+        if let failure {
+            throw ResultIOError("cannot write \(path): \(String(cString: strerror(failure.errno)))", io: true)
         }
     }
 

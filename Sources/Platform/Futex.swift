@@ -6,6 +6,7 @@
 
 #if os(Linux)
 import CLinuxShims
+import Glibc
 import Synchronization
 
 public enum Futex {
@@ -14,7 +15,7 @@ public enum Futex {
     @discardableResult
     public static func wait(_ word: UnsafeMutablePointer<UInt32>, expected: UInt32, timeoutNanoseconds: Int64 = -1) -> Bool {
         let rc = cls_futex_wait(word, expected, timeoutNanoseconds)
-        return rc != -ETIMEDOUT_VALUE
+        return rc != -ETIMEDOUT
     }
 
     /// FUTEX_WAKE: wakes up to `count` waiters. Returns how many were woken.
@@ -23,7 +24,6 @@ public enum Futex {
         Int(max(0, cls_futex_wake(word, count)))
     }
 
-    @usableFromInline static let ETIMEDOUT_VALUE: Int32 = 110
 }
 
 /// A CPU pause hint for spin loops.

@@ -21,14 +21,20 @@ public enum PageMemory {
         var flags = MAP_PRIVATE | MAP_ANONYMOUS
         if prefault { flags |= MAP_POPULATE }
         let p = mmap(nil, len, PROT_READ | PROT_WRITE, flags, -1, 0)
-        if p == MAP_FAILED || p == nil { throw SystemError("mmap(\(len))", errno: errno) }
+        if p == MAP_FAILED || p == nil {
+            let e = errno
+            throw SystemError("mmap(\(len))", errno: e)
+        }
         return p!
     }
 
     /// Maps `byteCount` bytes of a file, shared, read-write.
     public static func mapShared(fd: Int32, offset: Int, byteCount: Int) throws(SystemError) -> UnsafeMutableRawPointer {
         let p = mmap(nil, roundUp(byteCount), PROT_READ | PROT_WRITE, MAP_SHARED, fd, off_t(offset))
-        if p == MAP_FAILED || p == nil { throw SystemError("mmap(fd \(fd))", errno: errno) }
+        if p == MAP_FAILED || p == nil {
+            let e = errno
+            throw SystemError("mmap(fd \(fd))", errno: e)
+        }
         return p!
     }
 

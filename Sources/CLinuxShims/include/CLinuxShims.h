@@ -25,8 +25,6 @@ int cls_get_affinity(uint8_t *mask, int count);
 int cls_sched_getcpu(void);
 /// gettid(2).
 int cls_gettid(void);
-/// memfd_create(2) (needs _GNU_SOURCE). Returns an fd or -errno.
-int cls_memfd_create(const char *name, unsigned int flags);
 /// pthread_setname_np(3) on the calling thread (needs _GNU_SOURCE).
 int cls_set_thread_name(const char *name);
 /// CPU_SETSIZE.
