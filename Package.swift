@@ -47,7 +47,7 @@ let package = Package(
 
         // MARK: Protocol and backends
         .target(name: "DMAEngine", dependencies: ["CDMAContext"]),
-        .target(name: "DMAEngineEmbedded", dependencies: ["DMAEngine"]),
+        .target(name: "DMAEngineEmbedded", dependencies: ["DMAEngine", "Platform"]),
         .target(name: "Platform", dependencies: ["CLinuxShims", "CPerf", "CNUMA"]),
         .target(name: "DMAEngineLocked", dependencies: ["DMAEngine", "Platform"]),
         .target(name: "DMAEngineRing", dependencies: ["DMAEngine", "Platform"]),
@@ -72,18 +72,20 @@ let package = Package(
         ),
 
         // MARK: Tests
-        .testTarget(name: "DMAEngineTests", dependencies: ["DMAEngine", "DMAEngineEmbedded", "Platform"]),
+        // Helpers every test target shares (waitUntil, scenario outcome to expectations).
+        .target(name: "TestHelpers", dependencies: ["DMAEngineTestSupport", "Platform"]),
+        .testTarget(name: "DMAEngineTests", dependencies: ["TestHelpers", "DMAEngine", "DMAEngineEmbedded", "Platform"]),
         .testTarget(
             name: "ConformanceTests",
-            dependencies: ["DMAEngine", "DMAEngineEmbedded", "DMAEngineLocked", "DMAEngineTestSupport", "Platform"]
+            dependencies: ["TestHelpers", "DMAEngine", "DMAEngineEmbedded", "DMAEngineLocked", "DMAEngineTestSupport", "Platform"]
         ),
-        .testTarget(name: "LockedTests", dependencies: ["DMAEngine", "DMAEngineLocked", "DMAEngineTestSupport", "Platform"]),
-        .testTarget(name: "RingTests", dependencies: ["DMAEngine", "DMAEngineRing", "DMAEngineTestSupport", "Platform"]),
-        .testTarget(name: "URingTests", dependencies: ["DMAEngine", "DMAEngineURing", "DMAEngineTestSupport", "Platform"]),
-        .testTarget(name: "PlatformTests", dependencies: ["Platform"]),
-        .testTarget(name: "HarnessTests", dependencies: ["Harness", "DMAEngine", "DMAEngineEmbedded", "DMABackends"]),
-        .testTarget(name: "CLITests", dependencies: ["dmabench"]),
-        .testTarget(name: "ReliabilityTests", dependencies: ["DMAEngine", "DMABackends", "dmabench"]),
+        .testTarget(name: "LockedTests", dependencies: ["TestHelpers", "DMAEngine", "DMAEngineLocked", "DMAEngineTestSupport", "Platform"]),
+        .testTarget(name: "RingTests", dependencies: ["TestHelpers", "DMAEngine", "DMAEngineRing", "DMAEngineTestSupport", "Platform"]),
+        .testTarget(name: "URingTests", dependencies: ["TestHelpers", "DMAEngine", "DMAEngineURing", "DMAEngineTestSupport", "Platform"]),
+        .testTarget(name: "PlatformTests", dependencies: ["TestHelpers", "Platform"]),
+        .testTarget(name: "HarnessTests", dependencies: ["TestHelpers", "Harness", "DMAEngine", "DMAEngineEmbedded", "DMABackends"]),
+        .testTarget(name: "CLITests", dependencies: ["TestHelpers", "dmabench"]),
+        .testTarget(name: "ReliabilityTests", dependencies: ["TestHelpers", "DMAEngine", "DMABackends", "dmabench"]),
     ],
     swiftLanguageModes: [.v6]
 )

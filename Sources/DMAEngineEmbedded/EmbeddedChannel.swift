@@ -15,6 +15,7 @@
 import Glibc
 #endif
 import DMAEngine
+import Platform
 
 /// A deterministic DMA channel whose engine is the test itself.
 ///

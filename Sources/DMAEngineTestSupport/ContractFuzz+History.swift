@@ -11,6 +11,7 @@
 
 #if os(Linux)
 import DMAEngine
+import Platform
 import Synchronization
 
 /// What a fuzz transfer is.

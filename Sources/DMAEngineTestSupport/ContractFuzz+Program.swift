@@ -77,7 +77,7 @@ enum FuzzOp: Sendable, Hashable {
             }
             if !s.issue { l += ", not issued" }
             return l
-        case .batch(let n, let len, let p): return "batch of \(n) × \(len) B\(p ? ", then pause 1 ms" : "")"
+        case .batch(let n, let len, let p): return "batch of \(n) × \(len) B\(p ? ", then 8 pause windows" : "")"
         case .issuePending: return "issuePending"
         case .poll: return "poll"
         case .reap: return "reap"

@@ -241,7 +241,9 @@ final class FuzzTrial: @unchecked Sendable {
             let i = history.tick()
             channel.issuePending()
             history.record(t, i, .issue)
-            if pause { pauseWindow(thread: t, hold: 1000, end: 0) }
+            // Pause and resume in quick succession while the batch drains, as a client that
+            // toggles a stream: each window is another chance to catch the engine mid-batch.
+            if pause { for k in 0..<8 { pauseWindow(thread: t, hold: k == 7 ? 1000 : 20, end: 0) } }
         case .issuePending:
             let i = history.tick()
             channel.issuePending()

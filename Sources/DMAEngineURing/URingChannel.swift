@@ -93,6 +93,8 @@ public final class URingChannel: DMAChannel {
     }
 
     deinit {
+        // Ordering: acquire; pairs with the release store in `shutdown`, so a release on
+        // another thread is complete before this deinit skips the shutdown.
         if !core.released.load(ordering: .acquiring) {
             shutdown(waitForQuiescence: !core.onEngineThread)
         }
@@ -141,6 +143,7 @@ public final class URingChannel: DMAChannel {
     /// Carves a zero-filled, page-aligned buffer from the pool file. The corresponding
     /// kernel call is `dma_alloc_coherent()`.
     public func allocateCoherent(byteCount: Int) throws(DMAError) -> DMABuffer {
+        // Ordering: acquire; pairs with the release store in `shutdown` (the pool is unmapped after it).
         if core.released.load(ordering: .acquiring) { throw .released }
         return try core.pool.allocate(byteCount: byteCount)
     }
@@ -206,6 +209,7 @@ public final class URingChannel: DMAChannel {
 
     /// `.notPermitted`: this backend does not reuse descriptors (`capabilities.descriptorReuse == false`).
     public func setReuse(_ reuse: Bool, for descriptor: DMADescriptor) throws(DMAError) {
+        // Ordering: acquire; pairs with the release store in `shutdown` (the pool is unmapped after it).
         if core.released.load(ordering: .acquiring) { throw .released }
         throw .notPermitted
     }
@@ -357,6 +361,7 @@ public final class URingChannel: DMAChannel {
     /// The corresponding kernel call is `dmaengine_synchronize()`.
     public func synchronize() throws(DMAError) {
         try NonBlockingContext.checkBlockingAllowed()
+        // Ordering: acquire; pairs with the release store in `shutdown` (the pool is unmapped after it).
         if core.released.load(ordering: .acquiring) { throw .released }
         core.waitQuiescent()
     }

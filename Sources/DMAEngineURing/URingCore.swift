@@ -833,6 +833,8 @@ final class URingCore: @unchecked Sendable {
     /// Reaps on the engine thread until no data SQE is in the kernel (pause from a callback).
     func drainInline() {
         guard let ring else { return }
+        // Ordering: seq_cst; pairs with the seq_cst decrement in `absorb` (on this thread here,
+        // so the order is program order; seq_cst as everywhere `outstanding` is read).
         while outstanding.load(ordering: .sequentiallyConsistent) > 0 {
             if reap(ring) == 0 { _ = curing_wait(ring, 1_000_000) }
         }
@@ -889,6 +891,7 @@ final class URingCore: @unchecked Sendable {
             lock.lock()
             let idle = st.pointee.zombies == 0 && st.pointee.cancelsOutstanding == 0
             lock.unlock()
+            // Ordering: seq_cst; pairs with the increments in `deliver` (see above).
             return idle && (seq & 1 == 0 || batchSeq.load(ordering: .sequentiallyConsistent) != seq)
         }
         lock.lock()

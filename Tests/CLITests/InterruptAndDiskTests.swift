@@ -4,6 +4,7 @@
 // completed point; a full disk gives an error and leaves the previous result file intact.
 
 import Foundation
+import Platform
 import Testing
 
 func temporaryDirectory(_ tag: String) throws -> URL {
@@ -24,7 +25,7 @@ struct InterruptAndDiskTests {
         let args = ["run", "--backend", "locked", "--workload", "throughput", "--size", "64,128,256,512,1K,2K,4K,8K,16K,32K",
                        "--batch", "1,32", "--depth", "32,256", "--repetitions", "3", "--duration", "0.3", "--events", "none",
                        "--output", out]
-        let pid = try Spawned.start(DMABenchBinary.url.path, args)
+        let child = try ChildProcess.start(DMABenchBinary.url.path, args)
         // Wait until at least two points are on disk, then interrupt.
         let start = Date()
         var points = 0
@@ -38,8 +39,8 @@ struct InterruptAndDiskTests {
             usleep(50_000)
         }
         #expect(points >= 2, "no point reached the file within 60 s")
-        kill(pid, SIGINT)
-        let status = Spawned.wait(pid)
+        child.signal(SIGINT)
+        let status = child.wait()
         #expect(status == 130)
         let data = try #require(FileManager.default.contents(atPath: out))
         let doc = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
@@ -92,36 +93,3 @@ extension DMABenchBinary {
 }
 
 /// A child started with posix_spawn(3): empty signal mask, default SIGINT, output discarded.
-enum Spawned {
-    static func start(_ path: String, _ args: [String]) throws -> pid_t {
-        var attr = posix_spawnattr_t()
-        posix_spawnattr_init(&attr)
-        defer { posix_spawnattr_destroy(&attr) }
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        posix_spawnattr_setsigmask(&attr, &empty)
-        var dfl = sigset_t()
-        sigemptyset(&dfl)
-        sigaddset(&dfl, SIGINT)
-        posix_spawnattr_setsigdefault(&attr, &dfl)
-        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-        var pid: pid_t = 0
-        let argv = ([path] + args).map { strdup($0) } + [nil]
-        defer { for a in argv { free(a) } }
-        let rc = posix_spawn(&pid, path, &actions, &attr, argv, environ)
-        guard rc == 0 else { throw POSIXError(POSIXErrorCode(rawValue: rc) ?? .EIO) }
-        return pid
-    }
-
-    /// Waits for the child; returns its exit status (128 + signal when killed).
-    static func wait(_ pid: pid_t) -> Int32 {
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-    }
-}

@@ -12,6 +12,7 @@ import DMAEngine
 import DMAEngineEmbedded
 @_spi(NegativeControls) import DMAEngineLocked
 import DMAEngineTestSupport
+import TestHelpers
 import Testing
 
 enum Subjects {
@@ -38,17 +39,7 @@ enum Subjects {
     /// a skip is itself a failure here (these subjects advertise every capability).
     static func check(_ scenario: ConformanceScenario, on subject: ConformanceSubject) {
         let r = runConformanceScenario(scenario.number, subject: subject, configuration: configuration)
-        print("[\(subject.name)] \(r)")
-        for note in r.notes { print("[\(subject.name)]   \(note)") }
-        switch r.outcome {
-        case .passed:
-            #expect(r.number == scenario.number)
-        case .failed(let lines):
-            let message = "\(subject.name): scenario \(r.number) (\(r.name)) failed:\n" + lines.joined(separator: "\n")
-            Issue.record("\(message)")
-        case .skipped(let why):
-            Issue.record("\(subject.name): scenario \(r.number) (\(r.name)) was skipped, but \(subject.name) advertises what it needs: \(why)")
-        }
+        expectScenario(r, tag: subject.name)
     }
 }
 

@@ -8,13 +8,11 @@ import DMAEngine
 @_spi(NegativeControls) import DMAEngineLocked
 import DMAEngineTestSupport
 import Foundation
+import TestHelpers
 import Testing
 
 @Suite(.serialized)
 struct ContractFuzzTests {
-    /// A short budget in the suite; CI runs `dmabench conformance --fuzz 60s` per backend.
-    static var budget: Double { ConformanceConfiguration.isThreadSanitizerActive ? 4 : 6 }
-
     @Test("the checker passes on the locked backend", arguments: [DMACallbackContext.executorThread, .engineThread])
     func lockedPasses(_ context: DMACallbackContext) {
         let subject = ConformanceSubject(name: "locked(\(context))") { options in
@@ -22,12 +20,7 @@ struct ContractFuzzTests {
             o.callbackContext = context
             return try LockedChannel(options: o)
         }
-        var c = ContractFuzzConfiguration(seed: 0x5EED_0001, duration: Self.budget)
-        if ConformanceConfiguration.isThreadSanitizerActive { c.watchdogSeconds = 30 }
-        let report = checkContractFuzz(subject: subject, configuration: c)
-        print("[fuzz] \(report)")
-        #expect(report.passed, "\(report)")
-        #expect(report.trials >= 1 && report.pauseWindows > 0, "the checker ran no pause window: \(report)")
+        expectContractFuzzPasses(subject, seed: 0x5EED_0001)
     }
 
     @Test("a hand-driven double is skipped with its reason")

@@ -14,6 +14,7 @@ import Glibc
 import Platform
 import Synchronization
 import Testing
+import TestHelpers
 
 @Suite("LockedChannel engine chain")
 struct LockedChainTests {
@@ -195,8 +196,8 @@ struct LockedMagazineTests {
             ch.freeCoherent(dst)
         }
         let rec = Recorder()
-        let failures = Locked<[String]>([])
-        let exhausted = Locked(0)
+        let failures = LockedValue<[String]>([])
+        let exhausted = LockedValue(0)
         var workers: [OSThread] = []
         for k in 0..<threads {
             workers.append(try OSThread(name: "prep-\(k)") {

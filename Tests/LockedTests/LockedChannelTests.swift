@@ -10,6 +10,7 @@ import Glibc
 import Platform
 import Synchronization
 import Testing
+import TestHelpers
 
 @Suite("LockedChannel basics")
 struct LockedBasicsTests {
@@ -121,7 +122,7 @@ struct LockedBasicsTests {
         let src = try patterned(ch, 512, seed: 11)
         let dst = try ch.allocateCoherent(byteCount: 512)
         let rec = Recorder()
-        let accesses = Locked<[DMAAccess.Kind]>([])
+        let accesses = LockedValue<[DMAAccess.Kind]>([])
         ch.debugSetAccessProbe { a in accesses.withLock { $0.append(a.kind) } }
         try ch.configure(DMAConfig(burstBytes: 128))
         let m = try #require(ch.prepareMemset(to: dst.base, value: 0xA5, length: 512, flags: .default))

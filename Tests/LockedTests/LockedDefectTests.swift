@@ -8,6 +8,7 @@ import DMAEngine
 import Platform
 import Synchronization
 import Testing
+import TestHelpers
 
 @Suite("LockedChannel negative controls")
 struct LockedDefectTests {

@@ -11,6 +11,7 @@ import Glibc
 import Platform
 import Synchronization
 import Testing
+import TestHelpers
 
 private func engineThreadOptions(poolSize: Int = 4096, spinNanoseconds: Int64 = 50_000) -> DMAChannelOptions {
     var o = DMAChannelOptions(poolSize: poolSize, spinNanoseconds: spinNanoseconds)

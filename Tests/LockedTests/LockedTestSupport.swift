@@ -7,33 +7,10 @@ import DMAEngine
 import DMAEngineLocked
 import Glibc
 import Platform
+import TestHelpers
 import Synchronization
 import Testing
 
-/// A value behind a pthread mutex. (Observed here: ThreadSanitizer reported a "Swift access
-/// race" between two accesses that were both inside `Synchronization.Mutex.withLock`, so it
-/// does not seem to see that lock's happens-before edges; it does intercept pthread mutexes.)
-final class Locked<Value>: @unchecked Sendable {
-    private var value: Value
-    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-
-    init(_ value: Value) {
-        self.value = value
-        mutex.initialize(to: pthread_mutex_t())
-        pthread_mutex_init(mutex, nil)
-    }
-
-    deinit {
-        pthread_mutex_destroy(mutex)
-        mutex.deallocate()
-    }
-
-    func withLock<R>(_ body: (inout Value) throws -> R) rethrows -> R {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        return try body(&value)
-    }
-}
 
 /// Records callback invocations from the executor thread.
 final class Recorder: Sendable {
@@ -46,7 +23,7 @@ final class Recorder: Sendable {
         var lockHeldInside = false
     }
 
-    let state = Locked(State())
+    let state = LockedValue(State())
 
     var count: Int { state.withLock { $0.cookies.count } }
     var cookies: [Int32] { state.withLock { $0.cookies } }
@@ -71,15 +48,6 @@ final class Recorder: Sendable {
     }
 }
 
-/// Polls `condition` every 100 µs until it holds or `seconds` pass; returns whether it held.
-func waitUntil(seconds: Double = 10, _ condition: () -> Bool) -> Bool {
-    let deadline = MonotonicClock.now() + UInt64(seconds * 1e9)
-    while MonotonicClock.now() < deadline {
-        if condition() { return true }
-        MonotonicClock.sleep(nanoseconds: 100_000)
-    }
-    return condition()
-}
 
 /// A coherent buffer from the channel, filled with `seed`-dependent bytes.
 func patterned(_ channel: LockedChannel, _ count: Int, seed: UInt8) throws -> DMABuffer {

@@ -69,58 +69,6 @@ private final class PerfControl {
     }
 }
 
-/// A child process started with posix_spawn(3), with an empty signal mask and default
-/// SIGINT/SIGTERM handling. (Foundation's `Process` passes its spawning thread's blocked
-/// signals on to the child here, so perf never saw the SIGINT that ends `perf stat`.)
-private final class ChildProcess {
-    private(set) var pid: pid_t = 0
-    private var exited = false
-
-    init(_ path: String, _ arguments: [String]) throws {
-        var attr = posix_spawnattr_t()
-        posix_spawnattr_init(&attr)
-        defer { posix_spawnattr_destroy(&attr) }
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        posix_spawnattr_setsigmask(&attr, &empty)
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        sigaddset(&defaults, SIGINT)
-        sigaddset(&defaults, SIGTERM)
-        posix_spawnattr_setsigdefault(&attr, &defaults)
-        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-        let argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
-        defer { for a in argv { free(a) } }
-        let rc = posix_spawn(&pid, path, &actions, &attr, argv, environ)
-        guard rc == 0 else { throw SystemError("posix_spawn(\(path))", errno: rc) }
-    }
-
-    /// Sends `signal` and waits up to 10 s for the exit, then SIGKILLs. Returns the wait status.
-    @discardableResult
-    func stop(with signal: Int32 = SIGINT) -> Int32 {
-        guard !exited else { return 0 }
-        kill(pid, signal)
-        var status: Int32 = 0
-        let deadline = MonotonicClock.now() + 10_000_000_000
-        while waitpid(pid, &status, WNOHANG) == 0 {
-            if MonotonicClock.now() > deadline {
-                kill(pid, SIGKILL)
-                waitpid(pid, &status, 0)
-                break
-            }
-            MonotonicClock.sleep(nanoseconds: 5_000_000)
-        }
-        exited = true
-        return status
-    }
-
-    deinit { stop(with: SIGKILL) }
-}
 
 /// A whole small text file.
 private func readText(_ path: String) -> String? {
@@ -169,7 +117,7 @@ struct PerfStatValidationTests {
 
         let control = try PerfControl()
         let output = control.dir + "/stat.csv"
-        let perf = try ChildProcess(PerfTool.path!, [
+        let perf = try ChildProcess.start(PerfTool.path!, [
             "stat", "-t", "\(tid)", "-e", "task-clock,context-switches", "-x", ",", "-o", output,
             "--control", "fifo:\(control.ctlPath),\(control.ackPath)", "-D", "-1"])
         try control.connect()

@@ -11,6 +11,7 @@ import Glibc
 import Platform
 import Synchronization
 import Testing
+import TestHelpers
 
 @Suite("RingChannel")
 struct RingChannelTests {
@@ -94,7 +95,7 @@ struct RingChannelTests {
         let log = CallbackLog()
         let perThread = 500
         let threads = 8
-        let results = Locked<[[Int32]]>(Array(repeating: [], count: threads))
+        let results = LockedValue<[[Int32]]>(Array(repeating: [], count: threads))
         var workers: [OSThread] = []
         for i in 0..<threads {
             let cb = log.callback
@@ -213,7 +214,7 @@ struct RingChannelTests {
         try ch.terminateAsync()
         try ch.synchronize()
         try ch.synchronize()
-        let errors = Locked<[DMAError]>([])
+        let errors = LockedValue<[DMAError]>([])
         let b = try Buffers(count: 4096)
         let d = try #require(ch.prepareMemcpy(to: b.destination, from: b.source, length: 64, callback: .plain { _ in
             do throws(DMAError) { try ch.synchronize() } catch { errors.withLock { $0.append(error) } }
@@ -329,7 +330,7 @@ struct RingChannelTests {
         defer { try? ch.release() }
         let b = try Buffers(count: 8192)
         let log = CallbackLog()
-        let writes = Locked<[Int]>([])
+        let writes = LockedValue<[Int]>([])
         ch.debugSetAccessProbe { access in
             if access.kind == .write { writes.withLock { $0.append(access.count) } }
         }

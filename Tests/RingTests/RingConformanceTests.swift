@@ -9,6 +9,7 @@
 import DMAEngine
 @_spi(NegativeControls) import DMAEngineRing
 import DMAEngineTestSupport
+import TestHelpers
 import Testing
 
 enum RingSubject {
@@ -27,17 +28,7 @@ enum RingSubject {
     static func check(_ scenario: ConformanceScenario, _ context: DMACallbackContext) {
         let tag = "ring(\(context.rawValue))"
         let r = runConformanceScenario(scenario.number, subject: subject(context), configuration: configuration)
-        print("[\(tag)] \(r)")
-        for note in r.notes { print("[\(tag)]   \(note)") }
-        switch r.outcome {
-        case .passed:
-            #expect(r.number == scenario.number)
-        case .failed(let lines):
-            let message = "\(tag): scenario \(r.number) (\(r.name)) failed:\n" + lines.joined(separator: "\n")
-            Issue.record("\(message)")
-        case .skipped(let why):
-            Issue.record("\(tag): scenario \(r.number) (\(r.name)) was skipped, but the ring advertises what it needs: \(why)")
-        }
+        expectScenario(r, tag: tag)
     }
 }
 
@@ -87,10 +78,5 @@ struct RingConformanceTests {
 /// it for 60 s per backend (`Scripts/test-fuzz.sh`).
 @Test("the random-client checker passes on the ring backend", arguments: RingSubject.contexts)
 func ringContractFuzz(_ context: DMACallbackContext) {
-    var c = ContractFuzzConfiguration(seed: 0x5EED_0002, duration: ConformanceConfiguration.isThreadSanitizerActive ? 4 : 6)
-    if ConformanceConfiguration.isThreadSanitizerActive { c.watchdogSeconds = 30 }
-    let report = checkContractFuzz(subject: RingSubject.subject(context), configuration: c)
-    print("[fuzz] \(report)")
-    #expect(report.passed, "\(report)")
-    #expect(report.pauseWindows > 0, "the checker ran no pause window: \(report)")
+    expectContractFuzzPasses(RingSubject.subject(context), seed: 0x5EED_0002)
 }

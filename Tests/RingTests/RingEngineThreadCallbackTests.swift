@@ -10,6 +10,7 @@ import DMAEngine
 import Platform
 import Synchronization
 import Testing
+import TestHelpers
 
 @Suite("RingChannel engine-thread callbacks")
 struct RingEngineThreadCallbackTests {
@@ -26,7 +27,7 @@ struct RingEngineThreadCallbackTests {
         let engineTID = try #require(ch.threadIDs[.engine])
         let b = try Buffers(count: 4096)
         let log = CallbackLog()
-        let seen = Locked<[(Int32, DMAStatus)]>([])
+        let seen = LockedValue<[(Int32, DMAStatus)]>([])
         let n = 300
         for _ in 0..<n {
             let d = try #require(ch.prepareMemcpy(to: b.destination, from: b.source, length: 64, flags: .interrupt))
@@ -49,7 +50,7 @@ struct RingEngineThreadCallbackTests {
         let ch = try RingChannel(options: Self.options)
         defer { try? ch.release() }
         let b = try Buffers(count: 4096)
-        let paused = Locked<DMAError?>(nil)
+        let paused = LockedValue<DMAError?>(nil)
         let done = Atomic<Bool>(false)
         let a = try #require(ch.prepareMemcpy(to: b.destination, from: b.source, length: 64, callback: .plain { _ in
             do throws(DMAError) { try ch.pause() } catch { paused.withLock { $0 = error } }

@@ -5,44 +5,14 @@
 import DMAEngine
 import Glibc
 import Platform
+import TestHelpers
 import Synchronization
 
-/// Polls `condition` until it holds or `seconds` pass (a watchdog, not a timing assertion).
-func waitUntil(seconds: Double = 10, _ condition: () -> Bool) -> Bool {
-    let deadline = MonotonicClock.now() + UInt64(seconds * 1e9)
-    while !condition() {
-        if MonotonicClock.now() > deadline { return false }
-        MonotonicClock.sleep(nanoseconds: 100_000)
-    }
-    return true
-}
 
-/// A value behind a pthread mutex. The tests use it instead of `Synchronization.Mutex`,
-/// whose lock ThreadSanitizer does not see here (it reports the protected accesses as races).
-final class Locked<Value>: @unchecked Sendable {
-    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    private var value: Value
-
-    init(_ value: Value) {
-        self.value = value
-        pthread_mutex_init(mutex, nil)
-    }
-
-    deinit {
-        pthread_mutex_destroy(mutex)
-        mutex.deallocate()
-    }
-
-    func withLock<R>(_ body: (inout Value) throws -> R) rethrows -> R {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        return try body(&value)
-    }
-}
 
 /// Records callbacks: cookies in order, results, and how many run at once.
 final class CallbackLog: Sendable {
-    private let state = Locked<[(DMACookie, DMAResult)]>([])
+    private let state = LockedValue<[(DMACookie, DMAResult)]>([])
     private let running = Atomic<Int>(0)
     let maxConcurrent = Atomic<Int>(0)
 

@@ -7,6 +7,7 @@ import DMAEngine
 import DMAEngineURing
 import Glibc
 import Platform
+import TestHelpers
 import Synchronization
 import Testing
 
@@ -26,43 +27,15 @@ let configurations: [(URingSetup, URingPoolBacking)] = [
     (.plain, .memfd), (.deferTaskrun, .memfd), (.plain, .registeredFile(directory: "/var/tmp")),
 ]
 
-/// A value behind a pthread mutex (which ThreadSanitizer understands; the stdlib Mutex's
-/// futex code is not instrumented, so TSan reports false races through it).
-final class Locked<T>: @unchecked Sendable {
-    private var value: T
-    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    init(_ v: T) {
-        value = v
-        mutex.initialize(to: pthread_mutex_t())
-        pthread_mutex_init(mutex, nil)
-    }
-    deinit {
-        pthread_mutex_destroy(mutex)
-        mutex.deallocate()
-    }
-    func withLock<R>(_ body: (inout T) throws -> R) rethrows -> R {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        return try body(&value)
-    }
-}
 
 /// A thread-safe recorder for callbacks.
 final class Recorder: @unchecked Sendable {
-    private let m = Locked<[(DMACookie, DMAResult)]>([])
+    private let m = LockedValue<[(DMACookie, DMAResult)]>([])
     func add(_ c: DMACookie, _ r: DMAResult) { m.withLock { $0.append((c, r)) } }
     var all: [(DMACookie, DMAResult)] { m.withLock { $0 } }
     var count: Int { m.withLock { $0.count } }
 }
 
-func waitUntil(timeoutSeconds: Double = 10, _ cond: () -> Bool) -> Bool {
-    let end = MonotonicClock.now() + UInt64(timeoutSeconds * 1e9)
-    while !cond() {
-        if MonotonicClock.now() > end { return false }
-        MonotonicClock.sleep(nanoseconds: 200_000)
-    }
-    return true
-}
 
 func makeChannel(_ setup: URingSetup = .plain, _ pool: URingPoolBacking = .default, poolSize: Int = 256) throws -> URingChannel {
     try URingChannel(options: DMAChannelOptions(poolSize: poolSize, coherentPoolBytes: 8 << 20), setup: setup, pool: pool)
@@ -235,7 +208,7 @@ struct URingChannelTests {
         }
         let src = try ch.allocateCoherent(byteCount: 64)
         let dst = try ch.allocateCoherent(byteCount: 64)
-        let results = Locked<[Bool]>([])
+        let results = LockedValue<[Bool]>([])
         let d = try #require(ch.prepareMemcpy(to: dst.base, from: src.base, length: 64, callback: .plain { _ in
             var r: [Bool] = []
             do throws(DMAError) { try ch.synchronize(); r.append(false) } catch { r.append(error == .illegalContext) }
@@ -395,7 +368,7 @@ struct URingChannelTests {
         let dst = try ch.allocateCoherent(byteCount: 64)
         let rec = Recorder()
         let perThread = 200, threads = 4
-        let all = Locked<[[DMACookie]]>([])
+        let all = LockedValue<[[DMACookie]]>([])
         var ts: [OSThread] = []
         for _ in 0..<threads {
             ts.append(try OSThread(name: "submitter") {
@@ -442,7 +415,7 @@ struct URingChannelTests {
         let src = try ch.allocateCoherent(byteCount: 4096)
         fill(src, seed: 4)
         let dst = try ch.allocateCoherent(byteCount: 8192)
-        let accesses = Locked<[DMACookie: Int]>([:])
+        let accesses = LockedValue<[DMACookie: Int]>([:])
         ch.debugSetAccessProbe { a in if a.kind == .read { accesses.withLock { $0[a.cookie, default: 0] += 1 } } }
         let rec = Recorder()
         let a = try #require(ch.prepareMemcpy(to: dst.base, from: src.base, length: 4096, callback: .result { rec.add($0.cookie, $0.result) }))

@@ -6,6 +6,7 @@
 import DMAEngine
 import DMAEngineTestSupport
 import DMAEngineURing
+import TestHelpers
 import Testing
 
 enum URingSubjects {
@@ -40,17 +41,7 @@ enum URingSubjects {
         let subject = subject(setup)
         let config = setup == .plain ? configuration : variantConfiguration
         let r = runConformanceScenario(scenario.number, subject: subject, configuration: config)
-        print("[\(subject.name)] \(r)")
-        for note in r.notes { print("[\(subject.name)]   \(note)") }
-        switch r.outcome {
-        case .passed:
-            #expect(r.number == scenario.number)
-        case .failed(let lines):
-            let message = "\(subject.name): scenario \(r.number) (\(r.name)) failed:\n" + lines.joined(separator: "\n")
-            Issue.record("\(message)")
-        case .skipped(let why):
-            Issue.record("\(subject.name): scenario \(r.number) (\(r.name)) was skipped: \(why)")
-        }
+        expectScenario(r, tag: subject.name)
     }
 }
 
@@ -83,10 +74,5 @@ struct URingConformance {
 /// for 60 s per backend (`Scripts/test-fuzz.sh`).
 @Test("the random-client checker passes on the io_uring backends", arguments: URingSetup.allCases)
 func uringContractFuzz(_ setup: URingSetup) {
-    var c = ContractFuzzConfiguration(seed: 0x5EED_0003, duration: ConformanceConfiguration.isThreadSanitizerActive ? 4 : 5)
-    if ConformanceConfiguration.isThreadSanitizerActive { c.watchdogSeconds = 30 }
-    let report = checkContractFuzz(subject: URingSubjects.subject(setup), configuration: c)
-    print("[fuzz] \(report)")
-    #expect(report.passed, "\(report)")
-    #expect(report.pauseWindows > 0, "the checker ran no pause window: \(report)")
+    expectContractFuzzPasses(URingSubjects.subject(setup), seed: 0x5EED_0003, seconds: 5)
 }

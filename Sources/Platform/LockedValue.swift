@@ -1,6 +1,7 @@
-// dmabench — DMAEngineEmbedded
+// dmabench — Platform
 //
-// A value behind a pthread mutex. Why not `Synchronization.Mutex`: on Linux its lock and
+// A value behind a pthread mutex, the one locked-value type of the project (sources and
+// tests). Why not `Synchronization.Mutex`: on Linux its lock and
 // unlock live in the prebuilt Synchronization library, which ThreadSanitizer does not
 // instrument, so TSan reports every access it protects as a data race. A pthread mutex is
 // intercepted by TSan and gives it the happens-before edges it needs.
@@ -9,11 +10,11 @@
 import Glibc
 #endif
 
-final class LockedValue<Value>: @unchecked Sendable {
+public final class LockedValue<Value>: @unchecked Sendable {
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private var value: Value
 
-    init(_ value: Value) {
+    public init(_ value: Value) {
         self.value = value
         mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
         mutex.initialize(to: pthread_mutex_t())
@@ -28,7 +29,7 @@ final class LockedValue<Value>: @unchecked Sendable {
 
     /// Runs `body` with the mutex held (pthread_mutex_lock / pthread_mutex_unlock).
     @inline(__always)
-    func withLock<R, E: Error>(_ body: (inout Value) throws(E) -> R) throws(E) -> R {
+    public func withLock<R, E: Error>(_ body: (inout Value) throws(E) -> R) throws(E) -> R {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
         return try body(&value)
