@@ -40,7 +40,7 @@ public struct ContractFuzzConfiguration: Sendable {
     public var maxTrials: Int?
 
     public init(
-        seed: UInt64 = 0xD1A_5EED, duration: Double = 30, maxThreads: Int = 4, maxOperations: Int = 40,
+        seed: UInt64 = 0xD1A_5EED, duration: Double = 60, maxThreads: Int = 4, maxOperations: Int = 40,
         protectFreedBuffers: Bool = true, watchdogSeconds: Double = 10, shrinkSeconds: Double = 30, maxTrials: Int? = nil
     ) {
         self.seed = seed

@@ -1,12 +1,14 @@
 // dmabench — DMAEngineLocked
 //
-// The engine thread (the "hardware") and the callback executor (virt-dma's tasklet,
-// `vchan_complete`). Both spin for `options.spinNanoseconds` before they park, because a
-// futex wake costs far more than a hand-off through a cache line (docs/measurement-notes.md,
-// "LockedCore engine and executor: spin before parking").
+// The engine thread (the "hardware"): it takes issued descriptors under the lock, copies
+// them chunk by chunk without it, through a chunk gate that sees pause and terminate, and
+// completes them under the lock. It spins for `options.spinNanoseconds` before it parks,
+// because a futex wake costs far more than a hand-off through a cache line
+// (docs/measurement-notes.md, "LockedCore engine and executor: spin before parking").
 // Under `DMACallbackContext.engineThread` there is no executor thread: the engine runs
-// `dispatchCompletions` (the tasklet body) itself after a run of completions and before it
-// waits, between two periods of a cyclic transfer, and while it waits for a resume.
+// `dispatchCompletions` (the tasklet body, LockedCore+Executor.swift) itself after a run of
+// completions and before it waits, between two periods of a cyclic transfer, and while it
+// waits for a resume.
 
 import DMAEngine
 import Glibc
@@ -536,96 +538,5 @@ extension LockedCore {
             if pos == buf { pos = 0 }
             if lateResidue { activeResidue.pointee.store(buf - pos, ordering: .relaxed) }
         }
-    }
-
-    // MARK: Callback executor
-
-    /// Kernel: the tasklet `vchan_complete`: take the completed list and the pending cyclic
-    /// period under the lock, run the callbacks without it, in completion order, then
-    /// retire the descriptors (`vchan_vdesc_fini`).
-    func executorMain() {
-        var wakes = PendingWakes()
-        let s = st
-        lock.lock()
-        while true {
-            if dispatchCompletions(&wakes) { continue }
-            if s.pointee.shutdown { break }
-            s.pointee.executorIdle = true
-            lock.unlock()
-            flush(&wakes)
-            idleWait(executorEvent)
-            lock.lock()
-            s.pointee.executorIdle = false
-        }
-        lock.unlock()
-        flush(&wakes)
-    }
-
-    /// One run of the tasklet body (`vchan_complete`): splice the completed list and the
-    /// pending cyclic period under the lock, drop the lock, invoke the callbacks in
-    /// completion order, retake the lock and retire. Run by the executor thread, or by the
-    /// engine thread itself under `DMACallbackContext.engineThread`. Lock held on entry and
-    /// on return (it is dropped in between). False when nothing was pending; true when a
-    /// batch ran or (`.callbackAfterTerminate` only) the late callbacks are not due yet, so
-    /// the caller re-checks.
-    func dispatchCompletions(_ wakes: inout PendingWakes) -> Bool {
-        let s = st
-        if s.pointee.completed.isEmpty && s.pointee.cyclicPending < 0 { return false }
-        if defect == .callbackAfterTerminate {
-            let now = MonotonicClock.now()
-            let notBefore = s.pointee.lateCallbacksNotBefore
-            if now < notBefore {
-                lock.unlock()
-                MonotonicClock.sleep(nanoseconds: Int64(notBefore &- now))
-                lock.lock()
-                return true
-            }
-        }
-        s.pointee.executorStarted &+= 1
-        let cyclic = s.pointee.cyclicPending
-        s.pointee.cyclicPending = -1
-        let cyclicCookie = cyclic >= 0 ? slots[Int(cyclic)].cookie : DMACookie(0)
-        var n = 0
-        var i = s.pointee.completed.head
-        while i >= 0 {
-            let slot = slots + Int(i)
-            slot.pointee.state = .dispatched
-            batch[n] = BatchEntry(index: i, cookie: slot.pointee.cookie, result: slot.pointee.result, owned: !slot.pointee.reuse)
-            n += 1
-            i = slot.pointee.next
-        }
-        s.pointee.completed = SlotList()
-        lock.unlock()
-        flush(&wakes)
-
-        if cyclic >= 0 {
-            slots[Int(cyclic)].callback.invoke(cookie: cyclicCookie, result: .noError)
-        }
-        for k in 0..<n {
-            let e = batch[k]
-            // Kernel order (24461d9792c2): invoke with `tx_result`, then fini.
-            if e.owned {
-                // Moved out, not copied (no retain/release of the closures); `freeSlot`
-                // then finds it empty. A REUSE descriptor keeps its callback: a callback
-                // may resubmit it, and the engine reads the callback when it takes it.
-                var callback = DMACallback()
-                swap(&callback, &slots[Int(e.index)].callback)
-                callback.invoke(cookie: e.cookie, result: e.result)
-            } else {
-                slots[Int(e.index)].callback.invoke(cookie: e.cookie, result: e.result)
-            }
-        }
-
-        lock.lock()
-        for k in 0..<n {
-            let e = batch[k]
-            // Skip a REUSE descriptor that a callback already resubmitted.
-            if slots[Int(e.index)].state == .dispatched && slots[Int(e.index)].cookie == e.cookie {
-                retire(e.index)
-            }
-        }
-        s.pointee.executorFinished &+= 1
-        if s.pointee.syncWaiters > 0 { wakes.synchronizers = true }
-        return true
     }
 }

@@ -1,0 +1,146 @@
+// dmabench — DMAEngineURing
+//
+// The completion side, on the engine thread: CQEs reaped in batches and applied to the
+// slots, then callbacks delivered from the FIFO head in cookie order with no lock held.
+
+import CURing
+import DMAEngine
+import Glibc
+import Platform
+import Synchronization
+
+extension URingCore {
+    // MARK: Completion side (engine thread)
+
+    /// Reaps every ready CQE in batches (io_uring_peek_batch_cqe + io_uring_cq_advance) and
+    /// applies them to the slots. Returns the number reaped.
+    func reap(_ ring: OpaquePointer) -> Int {
+        var total = 0
+        while true {
+            let n = Int(curing_reap(ring, cqeData, cqeRes, UInt32(Self.reapBatch)))
+            if n == 0 { break }
+            lock.lock()
+            for i in 0..<n { absorb(cqeData[i], cqeRes[i]) }
+            inFlightBytes.store(st.pointee.bytesInKernel, ordering: .relaxed)
+            lock.unlock()
+            total += n
+            if n < Self.reapBatch { break }
+        }
+        if total > 0 { notifyWaiters() }
+        return total
+    }
+
+    /// Applies one CQE. Caller holds `lock`.
+    @inline(__always)
+    func absorb(_ ud: UInt64, _ res: Int32) {
+        switch URingUserData.kind(ud) {
+        case URingUserData.Kind.doorbell.rawValue:
+            st.pointee.doorbellArmed = false
+            pumpNeeded = true
+            return
+        case URingUserData.Kind.cancel.rawValue:
+            st.pointee.cancelsOutstanding -= 1
+            return
+        case URingUserData.Kind.exitCancel.rawValue:
+            return
+        default:
+            break
+        }
+        let idx = URingUserData.slot(ud)
+        guard idx < slotCount else {
+            strayCompletions.wrappingAdd(1, ordering: .relaxed)
+            return
+        }
+        let s = slots + idx
+        guard UInt64(s.pointee.generation) & URingUserData.generationMask == URingUserData.generation(ud),
+            s.pointee.state == .active || s.pointee.state == .zombie, s.pointee.outstanding > 0
+        else {
+            strayCompletions.wrappingAdd(1, ordering: .relaxed)
+            return
+        }
+        s.pointee.outstanding -= 1
+        if s.pointee.onPacedList { pumpNeeded = true }
+        // Ordering: seq_cst; pairs with the seq_cst load in `wakeEngine` and in pause's wait.
+        // Deferred to the end of the CQE's accounting (P1): `pause()` returns once it reads
+        // zero, and the bytes done and the state must be final by then.
+        defer { outstanding.wrappingSubtract(1, ordering: .sequentiallyConsistent) }
+        let isData = URingUserData.kind(ud) == URingUserData.Kind.data.rawValue
+        let chunk = URingUserData.chunk(ud)
+        if isData, st.pointee.hasProbe, let probe = st.pointee.probe, let dst = s.pointee.destination {
+            let off = chunk * s.pointee.chunkBytes
+            probe(DMAAccess(cookie: s.pointee.cookie, kind: .write, address: UInt(bitPattern: dst + off),
+                            count: min(s.pointee.chunkBytes, s.pointee.length - off)))
+        }
+        if s.pointee.state == .zombie {
+            if s.pointee.zombieEpoch <= st.pointee.syncedEpoch {
+                lateCompletions.wrappingAdd(1, ordering: .relaxed)
+            }
+            if s.pointee.outstanding == 0 {
+                retire(UInt32(idx))
+                st.pointee.zombies -= 1
+            }
+            return
+        }
+        if !isData {
+            s.pointee.result = s.pointee.fault == .write ? .writeFailed : .readFailed
+        } else if res < 0 {
+            if s.pointee.result == .noError {
+                s.pointee.result = res == -ECANCELED ? .aborted : (res == -EFAULT ? .writeFailed : .readFailed)
+            }
+        } else {
+            let off = chunk * s.pointee.chunkBytes
+            let want = min(s.pointee.chunkBytes, s.pointee.length - off)
+            s.pointee.bytesDone += Int(res)
+            if Int(res) < want && s.pointee.result == .noError { s.pointee.result = .readFailed }
+        }
+        if s.pointee.outstanding == 0 && !s.pointee.onPacedList && s.pointee.chunksIssued == s.pointee.chunkCount {
+            s.pointee.state = .done
+        }
+    }
+
+    /// Takes the done descriptors at the head of the FIFO (cookie order), advances `last`
+    /// past them, and runs their callbacks with no lock held. Returns how many it retired.
+    func deliver() -> Int {
+        lock.lock()
+        let h = st.pointee.head
+        if st.pointee.paused || h == st.pointee.kcursor || slots[Int(fifo[h & fifoMask])].state != .done {
+            lock.unlock()
+            return 0
+        }
+        // Ordering: seq_cst; pairs with the load in `waitQuiescent`: a synchronize that runs
+        // after a terminate which followed this point sees an odd value (or a later one).
+        batchSeq.wrappingAdd(1, ordering: .sequentiallyConsistent)
+        var n = 0
+        var retired = 0
+        var lastCookie = st.pointee.watermark.last
+        while retired < Self.deliveryBatch && st.pointee.head < st.pointee.kcursor {
+            let idx = fifo[st.pointee.head & fifoMask]
+            let s = slots + Int(idx)
+            guard s.pointee.state == .done else { break }
+            if s.pointee.flags.contains(.interrupt) && s.pointee.callback.isSet {
+                let code = s.pointee.result
+                let residue = code == .noError ? 0 : max(0, s.pointee.length - s.pointee.bytesDone)
+                (batch + n).initialize(to: URingDelivery(callback: s.pointee.callback, cookie: s.pointee.cookie,
+                                                         result: DMAResult(code, residue: residue)))
+                n += 1
+            }
+            lastCookie = s.pointee.cookie
+            st.pointee.bytesInKernel -= s.pointee.length
+            retire(idx)
+            st.pointee.head += 1
+            retired += 1
+        }
+        st.pointee.watermark.last = lastCookie
+        publish()
+        inFlightBytes.store(st.pointee.bytesInKernel, ordering: .relaxed)
+        lock.unlock()
+        for i in 0..<n {
+            batch[i].callback.invoke(cookie: batch[i].cookie, result: batch[i].result)
+        }
+        batch.deinitialize(count: n)
+        // Ordering: seq_cst; pairs with the load in `waitQuiescent`.
+        batchSeq.wrappingAdd(1, ordering: .sequentiallyConsistent)
+        notifyWaiters()
+        return retired
+    }
+}

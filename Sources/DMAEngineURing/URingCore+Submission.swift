@@ -1,0 +1,251 @@
+// dmabench — DMAEngineURing
+//
+// The submission side: descriptors to SQEs, in cookie order, as far as the SQ, pause and a
+// paced barrier allow; from the client's thread (plain, sqpoll) or the engine's (defer).
+
+import CURing
+import DMAEngine
+import Glibc
+import Platform
+import Synchronization
+
+extension URingCore {
+    // MARK: Submission side (caller holds `sqLock`)
+
+    /// io_uring_submit, retried on EINTR and briefly on EAGAIN/EBUSY. A failure leaves the
+    /// SQEs in the SQ; the next submit (the engine pumps every round) pushes them again.
+    @discardableResult
+    func submitSQ(_ ring: OpaquePointer) -> Int32 {
+        var tries = 0
+        while true {
+            let r = curing_submit(ring)
+            if r >= 0 { return r }
+            if r == -EINTR { continue }
+            if (r == -EAGAIN || r == -EBUSY) && tries < 16 && !onEngineThread {
+                tries += 1
+                sched_yield()
+                continue
+            }
+            lastSubmitError.store(r, ordering: .relaxed)
+            return r
+        }
+    }
+
+    /// Preps the SQEs of one non-paced descriptor (caller holds `sqLock` and `lock`, and
+    /// checked the SQ has room).
+    @inline(__always)
+    func prepDescriptor(_ ring: OpaquePointer, _ idx: UInt32) -> Int {
+        let s = slots + Int(idx)
+        let gen = s.pointee.generation
+        var n = 0
+        if s.pointee.fault != nil {
+            _ = curing_prep_nop(ring, URingUserData.make(.fault, slot: idx, generation: gen))
+            n = 1
+        } else {
+            for c in 0..<s.pointee.chunkCount {
+                n += prepChunk(ring, idx, c)
+            }
+        }
+        s.pointee.state = .active
+        s.pointee.chunksIssued = s.pointee.chunkCount
+        s.pointee.outstanding += n
+        st.pointee.bytesInKernel += s.pointee.length
+        return n
+    }
+
+    /// Preps one chunk's IORING_OP_READ (READ_FIXED into the registered pool) and reports the
+    /// source read to the access probe as handed to the kernel (the destination write is
+    /// reported when the CQE arrives, so each chunk counts as one write).
+    @inline(__always)
+    func prepChunk(_ ring: OpaquePointer, _ idx: UInt32, _ c: Int) -> Int {
+        let s = slots + Int(idx)
+        let off = c * s.pointee.chunkBytes
+        let n = min(s.pointee.chunkBytes, s.pointee.length - off)
+        let dst = s.pointee.destination! + off
+        var bufIndex: Int32 = -1
+        if fixedBuffer, pool.offset(of: dst, length: n) != nil { bufIndex = 0 }
+        _ = curing_prep_read(
+            ring, fixedFile ? 0 : pool.fd, fixedFile ? 1 : 0, dst, UInt32(n), UInt64(s.pointee.sourceOffset + off),
+            bufIndex, URingUserData.make(.data, slot: idx, chunk: c, generation: s.pointee.generation))
+        if st.pointee.hasProbe, let probe = st.pointee.probe {
+            let cookie = s.pointee.cookie
+            probe(DMAAccess(cookie: cookie, kind: .read, address: UInt(bitPattern: pool.base + s.pointee.sourceOffset + off), count: n))
+        }
+        return 1
+    }
+
+    /// Hands issued descriptors to the kernel in cookie order, as far as the SQ, pause and a
+    /// paced barrier allow. Returns the SQEs prepped and not yet submitted.
+    func flush(_ ring: OpaquePointer, pending: Int) -> Int {
+        var pending = pending
+        var fullRounds = 0
+        lock.lock()
+        while !st.pointee.paused && st.pointee.barrier < 0 && st.pointee.kcursor < st.pointee.issuedEnd {
+            let idx = fifo[st.pointee.kcursor & fifoMask]
+            let s = slots + Int(idx)
+            if s.pointee.paced {
+                // The engine feeds it; nothing after it starts until it is done.
+                s.pointee.state = .active
+                s.pointee.nextDue = 0
+                s.pointee.onPacedList = true
+                st.pointee.barrier = Int32(idx)
+                paced[st.pointee.pacedCount] = idx
+                st.pointee.pacedCount += 1
+                st.pointee.kcursor += 1
+                st.pointee.bytesInKernel += s.pointee.length
+                if onEngineThread {
+                    pacedAdded = true
+                } else {
+                    lock.unlock()
+                    request(URingControl.service, urgent: true)
+                    lock.lock()
+                }
+                break
+            }
+            let need = s.pointee.fault != nil ? 1 : s.pointee.chunkCount
+            if Int(curing_sq_space_left(ring)) < need {
+                // SQ full: submit what is prepped and try again (with SQPOLL the kernel
+                // thread frees entries asynchronously).
+                lock.unlock()
+                if pending > 0 { submitSQ(ring); pending = 0 } else { sched_yield() }
+                fullRounds += 1
+                lock.lock()
+                if fullRounds > 64 { break }
+                continue
+            }
+            // Ordering: seq_cst; pairs with the seq_cst load in `wakeEngine` (the count must be
+            // visible before the SQE can complete and before a doorbell decision reads it).
+            outstanding.wrappingAdd(need, ordering: .sequentiallyConsistent)
+            pending += prepDescriptor(ring, idx)
+            st.pointee.kcursor += 1
+        }
+        let leftBehind = fullRounds > 64
+        inFlightBytes.store(st.pointee.bytesInKernel, ordering: .relaxed)
+        lock.unlock()
+        // The SQ stayed full: let the engine hand over the rest once it has reaped. On the
+        // engine thread (an issuePending from a callback) that is its next round: without
+        // `pumpNeeded` nothing brought it back, and the rest never started (found by the
+        // random-client checker on uring-sqpoll, whose SQ thread frees entries late).
+        if leftBehind {
+            if onEngineThread { pumpNeeded = true } else { request(URingControl.flush, urgent: true) }
+        }
+        return pending
+    }
+
+    /// Submits issued descriptors from the calling thread (plain and sqpoll setups).
+    func pumpFromClient() {
+        sqLock.lock()
+        if let ring {
+            let pending = flush(ring, pending: 0)
+            if pending > 0 { submitSQ(ring) }
+        }
+        sqLock.unlock()
+    }
+
+    /// The engine's submission round: doorbell, cancel, paced chunks, then issued descriptors.
+    /// Returns the earliest time a paced chunk is due (0 = none).
+    func pumpFromEngine(_ ring: OpaquePointer) -> UInt64 {
+        sqLock.lock()
+        var pending = 0
+        var due: UInt64 = 0
+        pacedAdded = false
+        lock.lock()
+        if !st.pointee.doorbellArmed && curing_sq_space_left(ring) > 0 {
+            _ = curing_prep_read(ring, doorbellFD, 0, doorbellBuffer, 8, 0, -1, URingUserData.make(.doorbell))
+            st.pointee.doorbellArmed = true
+            pending += 1
+        }
+        if st.pointee.cancelToPrep && curing_sq_space_left(ring) > 0 {
+            _ = curing_prep_cancel_any(ring, URingUserData.make(.cancel))
+            st.pointee.cancelToPrep = false
+            pending += 1
+        }
+        lock.unlock()
+        // Issued descriptors first (a paced one found there joins the paced list), then the
+        // paced chunks; a paced descriptor that finished lifts its barrier: flush again.
+        pending = flush(ring, pending: pending)
+        lock.lock()
+        var barrierLifted = false
+        if st.pointee.pacedCount > 0 {
+            pending += servicePaced(ring, due: &due, barrierLifted: &barrierLifted)
+        }
+        lock.unlock()
+        if barrierLifted { pending = flush(ring, pending: pending) }
+        if pending > 0 { submitSQ(ring) }
+        lock.lock()
+        // Pump again next round only if something was left behind for lack of SQ space. Paced
+        // descriptors bring the engine back by themselves: a chunk's CQE sets `pumpNeeded`,
+        // a delay ends at `due`, and resume/stall release come through `control`.
+        pumpNeeded = pacedAdded || !st.pointee.doorbellArmed || st.pointee.cancelToPrep
+            || (!st.pointee.paused && st.pointee.barrier < 0 && st.pointee.kcursor < st.pointee.issuedEnd)
+        lock.unlock()
+        sqLock.unlock()
+        return due
+    }
+
+    /// Feeds paced descriptors: one chunk at a time, each after its delay, none while paused
+    /// or stalled. Caller holds `sqLock` and `lock`.
+    func servicePaced(_ ring: OpaquePointer, due: inout UInt64, barrierLifted: inout Bool) -> Int {
+        var prepped = 0
+        let now = MonotonicClock.now()
+        var i = 0
+        while i < st.pointee.pacedCount {
+            let idx = paced[i]
+            let s = slots + Int(idx)
+            if s.pointee.state != .active {
+                // Terminated meanwhile (terminate empties the list, so this is a safety net).
+                s.pointee.onPacedList = false
+                removePaced(at: i)
+                if st.pointee.barrier == Int32(idx) {
+                    st.pointee.barrier = -1
+                    barrierLifted = true
+                }
+                continue
+            }
+            if s.pointee.outstanding > 0 {
+                i += 1
+                continue
+            }
+            if s.pointee.chunksIssued >= s.pointee.chunkCount {
+                s.pointee.state = .done
+                s.pointee.onPacedList = false
+                removePaced(at: i)
+                if st.pointee.barrier == Int32(idx) {
+                    st.pointee.barrier = -1
+                    barrierLifted = true
+                }
+                continue
+            }
+            if st.pointee.paused || s.pointee.stall {
+                i += 1
+                continue
+            }
+            if s.pointee.nextDue == 0 { s.pointee.nextDue = now &+ UInt64(max(0, s.pointee.delay)) }
+            if now >= s.pointee.nextDue {
+                guard curing_sq_space_left(ring) > 0 else { break }
+                if s.pointee.fault != nil {
+                    _ = curing_prep_nop(ring, URingUserData.make(.fault, slot: idx, generation: s.pointee.generation))
+                    s.pointee.chunksIssued = s.pointee.chunkCount
+                } else {
+                    _ = prepChunk(ring, idx, s.pointee.chunksIssued)
+                    s.pointee.chunksIssued += 1
+                }
+                s.pointee.outstanding = 1
+                // Ordering: seq_cst; as in `flush`.
+                outstanding.wrappingAdd(1, ordering: .sequentiallyConsistent)
+                s.pointee.nextDue = 0
+                prepped += 1
+            } else if due == 0 || s.pointee.nextDue < due {
+                due = s.pointee.nextDue
+            }
+            i += 1
+        }
+        return prepped
+    }
+
+    @inline(__always)
+    func removePaced(at i: Int) {
+        st.pointee.pacedCount -= 1
+        paced[i] = paced[st.pointee.pacedCount]
+    }
+}
