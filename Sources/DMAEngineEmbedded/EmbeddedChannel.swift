@@ -5,7 +5,8 @@
 // pending list to the active (issued) list, and nothing moves a byte until the test calls
 // `completeNext()`, `advance(byteCount:)` or `completeAll()`. Callbacks run inline, on the
 // thread that drives the channel, inside `DMACallback.invoke` (so in a non-blocking
-// context). There is no engine thread, so `synchronize()` never waits.
+// context). There is no engine thread: `synchronize()` waits only while another thread is
+// driving the channel (copying or running a callback), so that T3 covers that work too.
 //
 // The state sits behind one pthread mutex (`LockedValue`), which is never held while a callback or the access
 // probe runs; the channel is therefore safe to use from several threads, but it is meant to

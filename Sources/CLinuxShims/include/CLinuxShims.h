@@ -1,7 +1,7 @@
 // dmabench — CLinuxShims
 //
 // Thin C for what Swift cannot call directly (docs/architecture.md, "C shims: what Swift cannot call directly"): function-like macros
-// (CPU_SET, _IO ioctls), variadic syscall(2) and prctl(2). Each function says why it exists.
+// (CPU_SET, _IO ioctls), variadic syscall(2) and thread naming. Each function says why it exists.
 // Only Platform imports this module.
 #ifndef CLINUXSHIMS_H
 #define CLINUXSHIMS_H
