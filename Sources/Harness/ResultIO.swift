@@ -52,7 +52,11 @@ public enum ResultIO {
     }
 
     static func reason(_ error: any Error) -> String {
-        if let e = error as? CocoaError, let u = e.userInfo[NSUnderlyingErrorKey] as? NSError { return u.localizedDescription }
+        // The underlying POSIX error of a Cocoa error; `as? NSError` does not match it here,
+        // bridging through `any Error` does.
+        if let u = ((error as NSError).userInfo[NSUnderlyingErrorKey] as? any Error).map({ $0 as NSError }) {
+            return u.localizedDescription
+        }
         return "\(error.localizedDescription)"
     }
 

@@ -211,7 +211,6 @@ struct RunCommand: ParsableCommand {
         let factories = BackendRegistry.all.map { e in
             ChannelFactory(name: e.name, unavailableReason: e.unavailableReason) { o in try e.make(o) }
         }
-        let quiet = v.format == .json || v.format == .gbench
         var context = EnvironmentCapture.context(commandLine: ["dmabench"] + Array(CommandLine.arguments.dropFirst()), hostID: hostID)
         context.shard = v.plan.shard
         let outputPath = v.output ?? defaultOutputPath(context: context, format: v.format)
@@ -301,7 +300,6 @@ struct RunCommand: ParsableCommand {
         }
         if let path = outputPath { Console.note("result: \(path)") }
         if plot, let path = outputPath { runPlot(path) }
-        _ = quiet
         if outcome.interrupted { throw CLIError(message: doc.context.incompleteReason!, status: 130) }
         if let f = outcome.failure { throw CLIError.failure(f) }
     }
@@ -318,15 +316,38 @@ struct RunCommand: ParsableCommand {
         let dir = (path as NSString).deletingLastPathComponent
         let d = dir.isEmpty ? "." : dir
         do { try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true) } catch {
-            throw .io("cannot create output directory \(d): \(Errno.message(Int32((error as NSError).code == 0 ? 13 : 13)))")
+            // FileManager wraps the errno of mkdir(2) in a Cocoa error; report that errno.
+            // (`as? NSError` does not match that value here; bridging through `any Error` does.)
+            let posix = ((error as NSError).userInfo[NSUnderlyingErrorKey] as? any Error).map { $0 as NSError }
+            let e = posix?.domain == NSPOSIXErrorDomain ? Int32(posix!.code) : EIO
+            throw .io("cannot create output directory \(d): \(Errno.message(e))")
         }
         if access(d, W_OK) != 0 { throw .io("cannot write to output directory \(d): \(Errno.message(errno))") }
     }
 
+    /// `Scripts/plot.py` of the package this executable was built in: the nearest folder
+    /// above the executable's real path (`.build/<triple>/<configuration>/dmabench`) that has
+    /// one, else the working directory's, so that `--plot` works from anywhere.
+    static func plotScript() -> String? {
+        let fm = FileManager.default
+        let exe = (try? fm.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        var dir = URL(fileURLWithPath: exe).resolvingSymlinksInPath().deletingLastPathComponent()
+        for _ in 0..<6 {
+            let candidate = dir.appendingPathComponent("Scripts/plot.py").path
+            if fm.fileExists(atPath: candidate) { return candidate }
+            dir.deleteLastPathComponent()
+        }
+        return fm.fileExists(atPath: "Scripts/plot.py") ? "Scripts/plot.py" : nil
+    }
+
     func runPlot(_ resultPath: String) {
         let outDir = (resultPath as NSString).deletingLastPathComponent
+        guard let script = Self.plotScript() else {
+            Console.note("plotting unavailable: Scripts/plot.py was not found beside the executable or in the working directory")
+            return
+        }
         do {
-            let r = try ChildProcess.run(["python3", "Scripts/plot.py", resultPath, "--out", outDir], captureStandardError: true)
+            let r = try ChildProcess.run(["python3", script, resultPath, "--out", outDir], captureStandardError: true)
             if !r.output.isEmpty { FileHandle.standardError.write(Data(r.output.utf8)) }
             if r.status != 0 { Console.note("plotting failed (exit \(r.status)); the result file is intact") }
         } catch {

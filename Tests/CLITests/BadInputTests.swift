@@ -21,10 +21,11 @@ enum DMABenchBinary {
         var stderr: String
     }
 
-    static func run(_ args: [String], timeout: TimeInterval = 120) throws -> Result {
+    static func run(_ args: [String], timeout: TimeInterval = 120, directory: URL? = nil) throws -> Result {
         let p = Process()
         p.executableURL = url
         p.arguments = args
+        if let directory { p.currentDirectoryURL = directory }
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
         p.standardError = err
@@ -84,6 +85,8 @@ let badInvocations: [BadInvocation] = [
     .init(args: ["run", "--frobnicate"], status: 64, mentions: "frobnicate"),
     .init(args: ["run", "--output", "/tmp"], status: 64, mentions: "is a directory"),
     .init(args: ["run", "--backend", "locked", "--workload", "throughput", "--size", "64", "--output", unwritableDir + "/r.json"], status: 73, mentions: "cannot"),
+    // The reason is mkdir's own errno (it was always "Permission denied").
+    .init(args: ["run", "--backend", "locked", "--size", "64", "--output", unwritableDir + "/sub/r.json"], status: 73, mentions: "No such file or directory"),
     .init(args: ["list", "gpus"], status: 64, mentions: "unknown list 'gpus'"),
     .init(args: ["conformance", "--fuzz", "soon"], status: 64, mentions: "invalid fuzz duration 'soon'"),
     .init(args: ["conformance", "--fuzz", "0s"], status: 64, mentions: "invalid fuzz duration '0s'"),

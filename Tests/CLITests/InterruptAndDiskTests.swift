@@ -93,3 +93,23 @@ extension DMABenchBinary {
 }
 
 /// A child started with posix_spawn(3): empty signal mask, default SIGINT, output discarded.
+
+/// `--plot` finds Scripts/plot.py beside the executable's package, not in the working
+/// directory: started from an empty temporary directory, it still draws the plots.
+@Test(.enabled(if: hasMatplotlib, "matplotlib is not installed (Scripts/setup.sh installs it)"))
+func plotWorksFromAnotherDirectory() throws {
+    let dir = try temporaryDirectory("plot")
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let out = dir.appendingPathComponent("r.json").path
+    let r = try DMABenchBinary.run(
+        ["run", "--backend", "locked", "--workload", "throughput", "--size", "64", "--repetitions", "1", "--duration", "0.05",
+         "--events", "none", "--output", out, "--plot"], directory: dir)
+    #expect(r.status == 0, "\(r.stderr)")
+    let pngs = (try FileManager.default.contentsOfDirectory(atPath: dir.path)).filter { $0.hasSuffix(".png") }
+    #expect(pngs.contains("r-throughput.png"), "plots written: \(pngs); stderr: \(r.stderr)")
+}
+
+let hasMatplotlib: Bool = {
+    guard let r = try? DMABenchBinary.runTool("/usr/bin/env", ["python3", "-c", "import matplotlib"]) else { return false }
+    return r == 0
+}()
