@@ -418,6 +418,8 @@ extension LockedCore {
         let len = t.length
         var off = 0
         var firstEntered = entered
+        // Read once per transfer, not per chunk (a test-only defect; nil in every real channel).
+        let lateResidue = defect == .residueAfterChunkEnd
         while off < len {
             let n = min(t.chunk, len - off)
             if t.injection.delayPerChunkNanoseconds > 0 { injectedDelay(t.injection.delayPerChunkNanoseconds) }
@@ -462,7 +464,7 @@ extension LockedCore {
             // returns as soon as it sees the end, and from then on the residue is frozen.
             // It stays > 0 while the cookie is IN_PROGRESS (S5); the completion under the
             // lock makes it COMPLETE.
-            if defect == .residueAfterChunkEnd {
+            if lateResidue {
                 endChunk()
                 if off < len { activeResidue.pointee.store(len - off, ordering: .relaxed) }
                 continue
@@ -481,10 +483,13 @@ extension LockedCore {
         if t.injection.stall && !stall(seen: t.stallSeen) { return .aborted }
         let buf = t.length, period = t.periodLength
         var pos = 0
+        // Read once per transfer, not per chunk (test-only defects; nil in every real channel).
+        let lateResidue = defect == .residueAfterChunkEnd
+        let periodAfterPause = defect == .periodAfterPause
         while true {
             let n = min(t.chunk, period - pos % period)
             if t.injection.delayPerChunkNanoseconds > 0 { injectedDelay(t.injection.delayPerChunkNanoseconds) }
-            if defect == .periodAfterPause && pos % period != 0 {
+            if periodAfterPause && pos % period != 0 {
                 if !gateIgnoringPause() { return .aborted }
             } else {
                 switch gate() {
@@ -505,7 +510,6 @@ extension LockedCore {
             // P1: residue first, then the end of the chunk (see `run`); at the end of the
             // buffer it wraps to the whole buffer. The defect keeps the old order, with the
             // residue stored after the period's accounting below.
-            let lateResidue = defect == .residueAfterChunkEnd
             if !lateResidue { activeResidue.pointee.store(buf - pos % buf, ordering: .relaxed) }
             endChunk()
             if pos % period == 0 {
