@@ -67,6 +67,8 @@ extension LockedCore {
     // MARK: Engine
 
     func engineMain() {
+        // Test-only: chained descriptors skip the chunk gate (`LockedDefect.chainIgnoresPause`).
+        let chainSkipsGate = defect == .chainIgnoresPause
         var probe: DMAAccessProbe? = nil
         var probeGen: UInt64 = .max
         var wakes = PendingWakes()
@@ -142,7 +144,7 @@ extension LockedCore {
             var ran = 0
             if case .done = outcome {
                 while ran < chained,
-                    case .done = run(chain[ran], &probe, &probeGen, entered: defect == .chainIgnoresPause)
+                    case .done = run(chain[ran], &probe, &probeGen, entered: chainSkipsGate)
                 {
                     ran += 1
                 }
