@@ -32,6 +32,9 @@ final class FuzzTransfer: @unchecked Sendable {
     /// after it returned.
     var submitInvocation = 0
     var submitResponse = 0
+    /// The history number just before the first submit: the destination is pristine only
+    /// until then (a callback's resubmit finds it already written by the earlier cookie).
+    var firstSubmitInvocation = -1
     var periods = 0
 
     init(id: Int, spec: FuzzTransferSpec, source: GuardedBuffer?, destination: GuardedBuffer) {
@@ -325,6 +328,7 @@ final class FuzzTrial: @unchecked Sendable {
             x.submitEpoch = epoch
             x.submitInvocation = i
             x.submitResponse = r
+            if x.firstSubmitInvocation < 0 { x.firstSubmitInvocation = i }
         }
         history.record(t, i, r, .submit(transfer: x.id, cookie: cookie, kind: spec.kind, length: spec.length, callback: !spec.polled))
         if spec.issue || t < 0 {
