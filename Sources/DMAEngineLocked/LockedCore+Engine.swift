@@ -73,87 +73,88 @@ extension LockedCore {
         var probeGen: UInt64 = .max
         var wakes = PendingWakes()
         let s = st
-        lock.lock()
-        while true {
-            if engineRunsCallbacks && (!s.pointee.completed.isEmpty || s.pointee.cyclicPending >= 0) {
-                // `.engineThread`: the engine is its own tasklet. It runs the callbacks after
-                // a run of quick completions (the same coalescing as below), and always
-                // before it waits, so a lone completion is dispatched at once.
-                let next = s.pointee.issued.head
-                let defer_ = !s.pointee.shutdown && next >= 0 && !s.pointee.paused && !s.pointee.terminating
-                    && (slots + Int(next)).isQuick && s.pointee.completed.count < LockedTuning.coalesceCompletions
-                if !defer_ && dispatchCompletions(&wakes) { continue }
-            }
-            if s.pointee.shutdown { break }
-            // Completion coalescing (interrupt moderation): wake an idle executor unless the
-            // next transfer is quick and few completions wait. Waking it for every 64-byte
-            // completion costs a futex wake and a context switch per descriptor when the
-            // executor has parked; the engine instead wakes it once per run of quick
-            // transfers, and at once when it goes idle, so depth-1 latency is unchanged.
-            if s.pointee.executorIdle && !s.pointee.completed.isEmpty {
-                let next = s.pointee.issued.head
-                let defer_ = next >= 0 && !s.pointee.paused && !s.pointee.terminating && (slots + Int(next)).isQuick
-                    && s.pointee.completed.count < LockedTuning.coalesceCompletions
-                if !defer_ {
-                    s.pointee.executorIdle = false
-                    wakes.executor = true
+        lock.withLock { held in
+            while true {
+                if engineRunsCallbacks && (!s.pointee.completed.isEmpty || s.pointee.cyclicPending >= 0) {
+                    // `.engineThread`: the engine is its own tasklet. It runs the callbacks after
+                    // a run of quick completions (the same coalescing as below), and always
+                    // before it waits, so a lone completion is dispatched at once.
+                    let next = s.pointee.issued.head
+                    let defer_ = !s.pointee.shutdown && next >= 0 && !s.pointee.paused && !s.pointee.terminating
+                        && (slots + Int(next)).isQuick && s.pointee.completed.count < LockedTuning.coalesceCompletions
+                    if !defer_ && dispatchCompletions(&wakes, held) { continue }
                 }
-            }
-            if s.pointee.paused || s.pointee.terminating || s.pointee.issued.isEmpty {
-                s.pointee.engineIdle = true
-                lock.unlock()
-                flush(&wakes)
-                idleWait(engineEvent)
-                lock.lock()
-                s.pointee.engineIdle = false
-                continue
-            }
-            // Kernel: `vchan_next_desc` + `list_del`: the active descriptor is on no list.
-            let i = slots.popFirst(&s.pointee.issued)
-            let slot = slots + Int(i)
-            slot.pointee.state = .active
-            s.pointee.active = i
-            setQueuedBytes(s.pointee.queuedBytes - slot.pointee.length)
-            let t = transfer(i)
-            activeResidue.pointee.store(t.length, ordering: .relaxed)
-            // A plain transfer (not cyclic, nothing injected, so nothing can make it wait
-            // before its bytes move) enters its first chunk here, under the lock. Ordering:
-            // relaxed; `pause()` sets `pauseFlag` under this lock and reads `engineInChunk`
-            // after it, so either it sees true and waits for the chunk, or the engine, which
-            // checked `paused` above under the lock, never started. This replaces the gate's
-            // store-load fence (seq_cst store, then load) for the first chunk.
-            let entered = t.kind != .cyclic && !slot.pointee.injected
-            if entered { engineInChunk.pointee.store(true, ordering: .relaxed) }
-            let chained = entered && slot.isQuick ? takeChain() : 0
-            // The next issued slot was written by the client (prep, submit): fetch it while
-            // this transfer copies, so that taking it under the lock does not stall there.
-            let next = s.pointee.issued.head
-            if next >= 0 { prefetchForWrite(slots + Int(next), count: MemoryLayout<Slot>.size) }
-            // Ordering: relaxed; the probe itself is read under the lock.
-            let g = probeGeneration.load(ordering: .relaxed)
-            if g != probeGen {
-                probeGen = g
-                probe = s.pointee.probe
-            }
-            lock.unlock()
-            flush(&wakes)
-            let outcome = t.kind == .cyclic
-                ? runCyclic(t, &probe, &probeGen, &wakes) : run(t, &probe, &probeGen, entered: entered)
-            // The chain, in order, each descriptor through the chunk gate; an abort (terminate
-            // or shutdown) stops it, and a pause holds it between two descriptors (P1).
-            var ran = 0
-            if case .done = outcome {
-                while ran < chained,
-                    case .done = run(chain[ran], &probe, &probeGen, entered: chainSkipsGate)
-                {
-                    ran += 1
+                if s.pointee.shutdown { break }
+                // Completion coalescing (interrupt moderation): wake an idle executor unless the
+                // next transfer is quick and few completions wait. Waking it for every 64-byte
+                // completion costs a futex wake and a context switch per descriptor when the
+                // executor has parked; the engine instead wakes it once per run of quick
+                // transfers, and at once when it goes idle, so depth-1 latency is unchanged.
+                if s.pointee.executorIdle && !s.pointee.completed.isEmpty {
+                    let next = s.pointee.issued.head
+                    let defer_ = next >= 0 && !s.pointee.paused && !s.pointee.terminating && (slots + Int(next)).isQuick
+                        && s.pointee.completed.count < LockedTuning.coalesceCompletions
+                    if !defer_ {
+                        s.pointee.executorIdle = false
+                        wakes.executor = true
+                    }
                 }
+                if s.pointee.paused || s.pointee.terminating || s.pointee.issued.isEmpty {
+                    s.pointee.engineIdle = true
+                    held.whileUnlocked {
+                        flush(&wakes)
+                        idleWait(engineEvent)
+                    }
+                    s.pointee.engineIdle = false
+                    continue
+                }
+                // Kernel: `vchan_next_desc` + `list_del`: the active descriptor is on no list.
+                let i = slots.popFirst(&s.pointee.issued)
+                let slot = slots + Int(i)
+                slot.pointee.state = .active
+                s.pointee.active = i
+                setQueuedBytes(s.pointee.queuedBytes - slot.pointee.length, held)
+                let t = transfer(i)
+                activeResidue.pointee.store(t.length, ordering: .relaxed)
+                // A plain transfer (not cyclic, nothing injected, so nothing can make it wait
+                // before its bytes move) enters its first chunk here, under the lock. Ordering:
+                // relaxed; `pause()` sets `pauseFlag` under this lock and reads `engineInChunk`
+                // after it, so either it sees true and waits for the chunk, or the engine, which
+                // checked `paused` above under the lock, never started. This replaces the gate's
+                // store-load fence (seq_cst store, then load) for the first chunk.
+                let entered = t.kind != .cyclic && !slot.pointee.injected
+                if entered { engineInChunk.pointee.store(true, ordering: .relaxed) }
+                let chained = entered && slot.isQuick ? takeChain(held) : 0
+                // The next issued slot was written by the client (prep, submit): fetch it while
+                // this transfer copies, so that taking it under the lock does not stall there.
+                let next = s.pointee.issued.head
+                if next >= 0 { prefetchForWrite(slots + Int(next), count: MemoryLayout<Slot>.size) }
+                // Ordering: relaxed; the probe itself is read under the lock.
+                let g = probeGeneration.load(ordering: .relaxed)
+                if g != probeGen {
+                    probeGen = g
+                    probe = s.pointee.probe
+                }
+                let (outcome, ran) = held.whileUnlocked { () -> (Outcome, Int) in
+                    flush(&wakes)
+                    let outcome = t.kind == .cyclic
+                        ? runCyclic(t, &probe, &probeGen, &wakes) : run(t, &probe, &probeGen, entered: entered)
+                    // The chain, in order, each descriptor through the chunk gate; an abort (terminate
+                    // or shutdown) stops it, and a pause holds it between two descriptors (P1).
+                    var ran = 0
+                    if case .done = outcome {
+                        while ran < chained,
+                            case .done = run(chain[ran], &probe, &probeGen, entered: chainSkipsGate)
+                        {
+                            ran += 1
+                        }
+                    }
+                    prefetchSlots(after: chained > 0 ? chain[chained - 1].cookie : t.cookie)
+                    return (outcome, ran)
+                }
+                finish(t, outcome, chained: chained, ran: ran, &wakes, held)
             }
-            prefetchSlots(after: chained > 0 ? chain[chained - 1].cookie : t.cookie)
-            lock.lock()
-            finish(t, outcome, chained: chained, ran: ran, &wakes)
         }
-        lock.unlock()
         flush(&wakes)
     }
 
@@ -198,7 +199,7 @@ extension LockedCore {
     /// cookies read IN_PROGRESS with their full length as residue; a terminate aborts all of
     /// it, as it aborts the active descriptor.
     @inline(__always)
-    func takeChain() -> Int {
+    func takeChain(_: borrowing Held) -> Int {
         let s = st
         var n = 0
         var bytes = slots[Int(s.pointee.active)].length
@@ -247,17 +248,19 @@ extension LockedCore {
     }
 
     /// Ends the active descriptor and its chain (`chained` descriptors, of which the first
-    /// `ran` were copied). Lock held. Kernel: `vchan_cookie_complete` (or, for a terminated
+    /// `ran` were copied). Kernel: `vchan_cookie_complete` (or, for a terminated
     /// one, the driver noticing the abort and dropping it).
     @inline(__always)
-    func finish(_ t: Transfer, _ outcome: Outcome, chained: Int = 0, ran: Int = 0, _ wakes: inout PendingWakes) {
+    func finish(
+        _ t: Transfer, _ outcome: Outcome, chained: Int = 0, ran: Int = 0, _ wakes: inout PendingWakes, _ held: borrowing Held
+    ) {
         let s = st
         // P1: no completion while paused.
         while s.pointee.paused && !s.pointee.activeTerminated && !s.pointee.shutdown {
-            lock.unlock()
-            flush(&wakes)
-            _ = waitWhilePaused()
-            lock.lock()
+            held.whileUnlocked {
+                flush(&wakes)
+                _ = waitWhilePaused()
+            }
         }
         s.pointee.active = -1
         if s.pointee.activeTerminated {
@@ -282,20 +285,20 @@ extension LockedCore {
         case .done(let r): result = r
         case .aborted: result = DMAResult(.aborted, residue: t.length)  // shutdown only
         }
-        complete(t, result)
+        complete(t, result, held)
         for k in 0..<chained {
             let c = chain[k]
             _ = slots.popFirst(&s.pointee.chain)
-            setQueuedBytes(s.pointee.queuedBytes - c.length)
+            setQueuedBytes(s.pointee.queuedBytes - c.length, held)
             // Not run: only a shutdown stops a chain that no terminate dropped.
-            complete(c, k < ran ? DMAResult(.noError) : DMAResult(.aborted, residue: c.length))
+            complete(c, k < ran ? DMAResult(.noError) : DMAResult(.aborted, residue: c.length), held)
         }
-        publishLast()
+        publishLast(held)
     }
 
-    /// Completes one descriptor the engine held (the caller publishes `last`). Lock held.
+    /// Completes one descriptor the engine held (the caller publishes `last`).
     @inline(__always)
-    func complete(_ t: Transfer, _ result: DMAResult) {
+    func complete(_ t: Transfer, _ result: DMAResult, _ held: borrowing Held) {
         // Kernel: `dma_cookie_complete`. In-order engine: `last` only moves forward (C6).
         st.pointee.watermark.last = t.cookie
         let slot = slots + Int(t.index)
@@ -306,7 +309,7 @@ extension LockedCore {
             slots.append(t.index, to: &st.pointee.completed)
         } else {
             // Polled use (K6): no callback, so retire at once.
-            retire(t.index)
+            retire(t.index, held)
         }
     }
 
@@ -355,17 +358,17 @@ extension LockedCore {
     /// Waits while paused; false when an abort (or shutdown) came instead. Lock not held.
     func waitWhilePaused() -> Bool {
         // Completions deferred by coalescing must not wait for the resume.
-        lock.lock()
         var wakes = PendingWakes()
-        if engineRunsCallbacks {
-            // The engine is the tasklet: run what completed before the pause (callbacks
-            // may run while paused; only new completions wait, P1).
-            while dispatchCompletions(&wakes) {}
-        } else if st.pointee.executorIdle && !st.pointee.completed.isEmpty {
-            st.pointee.executorIdle = false
-            wakes.executor = true
+        lock.withLock { held in
+            if engineRunsCallbacks {
+                // The engine is the tasklet: run what completed before the pause (callbacks
+                // may run while paused; only new completions wait, P1).
+                while dispatchCompletions(&wakes, held) {}
+            } else if st.pointee.executorIdle && !st.pointee.completed.isEmpty {
+                st.pointee.executorIdle = false
+                wakes.executor = true
+            }
         }
-        lock.unlock()
         flush(&wakes)
         // Ordering: acquire; pairs with the seq_cst stores in `resume()`/`terminateLocked()`.
         while pauseFlag.load(ordering: .acquiring) {
@@ -406,10 +409,10 @@ extension LockedCore {
         // Ordering: relaxed; the probe itself is read under the lock.
         let g = probeGeneration.load(ordering: .relaxed)
         if g != probeGen {
-            lock.lock()
-            probeGen = probeGeneration.load(ordering: .relaxed)
-            probe = st.pointee.probe
-            lock.unlock()
+            lock.withLock { _ in
+                probeGen = probeGeneration.load(ordering: .relaxed)
+                probe = st.pointee.probe
+            }
         }
     }
 
@@ -515,30 +518,31 @@ extension LockedCore {
             if !lateResidue { activeResidue.pointee.store(buf - pos % buf, ordering: .relaxed) }
             endChunk()
             if pos % period == 0 {
-                lock.lock()
-                let s = st
-                while s.pointee.paused && !s.pointee.activeTerminated && !s.pointee.shutdown {
-                    lock.unlock()
-                    flush(&wakes)
-                    _ = waitWhilePaused()
-                    lock.lock()
-                }
-                if s.pointee.shutdown || (s.pointee.activeTerminated && s.pointee.activeAbortRequested) {
-                    lock.unlock()
-                    return .aborted
-                }
-                if t.needsCallback && !s.pointee.activeTerminated {
-                    s.pointee.cyclicPending = t.index
-                    if engineRunsCallbacks {
-                        // The period callback runs here, between two chunks, lock dropped;
-                        // a terminate or pause it asks for is seen by the next chunk gate.
-                        _ = dispatchCompletions(&wakes)
-                    } else if s.pointee.executorIdle {
-                        s.pointee.executorIdle = false
-                        wakes.executor = true
+                let aborted = lock.withLock { held -> Bool in
+                    let s = st
+                    while s.pointee.paused && !s.pointee.activeTerminated && !s.pointee.shutdown {
+                        held.whileUnlocked {
+                            flush(&wakes)
+                            _ = waitWhilePaused()
+                        }
                     }
+                    if s.pointee.shutdown || (s.pointee.activeTerminated && s.pointee.activeAbortRequested) {
+                        return true
+                    }
+                    if t.needsCallback && !s.pointee.activeTerminated {
+                        s.pointee.cyclicPending = t.index
+                        if engineRunsCallbacks {
+                            // The period callback runs here, between two chunks, lock dropped;
+                            // a terminate or pause it asks for is seen by the next chunk gate.
+                            _ = dispatchCompletions(&wakes, held)
+                        } else if s.pointee.executorIdle {
+                            s.pointee.executorIdle = false
+                            wakes.executor = true
+                        }
+                    }
+                    return false
                 }
-                lock.unlock()
+                if aborted { return .aborted }
                 flush(&wakes)
             }
             if pos == buf { pos = 0 }

@@ -18,38 +18,36 @@ extension LockedCore {
     func executorMain() {
         var wakes = PendingWakes()
         let s = st
-        lock.lock()
-        while true {
-            if dispatchCompletions(&wakes) { continue }
-            if s.pointee.shutdown { break }
-            s.pointee.executorIdle = true
-            lock.unlock()
-            flush(&wakes)
-            idleWait(executorEvent)
-            lock.lock()
-            s.pointee.executorIdle = false
+        lock.withLock { held in
+            while true {
+                if dispatchCompletions(&wakes, held) { continue }
+                if s.pointee.shutdown { break }
+                s.pointee.executorIdle = true
+                held.whileUnlocked {
+                    flush(&wakes)
+                    idleWait(executorEvent)
+                }
+                s.pointee.executorIdle = false
+            }
         }
-        lock.unlock()
         flush(&wakes)
     }
 
     /// One run of the tasklet body (`vchan_complete`): splice the completed list and the
     /// pending cyclic period under the lock, drop the lock, invoke the callbacks in
     /// completion order, retake the lock and retire. Run by the executor thread, or by the
-    /// engine thread itself under `DMACallbackContext.engineThread`. Lock held on entry and
-    /// on return (it is dropped in between). False when nothing was pending; true when a
+    /// engine thread itself under `DMACallbackContext.engineThread`. The lock is dropped
+    /// while the callbacks run. False when nothing was pending; true when a
     /// batch ran or (`.callbackAfterTerminate` only) the late callbacks are not due yet, so
     /// the caller re-checks.
-    func dispatchCompletions(_ wakes: inout PendingWakes) -> Bool {
+    func dispatchCompletions(_ wakes: inout PendingWakes, _ held: borrowing Held) -> Bool {
         let s = st
         if s.pointee.completed.isEmpty && s.pointee.cyclicPending < 0 { return false }
         if defect == .callbackAfterTerminate {
             let now = MonotonicClock.now()
             let notBefore = s.pointee.lateCallbacksNotBefore
             if now < notBefore {
-                lock.unlock()
-                MonotonicClock.sleep(nanoseconds: Int64(notBefore &- now))
-                lock.lock()
+                held.whileUnlocked { MonotonicClock.sleep(nanoseconds: Int64(notBefore &- now)) }
                 return true
             }
         }
@@ -67,33 +65,31 @@ extension LockedCore {
             i = slot.pointee.next
         }
         s.pointee.completed = SlotList()
-        lock.unlock()
-        flush(&wakes)
-
-        if cyclic >= 0 {
-            slots[Int(cyclic)].callback.invoke(cookie: cyclicCookie, result: .noError)
-        }
-        for k in 0..<n {
-            let e = batch[k]
-            // Kernel order (24461d9792c2): invoke with `tx_result`, then fini.
-            if e.owned {
-                // Moved out, not copied (no retain/release of the closures); `freeSlot`
-                // then finds it empty. A REUSE descriptor keeps its callback: a callback
-                // may resubmit it, and the engine reads the callback when it takes it.
-                var callback = DMACallback()
-                swap(&callback, &slots[Int(e.index)].callback)
-                callback.invoke(cookie: e.cookie, result: e.result)
-            } else {
-                slots[Int(e.index)].callback.invoke(cookie: e.cookie, result: e.result)
+        held.whileUnlocked {
+            flush(&wakes)
+            if cyclic >= 0 {
+                slots[Int(cyclic)].callback.invoke(cookie: cyclicCookie, result: .noError)
+            }
+            for k in 0..<n {
+                let e = batch[k]
+                // Kernel order (24461d9792c2): invoke with `tx_result`, then fini.
+                if e.owned {
+                    // Moved out, not copied (no retain/release of the closures); `freeSlot`
+                    // then finds it empty. A REUSE descriptor keeps its callback: a callback
+                    // may resubmit it, and the engine reads the callback when it takes it.
+                    var callback = DMACallback()
+                    swap(&callback, &slots[Int(e.index)].callback)
+                    callback.invoke(cookie: e.cookie, result: e.result)
+                } else {
+                    slots[Int(e.index)].callback.invoke(cookie: e.cookie, result: e.result)
+                }
             }
         }
-
-        lock.lock()
         for k in 0..<n {
             let e = batch[k]
             // Skip a REUSE descriptor that a callback already resubmitted.
             if slots[Int(e.index)].state == .dispatched && slots[Int(e.index)].cookie == e.cookie {
-                retire(e.index)
+                retire(e.index, held)
             }
         }
         s.pointee.executorFinished &+= 1

@@ -14,17 +14,13 @@ extension LockedCore {
 
     /// Kernel: `dmaengine_pause`. Returns once the engine has stopped moving data (P1).
     func pause() throws(DMAError) {
-        lock.lock()
-        if st.pointee.released {
-            lock.unlock()
-            throw .released
+        try withLiveLock { _ throws(DMAError) in
+            st.pointee.paused = true
+            // Ordering: seq_cst; with the seq_cst store of `engineInChunk` and load of
+            // `pauseFlag` in the engine's chunk gate (Dekker): either the engine sees the pause
+            // before its next chunk, or we see it inside the chunk below and wait.
+            pauseFlag.store(true, ordering: .sequentiallyConsistent)
         }
-        st.pointee.paused = true
-        // Ordering: seq_cst; with the seq_cst store of `engineInChunk` and load of
-        // `pauseFlag` in the engine's chunk gate (Dekker): either the engine sees the pause
-        // before its next chunk, or we see it inside the chunk below and wait.
-        pauseFlag.store(true, ordering: .sequentiallyConsistent)
-        lock.unlock()
         var spins = 0
         // Ordering: seq_cst; pairs with the engine's chunk gate (see above). The engine's
         // release store of false at the end of a chunk orders that chunk's bytes before it.
@@ -36,22 +32,15 @@ extension LockedCore {
 
     /// Kernel: `dmaengine_resume`.
     func resume() throws(DMAError) {
-        lock.lock()
-        if st.pointee.released {
-            lock.unlock()
-            throw .released
+        try withLiveLock { _ throws(DMAError) in
+            guard st.pointee.paused else { throw .notPaused }
+            st.pointee.paused = false
+            // Ordering: relaxed is enough; the engine re-checks under the lock or after the event.
+            pauseFlag.store(false, ordering: .sequentiallyConsistent)
+            if st.pointee.engineIdle && !st.pointee.issued.isEmpty && !st.pointee.terminating {
+                st.pointee.engineIdle = false
+            }
         }
-        guard st.pointee.paused else {
-            lock.unlock()
-            throw .notPaused
-        }
-        st.pointee.paused = false
-        // Ordering: relaxed is enough; the engine re-checks under the lock or after the event.
-        pauseFlag.store(false, ordering: .sequentiallyConsistent)
-        if st.pointee.engineIdle && !st.pointee.issued.isEmpty && !st.pointee.terminating {
-            st.pointee.engineIdle = false
-        }
-        lock.unlock()
         // Wake the engine in any case: it may be waiting mid-transfer for the resume.
         engineEvent.signal()
     }
@@ -62,20 +51,14 @@ extension LockedCore {
     /// `vchan_get_all_descriptors`, with the watermark set to `used` (rule S6) and the
     /// pause cleared. Never waits.
     func terminateAsync() throws(DMAError) {
-        lock.lock()
-        if st.pointee.released {
-            lock.unlock()
-            throw .released
-        }
-        let wakeEngine = terminateLocked()
-        lock.unlock()
+        let wakeEngine = try withLiveLock { held throws(DMAError) in terminateLocked(held) }
         if wakeEngine { engineEvent.signal() }
     }
 
-    /// The body of terminate. Lock held. Returns whether the engine must be woken (it was
+    /// The body of terminate. Returns whether the engine must be woken (it was
     /// running or paused, and must notice the abort or the cleared pause).
     @discardableResult
-    func terminateLocked() -> Bool {
+    func terminateLocked(_ held: borrowing Held) -> Bool {
         let s = st
         let wakeEngine = s.pointee.active >= 0 || s.pointee.paused
         // Callbacks of a batch the executor is running were dispatched before this terminate
@@ -104,9 +87,9 @@ extension LockedCore {
             slots.splice(&s.pointee.completed, to: &s.pointee.terminated)
         }
         s.pointee.cyclicPending = -1
-        setQueuedBytes(0)
+        setQueuedBytes(0, held)
         s.pointee.watermark.last = s.pointee.watermark.used
-        publishLast()
+        publishLast(held)
         if s.pointee.paused {
             s.pointee.paused = false
             pauseFlag.store(false, ordering: .sequentiallyConsistent)
@@ -123,7 +106,7 @@ extension LockedCore {
     /// while the channel is `terminating` the engine starts nothing new, so no new batch can
     /// begin, and what was submitted meanwhile (by a callback, or by the client against T6)
     /// is dropped here as a terminate would drop it: no callback, cookies read COMPLETE.
-    func synchronizeLocked() {
+    func synchronizeLocked(_ held: borrowing Held) {
         let s = st
         if defect != .synchronizeDoesNotWait {
             let executorTarget = s.pointee.executorStarted
@@ -132,9 +115,7 @@ extension LockedCore {
                 // Ordering: acquire; pairs with the release add in `wakeSynchronizers()`.
                 let seq = syncWord.pointee.load(ordering: .acquiring)
                 s.pointee.syncWaiters += 1
-                lock.unlock()
-                waitForSync(seq)
-                lock.lock()
+                held.whileUnlocked { waitForSync(seq) }
                 s.pointee.syncWaiters -= 1
             }
         }
@@ -142,11 +123,11 @@ extension LockedCore {
             s.pointee.terminating = false
             slots.splice(&s.pointee.submitted, to: &s.pointee.terminated)
             slots.splice(&s.pointee.issued, to: &s.pointee.terminated)
-            setQueuedBytes(0)
+            setQueuedBytes(0, held)
             s.pointee.watermark.last = s.pointee.watermark.used
-            publishLast()
+            publishLast(held)
         }
-        retireTerminated()
+        retireTerminated(held)
     }
 
     fileprivate func waitForSync(_ seq: UInt32) {
@@ -165,8 +146,8 @@ extension LockedCore {
         }
     }
 
-    /// Retires `desc_terminated`, except the descriptor the engine still holds. Lock held.
-    func retireTerminated() {
+    /// Retires `desc_terminated`, except the descriptor the engine still holds.
+    func retireTerminated(_ held: borrowing Held) {
         let s = st
         var list = s.pointee.terminated
         s.pointee.terminated = SlotList()
@@ -185,7 +166,7 @@ extension LockedCore {
                 queuedCallbacks = true
                 s.pointee.lateCallbacksNotBefore = MonotonicClock.now() &+ 20_000_000
             } else {
-                retire(i)
+                retire(i, held)
             }
         }
         if queuedCallbacks && wakeExecutor {
@@ -201,53 +182,41 @@ extension LockedCore {
 
     func synchronize() throws(DMAError) {
         try NonBlockingContext.checkBlockingAllowed()
-        lock.lock()
-        defer { lock.unlock() }
-        if st.pointee.released { throw .released }
-        synchronizeLocked()
+        try withLiveLock { held throws(DMAError) in synchronizeLocked(held) }
     }
 
     func terminateSync() throws(DMAError) {
         try NonBlockingContext.checkBlockingAllowed()
-        lock.lock()
-        defer { lock.unlock() }
-        if st.pointee.released { throw .released }
-        if terminateLocked() { engineEvent.signal() }
-        synchronizeLocked()
+        try withLiveLock { held throws(DMAError) in
+            if terminateLocked(held) { engineEvent.signal() }
+            synchronizeLocked(held)
+        }
     }
 
     /// Kernel: `dma_release_channel` → `device_free_chan_resources` → `vchan_free_chan_resources`,
     /// preceded by terminate_sync semantics (docs/contract.md A.2 [T]).
     func release() throws(DMAError) {
         try NonBlockingContext.checkBlockingAllowed()
-        lock.lock()
-        if st.pointee.released {
-            lock.unlock()
-            throw .released
+        try withLiveLock { held throws(DMAError) in
+            markReleased(held)
+            if terminateLocked(held) { engineEvent.signal() }
+            synchronizeLocked(held)
         }
-        markReleased()
-        if terminateLocked() { engineEvent.signal() }
-        synchronizeLocked()
-        lock.unlock()
         shutdownThreads(join: true)
         // Magazine, then channel lock (the order `prepare` takes them in): a prep that got
         // the magazine first has finished, and a later one sees `releasedFlag`.
-        magazine.lock()
-        lock.lock()
-        freeAll()
-        lock.unlock()
-        magazine.unlock()
+        magazine.withLock { lock.withLock { held in freeAll(held) } }
     }
 
     /// Stops and (optionally) joins both threads.
     func shutdownThreads(join: Bool) {
-        lock.lock()
-        st.pointee.shutdown = true
-        markReleased()
-        // Ordering: release; pairs with the acquire loads in the engine's waits (the
-        // engine re-checks `shutdown` under the lock before it takes new work).
-        shutdownFlag.store(true, ordering: .releasing)
-        lock.unlock()
+        lock.withLock { held in
+            st.pointee.shutdown = true
+            markReleased(held)
+            // Ordering: release; pairs with the acquire loads in the engine's waits (the
+            // engine re-checks `shutdown` under the lock before it takes new work).
+            shutdownFlag.store(true, ordering: .releasing)
+        }
         engineEvent.signal()
         executorEvent.signal()
         if join {
@@ -256,23 +225,23 @@ extension LockedCore {
         }
     }
 
-    /// Sets `released` (and its mirror for `prepare`). Lock held.
+    /// Sets `released` (and its mirror for `prepare`).
     @inline(__always)
-    func markReleased() {
+    func markReleased(_: borrowing Held) {
         st.pointee.released = true
         // Ordering: relaxed; see `prepare`.
         releasedFlag.store(true, ordering: .relaxed)
     }
 
-    /// Frees every descriptor, REUSE ones included. Channel and magazine locks held; threads joined.
-    func freeAll() {
+    /// Frees every descriptor, REUSE ones included. Magazine lock held too; threads joined.
+    func freeAll(_ held: borrowing Held) {
         let s = st
         for i in 0..<poolSize where slots[i].state != .free {
             slots[i].reuse = false
-            freeSlot(Int32(i))
+            freeSlot(Int32(i), held)
         }
         // Rebuild the free stack in index order.
-        resetFreeStack()
+        resetFreeStack(held)
         // Every slot is on the free stack again (the magazine's too). Magazine lock held.
         magazine.count.pointee = 0
         s.pointee.submitted = SlotList()
@@ -288,13 +257,14 @@ extension LockedCore {
 
     /// Called from the channel's `deinit` when the client never released it.
     func shutdownFromDeinit() {
-        lock.lock()
-        let done = st.pointee.shutdown
-        if !done {
-            markReleased()
-            terminateLocked()
+        let done = lock.withLock { held -> Bool in
+            let done = st.pointee.shutdown
+            if !done {
+                markReleased(held)
+                _ = terminateLocked(held)
+            }
+            return done
         }
-        lock.unlock()
         if done { return }
         // Joining from one of our own threads (the last reference dropped in a callback)
         // would wait for itself; those threads exit on their own once they see `shutdown`.
@@ -304,9 +274,7 @@ extension LockedCore {
     }
 
     var isReleased: Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        return st.pointee.released
+        lock.withLock { _ in st.pointee.released }
     }
 
     // MARK: Test hooks
@@ -315,21 +283,18 @@ extension LockedCore {
         guard used.isValid && last.isValid else {
             throw .invalidArgument("cookies must be ≥ 1; got used \(used), last \(last)")
         }
-        lock.lock()
-        defer { lock.unlock() }
-        if st.pointee.released { throw .released }
-        guard st.pointee.active < 0, st.pointee.submitted.isEmpty, st.pointee.issued.isEmpty,
-            st.pointee.completed.isEmpty
-        else { throw .busy }
-        st.pointee.watermark = DMACookieWatermark(used: used, last: last)
-        publishUsed()
-        publishLast()
+        try withLiveLock { held throws(DMAError) in
+            guard st.pointee.active < 0, st.pointee.submitted.isEmpty, st.pointee.issued.isEmpty,
+                st.pointee.completed.isEmpty
+            else { throw .busy }
+            st.pointee.watermark = DMACookieWatermark(used: used, last: last)
+            publishUsed(held)
+            publishLast(held)
+        }
     }
 
     func failNextSubmits(_ count: Int) {
-        lock.lock()
-        st.pointee.failNextSubmits = max(0, count)
-        lock.unlock()
+        lock.withLock { _ in st.pointee.failNextSubmits = max(0, count) }
     }
 
     func releaseStalls() {
@@ -339,22 +304,21 @@ extension LockedCore {
     }
 
     func setAccessProbe(_ probe: DMAAccessProbe?) {
-        lock.lock()
-        st.pointee.probe = probe
-        // Ordering: relaxed; the engine re-reads the probe under the lock when it sees a change.
-        probeGeneration.add(1, ordering: .relaxed)
-        lock.unlock()
+        lock.withLock { _ in
+            st.pointee.probe = probe
+            // Ordering: relaxed; the engine re-reads the probe under the lock when it sees a change.
+            probeGeneration.add(1, ordering: .relaxed)
+        }
     }
 
     func configure(_ config: DMAConfig) throws(DMAError) {
         guard config.burstBytes >= 0 else {
             throw .invalidArgument("burstBytes \(config.burstBytes) is negative; valid: 0 (whole transfer) or more")
         }
-        lock.lock()
-        defer { lock.unlock() }
-        if st.pointee.released { throw .released }
-        st.pointee.config = config
-        // Ordering: relaxed; see `prepare`.
-        magazine.burstBytes.pointee.store(config.burstBytes, ordering: .relaxed)
+        try withLiveLock { _ throws(DMAError) in
+            st.pointee.config = config
+            // Ordering: relaxed; see `prepare`.
+            magazine.burstBytes.pointee.store(config.burstBytes, ordering: .relaxed)
+        }
     }
 }

@@ -237,18 +237,27 @@ final class LockedCore: @unchecked Sendable {
 
     var syncWord: UnsafeMutablePointer<Atomic<UInt32>> { syncWordStorage.assumingMemoryBound(to: Atomic<UInt32>.self) }
 
-    // MARK: Helpers (lock held)
+    // MARK: Helpers (under the channel lock: a `Held`)
 
-    /// Publishes `st.watermark.used` for the lock-free status path (submit). Lock held.
+    /// Runs `body` under the channel lock, or throws `.released` once the channel is released.
     @inline(__always)
-    func publishUsed() {
+    func withLiveLock<R>(_ body: (borrowing Held) throws(DMAError) -> R) throws(DMAError) -> R {
+        try lock.withLock { (held: borrowing Held) throws(DMAError) -> R in
+            if st.pointee.released { throw .released }
+            return try body(held)
+        }
+    }
+
+    /// Publishes `st.watermark.used` for the lock-free status path (submit).
+    @inline(__always)
+    func publishUsed(_: borrowing Held) {
         // Ordering: release; pairs with the acquire loads in `watermarkSnapshot()`.
         usedMirror.pointee.store(UInt32(bitPattern: st.pointee.watermark.used.rawValue), ordering: .releasing)
     }
 
-    /// Publishes `st.watermark.last` (completion, terminate). Lock held.
+    /// Publishes `st.watermark.last` (completion, terminate).
     @inline(__always)
-    func publishLast() {
+    func publishLast(_: borrowing Held) {
         // Ordering: release; pairs with the acquire load in `watermarkSnapshot()`, so a reader
         // that sees a cookie COMPLETE also sees the list changes made before it under the lock.
         lastMirror.pointee.store(UInt32(bitPattern: st.pointee.watermark.last.rawValue), ordering: .releasing)
@@ -256,24 +265,24 @@ final class LockedCore: @unchecked Sendable {
 
     /// One consistent (used, last) pair without the lock (rule S1; see
     /// `DMACookieWatermark.loadSplit`, whose acquire load of `last` pairs with the release
-    /// store in `publishLast()`).
+    /// store in `publishLast(_:)`).
     @inline(__always)
     func watermarkSnapshot() -> DMACookieWatermark {
         let (u, l) = DMACookieWatermark.loadSplit(used: usedMirror, last: lastMirror)
         return DMACookieWatermark(used: DMACookie(Int32(bitPattern: u)), last: DMACookie(Int32(bitPattern: l)))
     }
 
-    /// Lock held. `mirror`: also store the lock-free copy (the engine's take and terminate;
+    /// `mirror`: also store the lock-free copy (the engine's take and terminate;
     /// submit leaves it, so that submitters never write the engine's line).
     @inline(__always)
-    func setQueuedBytes(_ v: Int, mirror: Bool = true) {
+    func setQueuedBytes(_ v: Int, mirror: Bool = true, _: borrowing Held) {
         st.pointee.queuedBytes = v
         if mirror { queuedBytesMirror.pointee.store(v, ordering: .relaxed) }
     }
 
-    /// Validates a handle. Lock held.
+    /// Validates a handle.
     @inline(__always)
-    func check(_ d: DMADescriptor) throws(DMAError) -> Int32 {
+    func check(_ d: DMADescriptor, _: borrowing Held) throws(DMAError) -> Int32 {
         if st.pointee.released { throw .released }
         let i = Int(d.index)
         guard i < poolSize, slots[i].generation == d.generation, slots[i].state != .free else {
@@ -282,10 +291,10 @@ final class LockedCore: @unchecked Sendable {
         return Int32(i)
     }
 
-    /// Returns a slot to the free stack and makes every handle to it stale. Lock held.
+    /// Returns a slot to the free stack and makes every handle to it stale.
     /// The callback (and anything it captures) is released here, as `desc_free` would.
     @inline(__always)
-    func freeSlot(_ i: Int32) {
+    func freeSlot(_ i: Int32, _: borrowing Held) {
         let s = slots + Int(i)
         s.pointee.generation &+= 1
         s.pointee.state = .free
@@ -297,8 +306,8 @@ final class LockedCore: @unchecked Sendable {
         st.pointee.freeCount += 1
     }
 
-    /// Every slot on the free stack again. Lock held.
-    func resetFreeStack() {
+    /// Every slot on the free stack again.
+    func resetFreeStack(_: borrowing Held) {
         st.pointee.freeCount = Self.fillFreeStack(freeStack, poolSize: poolSize)
     }
 
@@ -309,16 +318,16 @@ final class LockedCore: @unchecked Sendable {
         return poolSize
     }
 
-    /// Retirement (kernel: `vchan_vdesc_fini`): REUSE → back to prepared, else free. Lock held.
+    /// Retirement (kernel: `vchan_vdesc_fini`): REUSE → back to prepared, else free.
     @inline(__always)
-    func retire(_ i: Int32) {
+    func retire(_ i: Int32, _ held: borrowing Held) {
         if slots[Int(i)].reuse {
             slots[Int(i)].state = .prepared
             slots[Int(i)].result = DMAResult(.noError)
             slots[Int(i)].prev = -1
             slots[Int(i)].next = -1
         } else {
-            freeSlot(i)
+            freeSlot(i, held)
         }
     }
 

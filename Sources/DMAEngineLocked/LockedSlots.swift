@@ -12,56 +12,19 @@ import Glibc
 import Platform
 import Synchronization
 
-/// The channel lock: one pthread mutex in its own allocation, so that its address never
-/// moves. It is the userspace form of virt-dma's `vc.lock` spinlock.
-///
-/// Every acquisition is reported to `NonBlockingContext.lockAcquired()`, so that a blocking
-/// call made while it is held is refused (docs/contract.md A.1 (c)) and so that tests can assert
-/// that no callback runs with it held (scenario 12).
-struct ChannelLock {
-    let mutex: UnsafeMutablePointer<pthread_mutex_t>
-
-    init() {
-        // A 128-byte line of its own: waiters spin reading the lock word, so anything that
-        // shared its line (malloc put it next to the channel state and the core object)
-        // would be pulled away from the CPU that writes it.
-        mutex = UnsafeMutableRawPointer.allocate(byteCount: Self.lineBytes, alignment: Self.lineBytes)
-            .bindMemory(to: pthread_mutex_t.self, capacity: 1)
-        mutex.initialize(to: pthread_mutex_t())
-        // PTHREAD_MUTEX_ADAPTIVE_NP spins briefly before it sleeps, as virt-dma's spinlock
-        // never sleeps: a default mutex parked at the first contention and roughly halved
-        // throughput (docs/measurement-notes.md, "ChannelLock.init: an adaptive mutex").
-        var attr = pthread_mutexattr_t()
-        pthread_mutexattr_init(&attr)
-        pthread_mutexattr_settype(&attr, Self.adaptiveKind)
-        pthread_mutex_init(mutex, &attr)
-        pthread_mutexattr_destroy(&attr)
-    }
-
-    /// PTHREAD_MUTEX_ADAPTIVE_NP (glibc; pthread.h declares it only under _GNU_SOURCE, which
-    /// Swift's Glibc module is built without).
-    static let adaptiveKind: Int32 = 3
-
-    static let lineBytes = 128
-
-    func destroy() {
-        pthread_mutex_destroy(mutex)
-        mutex.deinitialize(count: 1)
-        UnsafeMutableRawPointer(mutex).deallocate()
-    }
-
-    @inline(__always)
-    func lock() {
-        pthread_mutex_lock(mutex)
-        NonBlockingContext.lockAcquired()
-    }
-
-    @inline(__always)
-    func unlock() {
-        NonBlockingContext.lockReleased()
-        pthread_mutex_unlock(mutex)
-    }
+/// Marks the thread as holding a backend lock while it holds the channel lock (the userspace
+/// form of virt-dma's `vc.lock` spinlock), so that a blocking call made under it is refused
+/// (docs/contract.md A.1 (c)) and so that tests can assert that no callback runs with it held
+/// (scenario 12).
+enum ChannelLockObserver: LockObserver {
+    @inline(__always) static func acquired() { NonBlockingContext.lockAcquired() }
+    @inline(__always) static func released() { NonBlockingContext.lockReleased() }
 }
+
+/// The channel lock: Platform's adaptive mutex on a line of its own. Code that needs it
+/// held takes a `Held`.
+typealias ChannelLock = ChannelMutex<ChannelLockObserver>
+typealias Held = ChannelLock.Held
 
 /// The prep magazine: free slots taken off the free stack 28 at a time, so that `prepare`
 /// takes the channel lock once per 28 descriptors instead of once per descriptor (kernel:
@@ -98,8 +61,17 @@ struct PrepMagazine {
     /// The slot indices (a stack), bytes 16..<128. Magazine lock held.
     var slots: UnsafeMutablePointer<Int32> { (base + 16).assumingMemoryBound(to: Int32.self) }
 
+    /// Runs `body` with the magazine's spin lock held (the lock idiom of the channel lock;
+    /// a spin lock because its holders never block).
     @inline(__always)
-    func lock() {
+    func withLock<R>(_ body: () -> R) -> R {
+        lock()
+        defer { unlock() }
+        return body()
+    }
+
+    @inline(__always)
+    private func lock() {
         // Ordering: acquire; pairs with the release store in `unlock()`: the previous
         // holder's magazine and slot writes are visible.
         while word.pointee.exchange(1, ordering: .acquiring) != 0 {
@@ -113,7 +85,7 @@ struct PrepMagazine {
     }
 
     @inline(__always)
-    func unlock() {
+    private func unlock() {
         // Ordering: release; pairs with the acquire exchange in `lock()`.
         word.pointee.store(0, ordering: .releasing)
     }

@@ -90,39 +90,22 @@ public final class RingChannel: DMAChannel {
             descriptorReuse: true, completionNoOrder: false, memset: true, cyclic: true)
     }
 
-    @inline(__always)
-    private var isReleased: Bool { core.released.pointee.load(ordering: .relaxed) }
+    // MARK: Configuration and memory (the logic is in RingCore+Client.swift)
 
-    public func configure(_ config: DMAConfig) throws(DMAError) {
-        if isReleased { throw .released }
-        guard config.burstBytes >= 0 else {
-            throw .invalidArgument("burstBytes \(config.burstBytes); valid: 0 (whole transfer) or a positive byte count")
-        }
-        core.burstBytes.pointee.store(config.burstBytes, ordering: .relaxed)
-    }
-
-    // MARK: Coherent memory
+    public func configure(_ config: DMAConfig) throws(DMAError) { try core.configure(config) }
 
     public func allocateCoherent(byteCount: Int) throws(DMAError) -> DMABuffer {
-        if isReleased { throw .released }
-        guard byteCount > 0 else { throw .invalidArgument("byteCount \(byteCount); valid: > 0") }
-        do {
-            return DMABuffer(base: try PageMemory.map(byteCount: byteCount), count: byteCount)
-        } catch {
-            throw .unavailable("\(error)")
-        }
+        try core.allocateCoherent(byteCount: byteCount)
     }
 
-    public func freeCoherent(_ buffer: DMABuffer) {
-        PageMemory.unmap(buffer.base, byteCount: buffer.count)
-    }
+    public func freeCoherent(_ buffer: DMABuffer) { core.freeCoherent(buffer) }
 
     // MARK: Prep
 
     public func prepareMemcpy(
         to destination: UnsafeMutableRawPointer, from source: UnsafeRawPointer, length: Int, flags: DMAPrepFlags
     ) -> DMADescriptor? {
-        prepare(destination: destination, source: source, fill: 0, isMemset: false, length: length, flags: flags)
+        core.prepareMemcpy(to: destination, from: source, length: length, flags: flags)
     }
 
     /// Prep with the callback written at once (the descriptor is the caller's until submit;
@@ -131,16 +114,13 @@ public final class RingChannel: DMAChannel {
         to destination: UnsafeMutableRawPointer, from source: UnsafeRawPointer, length: Int, flags: DMAPrepFlags,
         callback: consuming DMACallback
     ) -> DMADescriptor? {
-        guard let h = prepare(destination: destination, source: source, fill: 0, isMemset: false, length: length, flags: flags)
-        else { return nil }
-        core.descriptor(h.index).pointee.callback = callback
-        return h
+        core.prepareMemcpy(to: destination, from: source, length: length, flags: flags, callback: callback)
     }
 
     public func prepareMemset(
         to destination: UnsafeMutableRawPointer, value: UInt8, length: Int, flags: DMAPrepFlags
     ) -> DMADescriptor? {
-        prepare(destination: destination, source: nil, fill: value, isMemset: true, length: length, flags: flags)
+        core.prepareMemset(to: destination, value: value, length: length, flags: flags)
     }
 
     /// A cyclic copy: the engine runs it period by period until it is terminated; the
@@ -151,328 +131,51 @@ public final class RingChannel: DMAChannel {
         to destination: UnsafeMutableRawPointer, from source: UnsafeRawPointer, bufferLength: Int,
         periodLength: Int, flags: DMAPrepFlags
     ) -> DMADescriptor? {
-        guard periodLength > 0, periodLength <= bufferLength else { return nil }
-        guard let h = prepare(destination: destination, source: source, fill: 0, isMemset: false, length: bufferLength, flags: flags)
-        else { return nil }
-        let d = core.descriptor(h.index)
-        d.pointee.isCyclic = true
-        d.pointee.periodLength = periodLength
-        d.pointee.slow = true
-        return h
-    }
-
-    @inline(__always)
-    private func prepare(
-        destination: UnsafeMutableRawPointer, source: UnsafeRawPointer?, fill: UInt8, isMemset: Bool, length: Int,
-        flags: DMAPrepFlags
-    ) -> DMADescriptor? {
-        guard !isReleased, length > 0, length <= Int(UInt32.max) else { return nil }
-        guard let index = core.popFree() else { return nil }
-        let d = core.descriptor(index)
-        let burst = core.burstBytes.pointee.load(ordering: .relaxed)
-        d.pointee.isMemset = isMemset
-        d.pointee.isCyclic = false
-        d.pointee.reuse = false
-        d.pointee.interrupt = flags.contains(.interrupt)
-        d.pointee.slow = burst > 0 && burst < length
-        d.pointee.stall = false
-        d.pointee.fault = 0
-        d.pointee.fill = fill
-        d.pointee.destination = destination
-        d.pointee.source = source
-        d.pointee.length = length
-        d.pointee.chunkBytes = burst
-        d.pointee.delayPerChunk = 0
-        d.pointee.state.store(SlotState.prepared, ordering: .relaxed)
-        return DMADescriptor(index: index, generation: d.pointee.generation.load(ordering: .relaxed))
+        core.prepareCyclic(to: destination, from: source, bufferLength: bufferLength, periodLength: periodLength, flags: flags)
     }
 
     // MARK: Descriptor
 
-    /// The slot of a live handle, with its state, or the error for it.
-    @inline(__always)
-    private func slot(_ h: DMADescriptor) -> (UnsafeMutablePointer<RingDescriptor>, UInt32)? {
-        guard Int(h.index) < core.poolSize, !isReleased else { return nil }
-        let d = core.descriptor(h.index)
-        guard d.pointee.generation.load(ordering: .relaxed) == h.generation else { return nil }
-        // Ordering: acquire; pairs with the release store of `prepared` in the executor's
-        // retire of a REUSE descriptor (it is done reading the descriptor).
-        let s = d.pointee.state.load(ordering: .acquiring)
-        guard s != SlotState.free else { return nil }
-        return (d, s)
-    }
-
-    private func preparedSlot(_ h: DMADescriptor) throws(DMAError) -> UnsafeMutablePointer<RingDescriptor> {
-        if isReleased { throw .released }
-        guard let (d, s) = slot(h) else { throw .invalidHandle }
-        if s == SlotState.inFlight { throw d.pointee.reuse ? .busy : .invalidHandle }
-        return d
-    }
-
     public func setCallback(_ callback: DMACallback, for descriptor: DMADescriptor) throws(DMAError) {
-        let d = try preparedSlot(descriptor)
-        d.pointee.callback = callback
+        try core.setCallback(callback, for: descriptor)
     }
 
     public func setReuse(_ reuse: Bool, for descriptor: DMADescriptor) throws(DMAError) {
-        let d = try preparedSlot(descriptor)
-        d.pointee.reuse = reuse
+        try core.setReuse(reuse, for: descriptor)
     }
 
-    public func free(_ descriptor: DMADescriptor) throws(DMAError) {
-        let d = try preparedSlot(descriptor)
-        guard d.pointee.reuse else { throw .notPermitted }
-        core.scrub(descriptor.index)
-        core.freeQueue.enqueue(descriptor.index)
-    }
+    public func free(_ descriptor: DMADescriptor) throws(DMAError) { try core.free(descriptor) }
 
     // MARK: Submit, issue, status
 
-    public func submit(_ descriptor: DMADescriptor) -> DMACookie {
-        if isReleased { return .failure(ENODEV) }
-        guard let (d, s) = slot(descriptor) else { return .failure(EINVAL) }
-        guard s == SlotState.prepared else { return .failure(d.pointee.reuse ? EBUSY : EINVAL) }
-        if core.failNext.pointee.load(ordering: .relaxed) > 0 && takeInjectedFailure() { return .failure(EIO) }
-        d.pointee.state.store(SlotState.inFlight, ordering: .relaxed)
-        // The serialization point (rule C1): one fetch-add on `used` hands out the ticket,
-        // and with it the cookie and the ring slot.
-        let (old, _) = core.used.pointee.wrappingAdd(1, ordering: .relaxed)
-        let t = old &+ 1
-        let slot = core.sub + Int(t & core.mask)
-        // The ring never holds more than poolSize ≤ capacity tickets, so this slot is free;
-        // the wait only covers the engine's store not being visible yet.
-        // Ordering: acquire; pairs with the engine's release store of `seq` when it consumed
-        // ticket t - capacity.
-        while slot.pointee.seq.load(ordering: .acquiring) != t { cpuRelax() }
-        slot.pointee.descriptor.store(descriptor.index, ordering: .relaxed)
-        slot.pointee.length.store(d.pointee.length, ordering: .relaxed)
-        // Ordering: release; pairs with the engine's acquire load of `seq` before it reads
-        // the slot and the descriptor (fields written at prep and by setCallback/inject).
-        slot.pointee.seq.store(t &+ 1, ordering: .releasing)
-        if t & Tickets.rebaseMask == 0 { rebase(at: t) }
-        return core.cookie(ofTicket: t)
-    }
+    public func submit(_ descriptor: DMADescriptor) -> DMACookie { core.submit(descriptor) }
 
-    @inline(never)
-    private func takeInjectedFailure() -> Bool {
-        var n = core.failNext.pointee.load(ordering: .relaxed)
-        while n > 0 {
-            let (done, now) = core.failNext.pointee.compareExchange(expected: n, desired: n - 1, ordering: .relaxed)
-            if done { return true }
-            n = now
-        }
-        return false
-    }
+    public func issuePending() { core.issuePending() }
 
-    @inline(never)
-    private func rebase(at t: UInt32) {
-        let c = core.cookie(ofTicket: t)
-        core.cookieBase.pointee.store(
-            Tickets.pack(high: t, low: UInt32(bitPattern: c.rawValue)), ordering: .relaxed)
-    }
-
-    public func issuePending() {
-        if isReleased { return }
-        let used = core.used.pointee.load(ordering: .relaxed)
-        var current = core.issuedTail.pointee.load(ordering: .relaxed)
-        while Tickets.distance(used, current) > 0 {
-            // Ordering: seq_cst; the release part pairs with the engine's acquire load of
-            // `issuedTail`, the seq_cst part with the engine's seq_cst park announcement
-            // (Dekker with `wakeEngineIfParked` below).
-            let (done, now) = core.issuedTail.pointee.compareExchange(
-                expected: current, desired: used, ordering: .sequentiallyConsistent)
-            if done {
-                core.wakeEngineIfParked()
-                return
-            }
-            current = now
-        }
-    }
-
-    public func status(of cookie: DMACookie) -> (DMAStatus, DMATxState) {
-        // COMPLETE implies the engine's writes are visible (polled mode, scenario 11): the
-        // snapshot's acquire load of `last` pairs with the release CAS in `advanceLast`.
-        let (u, l) = core.ticketSnapshot()
-        let mark = core.watermark(used: u, last: l)
-        if mark.isComplete(cookie) {
-            return (.complete, DMATxState(last: mark.last, used: mark.used, residue: 0))
-        }
-        let residue = isReleased ? 0 : self.residue(of: cookie, usedTicket: u, used: mark.used)
-        let paused = Control(raw: core.control.pointee.load(ordering: .relaxed)).paused
-        return (paused ? .paused : .inProgress, DMATxState(last: mark.last, used: mark.used, residue: residue))
-    }
-
-    /// Rule S5: the active transfer's remaining bytes, or the full length of a queued one.
-    private func residue(of cookie: DMACookie, usedTicket: UInt32, used: DMACookie) -> Int {
-        let t = usedTicket &- Tickets.cookiesBehind(cookie.rawValue, used.rawValue)
-        let a = core.active.pointee.load(ordering: .relaxed)
-        if Tickets.high(a) == t { return max(1, Int(Tickets.low(a))) }
-        let slot = core.sub + Int(t & core.mask)
-        // Ordering: acquire; pairs with the release store of `seq` in `submit`.
-        let s1 = slot.pointee.seq.load(ordering: .acquiring)
-        let length = slot.pointee.length.load(ordering: .relaxed)
-        if s1 == t &+ 1 && slot.pointee.seq.load(ordering: .acquiring) == s1 { return length }
-        // Consumed since: the engine stored `active` before releasing the slot, so it is
-        // active now, or already finished (reading COMPLETE from here on).
-        let a2 = core.active.pointee.load(ordering: .relaxed)
-        if Tickets.high(a2) == t { return max(1, Int(Tickets.low(a2))) }
-        return 1
-    }
+    public func status(of cookie: DMACookie) -> (DMAStatus, DMATxState) { core.status(of: cookie) }
 
     // MARK: Flow control
 
     public func pause() throws(DMAError) {
-        if isReleased { throw .released }
-        var c = core.control.pointee.load(ordering: .relaxed)
-        while true {
-            let desired = Control(raw: c).paused ? c : Control(raw: c).pausing().raw
-            // Ordering: seq_cst; pairs with the engine's acquire loads of `control` and, for
-            // the parked check below, with the engine's seq_cst park announcement.
-            let (done, now) = core.control.pointee.compareExchange(
-                expected: c, desired: desired, ordering: .sequentiallyConsistent)
-            if done {
-                c = desired
-                break
-            }
-            c = now
-        }
-        // Rule P1: return once the engine has stopped moving data: it acknowledged this pause,
-        // or it is parked (it re-checks `control` before it moves data again).
-        // Engine-thread mode, called from a callback: the engine is this thread, between
-        // transfers or at a chunk boundary, and re-reads `control` before it moves data.
-        if callbacksOnEngine && NonBlockingContext.isActive && CPU.currentThreadID == engineThread.threadID { return }
-        let generation = Control(raw: c).pauseGeneration
-        var spins = 0
-        while true {
-            // Ordering: acquire; pairs with the release store of `ack` in the engine.
-            let a = Control(raw: core.ack.pointee.load(ordering: .acquiring))
-            if a.paused && a.pauseGeneration == generation { return }
-            // Ordering: seq_cst; pairs with the engine's seq_cst park announcement.
-            if core.enginePark.pointee.load(ordering: .sequentiallyConsistent) == 1 { return }
-            let now = Control(raw: core.control.pointee.load(ordering: .acquiring))
-            if !now.paused || now.pauseGeneration != generation { return }
-            // The engine acknowledges within one chunk; on a loaded machine let it run.
-            spins &+= 1
-            if spins < 4096 { cpuRelax() } else { sched_yield() }
-        }
+        // Engine-thread mode, called from a callback: the engine is this thread.
+        try core.pause(fromEngineCallback: {
+            callbacksOnEngine && NonBlockingContext.isActive && CPU.currentThreadID == engineThread.threadID
+        })
     }
 
-    public func resume() throws(DMAError) {
-        if isReleased { throw .released }
-        var c = core.control.pointee.load(ordering: .relaxed)
-        while true {
-            guard Control(raw: c).paused else { throw .notPaused }
-            // Ordering: seq_cst; pairs with the engine's acquire load of `control` and its
-            // seq_cst park announcement (Dekker with the wake below).
-            let (done, now) = core.control.pointee.compareExchange(
-                expected: c, desired: Control(raw: c).resumed().raw, ordering: .sequentiallyConsistent)
-            if done { break }
-            c = now
-        }
-        core.wakeEngineIfParked()
-    }
+    public func resume() throws(DMAError) { try core.resume() }
 
     // MARK: Termination
 
-    public func terminateAsync() throws(DMAError) {
-        if isReleased { throw .released }
-        terminate()
-    }
+    public func terminateAsync() throws(DMAError) { try core.terminateAsync() }
 
-    /// The epoch bump (rules T1, S6). NB-safe: a few atomics and at most one futex wake.
-    private func terminate() {
-        let cutoff = core.used.pointee.load(ordering: .relaxed)
-        var c = core.control.pointee.load(ordering: .relaxed)
-        while true {
-            // Ordering: seq_cst; the release part pairs with the acquire loads of `control` in
-            // the engine and the executor; this CAS is the linearization point of terminate.
-            let (done, now) = core.control.pointee.compareExchange(
-                expected: c, desired: Control(raw: c).terminated(cutoff: cutoff).raw, ordering: .sequentiallyConsistent)
-            if done { break }
-            c = now
-        }
-        // Rule S6: terminated cookies read COMPLETE at once.
-        core.advanceLast(to: cutoff, bound: cutoff)
-        core.terminatePending.pointee.store(true, ordering: .relaxed)
-        // An engine parked idle past the cutoff has nothing to drain: it acknowledges when it
-        // next wakes; otherwise wake it now to drain or abort.
-        if core.idleEngineWitness(cutoff: cutoff) == nil { core.wakeEngineIfParked() }
-    }
+    public func synchronize() throws(DMAError) { try core.synchronize() }
 
-    public func synchronize() throws(DMAError) {
-        try NonBlockingContext.checkBlockingAllowed()
-        if isReleased { throw .released }
-        waitForQuiescence()
-    }
-
-    /// Rule T3: waits until the engine acknowledged the current epoch (it no longer touches
-    /// pre-terminate memory) and the executor has passed every entry before the engine's
-    /// acknowledged position (no pre-terminate callback runs or will start; all retired).
-    ///
-    /// While a terminate is pending (channel state `terminating`), work submitted after it,
-    /// typically by a callback that was already running when the client set its stop flag
-    /// (T7, scenario 19), or by misuse (T6: nothing is guaranteed for it), is terminated too,
-    /// in up to `extraRounds` further rounds, so that no callback starts after synchronize
-    /// returns. Bounded even when callbacks keep submitting.
-    private func waitForQuiescence() {
-        if core.negative == .synchronizeDoesNotWait { return }
-        let extraRounds = 4
-        var round = 0
-        while true {
-            waitForEpoch()
-            guard core.terminatePending.pointee.load(ordering: .relaxed), round < extraRounds else { break }
-            // Ordering: acquire; pairs with the seq_cst CAS of `control` in terminate.
-            let c = Control(raw: core.control.pointee.load(ordering: .acquiring))
-            if core.used.pointee.load(ordering: .relaxed) == c.cutoff { break }
-            round += 1
-            terminate()
-        }
-        core.terminatePending.pointee.store(false, ordering: .relaxed)
-    }
-
-    private func waitForEpoch() {
-        // Ordering: acquire; pairs with the seq_cst CAS of `control` in terminate.
-        let current = Control(raw: core.control.pointee.load(ordering: .acquiring))
-        let target = current.epoch
-        // Ordering: seq_cst; pairs with the seq_cst load in `signalSyncWaiters`.
-        core.syncWaiters.pointee.add(1, ordering: .sequentiallyConsistent)
-        defer { core.syncWaiters.pointee.subtract(1, ordering: .sequentiallyConsistent) }
-        while true {
-            // Ordering: acquire; pairs with the release store of `ack` in the engine.
-            let a = core.ack.pointee.load(ordering: .acquiring)
-            var position: UInt32? = nil
-            if Control.epochDistance(Control(raw: a).epoch, target) >= 0 {
-                position = Tickets.low(a)
-            } else if let p = core.idleEngineWitness(cutoff: current.cutoff) {
-                position = p
-            } else {
-                core.wakeEngineIfParked()
-            }
-            if let position {
-                // Ordering: acquire; pairs with the executor's release store of `compHead`
-                // after each batch (its callbacks have returned).
-                let h = core.compHead.pointee.load(ordering: .acquiring)
-                if Tickets.distance(h, position) >= 0 { return }
-            }
-            core.syncEvent.wait(spinNanoseconds: min(core.options.spinNanoseconds, 20_000), timeoutNanoseconds: 200_000)
-        }
-    }
-
-    public func terminateSync() throws(DMAError) {
-        try NonBlockingContext.checkBlockingAllowed()
-        if isReleased { throw .released }
-        terminate()
-        waitForQuiescence()
-    }
+    public func terminateSync() throws(DMAError) { try core.terminateSync() }
 
     public func release() throws(DMAError) {
         try NonBlockingContext.checkBlockingAllowed()
-        // Ordering: relaxed is enough: release is not called concurrently with other ops
-        // (client misuse); the flag only makes later calls fail with `.released`.
-        let (first, _) = core.released.pointee.compareExchange(expected: false, desired: true, ordering: .relaxed)
-        guard first else { throw .released }
-        terminate()
-        waitForQuiescence()
+        try core.beginRelease()
         stopThreads(join: true)
         core.freeStorage()
     }
@@ -499,63 +202,18 @@ public final class RingChannel: DMAChannel {
     // MARK: Test hooks
 
     public func debugSeedCookie(used: DMACookie, last: DMACookie) throws(DMAError) {
-        if isReleased { throw .released }
-        guard used.isValid, last.isValid else {
-            throw .invalidArgument("cookies used \(used), last \(last); valid: 1...\(Int32.max)")
-        }
-        // A test hook for an idle channel (no submit or completion races it).
-        let tu = core.used.pointee.load(ordering: .relaxed)
-        let tl = tu &- Tickets.cookiesBehind(last.rawValue, used.rawValue)
-        core.cookieBase.pointee.store(Tickets.pack(high: tu, low: UInt32(bitPattern: used.rawValue)), ordering: .relaxed)
-        // Ordering: release; pairs with the acquire load of `last` in `ticketSnapshot()` (the
-        // base stored just before belongs to this watermark).
-        core.last.pointee.store(tl, ordering: .releasing)
+        try core.debugSeedCookie(used: used, last: last)
     }
 
-    public func debugWatermark() -> DMACookieWatermark {
-        let (u, l) = core.ticketSnapshot()
-        return core.watermark(used: u, last: l)
-    }
+    public func debugWatermark() -> DMACookieWatermark { core.debugWatermark() }
 
     public func debugInject(_ injection: DMAInjection, into descriptor: DMADescriptor) throws(DMAError) {
-        let d = try preparedSlot(descriptor)
-        guard injection.chunkBytes >= 0, injection.delayPerChunkNanoseconds >= 0 else {
-            throw .invalidArgument("injection chunkBytes/delay must be >= 0")
-        }
-        d.pointee.slow = true
-        if injection.chunkBytes > 0 { d.pointee.chunkBytes = injection.chunkBytes }
-        d.pointee.delayPerChunk = injection.delayPerChunkNanoseconds
-        d.pointee.stall = injection.stall
-        d.pointee.stallSeen = core.stallGeneration.pointee.load(ordering: .relaxed)
-        switch injection.fault {
-        case .none: d.pointee.fault = 0
-        case .read: d.pointee.fault = 1
-        case .write: d.pointee.fault = 2
-        }
+        try core.debugInject(injection, into: descriptor)
     }
 
-    public func debugFailNextSubmits(_ count: Int) {
-        core.failNext.pointee.store(max(0, count), ordering: .relaxed)
-    }
+    public func debugFailNextSubmits(_ count: Int) { core.debugFailNextSubmits(count) }
 
-    public func debugReleaseStalls() {
-        // Ordering: release; pairs with the acquire load of `stallGeneration` in the engine.
-        core.stallGeneration.pointee.add(1, ordering: .releasing)
-        core.wakeEngineIfParked()
-    }
+    public func debugReleaseStalls() { core.debugReleaseStalls() }
 
-    public func debugSetAccessProbe(_ probe: DMAAccessProbe?) {
-        guard let probe else {
-            // Ordering: release; pairs with the engine's acquire load of `probe`.
-            core.probe.pointee.store(0, ordering: .releasing)
-            return
-        }
-        let box = ProbeBox(probe)
-        core.keepAlive(box)
-        let raw = Unmanaged.passRetained(box).toOpaque()
-        // Ordering: release; pairs with the engine's acquire load of `probe` (the box is
-        // fully initialized before the engine can call it). Replaced boxes stay alive until
-        // the channel is deinitialized, as the engine may still be calling one.
-        core.probe.pointee.store(UInt(bitPattern: raw), ordering: .releasing)
-    }
+    public func debugSetAccessProbe(_ probe: DMAAccessProbe?) { core.debugSetAccessProbe(probe) }
 }

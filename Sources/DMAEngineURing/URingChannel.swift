@@ -96,7 +96,7 @@ public final class URingChannel: DMAChannel {
         // Ordering: acquire; pairs with the release store in `shutdown`, so a release on
         // another thread is complete before this deinit skips the shutdown.
         if !core.released.load(ordering: .acquiring) {
-            shutdown(waitForQuiescence: !core.onEngineThread)
+            core.shutdown(waitForQuiescence: !core.onEngineThread)
         }
     }
 
@@ -131,19 +131,12 @@ public final class URingChannel: DMAChannel {
 
     // MARK: Configuration and memory
 
-    public func configure(_ config: DMAConfig) throws(DMAError) {
-        guard config.burstBytes >= 0 else { throw .invalidArgument("burstBytes = \(config.burstBytes); it must be >= 0") }
-        let c = core
-        c.lock.lock()
-        defer { c.lock.unlock() }
-        if c.st.pointee.released { throw .released }
-        c.st.pointee.config = config
-    }
+    public func configure(_ config: DMAConfig) throws(DMAError) { try core.configure(config) }
 
     /// Carves a zero-filled, page-aligned buffer from the pool file. The corresponding
     /// kernel call is `dma_alloc_coherent()`.
     public func allocateCoherent(byteCount: Int) throws(DMAError) -> DMABuffer {
-        // Ordering: acquire; pairs with the release store in `shutdown` (the pool is unmapped after it).
+        // Ordering: acquire; pairs with the release store in `URingCore.shutdown` (the pool is unmapped after it).
         if core.released.load(ordering: .acquiring) { throw .released }
         return try core.pool.allocate(byteCount: byteCount)
     }
@@ -160,29 +153,7 @@ public final class URingChannel: DMAChannel {
     public func prepareMemcpy(
         to destination: UnsafeMutableRawPointer, from source: UnsafeRawPointer, length: Int, flags: DMAPrepFlags
     ) -> DMADescriptor? {
-        let c = core
-        guard length > 0, let off = c.pool.offset(of: source, length: length) else { return nil }
-        c.lock.lock()
-        defer { c.lock.unlock() }
-        guard !c.st.pointee.released, c.st.pointee.freeCount > 0 else { return nil }
-        c.st.pointee.freeCount -= 1
-        let idx = c.freeList[c.st.pointee.freeCount]
-        let s = c.slots + Int(idx)
-        s.pointee.state = .prepared
-        s.pointee.flags = flags
-        s.pointee.destination = destination
-        s.pointee.sourceOffset = off
-        s.pointee.length = length
-        s.pointee.chunksIssued = 0
-        s.pointee.outstanding = 0
-        s.pointee.bytesDone = 0
-        s.pointee.result = .noError
-        s.pointee.delay = 0
-        s.pointee.stall = false
-        s.pointee.fault = nil
-        s.pointee.nextDue = 0
-        c.setChunking(s, requested: c.st.pointee.config.burstBytes)
-        return DMADescriptor(index: idx, generation: s.pointee.generation)
+        core.prepareMemcpy(to: destination, from: source, length: length, flags: flags)
     }
 
     /// Not supported (`capabilities.memset == false`): io_uring has no fill opcode.
@@ -199,169 +170,52 @@ public final class URingChannel: DMAChannel {
     // MARK: Descriptor
 
     public func setCallback(_ callback: DMACallback, for descriptor: DMADescriptor) throws(DMAError) {
-        let c = core
-        c.lock.lock()
-        defer { c.lock.unlock() }
-        if c.st.pointee.released { throw .released }
-        guard let s = c.preparedSlot(descriptor) else { throw .invalidHandle }
-        s.pointee.callback = callback
+        try core.setCallback(callback, for: descriptor)
     }
 
     /// `.notPermitted`: this backend does not reuse descriptors (`capabilities.descriptorReuse == false`).
     public func setReuse(_ reuse: Bool, for descriptor: DMADescriptor) throws(DMAError) {
-        // Ordering: acquire; pairs with the release store in `shutdown` (the pool is unmapped after it).
+        // Ordering: acquire; pairs with the release store in `URingCore.shutdown`.
         if core.released.load(ordering: .acquiring) { throw .released }
         throw .notPermitted
     }
 
     /// `.notPermitted` for every valid handle (no descriptor here is REUSE).
-    public func free(_ descriptor: DMADescriptor) throws(DMAError) {
-        let c = core
-        c.lock.lock()
-        defer { c.lock.unlock() }
-        if c.st.pointee.released { throw .released }
-        guard Int(descriptor.index) < c.slotCount, c.slots[Int(descriptor.index)].generation == descriptor.generation,
-            c.slots[Int(descriptor.index)].state != .free
-        else { throw .invalidHandle }
-        throw .notPermitted
-    }
+    public func free(_ descriptor: DMADescriptor) throws(DMAError) { try core.free(descriptor) }
 
     // MARK: Submit, issue, status
 
     /// The corresponding kernel call is `dmaengine_submit()`.
-    public func submit(_ descriptor: DMADescriptor) -> DMACookie {
-        let c = core
-        c.lock.lock()
-        defer { c.lock.unlock() }
-        if c.st.pointee.released { return .failure(ENODEV) }
-        guard let s = c.preparedSlot(descriptor) else { return .failure(EINVAL) }
-        if c.st.pointee.failNextSubmits > 0 {
-            c.st.pointee.failNextSubmits -= 1
-            return .failure(EIO)
-        }
-        let cookie = c.st.pointee.watermark.assign()
-        s.pointee.cookie = cookie
-        s.pointee.state = .submitted
-        c.fifo[c.st.pointee.tail & c.fifoMask] = descriptor.index
-        c.st.pointee.tail += 1
-        c.publish()
-        return cookie
-    }
+    public func submit(_ descriptor: DMADescriptor) -> DMACookie { core.submit(descriptor) }
 
     /// Hands every submitted descriptor to the kernel: `io_uring_submit` on this thread with
     /// `.plain`/`.sqpoll`, a hand-off to the engine thread with `.deferTaskrun`. Nothing
     /// reaches the kernel while paused. The corresponding kernel call is
     /// `dma_async_issue_pending()`.
-    public func issuePending() {
-        let c = core
-        c.lock.lock()
-        if c.st.pointee.released {
-            c.lock.unlock()
-            return
-        }
-        c.st.pointee.issuedEnd = c.st.pointee.tail
-        let go = !c.st.pointee.paused && c.st.pointee.barrier < 0 && c.st.pointee.kcursor < c.st.pointee.issuedEnd
-        c.lock.unlock()
-        guard go else { return }
-        if setup == .deferTaskrun {
-            c.request(URingControl.flush, urgent: false)
-        } else {
-            c.pumpFromClient()
-        }
-    }
+    public func issuePending() { core.issuePending() }
 
     /// The corresponding kernel call is `dmaengine_tx_status()`.
-    public func status(of cookie: DMACookie) -> (DMAStatus, DMATxState) {
-        let c = core
-        // Ordering: acquire; pairs with the release store in `URingCore.publish()`.
-        let wm = DMACookieWatermark(packed: c.published.load(ordering: .acquiring))
-        if wm.isComplete(cookie) {
-            return (.complete, DMATxState(last: wm.last, used: wm.used, residue: 0,
-                                          inFlightBytes: c.inFlightBytes.load(ordering: .relaxed)))
-        }
-        c.lock.lock()
-        defer { c.lock.unlock() }
-        let w = c.st.pointee.watermark
-        let inFlight = c.st.pointee.bytesInKernel
-        if w.isComplete(cookie) {
-            return (.complete, DMATxState(last: w.last, used: w.used, residue: 0, inFlightBytes: inFlight))
-        }
-        var residue = 0
-        var pos = c.st.pointee.head
-        while pos < c.st.pointee.tail {
-            let s = c.slots + Int(c.fifo[pos & c.fifoMask])
-            if s.pointee.cookie == cookie {
-                switch s.pointee.state {
-                case .active, .done: residue = max(1, s.pointee.length - s.pointee.bytesDone)
-                default: residue = s.pointee.length
-                }
-                break
-            }
-            pos += 1
-        }
-        return (c.st.pointee.paused ? .paused : .inProgress,
-                DMATxState(last: w.last, used: w.used, residue: residue, inFlightBytes: inFlight))
-    }
+    public func status(of cookie: DMACookie) -> (DMAStatus, DMATxState) { core.status(of: cookie) }
 
     // MARK: Flow control
 
     /// Holds back submission and returns once no SQE of this channel is in the kernel. From a
     /// callback (the engine thread) it reaps in place; from another thread it waits for the
     /// engine (bounded by the reads in flight). The corresponding kernel call is `dmaengine_pause()`.
-    public func pause() throws(DMAError) {
-        let c = core
-        c.lock.lock()
-        if c.st.pointee.released {
-            c.lock.unlock()
-            throw .released
-        }
-        c.st.pointee.paused = true
-        c.lock.unlock()
-        if c.onEngineThread {
-            c.drainInline()
-        } else {
-            // Ordering: seq_cst; pairs with the seq_cst decrement in `URingCore.absorb`.
-            c.waitFor { c.outstanding.load(ordering: .sequentiallyConsistent) == 0 }
-        }
-    }
+    public func pause() throws(DMAError) { try core.pause() }
 
     /// The corresponding kernel call is `dmaengine_resume()`.
-    public func resume() throws(DMAError) {
-        let c = core
-        c.lock.lock()
-        if c.st.pointee.released {
-            c.lock.unlock()
-            throw .released
-        }
-        guard c.st.pointee.paused else {
-            c.lock.unlock()
-            throw .notPaused
-        }
-        c.st.pointee.paused = false
-        c.lock.unlock()
-        if setup != .deferTaskrun { c.pumpFromClient() }
-        c.request(URingControl.flush | URingControl.service, urgent: true)
-    }
+    public func resume() throws(DMAError) { try core.resume() }
 
     // MARK: Termination
 
     /// NB-safe. The corresponding kernel call is `dmaengine_terminate_async()`.
-    public func terminateAsync() throws(DMAError) {
-        let c = core
-        c.lock.lock()
-        if c.st.pointee.released {
-            c.lock.unlock()
-            throw .released
-        }
-        let cancel = c.terminateLocked()
-        c.lock.unlock()
-        if cancel { c.request(URingControl.cancel, urgent: true) }
-    }
+    public func terminateAsync() throws(DMAError) { try core.terminateAsync() }
 
     /// The corresponding kernel call is `dmaengine_synchronize()`.
     public func synchronize() throws(DMAError) {
         try NonBlockingContext.checkBlockingAllowed()
-        // Ordering: acquire; pairs with the release store in `shutdown` (the pool is unmapped after it).
+        // Ordering: acquire; pairs with the release store in `URingCore.shutdown`.
         if core.released.load(ordering: .acquiring) { throw .released }
         core.waitQuiescent()
     }
@@ -379,46 +233,18 @@ public final class URingChannel: DMAChannel {
     /// call is `dma_release_channel()`.
     public func release() throws(DMAError) {
         try NonBlockingContext.checkBlockingAllowed()
-        let c = core
-        c.lock.lock()
-        if c.st.pointee.released {
-            c.lock.unlock()
-            throw .released
-        }
-        c.lock.unlock()
-        shutdown(waitForQuiescence: true)
-    }
-
-    private func shutdown(waitForQuiescence: Bool) {
-        let c = core
-        c.lock.lock()
-        c.st.pointee.released = true
-        let cancel = c.terminateLocked()
-        c.lock.unlock()
-        // Ordering: release; pairs with the acquire loads of `released` in the public calls.
-        c.released.store(true, ordering: .releasing)
-        if cancel { c.request(URingControl.cancel, urgent: true) }
-        if waitForQuiescence { c.waitQuiescent() }
-        c.stopEngine()
+        try core.withLiveLock { _ throws(DMAError) in }
+        core.shutdown(waitForQuiescence: true)
     }
 
     // MARK: Test hooks
 
     public func debugSeedCookie(used: DMACookie, last: DMACookie) throws(DMAError) {
-        guard used.isValid, last.isValid else {
-            throw .invalidArgument("debugSeedCookie(used: \(used), last: \(last)); cookies must be >= 1")
-        }
-        let c = core
-        c.lock.lock()
-        defer { c.lock.unlock() }
-        if c.st.pointee.released { throw .released }
-        guard c.st.pointee.head == c.st.pointee.tail, c.st.pointee.zombies == 0 else { throw .busy }
-        c.st.pointee.watermark = DMACookieWatermark(used: used, last: last)
-        c.publish()
+        try core.seedCookie(used: used, last: last)
     }
 
     public func debugWatermark() -> DMACookieWatermark {
-        // Ordering: acquire; pairs with the release store in `URingCore.publish()`.
+        // Ordering: acquire; pairs with the release store in `URingCore.publish`.
         DMACookieWatermark(packed: core.published.load(ordering: .acquiring))
     }
 
@@ -428,43 +254,18 @@ public final class URingChannel: DMAChannel {
     /// `debugReleaseStalls()`. Fault: an IORING_OP_NOP replaces the reads, so dst is never
     /// touched, and the callback gets READ_FAILED or WRITE_FAILED.
     public func debugInject(_ injection: DMAInjection, into descriptor: DMADescriptor) throws(DMAError) {
-        let c = core
-        c.lock.lock()
-        defer { c.lock.unlock() }
-        if c.st.pointee.released { throw .released }
-        guard let s = c.preparedSlot(descriptor) else { throw .invalidHandle }
-        if injection.chunkBytes > 0 { c.setChunking(s, requested: injection.chunkBytes) }
-        s.pointee.delay = max(0, injection.delayPerChunkNanoseconds)
-        s.pointee.stall = injection.stall
-        s.pointee.fault = injection.fault
+        try core.inject(injection, into: descriptor)
     }
 
-    public func debugFailNextSubmits(_ count: Int) {
-        let c = core
-        c.lock.lock()
-        c.st.pointee.failNextSubmits = max(0, count)
-        c.lock.unlock()
-    }
+    public func debugFailNextSubmits(_ count: Int) { core.failNextSubmits(count) }
 
-    public func debugReleaseStalls() {
-        let c = core
-        c.lock.lock()
-        for i in 0..<c.slotCount { c.slots[i].stall = false }
-        c.lock.unlock()
-        c.request(URingControl.service, urgent: true)
-    }
+    public func debugReleaseStalls() { core.releaseStalls() }
 
     /// Reports an access when a chunk's SQE is handed to the kernel (a read of the source)
     /// and when its CQE arrives (a write of the destination: the kernel has written it by
     /// then). One write per chunk, so the count shows the burst size (scenario 32); a CQE
     /// for a terminated descriptor after `synchronize` shows up as a forbidden write.
-    public func debugSetAccessProbe(_ probe: DMAAccessProbe?) {
-        let c = core
-        c.lock.lock()
-        c.st.pointee.probe = probe
-        c.st.pointee.hasProbe = probe != nil
-        c.lock.unlock()
-    }
+    public func debugSetAccessProbe(_ probe: DMAAccessProbe?) { core.setAccessProbe(probe) }
 
     /// CQEs for terminated descriptors that arrived after a `synchronize` had returned (each
     /// one breaks the seed guarantee; 0 is the only correct value).

@@ -19,10 +19,10 @@ extension URingCore {
         while true {
             let n = Int(curing_reap(ring, cqeData, cqeRes, UInt32(Self.reapBatch)))
             if n == 0 { break }
-            lock.lock()
-            for i in 0..<n { absorb(cqeData[i], cqeRes[i]) }
-            inFlightBytes.store(st.pointee.bytesInKernel, ordering: .relaxed)
-            lock.unlock()
+            lock.withLock { held in
+                for i in 0..<n { absorb(cqeData[i], cqeRes[i], held) }
+                inFlightBytes.store(st.pointee.bytesInKernel, ordering: .relaxed)
+            }
             total += n
             if n < Self.reapBatch { break }
         }
@@ -30,9 +30,9 @@ extension URingCore {
         return total
     }
 
-    /// Applies one CQE. Caller holds `lock`.
+    /// Applies one CQE.
     @inline(__always)
-    func absorb(_ ud: UInt64, _ res: Int32) {
+    func absorb(_ ud: UInt64, _ res: Int32, _ held: borrowing Held) {
         switch URingUserData.kind(ud) {
         case URingUserData.Kind.doorbell.rawValue:
             st.pointee.doorbellArmed = false
@@ -76,7 +76,7 @@ extension URingCore {
                 lateCompletions.wrappingAdd(1, ordering: .relaxed)
             }
             if s.pointee.outstanding == 0 {
-                retire(UInt32(idx))
+                retire(UInt32(idx), held)
                 st.pointee.zombies -= 1
             }
             return
@@ -101,39 +101,40 @@ extension URingCore {
     /// Takes the done descriptors at the head of the FIFO (cookie order), advances `last`
     /// past them, and runs their callbacks with no lock held. Returns how many it retired.
     func deliver() -> Int {
-        lock.lock()
-        let h = st.pointee.head
-        if st.pointee.paused || h == st.pointee.kcursor || slots[Int(fifo[h & fifoMask])].state != .done {
-            lock.unlock()
-            return 0
-        }
-        // Ordering: seq_cst; pairs with the load in `waitQuiescent`: a synchronize that runs
-        // after a terminate which followed this point sees an odd value (or a later one).
-        batchSeq.wrappingAdd(1, ordering: .sequentiallyConsistent)
         var n = 0
-        var retired = 0
-        var lastCookie = st.pointee.watermark.last
-        while retired < Self.deliveryBatch && st.pointee.head < st.pointee.kcursor {
-            let idx = fifo[st.pointee.head & fifoMask]
-            let s = slots + Int(idx)
-            guard s.pointee.state == .done else { break }
-            if s.pointee.flags.contains(.interrupt) && s.pointee.callback.isSet {
-                let code = s.pointee.result
-                let residue = code == .noError ? 0 : max(0, s.pointee.length - s.pointee.bytesDone)
-                (batch + n).initialize(to: URingDelivery(callback: s.pointee.callback, cookie: s.pointee.cookie,
-                                                         result: DMAResult(code, residue: residue)))
-                n += 1
+        let retired = lock.withLock { held -> Int in
+            let h = st.pointee.head
+            if st.pointee.paused || h == st.pointee.kcursor || slots[Int(fifo[h & fifoMask])].state != .done {
+                return 0
             }
-            lastCookie = s.pointee.cookie
-            st.pointee.bytesInKernel -= s.pointee.length
-            retire(idx)
-            st.pointee.head += 1
-            retired += 1
+            // Ordering: seq_cst; pairs with the load in `waitQuiescent`: a synchronize that runs
+            // after a terminate which followed this point sees an odd value (or a later one).
+            batchSeq.wrappingAdd(1, ordering: .sequentiallyConsistent)
+            var retired = 0
+            var lastCookie = st.pointee.watermark.last
+            while retired < Self.deliveryBatch && st.pointee.head < st.pointee.kcursor {
+                let idx = fifo[st.pointee.head & fifoMask]
+                let s = slots + Int(idx)
+                guard s.pointee.state == .done else { break }
+                if s.pointee.flags.contains(.interrupt) && s.pointee.callback.isSet {
+                    let code = s.pointee.result
+                    let residue = code == .noError ? 0 : max(0, s.pointee.length - s.pointee.bytesDone)
+                    (batch + n).initialize(to: URingDelivery(callback: s.pointee.callback, cookie: s.pointee.cookie,
+                                                             result: DMAResult(code, residue: residue)))
+                    n += 1
+                }
+                lastCookie = s.pointee.cookie
+                st.pointee.bytesInKernel -= s.pointee.length
+                retire(idx, held)
+                st.pointee.head += 1
+                retired += 1
+            }
+            st.pointee.watermark.last = lastCookie
+            publish(held)
+            inFlightBytes.store(st.pointee.bytesInKernel, ordering: .relaxed)
+            return retired
         }
-        st.pointee.watermark.last = lastCookie
-        publish()
-        inFlightBytes.store(st.pointee.bytesInKernel, ordering: .relaxed)
-        lock.unlock()
+        if retired == 0 { return 0 }
         for i in 0..<n {
             batch[i].callback.invoke(cookie: batch[i].cookie, result: batch[i].result)
         }

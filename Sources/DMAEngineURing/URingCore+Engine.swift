@@ -49,10 +49,10 @@ extension URingCore {
         initDone.signal()
         engineLoop(ring)
         retireDoorbell(ring)
-        sqLock.lock()
-        self.ring = nil
-        curing_destroy(ring)
-        sqLock.unlock()
+        sqLock.withLock { _ in
+            self.ring = nil
+            curing_destroy(ring)
+        }
     }
 
     /// Cancels the doorbell read and reaps its CQE (bounded: 100 ms), so that nothing is
@@ -60,20 +60,16 @@ extension URingCore {
     /// exit, then need not cancel it themselves (an armed read kept the SQ thread alive for
     /// 50-100 ms after io_uring_queue_exit in a C check).
     func retireDoorbell(_ ring: OpaquePointer) {
-        sqLock.lock()
-        lock.lock()
-        let armed = st.pointee.doorbellArmed
-        lock.unlock()
-        if armed && curing_prep_cancel_any(ring, URingUserData.make(.exitCancel)) == 0 { submitSQ(ring) }
-        sqLock.unlock()
+        let armed = sqLock.withLock { sq -> Bool in
+            let armed = lock.withLock { _ in st.pointee.doorbellArmed }
+            if armed && curing_prep_cancel_any(ring, URingUserData.make(.exitCancel)) == 0 { submitSQ(ring, sq) }
+            return armed
+        }
         guard armed else { return }
         let deadline = MonotonicClock.now() &+ 100_000_000
         while MonotonicClock.now() < deadline {
             _ = reap(ring)
-            lock.lock()
-            let stillArmed = st.pointee.doorbellArmed
-            lock.unlock()
-            if !stillArmed { return }
+            if !lock.withLock({ _ in st.pointee.doorbellArmed }) { return }
             _ = curing_wait(ring, 1_000_000)
         }
     }

@@ -10,12 +10,12 @@ import Platform
 import Synchronization
 
 extension URingCore {
-    // MARK: Submission side (caller holds `sqLock`)
+    // MARK: Submission side (under `sqLock`: an `SQHeld`)
 
     /// io_uring_submit, retried on EINTR and briefly on EAGAIN/EBUSY. A failure leaves the
     /// SQEs in the SQ; the next submit (the engine pumps every round) pushes them again.
     @discardableResult
-    func submitSQ(_ ring: OpaquePointer) -> Int32 {
+    func submitSQ(_ ring: OpaquePointer, _: borrowing SQHeld) -> Int32 {
         var tries = 0
         while true {
             let r = curing_submit(ring)
@@ -31,10 +31,9 @@ extension URingCore {
         }
     }
 
-    /// Preps the SQEs of one non-paced descriptor (caller holds `sqLock` and `lock`, and
-    /// checked the SQ has room).
+    /// Preps the SQEs of one non-paced descriptor (the caller checked the SQ has room).
     @inline(__always)
-    func prepDescriptor(_ ring: OpaquePointer, _ idx: UInt32) -> Int {
+    func prepDescriptor(_ ring: OpaquePointer, _ idx: UInt32, _ sq: borrowing SQHeld, _ held: borrowing Held) -> Int {
         let s = slots + Int(idx)
         let gen = s.pointee.generation
         var n = 0
@@ -43,7 +42,7 @@ extension URingCore {
             n = 1
         } else {
             for c in 0..<s.pointee.chunkCount {
-                n += prepChunk(ring, idx, c)
+                n += prepChunk(ring, idx, c, sq, held)
             }
         }
         s.pointee.state = .active
@@ -57,7 +56,7 @@ extension URingCore {
     /// source read to the access probe as handed to the kernel (the destination write is
     /// reported when the CQE arrives, so each chunk counts as one write).
     @inline(__always)
-    func prepChunk(_ ring: OpaquePointer, _ idx: UInt32, _ c: Int) -> Int {
+    func prepChunk(_ ring: OpaquePointer, _ idx: UInt32, _ c: Int, _: borrowing SQHeld, _: borrowing Held) -> Int {
         let s = slots + Int(idx)
         let off = c * s.pointee.chunkBytes
         let n = min(s.pointee.chunkBytes, s.pointee.length - off)
@@ -76,57 +75,54 @@ extension URingCore {
 
     /// Hands issued descriptors to the kernel in cookie order, as far as the SQ, pause and a
     /// paced barrier allow. Returns the SQEs prepped and not yet submitted.
-    func flush(_ ring: OpaquePointer, pending: Int) -> Int {
+    func flush(_ ring: OpaquePointer, pending: Int, _ sq: borrowing SQHeld) -> Int {
         var pending = pending
         var fullRounds = 0
-        lock.lock()
-        while !st.pointee.paused && st.pointee.barrier < 0 && st.pointee.kcursor < st.pointee.issuedEnd {
-            let idx = fifo[st.pointee.kcursor & fifoMask]
-            let s = slots + Int(idx)
-            if s.pointee.paced {
-                // The engine feeds it; nothing after it starts until it is done.
-                s.pointee.state = .active
-                s.pointee.nextDue = 0
-                s.pointee.onPacedList = true
-                st.pointee.barrier = Int32(idx)
-                paced[st.pointee.pacedCount] = idx
-                st.pointee.pacedCount += 1
-                st.pointee.kcursor += 1
-                st.pointee.bytesInKernel += s.pointee.length
-                if onEngineThread {
-                    pacedAdded = true
-                } else {
-                    lock.unlock()
-                    request(URingControl.service, urgent: true)
-                    lock.lock()
+        lock.withLock { held in
+            while !st.pointee.paused && st.pointee.barrier < 0 && st.pointee.kcursor < st.pointee.issuedEnd {
+                let idx = fifo[st.pointee.kcursor & fifoMask]
+                let s = slots + Int(idx)
+                if s.pointee.paced {
+                    // The engine feeds it; nothing after it starts until it is done.
+                    s.pointee.state = .active
+                    s.pointee.nextDue = 0
+                    s.pointee.onPacedList = true
+                    st.pointee.barrier = Int32(idx)
+                    paced[st.pointee.pacedCount] = idx
+                    st.pointee.pacedCount += 1
+                    st.pointee.kcursor += 1
+                    st.pointee.bytesInKernel += s.pointee.length
+                    if onEngineThread {
+                        pacedAdded = true
+                    } else {
+                        held.whileUnlocked { request(URingControl.service, urgent: true) }
+                    }
+                    break
                 }
-                break
+                let need = s.pointee.fault != nil ? 1 : s.pointee.chunkCount
+                if Int(curing_sq_space_left(ring)) < need {
+                    // SQ full: submit what is prepped and try again (with SQPOLL the kernel
+                    // thread frees entries asynchronously).
+                    held.whileUnlocked {
+                        if pending > 0 { submitSQ(ring, sq); pending = 0 } else { sched_yield() }
+                    }
+                    fullRounds += 1
+                    if fullRounds > 64 { break }
+                    continue
+                }
+                // Ordering: seq_cst; pairs with the seq_cst load in `wakeEngine` (the count must be
+                // visible before the SQE can complete and before a doorbell decision reads it).
+                outstanding.wrappingAdd(need, ordering: .sequentiallyConsistent)
+                pending += prepDescriptor(ring, idx, sq, held)
+                st.pointee.kcursor += 1
             }
-            let need = s.pointee.fault != nil ? 1 : s.pointee.chunkCount
-            if Int(curing_sq_space_left(ring)) < need {
-                // SQ full: submit what is prepped and try again (with SQPOLL the kernel
-                // thread frees entries asynchronously).
-                lock.unlock()
-                if pending > 0 { submitSQ(ring); pending = 0 } else { sched_yield() }
-                fullRounds += 1
-                lock.lock()
-                if fullRounds > 64 { break }
-                continue
-            }
-            // Ordering: seq_cst; pairs with the seq_cst load in `wakeEngine` (the count must be
-            // visible before the SQE can complete and before a doorbell decision reads it).
-            outstanding.wrappingAdd(need, ordering: .sequentiallyConsistent)
-            pending += prepDescriptor(ring, idx)
-            st.pointee.kcursor += 1
+            inFlightBytes.store(st.pointee.bytesInKernel, ordering: .relaxed)
         }
-        let leftBehind = fullRounds > 64
-        inFlightBytes.store(st.pointee.bytesInKernel, ordering: .relaxed)
-        lock.unlock()
         // The SQ stayed full: let the engine hand over the rest once it has reaped. On the
         // engine thread (an issuePending from a callback) that is its next round: without
         // `pumpNeeded` nothing brought it back, and the rest never started (found by the
         // random-client checker on uring-sqpoll, whose SQ thread frees entries late).
-        if leftBehind {
+        if fullRounds > 64 {
             if onEngineThread { pumpNeeded = true } else { request(URingControl.flush, urgent: true) }
         }
         return pending
@@ -134,58 +130,60 @@ extension URingCore {
 
     /// Submits issued descriptors from the calling thread (plain and sqpoll setups).
     func pumpFromClient() {
-        sqLock.lock()
-        if let ring {
-            let pending = flush(ring, pending: 0)
-            if pending > 0 { submitSQ(ring) }
+        sqLock.withLock { sq in
+            if let ring {
+                let pending = flush(ring, pending: 0, sq)
+                if pending > 0 { submitSQ(ring, sq) }
+            }
         }
-        sqLock.unlock()
     }
 
     /// The engine's submission round: doorbell, cancel, paced chunks, then issued descriptors.
     /// Returns the earliest time a paced chunk is due (0 = none).
     func pumpFromEngine(_ ring: OpaquePointer) -> UInt64 {
-        sqLock.lock()
-        var pending = 0
-        var due: UInt64 = 0
-        pacedAdded = false
-        lock.lock()
-        if !st.pointee.doorbellArmed && curing_sq_space_left(ring) > 0 {
-            _ = curing_prep_read(ring, doorbellFD, 0, doorbellBuffer, 8, 0, -1, URingUserData.make(.doorbell))
-            st.pointee.doorbellArmed = true
-            pending += 1
+        sqLock.withLock { sq -> UInt64 in
+            var pending = 0
+            var due: UInt64 = 0
+            pacedAdded = false
+            lock.withLock { _ in
+                if !st.pointee.doorbellArmed && curing_sq_space_left(ring) > 0 {
+                    _ = curing_prep_read(ring, doorbellFD, 0, doorbellBuffer, 8, 0, -1, URingUserData.make(.doorbell))
+                    st.pointee.doorbellArmed = true
+                    pending += 1
+                }
+                if st.pointee.cancelToPrep && curing_sq_space_left(ring) > 0 {
+                    _ = curing_prep_cancel_any(ring, URingUserData.make(.cancel))
+                    st.pointee.cancelToPrep = false
+                    pending += 1
+                }
+            }
+            // Issued descriptors first (a paced one found there joins the paced list), then the
+            // paced chunks; a paced descriptor that finished lifts its barrier: flush again.
+            pending = flush(ring, pending: pending, sq)
+            var barrierLifted = false
+            lock.withLock { held in
+                if st.pointee.pacedCount > 0 {
+                    pending += servicePaced(ring, due: &due, barrierLifted: &barrierLifted, sq, held)
+                }
+            }
+            if barrierLifted { pending = flush(ring, pending: pending, sq) }
+            if pending > 0 { submitSQ(ring, sq) }
+            // Pump again next round only if something was left behind for lack of SQ space. Paced
+            // descriptors bring the engine back by themselves: a chunk's CQE sets `pumpNeeded`,
+            // a delay ends at `due`, and resume/stall release come through `control`.
+            lock.withLock { _ in
+                pumpNeeded = pacedAdded || !st.pointee.doorbellArmed || st.pointee.cancelToPrep
+                    || (!st.pointee.paused && st.pointee.barrier < 0 && st.pointee.kcursor < st.pointee.issuedEnd)
+            }
+            return due
         }
-        if st.pointee.cancelToPrep && curing_sq_space_left(ring) > 0 {
-            _ = curing_prep_cancel_any(ring, URingUserData.make(.cancel))
-            st.pointee.cancelToPrep = false
-            pending += 1
-        }
-        lock.unlock()
-        // Issued descriptors first (a paced one found there joins the paced list), then the
-        // paced chunks; a paced descriptor that finished lifts its barrier: flush again.
-        pending = flush(ring, pending: pending)
-        lock.lock()
-        var barrierLifted = false
-        if st.pointee.pacedCount > 0 {
-            pending += servicePaced(ring, due: &due, barrierLifted: &barrierLifted)
-        }
-        lock.unlock()
-        if barrierLifted { pending = flush(ring, pending: pending) }
-        if pending > 0 { submitSQ(ring) }
-        lock.lock()
-        // Pump again next round only if something was left behind for lack of SQ space. Paced
-        // descriptors bring the engine back by themselves: a chunk's CQE sets `pumpNeeded`,
-        // a delay ends at `due`, and resume/stall release come through `control`.
-        pumpNeeded = pacedAdded || !st.pointee.doorbellArmed || st.pointee.cancelToPrep
-            || (!st.pointee.paused && st.pointee.barrier < 0 && st.pointee.kcursor < st.pointee.issuedEnd)
-        lock.unlock()
-        sqLock.unlock()
-        return due
     }
 
     /// Feeds paced descriptors: one chunk at a time, each after its delay, none while paused
-    /// or stalled. Caller holds `sqLock` and `lock`.
-    func servicePaced(_ ring: OpaquePointer, due: inout UInt64, barrierLifted: inout Bool) -> Int {
+    /// or stalled.
+    func servicePaced(
+        _ ring: OpaquePointer, due: inout UInt64, barrierLifted: inout Bool, _ sq: borrowing SQHeld, _ held: borrowing Held
+    ) -> Int {
         var prepped = 0
         let now = MonotonicClock.now()
         var i = 0
@@ -195,7 +193,7 @@ extension URingCore {
             if s.pointee.state != .active {
                 // Terminated meanwhile (terminate empties the list, so this is a safety net).
                 s.pointee.onPacedList = false
-                removePaced(at: i)
+                removePaced(at: i, held)
                 if st.pointee.barrier == Int32(idx) {
                     st.pointee.barrier = -1
                     barrierLifted = true
@@ -209,7 +207,7 @@ extension URingCore {
             if s.pointee.chunksIssued >= s.pointee.chunkCount {
                 s.pointee.state = .done
                 s.pointee.onPacedList = false
-                removePaced(at: i)
+                removePaced(at: i, held)
                 if st.pointee.barrier == Int32(idx) {
                     st.pointee.barrier = -1
                     barrierLifted = true
@@ -227,7 +225,7 @@ extension URingCore {
                     _ = curing_prep_nop(ring, URingUserData.make(.fault, slot: idx, generation: s.pointee.generation))
                     s.pointee.chunksIssued = s.pointee.chunkCount
                 } else {
-                    _ = prepChunk(ring, idx, s.pointee.chunksIssued)
+                    _ = prepChunk(ring, idx, s.pointee.chunksIssued, sq, held)
                     s.pointee.chunksIssued += 1
                 }
                 s.pointee.outstanding = 1
@@ -244,7 +242,7 @@ extension URingCore {
     }
 
     @inline(__always)
-    func removePaced(at i: Int) {
+    func removePaced(at i: Int, _: borrowing Held) {
         st.pointee.pacedCount -= 1
         paced[i] = paced[st.pointee.pacedCount]
     }

@@ -15,7 +15,7 @@ extension URingCore {
     /// terminateAsync's effect (caller checked the context rules): every submitted descriptor
     /// is dropped without callback; those with SQEs in the kernel become zombies until their
     /// CQEs arrive, and an IORING_OP_ASYNC_CANCEL is queued for them. `last := used` (S6).
-    func terminateLocked() -> Bool {
+    func terminateLocked(_ held: borrowing Held) -> Bool {
         st.pointee.terminateEpoch &+= 1
         var pos = st.pointee.head
         while pos < st.pointee.tail {
@@ -27,7 +27,7 @@ extension URingCore {
                 s.pointee.callback = DMACallback()
                 st.pointee.zombies += 1
             } else {
-                retire(idx)
+                retire(idx, held)
             }
             pos += 1
         }
@@ -39,7 +39,7 @@ extension URingCore {
         st.pointee.bytesInKernel = 0
         inFlightBytes.store(0, ordering: .relaxed)
         st.pointee.watermark.last = st.pointee.watermark.used
-        publish()
+        publish(held)
         st.pointee.paused = false
         if st.pointee.zombies > 0 && !st.pointee.cancelToPrep {
             st.pointee.cancelToPrep = true
@@ -52,21 +52,15 @@ extension URingCore {
     /// synchronize's wait: no zombie left, no cancel outstanding, and no callback batch that
     /// began before this call still running.
     func waitQuiescent() {
-        lock.lock()
-        let epoch = st.pointee.terminateEpoch
-        lock.unlock()
+        let epoch = lock.withLock { _ in st.pointee.terminateEpoch }
         // Ordering: seq_cst; pairs with the increments in `deliver`.
         let seq = batchSeq.load(ordering: .sequentiallyConsistent)
         waitFor {
-            lock.lock()
-            let idle = st.pointee.zombies == 0 && st.pointee.cancelsOutstanding == 0
-            lock.unlock()
+            let idle = lock.withLock { _ in st.pointee.zombies == 0 && st.pointee.cancelsOutstanding == 0 }
             // Ordering: seq_cst; pairs with the increments in `deliver` (see above).
             return idle && (seq & 1 == 0 || batchSeq.load(ordering: .sequentiallyConsistent) != seq)
         }
-        lock.lock()
-        if st.pointee.syncedEpoch < epoch { st.pointee.syncedEpoch = epoch }
-        lock.unlock()
+        lock.withLock { _ in if st.pointee.syncedEpoch < epoch { st.pointee.syncedEpoch = epoch } }
     }
 
     /// Stops the engine thread and joins it (unless called on it: then it exits by itself

@@ -46,7 +46,7 @@ final class URingCore: @unchecked Sendable {
     /// Owns the submission queue: every `curing_prep_*`/`curing_submit` runs under it
     /// (clients in plain/sqpoll mode submit from their own thread). Lock order: `sqLock`
     /// before `lock`.
-    let sqLock = URingLock()
+    let sqLock = URingSQLock()
     let st: UnsafeMutablePointer<URingState>
     let slots: UnsafeMutablePointer<URingSlot>
     let slotCount: Int
@@ -214,7 +214,7 @@ final class URingCore: @unchecked Sendable {
     var onEngineThread: Bool { pthread_equal(pthread_self(), enginePThread) != 0 }
 
     @inline(__always)
-    func publish() {
+    func publish(_: borrowing Held) {
         // Ordering: release; pairs with the acquire load in `status(of:)` and `watermark()`,
         // so a reader that sees `last` also sees the state that made it complete.
         published.store(st.pointee.watermark.packed, ordering: .releasing)
@@ -278,10 +278,10 @@ final class URingCore: @unchecked Sendable {
         wakeEngine(urgent: urgent)
     }
 
-    // MARK: Slots (caller holds `lock`)
+    // MARK: Slots (under `lock`: a `Held`)
 
     @inline(__always)
-    func preparedSlot(_ d: DMADescriptor) -> UnsafeMutablePointer<URingSlot>? {
+    func preparedSlot(_ d: DMADescriptor, _: borrowing Held) -> UnsafeMutablePointer<URingSlot>? {
         guard Int(d.index) < slotCount else { return nil }
         let s = slots + Int(d.index)
         guard s.pointee.generation == d.generation, s.pointee.state == .prepared else { return nil }
@@ -290,7 +290,7 @@ final class URingCore: @unchecked Sendable {
 
     /// Splits a slot's transfer into SQE-sized chunks of about `requested` bytes (0: whole).
     @inline(__always)
-    func setChunking(_ s: UnsafeMutablePointer<URingSlot>, requested: Int) {
+    func setChunking(_ s: UnsafeMutablePointer<URingSlot>, requested: Int, _: borrowing Held) {
         let len = s.pointee.length
         if (requested <= 0 || requested >= len) && len <= 1 << 30 {
             // The common case: one SQE for the whole transfer, no division on the hot path.
@@ -311,7 +311,7 @@ final class URingCore: @unchecked Sendable {
 
     /// Retires a slot: releases its callback and returns it to the free stack.
     @inline(__always)
-    func retire(_ idx: UInt32) {
+    func retire(_ idx: UInt32, _: borrowing Held) {
         let s = slots + Int(idx)
         s.pointee.callback = DMACallback()
         s.pointee.state = .free

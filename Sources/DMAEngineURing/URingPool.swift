@@ -17,11 +17,13 @@ final class URingPool: @unchecked Sendable {
     let byteCount: Int
     let backing: URingPoolBacking
 
-    /// Free ranges (offset, length), sorted by offset, and live allocations (offset → length),
-    /// guarded by `rangesLock` (allocation is not on the hot path).
-    private var freeRanges: [(Int, Int)]
-    private var live: [Int: Int] = [:]
-    private let rangesLock = URingLock()
+    /// Free ranges (offset, length), sorted by offset, and live allocations (offset → length).
+    /// Its lock also orders `closeFile` (allocation is not on the hot path).
+    private struct Ranges {
+        var free: [(Int, Int)]
+        var live: [Int: Int] = [:]
+    }
+    private let ranges: LockedValue<Ranges>
 
     /// Opens the pool file and maps it. The corresponding kernel call is
     /// `dma_alloc_coherent()`'s backing store; here `memfd_create(2)` or `open(O_TMPFILE)`
@@ -54,22 +56,22 @@ final class URingPool: @unchecked Sendable {
         }
         byteCount = size
         self.backing = backing
-        freeRanges = [(0, size)]
+        ranges = LockedValue(Ranges(free: [(0, size)]))
     }
 
     deinit {
         PageMemory.unmap(base, byteCount: byteCount)
         closeFile()
-        rangesLock.destroy()
     }
 
     /// Closes the file (idempotent). The mapping stays valid: a shared mapping keeps its
     /// own reference to the file. Called once no ring can read from it any more.
     func closeFile() {
-        rangesLock.lock()
-        let f = fd
-        fd = -1
-        rangesLock.unlock()
+        let f = ranges.withLock { _ -> Int32 in
+            let f = fd
+            fd = -1
+            return f
+        }
         if f >= 0 { close(f) }
     }
 
@@ -85,15 +87,13 @@ final class URingPool: @unchecked Sendable {
     func allocate(byteCount n: Int) throws(DMAError) -> DMABuffer {
         guard n > 0 else { throw .invalidArgument("byteCount = \(n); it must be > 0") }
         let len = PageMemory.roundUp(n)
-        rangesLock.lock()
-        var off: Int? = nil
-        if let i = freeRanges.firstIndex(where: { $0.1 >= len }) {
-            let (o, l) = freeRanges[i]
-            if l == len { freeRanges.remove(at: i) } else { freeRanges[i] = (o + len, l - len) }
-            live[o] = len
-            off = o
+        let off = ranges.withLock { r -> Int? in
+            guard let i = r.free.firstIndex(where: { $0.1 >= len }) else { return nil }
+            let (o, l) = r.free[i]
+            if l == len { r.free.remove(at: i) } else { r.free[i] = (o + len, l - len) }
+            r.live[o] = len
+            return o
         }
-        rangesLock.unlock()
         guard let off else {
             throw .invalidArgument(
                 "allocateCoherent(byteCount: \(n)): the coherent pool (\(byteCount) bytes) has no free range that large; raise DMAChannelOptions.coherentPoolBytes")
@@ -106,18 +106,18 @@ final class URingPool: @unchecked Sendable {
     /// Returns a buffer to the pool, merging it with free neighbours. Unknown buffers are ignored.
     func free(_ buffer: DMABuffer) {
         guard let o = offset(of: buffer.base, length: 0) else { return }
-        rangesLock.lock()
-        defer { rangesLock.unlock() }
-        guard let len = live.removeValue(forKey: o) else { return }
-        let i = freeRanges.firstIndex(where: { $0.0 > o }) ?? freeRanges.count
-        freeRanges.insert((o, len), at: i)
-        if i + 1 < freeRanges.count, freeRanges[i].0 + freeRanges[i].1 == freeRanges[i + 1].0 {
-            freeRanges[i].1 += freeRanges[i + 1].1
-            freeRanges.remove(at: i + 1)
-        }
-        if i > 0, freeRanges[i - 1].0 + freeRanges[i - 1].1 == freeRanges[i].0 {
-            freeRanges[i - 1].1 += freeRanges[i].1
-            freeRanges.remove(at: i)
+        ranges.withLock { r in
+            guard let len = r.live.removeValue(forKey: o) else { return }
+            let i = r.free.firstIndex(where: { $0.0 > o }) ?? r.free.count
+            r.free.insert((o, len), at: i)
+            if i + 1 < r.free.count, r.free[i].0 + r.free[i].1 == r.free[i + 1].0 {
+                r.free[i].1 += r.free[i + 1].1
+                r.free.remove(at: i + 1)
+            }
+            if i > 0, r.free[i - 1].0 + r.free[i - 1].1 == r.free[i].0 {
+                r.free[i - 1].1 += r.free[i].1
+                r.free.remove(at: i)
+            }
         }
     }
 }

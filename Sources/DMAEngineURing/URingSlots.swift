@@ -132,40 +132,26 @@ struct URingState {
     var released = false
 }
 
-/// The channel lock: a pthread mutex (adaptive: spins briefly before sleeping, since the
-/// critical sections are a few field updates) that also marks the thread as holding a
-/// backend lock (docs/contract.md A.1 (c)).
-struct URingLock {
-    let mutex: UnsafeMutablePointer<pthread_mutex_t>
-
-    init() {
-        mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-        mutex.initialize(to: pthread_mutex_t())
-        var attr = pthread_mutexattr_t()
-        pthread_mutexattr_init(&attr)
-        pthread_mutexattr_settype(&attr, 3)  // PTHREAD_MUTEX_ADAPTIVE_NP in glibc
-        pthread_mutex_init(mutex, &attr)
-        pthread_mutexattr_destroy(&attr)
-    }
-
-    func destroy() {
-        pthread_mutex_destroy(mutex)
-        mutex.deinitialize(count: 1)
-        mutex.deallocate()
-    }
-
-    @inline(__always)
-    func lock() {
-        pthread_mutex_lock(mutex)
-        NonBlockingContext.lockAcquired()
-    }
-
-    @inline(__always)
-    func unlock() {
-        NonBlockingContext.lockReleased()
-        pthread_mutex_unlock(mutex)
-    }
+/// Marks the thread as holding a backend lock while it holds `lock` or `sqLock`, so that a
+/// blocking call made under them is refused (docs/contract.md A.1 (c)).
+enum URingLockObserver: LockObserver {
+    @inline(__always) static func acquired() { NonBlockingContext.lockAcquired() }
+    @inline(__always) static func released() { NonBlockingContext.lockReleased() }
 }
+
+/// The same for the SQ lock; a type of its own so that its `Held` differs from the channel
+/// lock's.
+enum URingSQLockObserver: LockObserver {
+    @inline(__always) static func acquired() { NonBlockingContext.lockAcquired() }
+    @inline(__always) static func released() { NonBlockingContext.lockReleased() }
+}
+
+/// The channel lock and the SQ lock: Platform's adaptive mutex, since the critical sections
+/// are a few field updates. Code that needs one held takes its `Held` (`Held`, `SQHeld`).
+typealias URingLock = ChannelMutex<URingLockObserver>
+typealias Held = URingLock.Held
+typealias URingSQLock = ChannelMutex<URingSQLockObserver>
+typealias SQHeld = URingSQLock.Held
 
 /// One callback taken from the FIFO by the engine, invoked with no lock held.
 struct URingDelivery {
