@@ -314,7 +314,7 @@ extension RingCore {
             c = now
         }
         // Rule S6: terminated cookies read COMPLETE at once.
-        advanceLast(to: cutoff, bound: cutoff)
+        advanceLast(to: cutoff)
         terminatePending.pointee.store(true, ordering: .relaxed)
         // An engine parked idle past the cutoff has nothing to drain: it acknowledges when it
         // next wakes; otherwise wake it now to drain or abort.

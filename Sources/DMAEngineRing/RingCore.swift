@@ -246,13 +246,13 @@ final class RingCore: @unchecked Sendable {
     }
 
     /// Moves `last` forward to ticket `t` unless it already is at or past it (rule C6: a
-    /// late completion of a terminated descriptor never moves it). `bound` is a ticket
-    /// already handed out, at or after `t` (the engine's issued tail, or terminate's cutoff),
-    /// so the caller needs no load of `used`.
+    /// late completion of a terminated descriptor never moves it, nor does the engine's
+    /// completion of a descriptor that a terminate's cutoff already passed; the random-client
+    /// checker found `last` moved back in that case, an S6 violation).
     @inline(__always)
-    func advanceLast(to t: UInt32, bound: UInt32) {
+    func advanceLast(to t: UInt32) {
         var l = last.pointee.load(ordering: .relaxed)
-        while Tickets.isForward(t, last: l, used: bound) {
+        while Tickets.isAfter(t, l) {
             // Ordering: release; pairs with the acquire load of `last` in `ticketSnapshot()`,
             // so a client that reads COMPLETE (polled mode) sees the bytes the engine copied.
             let (done, now) = last.pointee.compareExchange(expected: l, desired: t, ordering: .releasing)

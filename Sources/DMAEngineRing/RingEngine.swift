@@ -394,7 +394,7 @@ final class RingEngine: @unchecked Sendable {
     @inline(__always)
     private func flush() {
         if pendingCount > 0 {
-            core.advanceLast(to: pendingLast, bound: issuedCache)
+            core.advanceLast(to: pendingLast)
             pendingCount = 0
             pendingBytes = 0
         }

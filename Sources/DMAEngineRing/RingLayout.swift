@@ -175,10 +175,11 @@ enum Tickets {
         return UInt32(truncatingIfNeeded: d)
     }
 
-    /// True when `t` is in (last, used] in ticket order: completing it moves `last` forward.
-    @inline(__always) static func isForward(_ t: UInt32, last: UInt32, used: UInt32) -> Bool {
-        t != last && (t &- last) <= (used &- last)
-    }
+    /// True when ticket `t` comes after `last` (serial-number order; live tickets span far
+    /// less than 2^31): completing it moves `last` forward. No upper bound: a terminate moves
+    /// `last` to its cutoff, which may be past the engine's issued tail (the bound this used
+    /// to take, which then let a stale completion move `last` back).
+    @inline(__always) static func isAfter(_ t: UInt32, _ last: UInt32) -> Bool { distance(t, last) > 0 }
 }
 
 /// Raw, 128-byte-aligned storage helpers.

@@ -34,6 +34,22 @@ struct RingChannelTests {
         #expect(ch.backendName == "ring")
     }
 
+    /// S6 and C6: a terminate moves `last` to its cutoff, which may be past the engine's
+    /// issued tail; the engine's completion of an older ticket must not move it back (it
+    /// did, found by the random-client checker: cookies of the terminated batch read
+    /// IN_PROGRESS again after terminateSync).
+    @Test func aStaleCompletionNeverMovesLastBehindATerminatesCutoff() throws {
+        let ch = try RingChannel()
+        defer { try? ch.release() }
+        let core = ch.core
+        let base = core.last.pointee.load(ordering: .relaxed)
+        core.advanceLast(to: base &+ 39)  // terminate: cutoff = used, past what was issued
+        core.advanceLast(to: base &+ 26)  // the engine: a completion from before the terminate
+        #expect(core.last.pointee.load(ordering: .relaxed) == base &+ 39)
+        core.advanceLast(to: base &+ 40)
+        #expect(core.last.pointee.load(ordering: .relaxed) == base &+ 40)
+    }
+
     @Test func freshChannelWatermarkAndSequentialCookies() throws {
         let ch = try RingChannel()
         defer { try? ch.release() }
