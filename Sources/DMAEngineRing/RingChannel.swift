@@ -18,14 +18,6 @@ import Synchronization
 /// The ring backend's channel. Registry name `ring`.
 public final class RingChannel: DMAChannel {
     let core: RingCore
-    private let engine: RingEngine
-    private let executor: RingExecutor
-    private let engineThread: OSThread
-    /// nil in engine-thread mode (`DMACallbackContext.engineThread`).
-    private let executorThread: OSThread?
-    /// The engine thread runs the callbacks (`DMACallbackContext.engineThread`).
-    private let callbacksOnEngine: Bool
-    private let threadsJoined = Atomic<Bool>(false)
 
     public var backendName: String { "ring" }
 
@@ -41,47 +33,19 @@ public final class RingChannel: DMAChannel {
     /// Creates a deliberately broken variant, to prove that the detectors detect.
     @_spi(NegativeControls)
     public init(options: DMAChannelOptions = .init(), negativeControl: RingNegativeControl) throws(DMAError) {
-        let core = try RingCore(options: options, negative: negativeControl)
-        self.core = core
-        let executor = RingExecutor(core: core)
-        let onEngine = options.callbackContext == .engineThread
-        callbacksOnEngine = onEngine
-        let engine = RingEngine(core: core, inline: onEngine ? executor : nil)
-        self.engine = engine
-        self.executor = executor
-        do {
-            engineThread = try OSThread(name: "ring-engine", cpu: options.engineCPU) { engine.run() }
-        } catch {
-            throw .unavailable("cannot start the engine thread: \(error)")
-        }
-        if onEngine {
-            executorThread = nil
-            return
-        }
-        do {
-            executorThread = try OSThread(name: "ring-executor", cpu: options.executorCPU) { executor.run() }
-        } catch {
-            // Ordering: seq_cst; pairs with the engine's acquire load of `control` and its
-            // seq_cst park re-check (the wake below then finds it parked or running).
-            core.control.pointee.store(Control(raw: 0).stopping().raw, ordering: .sequentiallyConsistent)
-            core.wake(core.enginePark)
-            engineThread.join()
-            throw .unavailable("cannot start the executor thread: \(error)")
-        }
+        core = try RingCore(options: options, negative: negativeControl)
+        try core.start()
     }
 
     deinit {
-        if !threadsJoined.load(ordering: .relaxed) {
-            // Dropped without release(): stop and join (never from our own callback thread:
-            // the executor, or the engine in engine-thread mode).
-            let callbackThread = callbacksOnEngine ? engineThread.threadID : executorThread?.threadID
-            stopThreads(join: CPU.currentThreadID != callbackThread)
-        }
+        core.stopFromDeinit()
     }
 
     public var threadIDs: [DMAThreadRole: Int32] {
-        guard let executorThread else { return [.engine: engineThread.threadID] }
-        return [.engine: engineThread.threadID, .executor: executorThread.threadID]
+        var ids: [DMAThreadRole: Int32] = [:]
+        if let t = core.engineThread { ids[.engine] = t.threadID }
+        if let t = core.executorThread { ids[.executor] = t.threadID }
+        return ids
     }
 
     public var capabilities: DMACapabilities {
@@ -156,12 +120,7 @@ public final class RingChannel: DMAChannel {
 
     // MARK: Flow control
 
-    public func pause() throws(DMAError) {
-        // Engine-thread mode, called from a callback: the engine is this thread.
-        try core.pause(fromEngineCallback: {
-            callbacksOnEngine && NonBlockingContext.isActive && CPU.currentThreadID == engineThread.threadID
-        })
-    }
+    public func pause() throws(DMAError) { try core.pause() }
 
     public func resume() throws(DMAError) { try core.resume() }
 
@@ -173,31 +132,7 @@ public final class RingChannel: DMAChannel {
 
     public func terminateSync() throws(DMAError) { try core.terminateSync() }
 
-    public func release() throws(DMAError) {
-        try NonBlockingContext.checkBlockingAllowed()
-        try core.beginRelease()
-        stopThreads(join: true)
-        core.freeStorage()
-    }
-
-    private func stopThreads(join: Bool) {
-        var c = core.control.pointee.load(ordering: .relaxed)
-        while true {
-            // Ordering: seq_cst; pairs with the acquire loads of `control` in both threads and
-            // their seq_cst park re-checks.
-            let (done, now) = core.control.pointee.compareExchange(
-                expected: c, desired: Control(raw: c).stopping().raw, ordering: .sequentiallyConsistent)
-            if done { break }
-            c = now
-        }
-        core.wake(core.enginePark)
-        core.wake(core.executorPark)
-        if join {
-            engineThread.join()
-            executorThread?.join()
-            threadsJoined.store(true, ordering: .relaxed)
-        }
-    }
+    public func release() throws(DMAError) { try core.release() }
 
     // MARK: Test hooks
 

@@ -241,9 +241,7 @@ extension RingCore {
 
     // MARK: Flow control
 
-    /// `fromEngineCallback`: whether the caller is a callback on the engine thread (the
-    /// channel knows the thread).
-    func pause(fromEngineCallback: () -> Bool) throws(DMAError) {
+    func pause() throws(DMAError) {
         if isReleased { throw .released }
         var c = control.pointee.load(ordering: .relaxed)
         while true {
@@ -262,7 +260,7 @@ extension RingCore {
         // or it is parked (it re-checks `control` before it moves data again).
         // Engine-thread mode, called from a callback: the engine is this thread, between
         // transfers or at a chunk boundary, and re-reads `control` before it moves data.
-        if fromEngineCallback() { return }
+        if onEngineCallback { return }
         let generation = Control(raw: c).pauseGeneration
         var spins = 0
         while true {
@@ -387,8 +385,7 @@ extension RingCore {
         waitForQuiescence()
     }
 
-    /// The first half of release: mark released (once), terminate and synchronize. The
-    /// channel then stops its threads and frees the storage.
+    /// The first half of `release()`: mark released (once), terminate and synchronize.
     func beginRelease() throws(DMAError) {
         // Ordering: relaxed is enough: release is not called concurrently with other ops
         // (client misuse); the flag only makes later calls fail with `.released`.

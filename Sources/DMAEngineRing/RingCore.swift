@@ -112,20 +112,24 @@ final class RingCore: @unchecked Sendable {
 
     let syncEvent = ParkingEvent()
     /// Every probe box ever installed (cold path; touched by `debugSetAccessProbe` and deinit).
-    private var probeBoxes: [ProbeBox] = []
-    private let probeLock = Atomic<Bool>(false)
+    private let probeBoxes = LockedValue<[ProbeBox]>([])
 
     func keepAlive(_ box: ProbeBox) {
-        // Ordering: acquire on success; pairs with the release store that unlocks below.
-        while !probeLock.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged { cpuRelax() }
-        probeBoxes.append(box)
-        // Ordering: release; pairs with the acquire CAS that locks above.
-        probeLock.store(false, ordering: .releasing)
+        probeBoxes.withLock { $0.append(box) }
     }
+
+    /// The engine thread and, unless the engine runs the callbacks, the executor thread
+    /// (`start()`; stopped by `stopThreads`). Set before any client call, then only read.
+    var engineThread: OSThread?
+    var executorThread: OSThread?
+    /// The engine thread runs the callbacks (`DMACallbackContext.engineThread`).
+    let callbacksOnEngine: Bool
+    let threadsJoined = Atomic<Bool>(false)
     /// Set once the pool and the rings are freed (after the threads are joined).
     private(set) var storageFreed = false
 
     init(options: DMAChannelOptions, negative: RingNegativeControl) throws(DMAError) {
+        callbacksOnEngine = options.callbackContext == .engineThread
         guard options.poolSize >= 1, options.poolSize <= 1 << 20 else {
             throw .invalidArgument("poolSize \(options.poolSize); valid: 1...\(1 << 20)")
         }
@@ -198,10 +202,10 @@ final class RingCore: @unchecked Sendable {
 
     deinit {
         freeStorage()
-        // Ordering: acquire; pairs with the release store that unlocks in `keepAlive`.
-        while !probeLock.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged { cpuRelax() }
-        for box in probeBoxes { Unmanaged.passUnretained(box).release() }
-        probeBoxes = []
+        probeBoxes.withLock { boxes in
+            for box in boxes { Unmanaged.passUnretained(box).release() }
+            boxes = []
+        }
         hot.deallocate()
     }
 

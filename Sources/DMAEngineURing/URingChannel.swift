@@ -93,7 +93,7 @@ public final class URingChannel: DMAChannel {
     }
 
     deinit {
-        // Ordering: acquire; pairs with the release store in `shutdown`, so a release on
+        // Ordering: acquire; pairs with the release store in `URingCore.shutdown`, so a release on
         // another thread is complete before this deinit skips the shutdown.
         if !core.released.load(ordering: .acquiring) {
             core.shutdown(waitForQuiescence: !core.onEngineThread)

@@ -3,7 +3,7 @@
 // An exhaustive interleaving check of the submission ring's index protocol for small
 // capacities, and property tests of the ticket ↔ cookie arithmetic.
 //
-// The model follows `RingChannel.submit` and `RingEngine.run` step by step, one shared-memory
+// The model follows `RingCore.submit` and `RingEngine.run` step by step, one shared-memory
 // access per step (sequentially consistent interleavings):
 //   producer: take a descriptor from the pool (the pool bounds what is in flight) →
 //             t = fetch-add ticket → check seq[t & mask] == t → write the slot → seq = t + 1
