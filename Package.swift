@@ -7,6 +7,7 @@
 //   DMAEngineEmbedded    a deterministic, hand-driven double
 //   DMAEngineLocked      virt-dma style backend (one lock, five lists)
 //   DMAEngineRing        lock-free ring backend
+//   DMAEngineCPU         the plain CPU on the issuing thread (the baseline)
 //   DMAEngineURing       io_uring backend
 //   DMAEngineTestSupport the conformance suite (CONTRACT.md part B) as reusable code
 //   Platform             Linux facilities, wrapped once
@@ -23,6 +24,7 @@ let package = Package(
         .library(name: "DMAEngineEmbedded", targets: ["DMAEngineEmbedded"]),
         .library(name: "DMAEngineLocked", targets: ["DMAEngineLocked"]),
         .library(name: "DMAEngineRing", targets: ["DMAEngineRing"]),
+        .library(name: "DMAEngineCPU", targets: ["DMAEngineCPU"]),
         .library(name: "DMAEngineURing", targets: ["DMAEngineURing"]),
         .library(name: "DMAEngineTestSupport", targets: ["DMAEngineTestSupport"]),
         .library(name: "Platform", targets: ["Platform"]),
@@ -51,6 +53,7 @@ let package = Package(
         .target(name: "Platform", dependencies: ["CLinuxShims", "CPerf", "CNUMA"]),
         .target(name: "DMAEngineLocked", dependencies: ["DMAEngine", "Platform"]),
         .target(name: "DMAEngineRing", dependencies: ["DMAEngine", "Platform"]),
+        .target(name: "DMAEngineCPU", dependencies: ["DMAEngine", "Platform"]),
         .target(name: "DMAEngineURing", dependencies: ["DMAEngine", "Platform", "CURing"]),
         .target(name: "DMAEngineTestSupport", dependencies: ["DMAEngine", "Platform"]),
 
@@ -61,7 +64,7 @@ let package = Package(
         ),
         .target(
             name: "DMABackends",
-            dependencies: ["DMAEngine", "DMAEngineLocked", "DMAEngineRing", "DMAEngineURing"]
+            dependencies: ["DMAEngine", "DMAEngineCPU", "DMAEngineLocked", "DMAEngineRing", "DMAEngineURing"]
         ),
         .executableTarget(
             name: "dmabench",
@@ -81,6 +84,7 @@ let package = Package(
         ),
         .testTarget(name: "LockedTests", dependencies: ["TestHelpers", "DMAEngine", "DMAEngineLocked", "DMAEngineTestSupport", "Platform"]),
         .testTarget(name: "RingTests", dependencies: ["TestHelpers", "DMAEngine", "DMAEngineRing", "DMAEngineTestSupport", "Platform"]),
+        .testTarget(name: "CPUTests", dependencies: ["TestHelpers", "DMAEngine", "DMAEngineCPU", "DMAEngineTestSupport", "Platform"]),
         .testTarget(name: "URingTests", dependencies: ["TestHelpers", "DMAEngine", "DMAEngineURing", "DMAEngineTestSupport", "Platform"]),
         .testTarget(name: "PlatformTests", dependencies: ["TestHelpers", "Platform"]),
         .testTarget(name: "HarnessTests", dependencies: ["TestHelpers", "Harness", "DMAEngine", "DMAEngineEmbedded", "DMABackends"]),

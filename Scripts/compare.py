@@ -44,7 +44,7 @@ def direction(metric: str) -> str | None:
         return "higher"
     if "Ns" in metric or metric.startswith("latencyNs"):
         return "lower"
-    if leaf.startswith("vsMemcpy"):
+    if leaf.startswith("vsMemcpy") or leaf == "speedupOverCPU":
         return "higher"
     return None
 

@@ -207,6 +207,9 @@ def combine_points(points: list[dict]) -> dict:
             metrics[name] = combine_stats(values)
         elif name in dr.COUNT_METRICS:
             metrics[name] = sum(v for v in values if _num(v))
+        elif name == "speedupOverCPU":
+            # A ratio to another point of the same run: the median over the runs.
+            metrics[name] = dr.median(v for v in values if _num(v))
         else:
             # Other plain numbers (per-descriptor deterministic counts): keep the worst round.
             metrics[name] = max(v for v in values if _num(v))

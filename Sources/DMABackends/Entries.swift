@@ -3,6 +3,7 @@
 // One line per backend (or backend variant).
 
 import DMAEngine
+import DMAEngineCPU
 import DMAEngineLocked
 import DMAEngineRing
 import DMAEngineURing
@@ -17,6 +18,9 @@ let uringUnavailable: @Sendable () -> String? = {
 }
 
 let entries: [BackendEntry] = [
+    BackendEntry(name: "cpu", summary: "the baseline: a CPU copy on the issuing thread (async_tx's fallback, DPDK CPU_MEM_COPY)") { o throws(DMAError) in
+        try CPUChannel(options: o)
+    },
     BackendEntry(name: "locked", summary: "virt-dma model: one lock, five lists, engine thread (runs the callbacks too)") { o throws(DMAError) in
         // Two threads, not three: on a 2-CPU machine a separate callback executor has no CPU
         // of its own (DMACallbackContext.engineThread).

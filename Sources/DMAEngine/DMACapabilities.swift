@@ -30,11 +30,18 @@ public struct DMACapabilities: Hashable, Sendable {
     public var memset: Bool
     /// `DMA_CYCLIC` in the capability mask.
     public var cyclic: Bool
+    /// `issuePending` does the issued work on the calling thread and returns when it is done
+    /// (callbacks included), unless another thread is already draining the channel: the
+    /// kernel's async_tx fallback to a synchronous CPU copy. Nothing is in flight between two
+    /// calls of one client thread, so what needs an engine running beside the client (a
+    /// transfer sampled mid-flight, a stall the client releases) cannot be asked of it; the
+    /// conformance suite skips those scenarios with that reason.
+    public var synchronousIssue: Bool
 
     public init(
         cmdPause: Bool, cmdResume: Bool, cmdTerminate: Bool = true,
         residueGranularity: DMAResidueGranularity, descriptorReuse: Bool,
-        completionNoOrder: Bool = false, memset: Bool, cyclic: Bool
+        completionNoOrder: Bool = false, memset: Bool, cyclic: Bool, synchronousIssue: Bool = false
     ) {
         self.cmdPause = cmdPause && cmdResume
         self.cmdResume = cmdResume
@@ -44,6 +51,7 @@ public struct DMACapabilities: Hashable, Sendable {
         self.completionNoOrder = completionNoOrder
         self.memset = memset
         self.cyclic = cyclic
+        self.synchronousIssue = synchronousIssue
     }
 }
 

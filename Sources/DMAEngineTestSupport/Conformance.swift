@@ -195,6 +195,14 @@ public struct ConformanceSubject: Sendable {
     }
 
     public var isHandDriven: Bool { drive != nil }
+
+    /// The subject's channels advertise `synchronousIssue` (read from one channel, released
+    /// at once; false when none can be made, so that the scenario reports the failure).
+    public var synchronousIssue: Bool {
+        guard let ch = try? makeChannel(DMAChannelOptions()) else { return false }
+        defer { try? ch.release() }
+        return ch.capabilities.synchronousIssue
+    }
 }
 
 /// One of the 34 scenarios of docs/contract.md part B.
@@ -278,6 +286,12 @@ public func runConformanceScenario(
         return ScenarioResult(
             number: number, name: info.name,
             outcome: .skipped("\(subject.name) is hand-driven: this scenario needs an engine running concurrently with the client"),
+            iterations: 0, duration: 0, bytesCopied: 0, notes: [])
+    }
+    if info.needsEngineThread, subject.synchronousIssue {
+        return ScenarioResult(
+            number: number, name: info.name,
+            outcome: .skipped("\(subject.name) advertises synchronousIssue: issuePending finishes the work on the calling thread, and this scenario needs an engine running concurrently with the client"),
             iterations: 0, duration: 0, bytesCopied: 0, notes: [])
     }
     let ctx = ScenarioContext(info: info, subject: subject, configuration: configuration)

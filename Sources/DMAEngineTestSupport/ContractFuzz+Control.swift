@@ -190,7 +190,10 @@ extension FuzzTrial {
                 if again, let d = x.descriptor {
                     var ok = false
                     gate.ifOpen { ok = submit(x, thread: t, reusing: d) }
-                    if ok { continue }
+                    if ok {
+                        if x.spec.issue { issue(thread: t) }
+                        continue
+                    }
                 }
                 release(x, thread: t, descriptor: x.spec.reuse > 0)
             }

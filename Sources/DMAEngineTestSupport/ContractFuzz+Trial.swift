@@ -282,10 +282,22 @@ final class FuzzTrial: @unchecked Sendable {
         x.fillDestination()
         x.fillSource(generation: 0)
         state.withLock { $0.transfers[id] = x }
-        gate.ifOpen { _ = submit(x, thread: t, reusing: nil) }
+        var submitted = false
+        gate.ifOpen { submitted = submit(x, thread: t, reusing: nil) }
+        if submitted && spec.issue { issue(thread: t) }
     }
 
-    /// Prepares (or reuses) the descriptor, submits it and records the submit. Gate held.
+    /// issuePending, outside the stop gate: a backend with `synchronousIssue` runs callbacks
+    /// inside it, and a callback's stop closes the gate (a write lock this thread must not hold
+    /// shared).
+    func issue(thread t: Int) {
+        let j = history.tick()
+        channel.issuePending()
+        history.record(t, j, .issue)
+    }
+
+    /// Prepares (or reuses) the descriptor, submits it and records the submit. Gate held; the
+    /// caller issues after leaving the gate.
     @discardableResult
     func submit(_ x: FuzzTransfer, thread t: Int, reusing: DMADescriptor?) -> Bool {
         let spec = x.spec
@@ -331,11 +343,6 @@ final class FuzzTrial: @unchecked Sendable {
             if x.firstSubmitInvocation < 0 { x.firstSubmitInvocation = i }
         }
         history.record(t, i, r, .submit(transfer: x.id, cookie: cookie, kind: spec.kind, length: spec.length, callback: !spec.polled))
-        if spec.issue || t < 0 {
-            let j = history.tick()
-            channel.issuePending()
-            history.record(t, j, .issue)
-        }
         return true
     }
 
@@ -366,7 +373,7 @@ final class FuzzTrial: @unchecked Sendable {
             if resubmit {
                 var done = false
                 gate.ifOpen { done = submit(x, thread: -1, reusing: nil) }
-                if !done { state.withLock { _ in x.phase = .called } }
+                if done { issue(thread: -1) } else { state.withLock { _ in x.phase = .called } }
             }
             switch spec.action {
             case .terminateAsync where spec.kind != .cyclic || terminate:

@@ -55,6 +55,26 @@ final class Rig: @unchecked Sendable {
     }
 
     var caps: DMACapabilities { channel.capabilities }
+
+    /// `issuePending` as a scenario that needs the engine beside the client makes it: on a
+    /// backend with `synchronousIssue` the call does the work (a stall blocks it), so it runs
+    /// on a helper thread, which then plays the engine; the scenario joins it at its end
+    /// (`joinIssuer`). Elsewhere a plain call.
+    func issueBeside() throws {
+        guard caps.synchronousIssue else {
+            channel.issuePending()
+            return
+        }
+        let channel = self.channel
+        let t = try OSThread(name: "scenario-issuer") { channel.issuePending() }
+        issuers.withLock { $0.append(t) }
+    }
+
+    func joinIssuer() {
+        for t in issuers.withLock({ list -> [OSThread] in defer { list = [] }; return list }) { t.join() }
+    }
+
+    private let issuers = LockedValue<[OSThread]>([])
 }
 
 /// Source and destination of one copy, with the dmatest patterns in place.

@@ -209,7 +209,8 @@ extension Scenarios {
         let t = try ctx.transfer(rig, bufferSize: 4096)
         let log = CallbackLog()
         let c = try ctx.submit(rig, try ctx.prep(rig, t, callback: log.callback(ctx, rig.channel), injection: .stalled), length: 4096)
-        rig.channel.issuePending()
+        try rig.issueBeside()
+        defer { rig.joinIssuer() }
         ctx.phase("waiting 100 ms for a stalled transfer")
         let done = ctx.waitUntil("stalled transfer", rig: rig, timeout: 0.1, failOnTimeout: false) { log.count > 0 }
         ctx.expect(!done, "a stalled transfer completed before debugReleaseStalls")

@@ -39,7 +39,11 @@ public enum Formats {
 
     /// A plain-text table, one row per point.
     public static func table(_ doc: ResultDocument) -> String {
-        var rows: [[String]] = [["backend", "workload", "parameters", "desc/s", "±95%", "bytes/s", "submit ns", "p50", "p99", "p99.9", "max", "terminate", "errors"]]
+        let baseline = doc.points.contains { $0.metrics.speedupOverCPU != nil }
+        var head = ["backend", "workload", "parameters", "desc/s", "±95%", "bytes/s"]
+        if baseline { head.append("vs cpu") }
+        head += ["submit ns", "p50", "p99", "p99.9", "max", "terminate", "errors"]
+        var rows: [[String]] = [head]
         for p in doc.points {
             let m = p.metrics
             var r = [p.backend, p.workload, params(p)]
@@ -48,6 +52,10 @@ public enum Formats {
                 r.append(d.median > 0 ? String(format: "%.0f%%", 100 * max(d.median - d.ciLow, d.ciHigh - d.median) / d.median) : "-")
             } else { r += ["-", "-"] }
             r.append(fmt(m.bytesPerSecond?.median))
+            if baseline {
+                let isBase = p.backend == ResultDocument.baselineBackend && p.workload != "terminate"
+                r.append(isBase ? "1 (base)" : m.speedupOverCPU.map { String(format: "%.2fx", $0) } ?? "-")
+            }
             r.append(m.submitNsPerDescriptor.map { String(format: "%.1f", $0.median) } ?? "-")
             if let l = m.latencyNs { r += [ns(l.p50), ns(l.p99), ns(l.p999), ns(l.max)] } else { r += ["-", "-", "-", "-"] }
             if let ts = m.terminateSyncNs {
@@ -141,7 +149,7 @@ public enum Formats {
 
     /// CSV: one row per point, medians only.
     public static func csv(_ doc: ResultDocument) -> String {
-        var out = "backend,workload,size,batch,depth,channels,rate,inFlight,descriptorsPerSecond,bytesPerSecond,submitNsPerDescriptor,p50Ns,p90Ns,p99Ns,p999Ns,p9999Ns,maxNs,latencyCount,terminateSyncNs,terminateAsyncNs,synchronizeNs,seedRaceNs,completed,aborted,errors\n"
+        var out = "backend,workload,size,batch,depth,channels,rate,inFlight,descriptorsPerSecond,bytesPerSecond,submitNsPerDescriptor,p50Ns,p90Ns,p99Ns,p999Ns,p9999Ns,maxNs,latencyCount,terminateSyncNs,terminateAsyncNs,synchronizeNs,seedRaceNs,completed,aborted,errors,speedupOverCPU\n"
         func d(_ v: Double?) -> String { v.map { String($0) } ?? "" }
         func i(_ v: Int?) -> String { v.map { String($0) } ?? "" }
         for p in doc.points {
@@ -151,7 +159,7 @@ public enum Formats {
                 d(m.descriptorsPerSecond?.median), d(m.bytesPerSecond?.median), d(m.submitNsPerDescriptor?.median),
                 d(l?.p50), d(l?.p90), d(l?.p99), d(l?.p999), d(l?.p9999), d(l?.max), i(l?.count),
                 d(m.terminateSyncNs?.median), d(m.terminateAsyncNs?.median), d(m.synchronizeNs?.median), d(m.seedRaceNs?.median),
-                i(m.completed), i(m.aborted), i(m.errors),
+                i(m.completed), i(m.aborted), i(m.errors), d(m.speedupOverCPU),
             ]
             out += cols.joined(separator: ",") + "\n"
         }

@@ -228,6 +228,10 @@ public struct PointMetrics: Codable, Sendable {
     /// Transfers that completed with an error result, plus verification failures.
     public var errors: Int?
     public var efficiency: Efficiency?
+    /// This point's speed-up over the `cpu` backend at the same workload, parameters and
+    /// placement (descriptors/s, or inverse p50 latency); nil where the run has no cpu point
+    /// to compare with (`ResultDocument.annotateSpeedupOverCPU`).
+    public var speedupOverCPU: Double?
 
     public init() {}
 }

@@ -273,6 +273,7 @@ struct RunCommand: ParsableCommand {
         } else {
             doc.context.complete = true
         }
+        doc.annotateSpeedupOverCPU()
         if let path = outputPath {
             do { try ResultIO.writeAtomically(try ResultIO.encode(doc), to: path) } catch let e as ResultIOError {
                 throw CLIError.io(e.description)

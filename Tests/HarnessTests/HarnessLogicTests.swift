@@ -163,6 +163,32 @@ struct ResultFileTests {
         #expect(benches.allSatisfy { $0["time_unit"] as? String == "ns" && $0["real_time"] is Double })
     }
 
+    @Test("every point gets its speed-up over the cpu point of the same workload, parameters and placement")
+    func speedupOverCPU() throws {
+        var doc = sampleDocument()
+        var cpu = doc.points[0]
+        cpu.backend = "cpu"
+        cpu.metrics.descriptorsPerSecond = MetricSummary(samples: [0.5e6, 0.5e6, 0.5e6])
+        cpu.metrics.latencyNs = LatencySummary(p50: 400, p90: 500, p99: 600, p999: 700, p9999: 800, max: 900, count: 10, histogram: "x")
+        var latencyRing = doc.points[0]
+        latencyRing.workload = "latency"
+        var latencyCPU = cpu
+        latencyCPU.workload = "latency"
+        var other = doc.points[0]
+        other.parameters.size = 4096  // no cpu point at 4 KiB
+        doc.points = [cpu, doc.points[0], latencyCPU, latencyRing, other]
+        doc.annotateSpeedupOverCPU()
+        #expect(doc.points[0].metrics.speedupOverCPU == nil, "the baseline has no speed-up over itself")
+        #expect(doc.points[1].metrics.speedupOverCPU == 4, "2e6 desc/s over the cpu's 0.5e6")
+        #expect(doc.points[3].metrics.speedupOverCPU == 4, "latency: the cpu's p50 400 ns over 100 ns")
+        #expect(doc.points[4].metrics.speedupOverCPU == nil, "no cpu point with these parameters")
+        let table = Formats.table(doc)
+        #expect(table.contains("vs cpu") && table.contains("4.00x") && table.contains("1 (base)"))
+        let csv = Formats.csv(doc).split(separator: "\n")
+        #expect(csv[0].hasSuffix(",speedupOverCPU") && csv[2].hasSuffix(",4.0"))
+        #expect(!Formats.table(sampleDocument()).contains("vs cpu"), "no column without a cpu point")
+    }
+
     @Test func calibrationLooksUpTheNearestSmallerSize() {
         let c = Calibration(memcpyBytesPerSecond: ["64": 1, "4096": 2, "65536": 3])
         #expect(c.memcpy(forSize: 4096) == 2)
