@@ -92,7 +92,7 @@ let badInvocations: [BadInvocation] = [
     .init(args: ["conformance", "--fuzz", "0s"], status: 64, mentions: "invalid fuzz duration '0s'"),
     .init(args: ["conformance", "--fuzz", "10s", "--soak", "10s"], status: 64, mentions: "cannot be combined"),
     .init(args: ["conformance", "--fuzz", "10s", "--backend", "nosuch"], status: 64, mentions: "unknown backend 'nosuch'"),
-    .init(args: ["conformance", "--backend", "nosuch"], status: 64, mentions: "valid backends: locked, ring"),
+    .init(args: ["conformance", "--backend", "nosuch"], status: 64, mentions: "valid backends: cpu, locked, ring"),
     .init(args: ["conformance", "--soak", "forever"], status: 64, mentions: "invalid soak duration 'forever'"),
     .init(args: ["conformance", "--iterations", "0"], status: 64, mentions: "invalid iterations"),
     .init(args: ["conformance", "--scenario", "35"], status: 64, mentions: "invalid scenario '35'"),
