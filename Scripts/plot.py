@@ -209,7 +209,12 @@ def plot_throughput(sources: list[Source], out: Output) -> None:
             notes.append(note)
         for label, rows in series.items():
             rows.sort(key=lambda r: r[0])
-            errorbar(ax, [r[0] for r in rows], [r[1] for r in rows], label=label)
+            if label.split(" ")[0].split(":")[-1] == BASELINE:
+                # The baseline every engine must beat: black and dashed, named as such.
+                errorbar(ax, [r[0] for r in rows], [r[1] for r in rows], label=f"{label} (baseline)",
+                         color="black", linestyle="--")
+            else:
+                errorbar(ax, [r[0] for r in rows], [r[1] for r in rows], label=label)
         size_axis(ax)
         ax.set_yscale("log")
         ax.set_xlabel("transfer size (bytes)")
@@ -219,6 +224,41 @@ def plot_throughput(sources: list[Source], out: Output) -> None:
         legend(ax, len(series))
     finish(fig, [s.doc for s in sources], "Throughput against transfer size (closed loop)", "; ".join(notes))
     out.save(fig, "throughput")
+
+
+#: The backend the others are compared with (`metrics.speedupOverCPU`).
+BASELINE = "cpu"
+
+
+def plot_speedup(sources: list[Source], out: Output) -> None:
+    """Each backend's speed-up over the cpu baseline against transfer size (throughput and
+    latency), with the baseline at 1. Drawn only when a run measured the baseline."""
+    pts = [(s, p) for s in sources for p in s.points
+           if p["workload"] in ("throughput", "latency") and isinstance(params(p).get("size"), (int, float))
+           and isinstance((p.get("metrics") or {}).get("speedupOverCPU"), (int, float))]
+    if not pts:
+        return
+    show_pl = varies_placement([p for _, p in pts])
+    workloads = [w for w in ("throughput", "latency") if any(p["workload"] == w for _, p in pts)]
+    fig, axes = plt.subplots(1, len(workloads), figsize=(6.5 * len(workloads), 5), squeeze=False)
+    for ax, workload in zip(axes[0], workloads):
+        series: OrderedDict[str, list] = OrderedDict()
+        for s, p in pts:
+            if p["workload"] == workload:
+                series.setdefault(s.prefix + config_label(p, show_pl), []).append((params(p)["size"], p["metrics"]["speedupOverCPU"]))
+        for label, rows in series.items():
+            rows.sort(key=lambda r: r[0])
+            ax.plot([r[0] for r in rows], [r[1] for r in rows], marker="o", markersize=4, label=label)
+        ax.axhline(1.0, color="black", linestyle="--", linewidth=1, label=f"{BASELINE} (baseline)")
+        size_axis(ax)
+        ax.set_yscale("log")
+        ax.set_xlabel("transfer size (bytes)")
+        ax.set_ylabel("speed-up over cpu (×, above 1: faster)")
+        ax.set_title("descriptors/s over cpu's" if workload == "throughput" else "cpu's p50 latency over this p50")
+        ax.grid(True, which="both", alpha=0.3)
+        legend(ax, len(series) + 1)
+    finish(fig, [s.doc for s in sources], "Speed-up over the cpu baseline (same run, same point)")
+    out.save(fig, "speedup")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -628,6 +668,7 @@ def main(argv: list[str] | None = None) -> int:
     if sources:
         assign_prefixes(sources)
         plot_throughput(sources, out)
+        plot_speedup(sources, out)
         plot_latency(sources, out)
         plot_terminate(sources, out)
         plot_numa(sources, out)

@@ -51,6 +51,29 @@ def test_svg_and_several_files(tmp_path):
     assert "base111" in svg and "head333" in svg and "6.18.44" in svg
 
 
+def test_speedup_plot_and_baseline_when_a_run_measured_cpu(tmp_path, good):
+    thr = [p for p in good["points"] if p["workload"] == "throughput"]
+    assert thr, "the fixture has throughput points"
+    cpu = copy.deepcopy(thr)
+    for p in cpu:
+        p["backend"] = "cpu"
+    for p in thr:
+        p["metrics"]["speedupOverCPU"] = 2.5
+    good["points"] = thr + cpu
+    path = write_doc(tmp_path / "s.json", good)
+    out = tmp_path / "plots"
+    assert plot.main([path, "--out", str(out), "--format", "svg"]) == 0
+    assert os.path.getsize(out / "s-speedup.svg") > 1000
+    assert "cpu (baseline)" in (out / "s-speedup.svg").read_text()
+    assert "(baseline)" in (out / "s-throughput.svg").read_text()
+
+
+def test_no_speedup_plot_without_a_baseline(tmp_path):
+    out = tmp_path / "plots"
+    assert plot.main([fixture_path("good.json"), "--out", str(out)]) == 0
+    assert not any("speedup" in n for n in os.listdir(out))
+
+
 def test_absent_data_is_skipped_with_a_note(tmp_path, good, capsys):
     only_terminate = copy.deepcopy(good)
     only_terminate["points"] = [p for p in good["points"] if p["workload"] == "terminate"]
