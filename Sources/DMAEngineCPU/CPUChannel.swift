@@ -39,7 +39,7 @@ public final class CPUChannel: DMAChannel {
 
     /// Plain page-aligned memory: the CPU reads and writes any memory.
     public func allocateCoherent(byteCount: Int) throws(DMAError) -> DMABuffer {
-        if core.state.withLock({ $0.released }) { throw .released }
+        if core.isReleased { throw .released }
         guard byteCount > 0 else { throw .invalidArgument("byteCount \(byteCount); valid: > 0") }
         do {
             return DMABuffer(base: try PageMemory.map(byteCount: byteCount), count: byteCount)
@@ -87,7 +87,7 @@ public final class CPUChannel: DMAChannel {
 
     /// `.notPermitted`: no descriptor reuse (`capabilities.descriptorReuse == false`).
     public func setReuse(_ reuse: Bool, for descriptor: DMADescriptor) throws(DMAError) {
-        if core.state.withLock({ $0.released }) { throw .released }
+        if core.isReleased { throw .released }
         throw .notPermitted
     }
 
@@ -110,13 +110,13 @@ public final class CPUChannel: DMAChannel {
 
     /// `.notSupported` (`cmdPause == false`, rule P4).
     public func pause() throws(DMAError) {
-        if core.state.withLock({ $0.released }) { throw .released }
+        if core.isReleased { throw .released }
         throw .notSupported
     }
 
     /// `.notSupported` (`cmdPause == false`, rule P4).
     public func resume() throws(DMAError) {
-        if core.state.withLock({ $0.released }) { throw .released }
+        if core.isReleased { throw .released }
         throw .notSupported
     }
 

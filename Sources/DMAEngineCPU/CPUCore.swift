@@ -98,6 +98,8 @@ final class CPUCore: @unchecked Sendable {
         batch.deallocate()
     }
 
+    var isReleased: Bool { state.withLock { $0.released } }
+
     /// Publishes the watermark for lock-free readers. Under the lock.
     @inline(__always)
     func publish(_ s: inout CPUState) {
