@@ -43,6 +43,9 @@ struct CPUState {
     /// Submitted and issued descriptors in cookie order: a ring of slot indices.
     /// `[head, issuedEnd)` is issued, `[issuedEnd, tail)` submitted. Counters only grow.
     var fifo: [Int32]
+    /// `fifo.count - 1`: the ring holds a power of two ≥ the pool, so a position is a mask,
+    /// not a division, on the per-descriptor path.
+    let fifoMask: Int
     var head = 0
     var issuedEnd = 0
     var tail = 0
@@ -62,7 +65,10 @@ struct CPUState {
 
     init(poolSize: Int) {
         freeList = (0..<poolSize).reversed().map { Int32($0) }
-        fifo = Array(repeating: -1, count: poolSize)
+        var n = 1
+        while n < poolSize { n <<= 1 }
+        fifo = Array(repeating: -1, count: n)
+        fifoMask = n - 1
     }
 }
 
@@ -180,7 +186,7 @@ final class CPUCore: @unchecked Sendable {
             let cookie = s.watermark.assign()
             p.pointee.cookie = cookie
             p.pointee.phase = .queued
-            s.fifo[s.tail % poolSize] = Int32(d.index)
+            s.fifo[s.tail & s.fifoMask] = Int32(d.index)
             s.tail += 1
             publish(&s)
             return cookie
@@ -215,7 +221,7 @@ final class CPUCore: @unchecked Sendable {
                     return (0, 0, nil)
                 }
                 for k in 0..<n {
-                    let i = s.fifo[(s.head + k) % poolSize]
+                    let i = s.fifo[(s.head + k) & s.fifoMask]
                     batch[k] = i
                     slots[Int(i)].phase = .running
                 }
@@ -322,7 +328,7 @@ final class CPUCore: @unchecked Sendable {
             if residue == 0 {
                 var pos = s.head
                 while pos < s.tail {
-                    let p = slots + Int(s.fifo[pos % poolSize])
+                    let p = slots + Int(s.fifo[pos & s.fifoMask])
                     if p.pointee.cookie == cookie {
                         residue = p.pointee.length
                         break
@@ -349,7 +355,7 @@ final class CPUCore: @unchecked Sendable {
         s.terminateEpoch &+= 1
         terminateEpochMirror.store(s.terminateEpoch, ordering: .relaxed)
         while s.head < s.tail {
-            retire(slots + Int(s.fifo[s.head % poolSize]), &s)
+            retire(slots + Int(s.fifo[s.head & s.fifoMask]), &s)
             s.head += 1
         }
         s.issuedEnd = s.tail
