@@ -1,7 +1,8 @@
 // dmabench — Harness
 //
 // The cpu baseline: every point's speed-up over the `cpu` backend at the same workload,
-// parameters and placement, as DPDK's dma-perf sets DMA_MEM_COPY beside CPU_MEM_COPY.
+// parameters and placement, as DPDK's dma-perf sets DMA_MEM_COPY beside CPU_MEM_COPY; and
+// the same ratio between the modes of one point (polled over callback, cold over hot).
 
 extension ResultDocument {
     /// The registry name of the baseline backend.
@@ -26,6 +27,35 @@ extension ResultDocument {
             let p = points[i]
             guard let b = baseline[Key(workload: p.workload, parameters: p.parameters, placement: p.placement.requested)] else { continue }
             points[i].metrics.speedupOverCPU = Self.speedup(p.workload, of: p.metrics, over: b)
+        }
+    }
+
+    /// Sets `polledVsCallback` on every polled point and `coldVsHot` on every cold point that
+    /// has its counterpart in this document (the same backend, workload, parameters and
+    /// requested placement with callbacks, or with hot caches), as the same ratio as
+    /// `speedupOverCPU`.
+    public mutating func annotateModeRatios() {
+        struct Key: Hashable {
+            var backend: String
+            var workload: String
+            var parameters: PointParameters
+            var placement: PlacementRecord.Cell
+        }
+        var byKey: [Key: PointMetrics] = [:]
+        for p in points {
+            byKey[Key(backend: p.backend, workload: p.workload, parameters: p.parameters, placement: p.placement.requested)] = p.metrics
+        }
+        for i in points.indices {
+            let p = points[i]
+            func counterpart(_ q: PointParameters) -> PointMetrics? {
+                byKey[Key(backend: p.backend, workload: p.workload, parameters: q, placement: p.placement.requested)]
+            }
+            if p.parameters.completion == .polled, let b = counterpart(p.parameters.with(completion: .callback)) {
+                points[i].metrics.polledVsCallback = Self.speedup(p.workload, of: p.metrics, over: b)
+            }
+            if p.parameters.cache == .cold, let b = counterpart(p.parameters.with(cache: .hot)) {
+                points[i].metrics.coldVsHot = Self.speedup(p.workload, of: p.metrics, over: b)
+            }
         }
     }
 

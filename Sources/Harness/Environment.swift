@@ -113,4 +113,19 @@ public enum EnvironmentCapture {
         if let why = StampClock.sharedFallbackReason { return "\(c) (\(why))" }
         return c.description
     }
+
+    /// The caches from sysfs, and what `--cache cold` does with `method` on this machine.
+    public static func cacheContext(method: CacheMethod) -> CacheContext {
+        let levels = CacheControl.levels()
+        let text: String
+        switch method {
+        case .flush:
+            let how = CacheControl.instruction?.rawValue ?? "no flush instruction"
+            text = "flush: \(how) of each slot's source and destination lines before its submit, and of both regions before each repetition"
+        case .footprint:
+            let llc = CacheControl.lastLevelBytes(levels).map { ByteSize.format($0) } ?? "unknown"
+            text = "footprint: slots added until one lap covers \(CacheMethod.footprintMultiple)x the last-level cache (\(llc)); both regions flushed before each repetition"
+        }
+        return CacheContext(method: text, flushInstruction: CacheControl.instruction?.rawValue, lineSize: CacheControl.lineSize(), levels: levels)
+    }
 }

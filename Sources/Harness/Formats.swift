@@ -32,16 +32,21 @@ public enum Formats {
         let q = p.parameters
         switch p.workload {
         case "terminate": return "size=\(ByteSize.format(q.size)) N=\(q.inFlight ?? 0)"
-        case "latency": return "size=\(ByteSize.format(q.size)) depth=\(q.depth)" + (q.rate.map { " rate=\(fmt($0))/s" } ?? "")
-        default: return "size=\(ByteSize.format(q.size)) b=\(q.batch) d=\(q.depth)" + (q.channels > 1 ? " ch=\(q.channels)" : "")
+        case "latency": return "size=\(ByteSize.format(q.size)) depth=\(q.depth)" + (q.rate.map { " rate=\(fmt($0))/s" } ?? "") + q.modeSuffix
+        default: return "size=\(ByteSize.format(q.size)) b=\(q.batch) d=\(q.depth)" + (q.channels > 1 ? " ch=\(q.channels)" : "") + q.modeSuffix
         }
     }
 
     /// A plain-text table, one row per point.
     public static func table(_ doc: ResultDocument) -> String {
         let baseline = doc.points.contains { $0.metrics.speedupOverCPU != nil }
+        let polled = doc.points.contains { $0.metrics.polledVsCallback != nil }
+        let cold = doc.points.contains { $0.metrics.coldVsHot != nil }
         var head = ["backend", "workload", "parameters", "desc/s", "±95%", "bytes/s"]
         if baseline { head.append("vs cpu") }
+        // The mode columns: this polled point over its callback twin, this cold one over hot.
+        if polled { head.append("vs cb") }
+        if cold { head.append("vs hot") }
         head += ["submit ns", "p50", "p99", "p99.9", "max", "terminate", "errors"]
         var rows: [[String]] = [head]
         for p in doc.points {
@@ -56,6 +61,8 @@ public enum Formats {
                 let isBase = p.backend == ResultDocument.baselineBackend && p.workload != "terminate"
                 r.append(isBase ? "1 (base)" : m.speedupOverCPU.map { String(format: "%.2fx", $0) } ?? "-")
             }
+            if polled { r.append(m.polledVsCallback.map { String(format: "%.2fx", $0) } ?? "-") }
+            if cold { r.append(m.coldVsHot.map { String(format: "%.2fx", $0) } ?? "-") }
             r.append(m.submitNsPerDescriptor.map { String(format: "%.1f", $0.median) } ?? "-")
             if let l = m.latencyNs { r += [ns(l.p50), ns(l.p99), ns(l.p999), ns(l.max)] } else { r += ["-", "-", "-", "-"] }
             if let ts = m.terminateSyncNs {
@@ -149,7 +156,7 @@ public enum Formats {
 
     /// CSV: one row per point, medians only.
     public static func csv(_ doc: ResultDocument) -> String {
-        var out = "backend,workload,size,batch,depth,channels,rate,inFlight,descriptorsPerSecond,bytesPerSecond,submitNsPerDescriptor,p50Ns,p90Ns,p99Ns,p999Ns,p9999Ns,maxNs,latencyCount,terminateSyncNs,terminateAsyncNs,synchronizeNs,seedRaceNs,completed,aborted,errors,speedupOverCPU\n"
+        var out = "backend,workload,size,batch,depth,channels,rate,inFlight,descriptorsPerSecond,bytesPerSecond,submitNsPerDescriptor,p50Ns,p90Ns,p99Ns,p999Ns,p9999Ns,maxNs,latencyCount,terminateSyncNs,terminateAsyncNs,synchronizeNs,seedRaceNs,completed,aborted,errors,speedupOverCPU,offsets,alignment,completion,cache,polledVsCallback,coldVsHot,verifiedDescriptors,srcMismatch,dstMismatch,guardOverwritten,cacheFlushNsPerDescriptor\n"
         func d(_ v: Double?) -> String { v.map { String($0) } ?? "" }
         func i(_ v: Int?) -> String { v.map { String($0) } ?? "" }
         for p in doc.points {
@@ -160,6 +167,9 @@ public enum Formats {
                 d(l?.p50), d(l?.p90), d(l?.p99), d(l?.p999), d(l?.p9999), d(l?.max), i(l?.count),
                 d(m.terminateSyncNs?.median), d(m.terminateAsyncNs?.median), d(m.synchronizeNs?.median), d(m.seedRaceNs?.median),
                 i(m.completed), i(m.aborted), i(m.errors), d(m.speedupOverCPU),
+                q.offsets?.rawValue ?? "", i(q.alignment), q.completion?.rawValue ?? "", q.cache?.rawValue ?? "",
+                d(m.polledVsCallback), d(m.coldVsHot), i(m.verification?.checked), i(m.verification?.srcMismatch),
+                i(m.verification?.dstMismatch), i(m.verification?.guardOverwritten), d(m.cacheFlushNsPerDescriptor),
             ]
             out += cols.joined(separator: ",") + "\n"
         }
@@ -174,6 +184,8 @@ public enum Formats {
         for p in doc.points {
             let name = "\(p.backend)/\(p.workload)/size:\(p.parameters.size)/batch:\(p.parameters.batch)/depth:\(p.parameters.depth)"
                 + (p.parameters.inFlight.map { "/inflight:\($0)" } ?? "") + (p.parameters.rate.map { "/rate:\(Int($0))" } ?? "")
+                + (p.parameters.offsets == .random ? "/offsets:random/alignment:\(p.parameters.alignment ?? 1)" : "")
+                + (p.parameters.completion == .polled ? "/completion:polled" : "") + (p.parameters.cache == .cold ? "/cache:cold" : "")
             var times: [Double] = []
             var median: Double?
             var items: Double?

@@ -87,6 +87,8 @@ public struct ResultContext: Codable, Sendable {
     /// The clock that stamped descriptors (`StampClock`), e.g. "tsc (2.596 GHz, …)" or
     /// "CLOCK_MONOTONIC (<why not the counter>)". nil in documents written before it existed.
     public var clock: String?
+    /// The caches and how `--cache cold` evicted lines; nil in documents written before it.
+    public var cache: CacheContext?
 
     public init(
         date: String, host: String, cpu: String, cores: Int, kernel: String, commit: String, dirty: Bool,
@@ -124,18 +126,41 @@ public struct PointParameters: Codable, Sendable, Hashable {
     public var rate: Double?
     /// Descriptors in flight when terminating (terminate workload only).
     public var inFlight: Int?
+    /// Throughput and latency points: where each descriptor copies (`--offsets`), with the
+    /// alignment of random offsets, how completions were detected, and the cache state. Nil
+    /// on terminate points, and in files written before these existed (read: fixed,
+    /// callback, hot).
+    public var offsets: OffsetMode?
+    public var alignment: Int?
+    public var completion: CompletionMode?
+    public var cache: CacheMode?
 
-    public init(size: Int, batch: Int, depth: Int, channels: Int, rate: Double? = nil, inFlight: Int? = nil) {
+    public init(
+        size: Int, batch: Int, depth: Int, channels: Int, rate: Double? = nil, inFlight: Int? = nil,
+        offsets: OffsetMode? = nil, alignment: Int? = nil, completion: CompletionMode? = nil, cache: CacheMode? = nil
+    ) {
         self.size = size
         self.batch = batch
         self.depth = depth
         self.channels = channels
         self.rate = rate
         self.inFlight = inFlight
+        self.offsets = offsets
+        self.alignment = alignment
+        self.completion = completion
+        self.cache = cache
+    }
+
+    /// The same point in another mode (the counterpart a mode comparison divides by).
+    public func with(completion: CompletionMode? = nil, cache: CacheMode? = nil) -> PointParameters {
+        var p = self
+        if let completion { p.completion = completion }
+        if let cache { p.cache = cache }
+        return p
     }
 
     // Encode nil as JSON null, so every key is always present.
-    enum CodingKeys: String, CodingKey { case size, batch, depth, channels, rate, inFlight }
+    enum CodingKeys: String, CodingKey { case size, batch, depth, channels, rate, inFlight, offsets, alignment, completion, cache }
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(size, forKey: .size)
@@ -144,6 +169,10 @@ public struct PointParameters: Codable, Sendable, Hashable {
         try c.encode(channels, forKey: .channels)
         try c.encode(rate, forKey: .rate)
         try c.encode(inFlight, forKey: .inFlight)
+        try c.encode(offsets, forKey: .offsets)
+        try c.encode(alignment, forKey: .alignment)
+        try c.encode(completion, forKey: .completion)
+        try c.encode(cache, forKey: .cache)
     }
 }
 
@@ -232,6 +261,16 @@ public struct PointMetrics: Codable, Sendable {
     /// placement (descriptors/s, or inverse p50 latency); nil where the run has no cpu point
     /// to compare with (`ResultDocument.annotateSpeedupOverCPU`).
     public var speedupOverCPU: Double?
+    /// Polled points: this point over the same point with callbacks (descriptors/s, or
+    /// inverse p50 latency); above 1, polling is faster (`annotateModeRatios`).
+    public var polledVsCallback: Double?
+    /// Cold points: this point over the same point with hot caches; below 1, cold costs.
+    public var coldVsHot: Double?
+    /// What verification checked and found, summed over the repetitions.
+    public var verification: VerificationSummary?
+    /// `--cache cold` by flushing: the client's time per descriptor spent flushing the slot
+    /// before its submit (median over repetitions), inside the measured window.
+    public var cacheFlushNsPerDescriptor: Double?
 
     public init() {}
 }
@@ -270,5 +309,22 @@ public struct ResultPoint: Codable, Sendable {
         self.placement = placement
         self.metrics = metrics
         self.counters = counters
+    }
+}
+
+/// The data caches of the machine, and the cold method of the run.
+public struct CacheContext: Codable, Sendable, Hashable {
+    /// `CacheMethod` of `--cache cold` ("flush" or "footprint"), with what it used.
+    public var method: String
+    /// clflushopt, clflush or "dc civac"; nil where the CPU has none.
+    public var flushInstruction: String?
+    public var lineSize: Int?
+    public var levels: [CacheControl.Level]
+
+    public init(method: String, flushInstruction: String?, lineSize: Int?, levels: [CacheControl.Level]) {
+        self.method = method
+        self.flushInstruction = flushInstruction
+        self.lineSize = lineSize
+        self.levels = levels
     }
 }

@@ -118,10 +118,32 @@ public final class Runner {
 
     func options(for p: PointSpec, placement: PointPlacement) -> DMAChannelOptions {
         let need = max(p.parameters.depth * 2, (p.parameters.inFlight ?? 0) + 256, 1024)
+        // Both regions of the slot ring, doubled for the allocator's rounding (cold caches by
+        // footprint use more slots than the depth asks for).
+        let ring = ClosedLoopClient.layout(workloadSpec(p), lastLevelCache: lastLevelCache)
         return DMAChannelOptions(
             poolSize: need, engineCPU: placement.engineCPU(topology: topology),
             executorCPU: placement.executorCPU(topology: topology),
-            coherentPoolBytes: max(64 << 20, 4 * p.parameters.size * max(64, p.parameters.depth)))
+            coherentPoolBytes: max(64 << 20, 4 * p.parameters.size * max(64, p.parameters.depth), 4 * ring.slots * ring.stride))
+    }
+
+    /// The last-level cache, for cold caches by footprint.
+    lazy var lastLevelCache: Int? = CacheControl.lastLevelBytes(CacheControl.levels())
+
+    /// What a throughput or latency point asks of the client.
+    func workloadSpec(_ p: PointSpec) -> WorkloadSpec {
+        var spec = WorkloadSpec(
+            size: p.parameters.size, batch: p.parameters.batch, depth: p.parameters.depth,
+            durationNanoseconds: plan.durationNanoseconds,
+            warmupDescriptors: plan.quick ? 2_000 : 20_000, verify: plan.verify, recordLatency: true,
+            rate: p.workload == .latency ? p.parameters.rate : nil, faultEvery: plan.faultEvery,
+            latencySampleEvery: p.workload == .throughput ? Self.throughputLatencySampleEvery : 1)
+        spec.offsets = p.parameters.offsets ?? .fixed
+        spec.alignment = p.parameters.alignment ?? 1
+        spec.completion = p.parameters.completion ?? .callback
+        spec.cache = p.parameters.cache ?? .hot
+        spec.cacheMethod = plan.cacheMethod
+        return spec
     }
 
     func memoryPlacer(_ placement: PointPlacement) -> MemoryPlacer {
@@ -182,12 +204,7 @@ public final class Runner {
         let submitter = try bindSubmitter(placement)
         switch p.workload {
         case .throughput, .latency:
-            let spec = WorkloadSpec(
-                size: p.parameters.size, batch: p.parameters.batch, depth: p.parameters.depth,
-                durationNanoseconds: plan.durationNanoseconds,
-                warmupDescriptors: plan.quick ? 2_000 : 20_000, verify: plan.verify, recordLatency: true,
-                rate: p.workload == .latency ? p.parameters.rate : nil, faultEvery: plan.faultEvery,
-                latencySampleEvery: p.workload == .throughput ? Self.throughputLatencySampleEvery : 1)
+            let spec = workloadSpec(p)
             let nch = max(1, p.parameters.channels)
             var channels: [any DMAChannel] = []
             var clients: [ClosedLoopClient] = []
@@ -199,7 +216,8 @@ public final class Runner {
             }
             let placementRecord = try verifiedPlacement(
                 channel: channels[0], placement: placement, submitter: submitter, memory: clients[0].verifiedMemory)
-            var dps: [Double] = [], bps: [Double] = [], sub: [Double] = []
+            var dps: [Double] = [], bps: [Double] = [], sub: [Double] = [], flush: [Double] = []
+            var verification: VerificationSummary?
             var errors = 0
             var totalDescriptors = 0
             var countersOut: [String: [String: CounterValue]]?
@@ -221,7 +239,13 @@ public final class Runner {
                 }
                 let d = samples.reduce(0.0) { $0 + $1.descriptorsPerSecond }
                 dps.append(d)
-                bps.append(d * Double(p.parameters.size))
+                // Random offsets copy less than `size`: bytes are the descriptors' mean length.
+                bps.append(samples.reduce(0.0) { $0 + $1.descriptorsPerSecond * $1.meanLength })
+                if let f = samples[0].flushNanosecondsPerDescriptor { flush.append(f) }
+                for v in samples.compactMap(\.verification) {
+                    if verification == nil { verification = VerificationSummary(sampleEvery: v.sampleEvery) }
+                    verification!.add(v)
+                }
                 let s0 = samples[0]
                 sub.append(s0.descriptors == 0 ? 0 : Double(s0.submitNanoseconds) / Double(s0.descriptors))
                 errors += samples.reduce(0) { $0 + $1.errors + $1.verifyFailures }
@@ -238,6 +262,8 @@ public final class Runner {
             m.latencyNs = Self.latencySummary(hist)
             if spec.latencySampleEvery > 1 { m.latencyNs?.sampleEvery = spec.latencySampleEvery }
             m.errors = errors
+            m.verification = verification
+            if !flush.isEmpty { m.cacheFlushNsPerDescriptor = Statistics.median(flush) }
             var eff = Efficiency()
             if let cal = calibration {
                 if p.workload == .throughput, let bw = cal.memcpy(forSize: p.parameters.size), bw > 0 {

@@ -40,10 +40,22 @@ public struct PointSpec: Sendable, Hashable, CustomStringConvertible {
             return "\(backend) terminate size=\(ByteSize.format(p.size)) inFlight=\(p.inFlight ?? 0)"
         case .latency:
             let mode = p.rate.map { "rate=\(Int($0))/s" } ?? "closed"
-            return "\(backend) latency size=\(ByteSize.format(p.size)) depth=\(p.depth) \(mode)"
+            return "\(backend) latency size=\(ByteSize.format(p.size)) depth=\(p.depth) \(mode)" + p.modeSuffix
         case .throughput:
-            return "\(backend) throughput size=\(ByteSize.format(p.size)) batch=\(p.batch) depth=\(p.depth) channels=\(p.channels)"
+            return "\(backend) throughput size=\(ByteSize.format(p.size)) batch=\(p.batch) depth=\(p.depth) channels=\(p.channels)" + p.modeSuffix
         }
+    }
+}
+
+extension PointParameters {
+    /// The modes that differ from the defaults (fixed, callback, hot), for one-line labels:
+    /// e.g. " random/8 polled cold".
+    public var modeSuffix: String {
+        var s = ""
+        if offsets == .random { s += " random/\(alignment ?? 1)" }
+        if completion == .polled { s += " polled" }
+        if cache == .cold { s += " cold" }
+        return s
     }
 }
 
@@ -67,6 +79,13 @@ public struct SweepPlan: Sendable {
     public var shard: ShardInfo?
     /// Inject a read fault into every N-th descriptor of throughput and latency points.
     public var faultEvery: Int?
+    /// The peers' variants of throughput and latency points (`WorkloadSpec`): one offset
+    /// mode, and every completion mode and cache state listed.
+    public var offsets: OffsetMode = .fixed
+    public var alignment: Int = 1
+    public var completions: [CompletionMode] = [.callback]
+    public var caches: [CacheMode] = [.hot]
+    public var cacheMethod: CacheMethod = .flush
 
     public init(
         backends: [String], workloads: [WorkloadKind], sizes: [Int], batches: [Int], depths: [Int], channels: [Int] = [1],
@@ -99,7 +118,9 @@ public struct SweepPlan: Sendable {
                         for d in depths {
                             for bt in batches where bt <= d {
                                 for c in channels {
-                                    all.append(PointSpec(backend: b, workload: w, parameters: PointParameters(size: s, batch: bt, depth: d, channels: c)))
+                                    for m in modes(PointParameters(size: s, batch: bt, depth: d, channels: c)) {
+                                        all.append(PointSpec(backend: b, workload: w, parameters: m))
+                                    }
                                 }
                             }
                         }
@@ -107,7 +128,9 @@ public struct SweepPlan: Sendable {
                 case .latency:
                     for s in sizes {
                         for d in latencyDepths ?? depths {
-                            all.append(PointSpec(backend: b, workload: w, parameters: PointParameters(size: s, batch: 1, depth: d, channels: 1, rate: rate)))
+                            for m in modes(PointParameters(size: s, batch: 1, depth: d, channels: 1, rate: rate)) {
+                                all.append(PointSpec(backend: b, workload: w, parameters: m))
+                            }
                         }
                     }
                 case .terminate:
@@ -120,6 +143,22 @@ public struct SweepPlan: Sendable {
         }
         guard let shard, shard.count > 1 else { return all }
         return all.enumerated().filter { $0.offset % shard.count == shard.index }.map(\.element)
+    }
+
+    /// `p` in every completion mode and cache state of the plan, callback and hot first.
+    func modes(_ p: PointParameters) -> [PointParameters] {
+        var out: [PointParameters] = []
+        for c in caches {
+            for m in completions {
+                var q = p
+                q.offsets = offsets
+                q.alignment = offsets == .random ? alignment : nil
+                q.completion = m
+                q.cache = c
+                out.append(q)
+            }
+        }
+        return out
     }
 
     /// The transfer size of the terminate workload: the first size of at least 4 KiB, so that

@@ -40,6 +40,20 @@ public struct WorkloadSpec: Sendable, Hashable {
     /// No completion for this long while descriptors are in flight is a stall: the run
     /// terminates the channel and fails with a timeout error (dmatest semantics).
     public var stallTimeoutNanoseconds: UInt64 = 10_000_000_000
+    /// Where each descriptor copies within its slot (`--offsets`).
+    public var offsets: OffsetMode = .fixed
+    /// Random mode: lengths and offsets are multiples of this many bytes (a power of two,
+    /// at most `size`; dmatest's `alignment` is its log2).
+    public var alignment: Int = 1
+    /// How completions are detected (`--completion`).
+    public var completion: CompletionMode = .callback
+    /// The cache state at submit (`--cache`), and how cold is made.
+    public var cache: CacheMode = .hot
+    public var cacheMethod: CacheMethod = .flush
+    /// Verify one descriptor in this many whole (a power of two), when `verify` is set.
+    public var verifySampleEvery: Int = 4096
+    /// Seeds the random offsets and lengths.
+    public var seed: UInt64 = 0x0123_4567_89AB_CDEF
 
     public init(
         size: Int, batch: Int, depth: Int, durationNanoseconds: UInt64, warmupDescriptors: Int = 10_000,
@@ -70,6 +84,13 @@ public struct WorkloadSample: Sendable {
     public var errors: Int
     public var verifyFailures: Int
     public var outOfOrder: Int
+    /// The mean length of the descriptors submitted (`size` unless offsets are random).
+    public var meanLength: Double = 0
+    /// What verification checked and found.
+    public var verification: VerificationSummary?
+    /// `--cache cold` by flushing: the mean time the client spent flushing a slot before a
+    /// submit, in the measured loop.
+    public var flushNanosecondsPerDescriptor: Double?
     public var descriptorsPerSecond: Double { elapsedNanoseconds == 0 ? 0 : Double(descriptors) * 1e9 / Double(elapsedNanoseconds) }
 }
 
@@ -107,7 +128,10 @@ struct CallbackState {
     var outOfOrder: Int
     var nextExpected: Int32
     var verifyEvery: Int
-    var verifyFailures: Int
+    /// How each slot's latest descriptor was laid out (the client writes it per submit in
+    /// random mode; the verifier reads it only for a verified completion).
+    var copies: UnsafeMutablePointer<SlotCopy>
+    var verifier: VerifierState
     var src: UnsafeMutableRawPointer
     var dst: UnsafeMutableRawPointer
     var stride: Int
@@ -132,12 +156,17 @@ struct CompletionStamp {
 let workloadCallback: DMACallback.WithResult = { completion in
     let p = completion.parameter
     let state = UnsafeMutablePointer<CallbackState>(bitPattern: UInt(p & 0x0000_FFFF_FFFF_FFFF))!
-    let slot = Int(p >> 48)
-    if completion.result.code != .noError { state.pointee.errors &+= 1 }
-    if completion.cookie.rawValue != state.pointee.nextExpected, state.pointee.nextExpected != 0 {
+    recordCompletion(state, slot: Int(p >> 48), code: completion.result.code, cookie: completion.cookie)
+}
+
+/// One completion's bookkeeping: by the callback, or by the client when it polls.
+@inline(__always)
+func recordCompletion(_ state: UnsafeMutablePointer<CallbackState>, slot: Int, code: DMAResultCode, cookie: DMACookie) {
+    if code != .noError { state.pointee.errors &+= 1 }
+    if cookie.rawValue != state.pointee.nextExpected, state.pointee.nextExpected != 0 {
         state.pointee.outOfOrder &+= 1
     }
-    state.pointee.nextExpected = completion.cookie.next.rawValue
+    state.pointee.nextExpected = cookie.next.rawValue
     // Ordering: relaxed read of our own counter (only this thread writes it).
     let n = state.pointee.completed.pointee.load(ordering: .relaxed)
     let sampled = n & state.pointee.sampleMask == 0
@@ -154,12 +183,12 @@ let workloadCallback: DMACallback.WithResult = { completion in
         state.pointee.lastStamp = now
         state.pointee.lastCount = n &+ 1
     }
-    // verifyEvery is 0 or a power of two: a mask, not a division.
-    if state.pointee.verifyEvery > 0, n & (state.pointee.verifyEvery &- 1) == 0, completion.result.code == .noError {
-        let off = slot * state.pointee.stride
-        if !Pattern.equal(state.pointee.dst + off, state.pointee.src + off, state.pointee.size) {
-            state.pointee.verifyFailures &+= 1
-        }
+    // verifyEvery is 0 or a power of two: a mask, not a division. The client filled this
+    // descriptor's destination slot with the guard byte (it sampled the same index).
+    if state.pointee.verifyEvery > 0, n & (state.pointee.verifyEvery &- 1) == 0, code == .noError {
+        _ = state.pointee.verifier.verify(
+            descriptor: n, slot: slot, copy: state.pointee.copies[slot], src: state.pointee.src, dst: state.pointee.dst,
+            stride: state.pointee.stride, size: state.pointee.size)
     }
     // Ordering: release; pairs with the acquire load of `completed` in the client's wait loop,
     // which then reads the latency ring and counters written above.
@@ -170,7 +199,13 @@ let workloadCallback: DMACallback.WithResult = { completion in
 public enum Pattern {
     public static func fill(_ p: UnsafeMutableRawPointer, slot: Int, count: Int) {
         let b = p.assumingMemoryBound(to: UInt8.self)
-        for i in 0..<count { b[i] = UInt8(truncatingIfNeeded: 0x80 | 0x40 | (~(i &+ slot &* 7) & 0x1f)) }
+        for i in 0..<count { b[i] = byte(slot: slot, index: i) }
+    }
+
+    /// The source byte at `index` of `slot`.
+    @inline(__always)
+    public static func byte(slot: Int, index i: Int) -> UInt8 {
+        UInt8(truncatingIfNeeded: 0x80 | 0x40 | (~(i &+ slot &* 7) & 0x1f))
     }
 
     public static func equal(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, _ n: Int) -> Bool {
@@ -206,14 +241,30 @@ public final class ClosedLoopClient {
     /// The clock that stamps descriptors (`StampClock.shared` unless a test passes one).
     public let clock: StampClock
 
+    /// Each descriptor's cookie by slot (polled completion only).
+    let cookies: UnsafeMutablePointer<DMACookie>
+
+    /// The slot ring of a spec: `slots` (a power of two) of `stride` bytes in each region.
+    /// Random offsets add a 64-byte guard line after each slot, so that a copy that runs past
+    /// its length lands on guard bytes even when it ends at the slot's end. Cold caches by
+    /// footprint add slots until one lap of both regions covers `CacheMethod.footprintMultiple`
+    /// times the last-level cache (`lastLevelCache`, bytes).
+    public static func layout(_ spec: WorkloadSpec, lastLevelCache: Int?) -> (slots: Int, stride: Int) {
+        var n = 1
+        while n < spec.depth { n <<= 1 }
+        let stride = (spec.size + 63) / 64 * 64 + (spec.offsets == .random ? 64 : 0)
+        if spec.cache == .cold && spec.cacheMethod == .footprint, let llc = lastLevelCache {
+            let want = min(CacheMethod.footprintMultiple * llc, 1 << 30)
+            while 2 * n * stride < want { n <<= 1 }
+        }
+        return (n, stride)
+    }
+
     public init(channel: any DMAChannel, spec: WorkloadSpec, memory: MemoryPlacer? = nil, clock: StampClock = .shared) throws {
         self.channel = channel
         self.clock = clock
         self.spec = spec
-        var n = 1
-        while n < spec.depth { n <<= 1 }
-        nslots = n
-        stride = (spec.size + 63) / 64 * 64
+        (nslots, stride) = Self.layout(spec, lastLevelCache: CacheControl.lastLevelBytes(CacheControl.levels()))
         do {
             src = try channel.allocateCoherent(byteCount: nslots * stride)
             dst = try channel.allocateCoherent(byteCount: nslots * stride)
@@ -230,6 +281,10 @@ public final class ClosedLoopClient {
         for s in 0..<nslots {
             Pattern.fill(src.base + s * stride, slot: s, count: spec.size)
         }
+        let copies = UnsafeMutablePointer<SlotCopy>.allocate(capacity: nslots)
+        copies.initialize(repeating: SlotCopy(srcOffset: 0, dstOffset: 0, length: Int32(spec.size), guarded: false), count: nslots)
+        cookies = .allocate(capacity: nslots)
+        cookies.initialize(repeating: DMACookie(rawValue: 0), count: nslots)
         if let memory {
             verifiedMemory = VerifiedMemory(src: try memory.verify(src, role: .src), dst: try memory.verify(dst, role: .dst))
         }
@@ -246,12 +301,16 @@ public final class ClosedLoopClient {
         state = .allocate(capacity: 1)
         state.initialize(to: CallbackState(
             completed: counter, submitStamps: stamps, completions: completions, measureFrom: 0, firstStamp: 0, lastStamp: 0, lastCount: 0, finalCount: .max, errors: 0, outOfOrder: 0,
-            nextExpected: 0, verifyEvery: spec.verify ? 4096 : 0, verifyFailures: 0, src: src.base, dst: dst.base,
+            nextExpected: 0, verifyEvery: spec.verify ? spec.verifySampleEvery : 0, copies: copies, verifier: VerifierState(),
+            src: src.base, dst: dst.base,
             stride: stride, size: spec.size, slotMask: nslots - 1, recordLatency: spec.recordLatency,
             sampleMask: spec.latencySampleEvery - 1, clock: clock))
     }
 
     deinit {
+        state.pointee.copies.deallocate()
+        state.pointee.verifier.free()
+        cookies.deallocate()
         state.pointee.submitStamps.deallocate()
         state.pointee.completions.deallocate()
         state.pointee.completed.deinitialize(count: 1)
@@ -269,6 +328,9 @@ public final class ClosedLoopClient {
     public func debugCorruptDestination(slot: Int) {
         memset(dst.base + (slot % nslots) * stride, 0x11, spec.size)
     }
+
+    /// The slot ring this client uses (tests; the runner records it).
+    public var slots: (count: Int, stride: Int) { (nslots, stride) }
 
     /// Clears the latency histogram (between repetitions).
     public func resetHistogram() { histogram.pointee.reset() }
@@ -290,16 +352,34 @@ public final class ClosedLoopClient {
         let histogram = self.histogram
         let recordLatency = spec.recordLatency
         let sampleMask = spec.latencySampleEvery - 1
-        let verifyEvery = spec.verify ? 4096 : 0  // a power of two (masked, not divided)
-        let flags = DMAPrepFlags.default
+        let verifyEvery = spec.verify ? spec.verifySampleEvery : 0  // a power of two (masked, not divided)
+        let polled = spec.completion == .polled
+        // K6: a polled descriptor asks for no callback.
+        let flags: DMAPrepFlags = polled ? .ack : .default
+        let random = spec.offsets == .random
+        let alignment = spec.alignment
+        let units = UInt64(size / alignment)
+        let copies = state.pointee.copies
+        let coldFlush = spec.cache == .cold && spec.cacheMethod == .flush
         let clock = self.clock
         // Open loop: the interval between due times, in clock ticks.
         let openLoopInterval: Double? = spec.rate.map { clock.ticks(nanoseconds: 1e9 / $0) }
         let faultEvery = spec.faultEvery ?? 0
         let durationTicks = UInt64(clock.ticks(nanoseconds: Double(spec.durationNanoseconds)))
 
+        // Cold caches: nothing of either region is cached when the run starts (the warm-up
+        // and the window begin cold); the flush method then re-flushes each slot before reuse.
+        if spec.cache == .cold {
+            _ = CacheControl.flush(src.base, count: src.count)
+            _ = CacheControl.flush(dst.base, count: dst.count)
+        }
+        var flushTicks: UInt64 = 0
+        var flushCount = 0
+        var lengthSum = 0
+        var lengthCount = 0
         let runStart = clock.now()
         let base = state.pointee.completed.pointee.load(ordering: .acquiring)
+        var rng = XorShift64(seed: spec.seed &+ UInt64(base))
         let warmupEnd = base + spec.warmupDescriptors
         state.pointee.measureFrom = warmupEnd
         let submitLimit = spec.maxDescriptors.map { warmupEnd + $0 } ?? Int.max
@@ -327,8 +407,38 @@ public final class ClosedLoopClient {
                 while submitted - reaped < depth && submitted < submitLimit {
                     let slot = submitted & mask
                     let d = slot * stride
-                    if verifyEvery > 0 && submitted & (verifyEvery &- 1) == 0 {
-                        memset(dst.base + d, 0xA5, size)
+                    var srcOffset = 0
+                    var dstOffset = 0
+                    var length = size
+                    if random {
+                        // dmatest: a length in [alignment, size], then source and destination
+                        // offsets that keep the copy inside the slot, all multiples of alignment.
+                        length = Int(rng.next() % units &+ 1) &* alignment
+                        let room = UInt64((size &- length) / alignment &+ 1)
+                        let r = rng.next()
+                        srcOffset = Int((r & 0xFFFF_FFFF) % room) &* alignment
+                        dstOffset = Int((r >> 32) % room) &* alignment
+                    }
+                    let sampled = verifyEvery > 0 && submitted & (verifyEvery &- 1) == 0
+                    if sampled {
+                        // Guard bytes over the whole slot: the verifier checks the bytes around
+                        // the copy too (dmatest's PATTERN_DST).
+                        memset(dst.base + d, Int32(VerifierState.guardByte), stride)
+                    }
+                    if random || sampled {
+                        // Fixed copies keep their guard: a correct engine never writes past `size`.
+                        copies[slot] = SlotCopy(
+                            srcOffset: Int32(srcOffset), dstOffset: Int32(dstOffset), length: Int32(length),
+                            guarded: sampled || (!random && copies[slot].guarded))
+                    }
+                    lengthSum &+= length
+                    lengthCount &+= 1
+                    if coldFlush {
+                        let t0 = clock.now()
+                        _ = CacheControl.flush(src.base + d, count: stride)
+                        _ = CacheControl.flush(dst.base + d, count: stride)
+                        flushTicks &+= clock.now() &- t0
+                        flushCount &+= 1
                     }
                     var stamp: UInt64 = 0
                     var stampNow = false
@@ -347,11 +457,13 @@ public final class ClosedLoopClient {
                     } else if recordLatency && submitted & sampleMask == 0 {
                         stampNow = true
                     }
-                    guard
-                        let desc = ch.prepareMemcpy(
-                            to: dst.base + d, from: src.base + d, length: size, flags: flags,
+                    let prepared =
+                        polled
+                        ? ch.prepareMemcpy(to: dst.base + d + dstOffset, from: src.base + d + srcOffset, length: length, flags: flags)
+                        : ch.prepareMemcpy(
+                            to: dst.base + d + dstOffset, from: src.base + d + srcOffset, length: length, flags: flags,
                             callback: DMACallback(withResult: workloadCallback, parameter: stateBits | (UInt64(slot) << 48)))
-                    else {
+                    guard let desc = prepared else {
                         outOfPool += 1
                         break  // pool exhausted: reap first
                     }
@@ -368,6 +480,7 @@ public final class ClosedLoopClient {
                     }
                     let cookie = ch.submit(desc)
                     if !cookie.isValid { throw WorkloadError("submit failed with cookie \(cookie)") }
+                    if polled { cookies[slot] = cookie }
                     submitted &+= 1
                     if submitted - issued == batch {
                         ch.issuePending()
@@ -389,9 +502,11 @@ public final class ClosedLoopClient {
             // "ClosedLoopClient.run: backing off while waiting").
             let waitBackoff = min(64, max(1, (issued - reaped) >> 2))
             var spins = 0
+            if polled { pollCompletions(submitted: submitted) }
             var c = completed.pointee.load(ordering: .acquiring)
             while c == reaped {
                 if let pump { pump() }
+                if polled { pollCompletions(submitted: submitted) }
                 if openLoopInterval != nil && !stopSubmitting && submitted - reaped < depth { break }
                 spins &+= 1
                 if spins &* waitBackoff < 2000 {  // about 44 µs of pauses, then yield
@@ -466,18 +581,48 @@ public final class ClosedLoopClient {
             let first = warmupEnd == base ? runStart : state.pointee.firstStamp
             elapsed = state.pointee.lastStamp > first ? clock.nanoseconds(state.pointee.lastStamp - first) : 0
         }
-        var vf = state.pointee.verifyFailures
         if spec.verify && faultEvery == 0 {
-            for s in 0..<min(nslots, max(0, submitted - base)) {
-                if !Pattern.equal(dst.base + s * stride, src.base + s * stride, size) { vf += 1 }
+            // Every slot's latest copy (slots fill from descriptor 0 of the first run on);
+            // its guards only where that descriptor was a sampled one.
+            for s in 0..<min(nslots, submitted) {
+                let k = submitted &- 1 &- ((submitted &- 1 &- s) & mask)
+                _ = state.pointee.verifier.verify(
+                    descriptor: k, slot: s, copy: copies[s], src: src.base, dst: dst.base, stride: stride, size: size)
             }
         }
-        let sample = WorkloadSample(
+        var sample = WorkloadSample(
             descriptors: measured, elapsedNanoseconds: elapsed, submitNanoseconds: clock.nanoseconds(submitTicks),
-            errors: state.pointee.errors, verifyFailures: vf, outOfOrder: state.pointee.outOfOrder)
+            errors: state.pointee.errors, verifyFailures: state.pointee.verifier.badDescriptors, outOfOrder: state.pointee.outOfOrder)
+        sample.meanLength = lengthCount == 0 ? Double(size) : Double(lengthSum) / Double(lengthCount)
+        if spec.verify { sample.verification = state.pointee.verifier.summary(sampleEvery: verifyEvery) }
+        if flushCount > 0 { sample.flushNanosecondsPerDescriptor = Double(clock.nanoseconds(flushTicks)) / Double(flushCount) }
         state.pointee.errors = 0
-        state.pointee.verifyFailures = 0
+        state.pointee.verifier.reset()
         state.pointee.outOfOrder = 0
         return sample
+    }
+
+    /// Polled completion: the status of the oldest outstanding cookie; when it is complete,
+    /// it and every later one the same snapshot shows complete are counted, as the callback
+    /// would have (an out-of-order backend's later cookies are asked one by one, rule S8).
+    /// Only this thread writes `completed` in polled mode.
+    @inline(__always)
+    func pollCompletions(submitted: Int) {
+        let completed = state.pointee.completed
+        let mask = nslots - 1
+        var n = completed.pointee.load(ordering: .relaxed)
+        guard n < submitted else { return }
+        let (st, tx) = channel.status(of: cookies[n & mask])
+        // S4: the outcome of a transfer reaches only its callback, so a polled client
+        // counts ERROR as done (and failed) and everything else as still running.
+        guard st == .complete || st == .error else { return }
+        recordCompletion(state, slot: n & mask, code: st == .error ? .readFailed : .noError, cookie: cookies[n & mask])
+        n &+= 1
+        if !channel.capabilities.completionNoOrder {
+            while n < submitted, DMACookieWatermark.isComplete(cookies[n & mask], last: tx.last, used: tx.used) {
+                recordCompletion(state, slot: n & mask, code: .noError, cookie: cookies[n & mask])
+                n &+= 1
+            }
+        }
     }
 }

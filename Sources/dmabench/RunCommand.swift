@@ -76,6 +76,24 @@ struct RunCommand: ParsableCommand {
     @Flag(help: "Draw plots next to the result file (Scripts/plot.py, needs matplotlib).")
     var plot = false
 
+    @Option(help: "Where descriptors copy within their slot: fixed (the whole size at offset 0) or random (dmatest: a random length in [alignment, size] between random aligned offsets).")
+    var offsets: String = "fixed"
+
+    @Option(parsing: .unconditional, help: "With --offsets random: lengths and offsets are multiples of this many bytes, a power of two at most the smallest size (dmatest's alignment=k is --alignment 2^k). Default 1.")
+    var alignment: Int?
+
+    @Option(help: "How completions are detected: callback (prepared with .interrupt), polled (no .interrupt; the client polls status of its oldest cookie), or both, comma-separated.")
+    var completion: String = "callback"
+
+    @Option(help: "Cache state of source and destination at submit: hot, cold, or both, comma-separated.")
+    var cache: String = "hot"
+
+    @Option(name: .customLong("debug-overrun"), parsing: .unconditional, help: ArgumentHelp("Make every copy N bytes longer than asked (a deliberately broken backend, to see verification catch it).", visibility: .hidden))
+    var debugOverrun: Int?
+
+    @Option(name: .customLong("cache-method"), help: "How --cache cold evicts: flush (clflushopt of each slot before its submit) or footprint (enough slots that one lap covers 4x the last-level cache).")
+    var cacheMethod: String = "flush"
+
     struct Validated {
         var plan: SweepPlan
         var placements: [PointPlacement]
@@ -169,7 +187,58 @@ struct RunCommand: ParsableCommand {
             guard f >= 1 else { throw .usage("invalid inject-faults \(f): must be at least 1 (a read fault every N-th descriptor)") }
             plan.faultEvery = f
         }
+        try applyModes(to: &plan, sizes: sizes)
+        if let n = debugOverrun {
+            guard n >= 1, n <= 64 else { throw .usage("invalid debug-overrun \(n): must be from 1 to 64 bytes") }
+            guard plan.offsets == .random else {
+                throw .usage("--debug-overrun needs --offsets random: only random offsets leave guard bytes after every copy")
+            }
+        }
         return Validated(plan: plan, placements: placements, topology: topology, counters: counters, format: fmt, output: output)
+    }
+
+    /// `--offsets`, `--alignment`, `--completion`, `--cache` and `--cache-method`.
+    func applyModes(to plan: inout SweepPlan, sizes: [Int]) throws(CLIError) {
+        func modes<M: RawRepresentable & CaseIterable>(_ text: String, name: String, _: M.Type) throws(CLIError) -> [M] where M.RawValue == String {
+            var out: [M] = []
+            for item in ListParser.items(text) {
+                guard let m = M(rawValue: item) else {
+                    throw .usage("unknown \(name) '\(item)'; valid: \(M.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                if !out.contains(where: { $0.rawValue == m.rawValue }) { out.append(m) }
+            }
+            return out
+        }
+        guard let o = OffsetMode(rawValue: offsets) else {
+            throw .usage("unknown offsets '\(offsets)'; valid: fixed, random")
+        }
+        plan.offsets = o
+        if let a = alignment {
+            guard o == .random else { throw .usage("--alignment applies to --offsets random") }
+            guard a >= 1, a & (a - 1) == 0 else {
+                throw .usage("invalid alignment \(a): must be a power of two number of bytes (dmatest's alignment=k is --alignment \(1 << max(0, min(a, 20))) for k=\(max(0, min(a, 20))))")
+            }
+            if let smallest = sizes.min(), a > smallest {
+                throw .usage("invalid alignment \(a): larger than size \(ByteSize.format(smallest)); a random length is a multiple of the alignment, from one alignment to the size")
+            }
+            plan.alignment = a
+        }
+        plan.completions = try modes(completion, name: "completion", CompletionMode.self)
+        plan.caches = try modes(cache, name: "cache", CacheMode.self)
+        guard let method = CacheMethod(rawValue: cacheMethod) else {
+            throw .usage("unknown cache-method '\(cacheMethod)'; valid: flush, footprint")
+        }
+        plan.cacheMethod = method
+        if plan.caches.contains(.cold) && method == .flush && CacheControl.instruction == nil {
+            throw .usage("--cache cold with --cache-method flush needs a cache-flush instruction, and this CPU has none; use --cache-method footprint")
+        }
+        if plan.completions.contains(.polled) && plan.faultEvery != nil {
+            throw .usage("--inject-faults needs --completion callback: a polled client never sees a transfer's result (rule S4)")
+        }
+        let modal = o != .fixed || plan.completions != [.callback] || plan.caches != [.hot]
+        if modal && !plan.workloads.contains(.throughput) && !plan.workloads.contains(.latency) {
+            throw .usage("--offsets, --completion and --cache apply to the throughput and latency workloads; add one of them to --workload")
+        }
     }
 
     /// True when no option that shapes the sweep was given: the quick default sweep.
@@ -208,11 +277,16 @@ struct RunCommand: ParsableCommand {
 
     func run() throws {
         let v = try validated()
+        let overrun = debugOverrun ?? 0
         let factories = BackendRegistry.all.map { e in
-            ChannelFactory(name: e.name, unavailableReason: e.unavailableReason) { o in try e.make(o) }
+            ChannelFactory(name: e.name, unavailableReason: e.unavailableReason) { o in
+                let ch = try e.make(o)
+                return overrun > 0 ? OverrunChannel(ch, overrun: overrun) : ch
+            }
         }
         var context = EnvironmentCapture.context(commandLine: ["dmabench"] + Array(CommandLine.arguments.dropFirst()), hostID: hostID)
         context.shard = v.plan.shard
+        context.cache = EnvironmentCapture.cacheContext(method: v.plan.cacheMethod)
         let outputPath = v.output ?? defaultOutputPath(context: context, format: v.format)
         // Probe the output location before measuring anything.
         if let path = outputPath { try probeWritable(path) }
@@ -254,6 +328,11 @@ struct RunCommand: ParsableCommand {
         }
         runner.onPoint = { p in
             doc.points.append(p)
+            // As dmatest logs them: the first mismatches, with their offsets.
+            if let v = p.metrics.verification, v.mismatches > 0 {
+                Console.note("verification: \(v.srcMismatch) source, \(v.dstMismatch) destination, \(v.guardOverwritten) guard bytes wrong in \(v.checked) descriptors checked")
+                for line in v.first { Console.note("  \(line)") }
+            }
             // Keep every finished point on disk: an interrupted sweep loses nothing.
             if let path = outputPath {
                 var partial = doc
@@ -274,6 +353,7 @@ struct RunCommand: ParsableCommand {
             doc.context.complete = true
         }
         doc.annotateSpeedupOverCPU()
+        doc.annotateModeRatios()
         if let path = outputPath {
             do { try ResultIO.writeAtomically(try ResultIO.encode(doc), to: path) } catch let e as ResultIOError {
                 throw CLIError.io(e.description)

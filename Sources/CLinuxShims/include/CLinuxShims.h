@@ -49,6 +49,15 @@ static inline void cls_cpu_relax(void) {
     __builtin_ia32_pause();
 #elif defined(__aarch64__)
     __asm__ __volatile__("yield");
+/// Which instruction `cls_flush_range` uses: 2 = x86 `clflushopt`, 1 = x86 `clflush`,
+/// 3 = arm64 `dc civac`, 0 = none (the caller must evict another way). cpuid needs
+/// <cpuid.h>, a compiler header Swift cannot import.
+int cls_flush_instruction(void);
+/// Writes back and evicts every cache line of [p, p + n) from every level of the hierarchy,
+/// with the instruction `cls_flush_instruction` names, then fences, so that the next access
+/// misses. Returns the number of lines flushed, 0 when the CPU has no such instruction.
+size_t cls_flush_range(const void *p, size_t n, int instruction);
+
 #endif
 }
 
@@ -65,7 +74,25 @@ static inline uint64_t cls_read_tsc(void) {
     return v;
 #else
     return 0;
+/// Which instruction `cls_flush_range` uses: 2 = x86 `clflushopt`, 1 = x86 `clflush`,
+/// 3 = arm64 `dc civac`, 0 = none (the caller must evict another way). cpuid needs
+/// <cpuid.h>, a compiler header Swift cannot import.
+int cls_flush_instruction(void);
+/// Writes back and evicts every cache line of [p, p + n) from every level of the hierarchy,
+/// with the instruction `cls_flush_instruction` names, then fences, so that the next access
+/// misses. Returns the number of lines flushed, 0 when the CPU has no such instruction.
+size_t cls_flush_range(const void *p, size_t n, int instruction);
+
 #endif
 }
+
+/// Which instruction `cls_flush_range` uses: 2 = x86 `clflushopt`, 1 = x86 `clflush`,
+/// 3 = arm64 `dc civac`, 0 = none (the caller must evict another way). cpuid needs
+/// <cpuid.h>, a compiler header Swift cannot import.
+int cls_flush_instruction(void);
+/// Writes back and evicts every cache line of [p, p + n) from every level of the hierarchy,
+/// with the instruction `cls_flush_instruction` names, then fences, so that the next access
+/// misses. Returns the number of lines flushed, 0 when the CPU has no such instruction.
+size_t cls_flush_range(const void *p, size_t n, int instruction);
 
 #endif
