@@ -85,7 +85,7 @@ public struct SweepPlan: Sendable {
     public var alignment: Int = 1
     public var completions: [CompletionMode] = [.callback]
     public var caches: [CacheMode] = [.hot]
-    public var cacheMethod: CacheMethod = .flush
+    public var cacheMethod: CacheMethod = .footprint
 
     public init(
         backends: [String], workloads: [WorkloadKind], sizes: [Int], batches: [Int], depths: [Int], channels: [Int] = [1],

@@ -49,7 +49,7 @@ public struct WorkloadSpec: Sendable, Hashable {
     public var completion: CompletionMode = .callback
     /// The cache state at submit (`--cache`), and how cold is made.
     public var cache: CacheMode = .hot
-    public var cacheMethod: CacheMethod = .flush
+    public var cacheMethod: CacheMethod = .footprint
     /// Verify one descriptor in this many whole (a power of two), when `verify` is set.
     public var verifySampleEvery: Int = 4096
     /// Seeds the random offsets and lengths.
@@ -151,12 +151,32 @@ struct CompletionStamp {
 }
 
 /// The completion callback: count it, check order, record latency, sample-verify.
-/// It captures nothing: its state comes through the parameter, whose low 48 bits are the
-/// address of the `CallbackState` and whose high 16 bits are the slot.
+/// It captures nothing: its state comes through the parameter (`CallbackParameter`).
 let workloadCallback: DMACallback.WithResult = { completion in
     let p = completion.parameter
-    let state = UnsafeMutablePointer<CallbackState>(bitPattern: UInt(p & 0x0000_FFFF_FFFF_FFFF))!
-    recordCompletion(state, slot: Int(p >> 48), code: completion.result.code, cookie: completion.cookie)
+    recordCompletion(CallbackParameter.state(p), slot: CallbackParameter.slot(p), code: completion.result.code, cookie: completion.cookie)
+}
+
+/// A callback parameter that carries the `CallbackState`'s address and a slot: bits 12–47
+/// are the address (the state is page-aligned and user addresses fit in 48 bits), bits
+/// 48–63 the slot's low 16 bits and bits 0–11 its next 12, so up to 2^28 slots (cold
+/// caches by footprint need 2^18 slots of 64 bytes here).
+enum CallbackParameter {
+    static let stateAlignment = 4096
+    static let maxSlots = 1 << 28
+
+    @inline(__always)
+    static func make(_ stateBits: UInt64, slot: Int) -> UInt64 {
+        stateBits | UInt64(slot & 0xFFFF) << 48 | UInt64(slot >> 16)
+    }
+
+    @inline(__always)
+    static func state(_ p: UInt64) -> UnsafeMutablePointer<CallbackState> {
+        UnsafeMutablePointer<CallbackState>(bitPattern: UInt(p & 0x0000_FFFF_FFFF_F000))!
+    }
+
+    @inline(__always)
+    static func slot(_ p: UInt64) -> Int { Int(p >> 48) | Int(p & 0xFFF) << 16 }
 }
 
 /// One completion's bookkeeping: by the callback, or by the client when it polls.
@@ -255,7 +275,7 @@ public final class ClosedLoopClient {
         let stride = (spec.size + 63) / 64 * 64 + (spec.offsets == .random ? 64 : 0)
         if spec.cache == .cold && spec.cacheMethod == .footprint, let llc = lastLevelCache {
             let want = min(CacheMethod.footprintMultiple * llc, 1 << 30)
-            while 2 * n * stride < want { n <<= 1 }
+            while 2 * n * stride < want && n < CallbackParameter.maxSlots { n <<= 1 }
         }
         return (n, stride)
     }
@@ -298,7 +318,10 @@ public final class ClosedLoopClient {
         let counterLine = UnsafeMutableRawPointer.allocate(byteCount: 128, alignment: 128)
         let counter = counterLine.bindMemory(to: Atomic<Int>.self, capacity: 1)
         counter.initialize(to: Atomic(0))
-        state = .allocate(capacity: 1)
+        precondition(nslots <= CallbackParameter.maxSlots, "\(nslots) slots do not fit in a callback parameter")
+        state = UnsafeMutableRawPointer.allocate(
+            byteCount: MemoryLayout<CallbackState>.stride, alignment: CallbackParameter.stateAlignment
+        ).bindMemory(to: CallbackState.self, capacity: 1)
         state.initialize(to: CallbackState(
             completed: counter, submitStamps: stamps, completions: completions, measureFrom: 0, firstStamp: 0, lastStamp: 0, lastCount: 0, finalCount: .max, errors: 0, outOfOrder: 0,
             nextExpected: 0, verifyEvery: spec.verify ? spec.verifySampleEvery : 0, copies: copies, verifier: VerifierState(),
@@ -316,7 +339,7 @@ public final class ClosedLoopClient {
         state.pointee.completed.deinitialize(count: 1)
         UnsafeMutableRawPointer(state.pointee.completed).deallocate()
         state.deinitialize(count: 1)
-        state.deallocate()
+        UnsafeMutableRawPointer(state).deallocate()
         histogram.deinitialize(count: 1)
         histogram.deallocate()
         channel.freeCoherent(src)
@@ -462,7 +485,7 @@ public final class ClosedLoopClient {
                         ? ch.prepareMemcpy(to: dst.base + d + dstOffset, from: src.base + d + srcOffset, length: length, flags: flags)
                         : ch.prepareMemcpy(
                             to: dst.base + d + dstOffset, from: src.base + d + srcOffset, length: length, flags: flags,
-                            callback: DMACallback(withResult: workloadCallback, parameter: stateBits | (UInt64(slot) << 48)))
+                            callback: DMACallback(withResult: workloadCallback, parameter: CallbackParameter.make(stateBits, slot: slot)))
                     guard let desc = prepared else {
                         outOfPool += 1
                         break  // pool exhausted: reap first

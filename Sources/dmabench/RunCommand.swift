@@ -91,8 +91,8 @@ struct RunCommand: ParsableCommand {
     @Option(name: .customLong("debug-overrun"), parsing: .unconditional, help: ArgumentHelp("Make every copy N bytes longer than asked (a deliberately broken backend, to see verification catch it).", visibility: .hidden))
     var debugOverrun: Int?
 
-    @Option(name: .customLong("cache-method"), help: "How --cache cold evicts: flush (clflushopt of each slot before its submit) or footprint (enough slots that one lap covers 4x the last-level cache).")
-    var cacheMethod: String = "flush"
+    @Option(name: .customLong("cache-method"), help: "How --cache cold evicts: footprint (default: enough slots that one lap covers 4x the last-level cache) or flush (clflushopt of each slot before its submit, on the client thread, inside the measured window).")
+    var cacheMethod: String = "footprint"
 
     struct Validated {
         var plan: SweepPlan

@@ -112,17 +112,31 @@ struct PeerWorkloadTests {
         #expect(ch.preparedPlain.load(ordering: .relaxed) == 3_200, "warm-up and measured descriptors")
     }
 
-    @Test("cold caches by flushing report the flush cost; by footprint they add slots up to 4x the last-level cache")
-    func coldCaches() throws {
+    @Test("cold caches by flushing verify clean and report the flush cost", .enabled(if: CacheControl.instruction != nil, "this CPU has no cache-flush instruction"))
+    func coldByFlush() throws {
         let ch = try Self.channel("cpu")
         defer { try? ch.release() }
         var spec = Self.spec()
         spec.cache = .cold
-        if CacheControl.instruction != nil {
-            let s = try ClosedLoopClient(channel: ch, spec: spec).run()
-            #expect(s.errors == 0 && s.verifyFailures == 0)
-            #expect((s.flushNanosecondsPerDescriptor ?? 0) > 0)
+        spec.cacheMethod = .flush
+        let s = try ClosedLoopClient(channel: ch, spec: spec).run()
+        #expect(s.errors == 0 && s.verifyFailures == 0 && s.descriptors == 3_000)
+        #expect((s.flushNanosecondsPerDescriptor ?? 0) > 0)
+    }
+
+    @Test("cold caches by footprint run clean and add slots up to 4x the last-level cache, up to what a callback parameter holds")
+    func coldByFootprint() throws {
+        let ch = try Self.channel("cpu", depth: 256)
+        defer { try? ch.release() }
+        var spec = Self.spec(size: 64)
+        spec.cache = .cold
+        let c = try ClosedLoopClient(channel: ch, spec: spec)
+        let s = try c.run()
+        #expect(s.errors == 0 && s.verifyFailures == 0 && s.descriptors == 3_000 && s.flushNanosecondsPerDescriptor == nil)
+        if let llc = CacheControl.lastLevelBytes(CacheControl.levels()) {
+            #expect(2 * c.slots.count * c.slots.stride >= min(4 * llc, 1 << 30), "\(c.slots)")
         }
+        spec.size = 4096
         spec.cacheMethod = .footprint
         let ring = ClosedLoopClient.layout(spec, lastLevelCache: 8 << 20)
         #expect(ring.slots == 4096 && 2 * ring.slots * ring.stride >= 32 << 20, "\(ring)")
@@ -188,5 +202,18 @@ struct PeerWorkloadTests {
         let text = String(decoding: try JSONEncoder().encode(q), as: UTF8.self)
         for k in [#""offsets":"random""#, #""alignment":8"#, #""completion":"polled""#, #""cache":"cold""#] { #expect(text.contains(k), "\(text)") }
         #expect(try JSONDecoder().decode(PointParameters.self, from: Data(text.utf8)) == q)
+    }
+}
+
+@Suite("The callback parameter")
+struct CallbackParameterTests {
+    @Test("a page-aligned state address and any slot below 2^28 survive the round trip", arguments: [0, 1, 0xFFFF, 0x1_0000, 262_143, (1 << 28) - 1])
+    func roundTrip(_ slot: Int) {
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: MemoryLayout<CallbackState>.stride, alignment: CallbackParameter.stateAlignment)
+        defer { raw.deallocate() }
+        let bits = UInt64(UInt(bitPattern: raw))
+        let p = CallbackParameter.make(bits, slot: slot)
+        #expect(CallbackParameter.slot(p) == slot)
+        #expect(UnsafeMutableRawPointer(CallbackParameter.state(p)) == raw)
     }
 }
