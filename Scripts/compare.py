@@ -8,7 +8,8 @@
 # metric with samples on both sides: a one-sided Mann–Whitney U test (scipy) in the "worse"
 # direction (higher is better for */s metrics, lower is better for *Ns metrics), the ratio of
 # medians head/base with a 95% bootstrap confidence interval (seeded, so reports are
-# reproducible). Deterministic metrics (errors, mallocs*, syscalls*) regress on any increase.
+# reproducible). Deterministic metrics (errors, the verification mismatch counts, mallocs*,
+# syscalls*) regress on any increase.
 #
 # Exit status: 0 no significant regression; 1 at least one regression (worse than the
 # threshold AND p < alpha, or a deterministic metric increased); 2 bad input.
@@ -44,13 +45,20 @@ def direction(metric: str) -> str | None:
         return "higher"
     if "Ns" in metric or metric.startswith("latencyNs"):
         return "lower"
-    if leaf.startswith("vsMemcpy") or leaf == "speedupOverCPU":
+    if leaf.startswith("vsMemcpy") or leaf in dr.RATIO_METRICS:
         return "higher"
     return None
 
 
+#: verification.* metrics that compare.py reads: bytes found wrong, by kind.
+VERIFICATION_GATED = tuple(f"verification.{k}" for k in dr.VERIFICATION_MISMATCHES)
+
+
 def is_deterministic(metric: str) -> bool:
-    return metric == "errors" or metric.startswith("mallocs") or metric.startswith("syscalls")
+    # A mismatched or overwritten byte is a correctness failure, not noise: like errors, any
+    # increase (from 0 in particular) regresses, whatever the sample count.
+    return (metric == "errors" or metric in VERIFICATION_GATED
+            or metric.startswith("mallocs") or metric.startswith("syscalls"))
 
 
 @dataclass
@@ -119,6 +127,14 @@ def metric_samples(point: dict) -> dict[str, tuple[list[float], bool]]:
                     out[f"latencyNs.{key}"] = ([float(v) for v in rounds[key]], key in LATENCY_GATED)
                 elif isinstance(value.get(key), (int, float)):
                     out[f"latencyNs.{key}"] = ([float(value[key])], key in LATENCY_GATED)
+            continue
+        if name == "verification":
+            # Only the mismatch counts compare: sampleEvery and checked say how much was
+            # verified, and `first` is text for a person.
+            if isinstance(value, dict):
+                for key in dr.VERIFICATION_MISMATCHES:
+                    if isinstance(value.get(key), (int, float)) and not isinstance(value.get(key), bool):
+                        out[f"verification.{key}"] = ([float(value[key])], True)
             continue
         s = samples_of(value)
         if s:
@@ -284,7 +300,8 @@ def render_report(comp: Comparison, base: dict, head: dict, base_path: str, head
     lines.append(f"- Head: {context_line(head, head_path)}")
     lines.append(f"- Gate: a metric regresses when its median performance is more than {threshold:.0%} worse "
                  f"(throughput below {1 - threshold:.3g}x base, or time above {1 / (1 - threshold):.3g}x base) AND a one-sided "
-                 f"Mann–Whitney U test gives p < {alpha:g}; errors, mallocs* and syscalls* regress on any increase. "
+                 f"Mann–Whitney U test gives p < {alpha:g}; errors, verification mismatch counts, mallocs* and syscalls* "
+                 "regress on any increase. "
                  "Higher is better for */s metrics, lower for *Ns metrics. The CI of the ratio is a seeded "
                  f"{BOOTSTRAP_RESAMPLES}-resample bootstrap of the medians.")
     bc, hc = base["context"], head["context"]

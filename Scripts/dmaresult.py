@@ -36,6 +36,28 @@ STAT_METRICS = (
 #: Plain-number metrics (counts).
 COUNT_METRICS = ("completed", "aborted", "errors")
 
+#: Plain-number metrics that are a ratio to another point of the same run (above 1: this point
+#: is faster). Merged as the median over rounds; compared as higher-is-better.
+RATIO_METRICS = ("speedupOverCPU", "polledVsCallback", "coldVsHot")
+
+#: Number fields of `metrics.verification` (dmatest-style checks). The mismatch counts are bytes
+#: found wrong, by kind; any increase is a regression.
+VERIFICATION_COUNTS = ("checked", "srcMismatch", "dstMismatch", "guardOverwritten")
+VERIFICATION_MISMATCHES = ("srcMismatch", "dstMismatch", "guardOverwritten")
+
+#: How many mismatch descriptions `verification.first` keeps (after a merge too).
+VERIFICATION_FIRST_MAX = 8
+
+#: String parameters and the values each may take, the default first. A parameter at its
+#: default identifies the same point as one without it: files written before the key existed
+#: measured the default mode.
+MODE_PARAMETERS = {
+    "offsets": ("fixed", "random"),
+    "completion": ("callback", "polled"),
+    "cache": ("hot", "cold"),
+}
+PARAMETER_DEFAULTS = {key: values[0] for key, values in MODE_PARAMETERS.items()}
+
 #: latencyNs keys that are numbers, in spectrum order, with their percentile as a fraction.
 LATENCY_PERCENTILES = (
     ("p50", 0.5),
@@ -65,6 +87,13 @@ def one_line(text: str) -> str:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_power_of_two(value: Any) -> bool:
+    if not _is_number(value) or not math.isfinite(value) or value < 1 or value != int(value):
+        return False
+    n = int(value)
+    return n & (n - 1) == 0
 
 
 def _type_name(value: Any) -> str:
@@ -165,6 +194,22 @@ def validate(doc: Any, path: str = "<document>") -> dict:
         count = c.number(shard, "count", "context.shard", required=True)
         if int(count) < 1 or not (0 <= int(index) < int(count)):
             raise c.error("context.shard", f"index {index} is not in 0..{int(count) - 1}")
+    cache = c.opt_obj(ctx, "cache", "context")
+    if cache is not None:
+        c.string(cache, "method", "context.cache", required=False)
+        c.string(cache, "flushInstruction", "context.cache", required=False)
+        c.number(cache, "lineSize", "context.cache")
+        levels = cache.get("levels")
+        if levels is not None:
+            if not isinstance(levels, list):
+                raise c.error("context.cache.levels", f"expected an array of objects, found a {_type_name(levels)}")
+            for j, level in enumerate(levels):
+                lwhere = f"context.cache.levels[{j}]"
+                c.obj(level, lwhere)
+                c.number(level, "level", lwhere)
+                c.string(level, "type", lwhere, required=False)
+                c.number(level, "sizeBytes", lwhere)
+                c.string(level, "sharedWith", lwhere, required=False)
     skipped = ctx.get("skipped")
     if skipped is not None and not isinstance(skipped, list):
         raise c.error("context.skipped", f"expected an array, found a {_type_name(skipped)}")
@@ -180,8 +225,19 @@ def validate(doc: Any, path: str = "<document>") -> dict:
         c.string(point, "workload", where)
         params = c.obj(point.get("parameters", {}), f"{where}.parameters")
         for key, value in params.items():
-            if value is not None and not _is_number(value):
-                raise c.error(f"{where}.parameters.{key}", f"expected a number or null, found a {_type_name(value)}")
+            pwhere = f"{where}.parameters.{key}"
+            if value is None:
+                continue
+            if key in MODE_PARAMETERS:
+                allowed = " or ".join(json.dumps(v) for v in MODE_PARAMETERS[key])
+                if not isinstance(value, str):
+                    raise c.error(pwhere, f"expected {allowed} or null, found a {_type_name(value)}")
+                if value not in MODE_PARAMETERS[key]:
+                    raise c.error(pwhere, f"unknown value {json.dumps(value)}; expected {allowed} or null")
+            elif not _is_number(value):
+                raise c.error(pwhere, f"expected a number or null, found a {_type_name(value)}")
+            elif key == "alignment" and not _is_power_of_two(value):
+                raise c.error(pwhere, f"expected a power of two (bytes) or null, found {value:g}")
         placement = c.opt_obj(point, "placement", where)
         if placement is not None:
             c.opt_obj(placement, "requested", f"{where}.placement")
@@ -209,6 +265,17 @@ def validate(doc: Any, path: str = "<document>") -> dict:
                 eff = c.obj(value, mwhere)
                 for key in eff:
                     c.number(eff, key, mwhere)
+            elif name == "verification":
+                ver = c.obj(value, mwhere)
+                for key in ("sampleEvery",) + VERIFICATION_COUNTS:
+                    c.number(ver, key, mwhere)
+                first = ver.get("first")
+                if first is not None:
+                    if not isinstance(first, list):
+                        raise c.error(f"{mwhere}.first", f"expected an array of strings, found a {_type_name(first)}")
+                    for j, text in enumerate(first):
+                        if not isinstance(text, str):
+                            raise c.error(f"{mwhere}.first[{j}]", f"expected a string, found a {_type_name(text)}")
             elif isinstance(value, dict):
                 c.stat(value, mwhere)
             elif not _is_number(value):
@@ -277,16 +344,24 @@ def _drop_nulls(d: dict | None) -> dict:
     return {k: v for k, v in (d or {}).items() if v is not None}
 
 
+def identity_parameters(params: dict | None) -> dict:
+    """The parameters that identify a point: without nulls and without modes at their default."""
+    return {k: v for k, v in _drop_nulls(params).items() if PARAMETER_DEFAULTS.get(k) != v}
+
+
 def point_key(point: dict) -> tuple[str, str, str, str]:
     """Identity of a point: backend, workload, parameters and requested placement.
 
-    Null parameters count as absent, so `"rate": null` and no `rate` are the same point.
+    Null parameters count as absent, so `"rate": null` and no `rate` are the same point. So
+    does a mode at its default (`"offsets": "fixed"`, `"completion": "callback"`,
+    `"cache": "hot"`): files written before those keys existed measured the defaults, and
+    their points match the same points of newer files.
     """
     placement = (point.get("placement") or {}).get("requested")
     return (
         point["backend"],
         point["workload"],
-        canonical(_drop_nulls(point.get("parameters"))),
+        canonical(identity_parameters(point.get("parameters"))),
         canonical(_drop_nulls(placement)),
     )
 
@@ -295,7 +370,9 @@ def describe_key(key: tuple[str, str, str, str]) -> str:
     backend, workload, params, placement = key
     p = json.loads(params)
     parts = [backend, workload]
-    order = ["size", "batch", "depth", "channels", "rate", "inFlight"]
+    # Modes appear only when not at their default (point_key drops defaults), e.g.
+    # `offsets=random alignment=8 completion=polled cache=cold`.
+    order = ["size", "batch", "depth", "channels", "rate", "inFlight", "offsets", "alignment", "completion", "cache"]
     for name in order + sorted(k for k in p if k not in order):
         if name in p:
             value = p[name]
@@ -445,8 +522,23 @@ def atomic_savefig(fig: Any, path: str, fmt: str) -> None:
         raise
 
 
+def last_level_cache_bytes(doc: dict) -> int | None:
+    """Size of the highest cache level in `context.cache.levels` (the largest entry at that
+    level, instruction caches aside), or None when the file does not describe its caches."""
+    cache = doc.get("context", {}).get("cache")
+    if not isinstance(cache, dict) or not isinstance(cache.get("levels"), list):
+        return None
+    levels = [lv for lv in cache["levels"] if isinstance(lv, dict) and _is_number(lv.get("level"))
+              and _is_number(lv.get("sizeBytes")) and str(lv.get("type", "")).lower() != "instruction"]
+    if not levels:
+        return None
+    top = max(lv["level"] for lv in levels)
+    return int(max(lv["sizeBytes"] for lv in levels if lv["level"] == top))
+
+
 def environment_note(docs: list[dict]) -> str:
-    """One line naming CPU, cores, kernel, host and commit(s) of the given documents."""
+    """One line naming CPU, cores, last-level cache size (when context.cache gives it), kernel,
+    host and commit(s) of the given documents."""
     def distinct(key: str) -> list[str]:
         seen: list[str] = []
         for d in docs:
@@ -457,6 +549,12 @@ def environment_note(docs: list[dict]) -> str:
             if v not in seen:
                 seen.append(v)
         return seen
+
+    llc: list[str] = []
+    for d in docs:
+        size = last_level_cache_bytes(d)
+        if size is not None and f"{format_size(size)}B" not in llc:
+            llc.append(f"{format_size(size)}B")
 
     commits = []
     for d in docs:
@@ -469,6 +567,11 @@ def environment_note(docs: list[dict]) -> str:
     parts = [
         "CPU: " + (" | ".join(distinct("cpu")) or "?"),
         "cores: " + (" | ".join(distinct("cores")) or "?"),
+    ]
+    # Only files that describe their caches (context.cache) get the entry; older notes are unchanged.
+    if llc:
+        parts.append("LLC: " + " | ".join(llc))
+    parts += [
         "kernel: " + (" | ".join(distinct("kernel")) or "?"),
         "host: " + (" | ".join(distinct("host")) or "?"),
         "commit: " + ", ".join(commits),

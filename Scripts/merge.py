@@ -12,7 +12,9 @@
 # Rounds mode joins repeated runs of the same points (compare-commits.sh runs every point once
 # per round): samples of each statistics metric are concatenated and the median and its 95%
 # confidence interval recomputed; latency percentiles become the median over rounds and the
-# per-round values are kept in latencyNs.rounds; counts are summed.
+# per-round values are kept in latencyNs.rounds; counts (verification counts too) are summed;
+# ratios to another point of the same run (speedupOverCPU, polledVsCallback, coldVsHot) become
+# the median over rounds.
 #
 # The output is written atomically. Bad input is a one-line error and exit status 2.
 """Merge dmabench result files: shards of one sweep, or rounds of the same points."""
@@ -185,6 +187,28 @@ def combine_counters(values: list[dict]) -> dict:
     return result
 
 
+def combine_verification(values: list[dict], where: str) -> dict:
+    """Sum the verification counts of the rounds: each round checked its own descriptors, so
+    the merged point checked (and found wrong) all of them. `first` keeps the earliest
+    descriptions, up to VERIFICATION_FIRST_MAX."""
+    out: dict = {}
+    every = list(OrderedDict.fromkeys(v["sampleEvery"] for v in values if _num(v.get("sampleEvery"))))
+    if every:
+        # A setting, not a count: the rounds should agree; keep the first when they do not.
+        if len(every) > 1:
+            warn(f"point {where}: verification.sampleEvery differs between rounds ({', '.join(f'{e:g}' for e in every)}); "
+                 "keeping the first")
+        out["sampleEvery"] = every[0]
+    for key in dr.VERIFICATION_COUNTS:
+        counts = [v[key] for v in values if _num(v.get(key))]
+        if counts:
+            out[key] = sum(counts)
+    first = [t for v in values for t in (v.get("first") or []) if isinstance(t, str)]
+    if first or any("first" in v for v in values):
+        out["first"] = first[: dr.VERIFICATION_FIRST_MAX]
+    return out
+
+
 def combine_points(points: list[dict]) -> dict:
     first = copy.deepcopy(points[0])
     if len(points) == 1:
@@ -200,6 +224,9 @@ def combine_points(points: list[dict]) -> dict:
             continue
         if name == "latencyNs":
             metrics[name] = combine_latency([v for v in values if isinstance(v, dict)])
+        elif name == "verification":
+            metrics[name] = combine_verification([v for v in values if isinstance(v, dict)],
+                                                 dr.describe_key(dr.point_key(first)))
         elif name == "efficiency":
             keys = OrderedDict.fromkeys(k for v in values if isinstance(v, dict) for k in v)
             metrics[name] = {k: dr.median(v[k] for v in values if isinstance(v, dict) and _num(v.get(k))) for k in keys}
@@ -207,7 +234,7 @@ def combine_points(points: list[dict]) -> dict:
             metrics[name] = combine_stats(values)
         elif name in dr.COUNT_METRICS:
             metrics[name] = sum(v for v in values if _num(v))
-        elif name == "speedupOverCPU":
+        elif name in dr.RATIO_METRICS:
             # A ratio to another point of the same run: the median over the runs.
             metrics[name] = dr.median(v for v in values if _num(v))
         else:

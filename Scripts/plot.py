@@ -5,10 +5,12 @@
 #   Scripts/plot.py --history Results/ [--metric descriptorsPerSecond] [--workload throughput]
 #                   [--backend ring,locked] [--size 64] [--out DIR] [--format png|svg]
 #
-# Draws: throughput against size per backend (log-log), latency percentile spectra (HdrHistogram
-# style), terminate cost against in-flight count, a NUMA placement heatmap, counters per
-# descriptor, and (with --history) a metric across commits read from Results/. A plot whose
-# data is absent is skipped with a printed note. Files are named PREFIX-<plot>.<format>; the
+# Draws: throughput against size per backend (log-log), the speed-up over cpu, hot against cold
+# caches and callback against polled completion (when a run measured both modes), latency
+# percentile spectra (HdrHistogram style), terminate cost against in-flight count, a NUMA
+# placement heatmap, counters per descriptor, and (with --history) a metric across commits
+# read from Results/. A plot whose data is absent is skipped with a printed note (the speed-up,
+# cache and completion plots are simply not drawn). Files are named PREFIX-<plot>.<format>; the
 # prefix defaults to the result file's stem when one file is given. Files are written atomically. Bad input
 # (malformed, truncated or wrong-version JSON) is a one-line error and exit status 2.
 """Plot dmabench result files (schemaVersion 1) with matplotlib (Agg backend)."""
@@ -154,7 +156,17 @@ class Output:
         print(f"skipped {name} plot: {reason}")
 
 
-def config_label(point: dict, show_placement: bool) -> str:
+def mode_of(point: dict, key: str) -> str:
+    """A mode parameter (offsets, completion, cache), its default when null or absent."""
+    value = params(point).get(key)
+    return value if isinstance(value, str) else dr.PARAMETER_DEFAULTS[key]
+
+
+def config_label(point: dict, show_placement: bool, omit: tuple[str, ...] = ()) -> str:
+    """Short series label. Modes appear only when not at their default, so that files without
+    them keep their labels, while hot and cold (or callback and polled) points of one
+    configuration become separate series instead of one zig-zag line. `omit` leaves out the
+    modes a plot shows by line style."""
     p = params(point)
     parts = [point["backend"]]
     if p.get("batch") is not None:
@@ -165,6 +177,13 @@ def config_label(point: dict, show_placement: bool) -> str:
         parts.append(f"ch{p['channels']}")
     if p.get("rate") is not None:
         parts.append(f"{p['rate']:g}/s")
+    if "offsets" not in omit and mode_of(point, "offsets") != dr.PARAMETER_DEFAULTS["offsets"]:
+        parts.append(f"{mode_of(point, 'offsets')}-offsets")
+    if "offsets" not in omit and p.get("alignment") is not None:
+        parts.append(f"align{p['alignment']:g}")
+    for key in ("completion", "cache"):
+        if key not in omit and mode_of(point, key) != dr.PARAMETER_DEFAULTS[key]:
+            parts.append(mode_of(point, key))
     if show_placement:
         parts.append("@" + placement_label(placement_of(point, "requested")))
     return " ".join(parts)
@@ -259,6 +278,88 @@ def plot_speedup(sources: list[Source], out: Output) -> None:
         legend(ax, len(series) + 1)
     finish(fig, [s.doc for s in sources], "Speed-up over the cpu baseline (same run, same point)")
     out.save(fig, "speedup")
+
+
+#: Mode pairs drawn against each other: (parameter, default mode, other mode, ratio metric,
+#: plot name, title, what the ratio is). The default is solid, the other dashed.
+MODE_PLOTS = [
+    ("cache", "hot", "cold", "coldVsHot", "cache", "Hot against cold caches (throughput)",
+     "cold over hot (×, below 1: cold caches cost)"),
+    ("completion", "callback", "polled", "polledVsCallback", "completion",
+     "Completion by callback against polling (throughput)", "polled over callback (×, above 1: polling is faster)"),
+]
+
+
+def plot_modes(sources: list[Source], out: Output) -> None:
+    for spec in MODE_PLOTS:
+        plot_mode_pair(sources, out, *spec)
+
+
+def plot_mode_pair(sources: list[Source], out: Output, key: str, default: str, other: str, ratio: str,
+                   name: str, title: str, ratio_label: str) -> None:
+    """Throughput against size with the two modes of `key` as solid (default) and dashed
+    (other) lines of one colour per configuration, and the `ratio` metric when present. Drawn
+    only when the throughput points have both modes, like the speed-up plot."""
+    # The throughput plot's first panel: bytes/s, or descriptors/s where no point has bytes/s.
+    metric, unit = "bytesPerSecond", "bytes/s"
+    if not any(stat_triplet((p.get("metrics") or {}).get(metric)) for s in sources for p in s.points
+               if p["workload"] == "throughput"):
+        metric, unit = "descriptorsPerSecond", "descriptors/s"
+    pts = [(s, p) for s in sources for p in s.points
+           if p["workload"] == "throughput" and isinstance(params(p).get("size"), (int, float))
+           and stat_triplet((p.get("metrics") or {}).get(metric))]
+    modes = {mode_of(p, key) for _, p in pts}
+    if default not in modes or other not in modes:
+        return
+    show_pl = varies_placement([p for _, p in pts])
+    # One colour per configuration (label without this mode), one line style per mode.
+    configs: OrderedDict[str, dict[str, list]] = OrderedDict()
+    ratios: OrderedDict[str, list] = OrderedDict()
+    for s, p in pts:
+        cfg = s.prefix + config_label(p, show_pl, omit=(key,))
+        configs.setdefault(cfg, {}).setdefault(mode_of(p, key), []).append((params(p)["size"], stat_triplet(p["metrics"][metric])))
+        r = p["metrics"].get(ratio)
+        if mode_of(p, key) == other and isinstance(r, (int, float)) and not isinstance(r, bool):
+            ratios.setdefault(cfg, []).append((params(p)["size"], float(r)))
+    configs, note = cap_series(configs)
+    panels = 2 if ratios else 1
+    fig, axes = plt.subplots(1, panels, figsize=(6.5 * panels, 5), squeeze=False)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colour_of = {cfg: colours[i % len(colours)] for i, cfg in enumerate(configs)}
+    ax = axes[0][0]
+    n = 0
+    for cfg, by_mode in configs.items():
+        for mode, style in ((default, "-"), (other, "--")):
+            rows = sorted(by_mode.get(mode, []), key=lambda r: r[0])
+            if rows:
+                errorbar(ax, [r[0] for r in rows], [r[1] for r in rows], label=f"{cfg} {mode}",
+                         color=colour_of[cfg], linestyle=style)
+                n += 1
+    size_axis(ax)
+    ax.set_yscale("log")
+    ax.set_xlabel("transfer size (bytes)")
+    ax.set_ylabel(f"{unit} (median, 95% CI)")
+    ax.set_title(f"{default} solid, {other} dashed")
+    ax.grid(True, which="both", alpha=0.3)
+    legend(ax, n)
+    if ratios:
+        ax = axes[0][1]
+        for cfg, rows in ratios.items():
+            if cfg not in colour_of:
+                continue
+            rows.sort(key=lambda r: r[0])
+            ax.plot([r[0] for r in rows], [r[1] for r in rows], marker="o", markersize=4, label=cfg,
+                    color=colour_of[cfg], linestyle="--")
+        ax.axhline(1.0, color="black", linestyle="-", linewidth=1, label=f"{default} (= 1)")
+        size_axis(ax)
+        ax.set_yscale("log")
+        ax.set_xlabel("transfer size (bytes)")
+        ax.set_ylabel(ratio_label)
+        ax.set_title(f"{ratio} (descriptors/s, same run)")
+        ax.grid(True, which="both", alpha=0.3)
+        legend(ax, len(ratios) + 1)
+    finish(fig, [s.doc for s in sources], title, note)
+    out.save(fig, name)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -669,6 +770,7 @@ def main(argv: list[str] | None = None) -> int:
         assign_prefixes(sources)
         plot_throughput(sources, out)
         plot_speedup(sources, out)
+        plot_modes(sources, out)
         plot_latency(sources, out)
         plot_terminate(sources, out)
         plot_numa(sources, out)

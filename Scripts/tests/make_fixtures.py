@@ -148,6 +148,89 @@ def document(commit: str, seed: int, slow: dict | None = None, date: str = "2026
     }
 
 
+CACHE = {
+    "method": "flush: clflushopt of each slot's source and destination lines before its submit, and of both "
+              "regions before each repetition",
+    "flushInstruction": "clflushopt", "lineSize": 64,
+    "levels": [
+        {"level": 1, "type": "Data", "sizeBytes": 32768, "sharedWith": "0"},
+        {"level": 1, "type": "Instruction", "sizeBytes": 32768, "sharedWith": "0"},
+        {"level": 2, "type": "Unified", "sizeBytes": 524288, "sharedWith": "0"},
+        {"level": 3, "type": "Unified", "sizeBytes": 33554432, "sharedWith": "0-1"},
+    ],
+}
+
+#: Factor on descriptors/s per mode (cold caches cost, polling saves the callback hop).
+MODE_FACTOR = {("cache", "hot"): 1.0, ("cache", "cold"): 0.7, ("completion", "callback"): 1.0, ("completion", "polled"): 1.2}
+
+
+def modes_document(commit: str = "ccc3333", seed: int = 5) -> dict:
+    """A document in the newer shape: every throughput and latency point writes offsets,
+    completion and cache; throughput points carry verification counts, polled and cold points
+    their polledVsCallback and coldVsHot ratios; the context describes the caches."""
+    rng = random.Random(seed)
+    doc = document(commit, seed=seed)
+    doc["context"]["cache"] = copy.deepcopy(CACHE)
+    doc["context"]["commandLine"] = ["dmabench", "run", "--backend", "locked,ring", "--cache", "hot,cold",
+                                     "--completion", "callback,polled"]
+    points = []
+    rates: dict[tuple, float] = {}
+    for backend in ("locked", "ring"):
+        for size in (64, 4096, 65536):
+            for cache in ("hot", "cold"):
+                for completion in ("callback", "polled"):
+                    rate = (RATE[backend] / (1.0 + size / 8192.0) * MODE_FACTOR[("cache", cache)]
+                            * MODE_FACTOR[("completion", completion)])
+                    dps = stat(rng, rate)
+                    rates[(backend, size, cache, completion)] = dps["median"]
+                    metrics = {
+                        "descriptorsPerSecond": dps, "bytesPerSecond": stat(rng, rate * size),
+                        "completed": 1000000, "aborted": 0, "errors": 0,
+                        "verification": {"sampleEvery": 16, "checked": 62500, "srcMismatch": 0,
+                                         "dstMismatch": 0, "guardOverwritten": 0, "first": []},
+                    }
+                    if completion == "polled":
+                        metrics["polledVsCallback"] = round(dps["median"] / rates[(backend, size, cache, "callback")], 4)
+                    if cache == "cold":
+                        metrics["coldVsHot"] = round(dps["median"] / rates[(backend, size, "hot", completion)], 4)
+                    points.append({
+                        "backend": backend, "workload": "throughput",
+                        "parameters": {"size": size, "batch": 32, "depth": 256, "channels": 1, "rate": None,
+                                       "inFlight": None, "offsets": "fixed", "alignment": None,
+                                       "completion": completion, "cache": cache},
+                        "placement": {"requested": dict(PLACEMENT), "verified": dict(PLACEMENT)},
+                        "metrics": metrics,
+                    })
+    points.append({
+        "backend": "ring", "workload": "throughput",
+        "parameters": {"size": 4096, "batch": 32, "depth": 256, "channels": 1, "rate": None, "inFlight": None,
+                       "offsets": "random", "alignment": 8, "completion": "callback", "cache": "hot"},
+        "placement": {"requested": dict(PLACEMENT), "verified": dict(PLACEMENT)},
+        "metrics": {"descriptorsPerSecond": stat(rng, RATE["ring"] / 2.0), "bytesPerSecond": stat(rng, RATE["ring"] * 1024.0),
+                    "completed": 1000000, "aborted": 0, "errors": 0,
+                    "verification": {"sampleEvery": 16, "checked": 62500, "srcMismatch": 0, "dstMismatch": 0,
+                                     "guardOverwritten": 0, "first": []}},
+    })
+    for completion in ("callback", "polled"):
+        lat = latency(rng, LAT["ring"] * (0.8 if completion == "polled" else 1.0))
+        point = {
+            "backend": "ring", "workload": "latency",
+            "parameters": {"size": 64, "batch": 1, "depth": 1, "channels": 1, "rate": None, "inFlight": None,
+                           "offsets": "fixed", "alignment": None, "completion": completion, "cache": "hot"},
+            "placement": {"requested": dict(PLACEMENT), "verified": dict(PLACEMENT)},
+            "metrics": {"latencyNs": lat, "completed": 2000, "aborted": 0, "errors": 0},
+        }
+        points.append(point)
+    points[-1]["metrics"]["polledVsCallback"] = round(points[-2]["metrics"]["latencyNs"]["p50"] / points[-1]["metrics"]["latencyNs"]["p50"], 4)
+    # Terminate points write null modes.
+    points += [p for p in doc["points"] if p["workload"] == "terminate" and p["backend"] == "ring"]
+    for p in points:
+        if p["workload"] == "terminate":
+            p["parameters"].update({"offsets": None, "alignment": None, "completion": None, "cache": None})
+    doc["points"] = points
+    return doc
+
+
 def write(name: str, doc: dict) -> None:
     with open(os.path.join(FIXTURES, name), "w") as f:
         json.dump(doc, f, indent=1)
@@ -169,6 +252,8 @@ def main() -> None:
     write("base.json", document("base111", seed=2, date="2026-11-24T10:00:00Z"))
     write("head-same.json", document("head222", seed=3, date="2026-11-25T10:00:00Z"))
     write("head-regression.json", document("head333", seed=4, slow={("ring", 64): 0.5}, date="2026-11-25T11:00:00Z"))
+    # The newer parameters and metrics: cache and completion modes, random offsets, verification.
+    write("modes.json", modes_document())
 
 
 if __name__ == "__main__":

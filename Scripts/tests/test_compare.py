@@ -78,6 +78,43 @@ def test_deterministic_metrics_regress_on_any_increase(tmp_path, metric, base_va
         assert "deterministic metric increased" in (tmp_path / "r.md").read_text()
 
 
+@pytest.mark.parametrize("kind, head_value, expected", [
+    ("guardOverwritten", 4, 1),
+    ("srcMismatch", 1, 1),
+    ("dstMismatch", 64, 1),
+    ("guardOverwritten", 0, 0),
+])
+def test_verification_mismatches_regress_on_any_increase_from_zero(tmp_path, kind, head_value, expected):
+    base = load_fixture("modes.json")
+    head = copy.deepcopy(base)
+    head["context"]["commit"] = "head999"
+    point = next(i for i, p in enumerate(base["points"]) if "verification" in p["metrics"])
+    head["points"][point]["metrics"]["verification"][kind] = head_value
+    # checked is how much was verified, not a result: a change alone does not gate.
+    head["points"][point]["metrics"]["verification"]["checked"] += 1000
+    b, h = write_doc(tmp_path / "b.json", base), write_doc(tmp_path / "h.json", head)
+    assert compare.main([b, h, "--report", str(tmp_path / "r.md")]) == expected
+    text = (tmp_path / "r.md").read_text()
+    assert "verification.checked" not in text
+    if expected == 1:
+        regressions = text.split("## Regressions")[1].split("## All metrics")[0]
+        assert f"verification.{kind}" in regressions and "deterministic metric increased" in regressions
+
+
+def test_old_and_new_files_match_on_default_modes(tmp_path):
+    # A base written before the modes existed against a head that writes them at their defaults.
+    base = load_fixture("base.json")
+    head = copy.deepcopy(base)
+    head["context"]["commit"] = "head999"
+    for p in head["points"]:
+        if p["workload"] != "terminate":
+            p["parameters"].update({"offsets": "fixed", "alignment": None, "completion": "callback", "cache": "hot"})
+    b, h = write_doc(tmp_path / "b.json", base), write_doc(tmp_path / "h.json", head)
+    comp = compare.compare_docs(load_fixture("base.json"), compare.dr.load(h), 0.25, 0.01)
+    assert not comp.only_base and not comp.only_head
+    assert compare.main([b, h]) == 0
+
+
 def test_latency_rounds_are_tested_and_single_values_only_reported(tmp_path):
     base = load_fixture("base.json")
     head = copy.deepcopy(base)
@@ -141,4 +178,9 @@ def test_direction_rules():
     assert compare.direction("terminateSyncNs") == "lower"
     assert compare.direction("latencyNs.p99") == "lower"
     assert compare.direction("widgets") is None
+    assert compare.direction("speedupOverCPU") == "higher"
+    assert compare.direction("polledVsCallback") == "higher"
+    assert compare.direction("coldVsHot") == "higher"
+    assert compare.is_deterministic("verification.guardOverwritten")
+    assert not compare.is_deterministic("verification.checked")
     assert compare.is_deterministic("errors") and compare.is_deterministic("mallocsPerDescriptor")

@@ -46,6 +46,18 @@ def test_wrong_version_names_the_supported_one():
         (lambda d: d["points"][0]["parameters"].__setitem__("size", [64]), "parameters.size"),
         (lambda d: d["context"].__setitem__("shard", {"index": 3, "count": 2}), "context.shard: index 3"),
         (lambda d: d["points"][0]["counters"]["submitter"]["task-clock"].__setitem__("perDescriptor", "x"), "task-clock.perDescriptor"),
+        # Strings are parameters only for the modes, and only their documented values.
+        (lambda d: d["points"][0]["parameters"].__setitem__("size", "64"), "parameters.size: expected a number or null, found a string"),
+        (lambda d: d["points"][0]["parameters"].__setitem__("completion", "maybe"),
+         'parameters.completion: unknown value "maybe"; expected "callback" or "polled" or null'),
+        (lambda d: d["points"][0]["parameters"].__setitem__("offsets", "Random"), 'parameters.offsets: unknown value "Random"'),
+        (lambda d: d["points"][0]["parameters"].__setitem__("cache", 1), 'parameters.cache: expected "hot" or "cold" or null, found a number'),
+        (lambda d: d["points"][0]["parameters"].__setitem__("alignment", 6), "parameters.alignment: expected a power of two"),
+        (lambda d: d["points"][0]["metrics"].__setitem__("verification", {"guardOverwritten": "3"}), "verification.guardOverwritten: expected a number"),
+        (lambda d: d["points"][0]["metrics"].__setitem__("verification", {"first": ["ok", 3]}), "verification.first[1]: expected a string"),
+        (lambda d: d["points"][0]["metrics"].__setitem__("coldVsHot", "0.7"), "metrics.coldVsHot"),
+        (lambda d: d["context"].__setitem__("cache", "cold"), "context.cache: expected an object"),
+        (lambda d: d["context"].__setitem__("cache", {"levels": [{"level": 3, "sizeBytes": "32M"}]}), "context.cache.levels[0].sizeBytes"),
     ],
 )
 def test_malformed_documents_are_rejected(tmp_path, good, mutate, expected):
@@ -105,6 +117,40 @@ def test_point_key_ignores_nulls_and_order(good):
     assert dr.point_key(p) == dr.point_key(q)
     q["parameters"]["size"] = 128
     assert dr.point_key(p) != dr.point_key(q)
+
+
+def test_modes_fixture_loads_with_the_newer_keys():
+    doc = dr.load(fixture_path("modes.json"))
+    params = [p["parameters"] for p in doc["points"]]
+    assert {p["cache"] for p in params} == {"hot", "cold", None}
+    assert {p["completion"] for p in params} == {"callback", "polled", None}
+    assert any(p["offsets"] == "random" and p["alignment"] == 8 for p in params)
+    assert any("verification" in p["metrics"] for p in doc["points"])
+
+
+def test_point_key_treats_default_modes_as_absent(good):
+    # A file written before the modes existed measured the defaults: its points match.
+    old = good["points"][0]
+    new = json.loads(json.dumps(old))
+    new["parameters"].update({"offsets": "fixed", "alignment": None, "completion": "callback", "cache": "hot"})
+    assert dr.point_key(old) == dr.point_key(new)
+    assert dr.describe_key(dr.point_key(new)) == dr.describe_key(dr.point_key(old))
+    polled = json.loads(json.dumps(new))
+    polled["parameters"]["completion"] = "polled"
+    cold = json.loads(json.dumps(new))
+    cold["parameters"]["cache"] = "cold"
+    keys = {dr.point_key(new), dr.point_key(polled), dr.point_key(cold)}
+    assert len(keys) == 3
+    random = json.loads(json.dumps(new))
+    random["parameters"].update({"offsets": "random", "alignment": 8, "completion": "polled", "cache": "cold"})
+    assert dr.describe_key(dr.point_key(random)).endswith(
+        "offsets=random alignment=8 completion=polled cache=cold @submitter=cpu0,engine=cpu1,src=0,dst=0")
+
+
+def test_environment_note_names_the_last_level_cache(good):
+    assert "LLC" not in dr.environment_note([good])
+    modes = dr.load(fixture_path("modes.json"))
+    assert "LLC: 32MB" in dr.environment_note([modes])
 
 
 def test_atomic_write_replaces_and_leaves_no_temp(tmp_path):

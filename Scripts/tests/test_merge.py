@@ -127,6 +127,32 @@ def test_rounds_concatenate_samples(tmp_path, good):
     assert dr.load(str(again))["points"][0]["metrics"]["latencyNs"]["rounds"]["p50"] == [100, 101, 102, 100]
 
 
+def test_rounds_sum_verification_counts_and_take_the_median_ratio(tmp_path):
+    modes = dr.load(fixture_path("modes.json"))
+    index = next(i for i, p in enumerate(modes["points"])
+                 if "verification" in p["metrics"] and "coldVsHot" in p["metrics"] and "polledVsCallback" in p["metrics"])
+    rounds = []
+    for r in range(3):
+        d = copy.deepcopy(modes)
+        m = d["points"][index]["metrics"]
+        m["verification"] = {"sampleEvery": 16, "checked": 100, "srcMismatch": r, "dstMismatch": 2 * r,
+                             "guardOverwritten": 1, "first": [f"round {r} mismatch {k}" for k in range(3)]}
+        m["coldVsHot"] = 0.5 + 0.1 * r
+        m["polledVsCallback"] = [1.4, 1.1, 1.2][r]
+        rounds.append(write_doc(tmp_path / f"r{r}.json", d))
+    out = tmp_path / "rounds.json"
+    assert merge.main(["--rounds", str(out), *rounds]) == 0
+    merged = dr.load(str(out))
+    m = merged["points"][index]["metrics"]
+    v = m["verification"]
+    assert (v["sampleEvery"], v["checked"], v["srcMismatch"], v["dstMismatch"], v["guardOverwritten"]) == (16, 300, 3, 6, 3)
+    # The earliest descriptions, at most 8.
+    assert v["first"] == [f"round {r} mismatch {k}" for r in range(3) for k in range(3)][:8]
+    assert m["coldVsHot"] == pytest.approx(0.6) and m["polledVsCallback"] == 1.2
+    # The modes stay in the parameters, and hot and cold points stay apart.
+    assert len(merged["points"]) == len(modes["points"])
+
+
 def test_rounds_of_different_commits_exit_2(tmp_path):
     proc = run_script("merge.py", "--rounds", str(tmp_path / "m.json"), fixture_path("base.json"), fixture_path("head-same.json"))
     assert proc.returncode == 2 and "commit" in proc.stderr

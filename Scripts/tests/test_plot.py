@@ -74,6 +74,47 @@ def test_no_speedup_plot_without_a_baseline(tmp_path):
     assert not any("speedup" in n for n in os.listdir(out))
 
 
+def test_cache_and_completion_plots_when_both_modes_exist(tmp_path):
+    out = tmp_path / "plots"
+    assert plot.main([fixture_path("modes.json"), "--out", str(out), "--format", "svg"]) == 0
+    produced = files(out)
+    assert produced.get("modes-cache.svg", 0) > 1000 and produced.get("modes-completion.svg", 0) > 1000
+    cache = (out / "modes-cache.svg").read_text()
+    assert "ring b32 d256 hot" in cache and "ring b32 d256 cold" in cache and "coldVsHot" in cache
+    completion = (out / "modes-completion.svg").read_text()
+    assert "ring b32 d256 callback" in completion and "ring b32 d256 polled" in completion
+    # The ordinary throughput plot keeps modes apart: one series per mode, not one zig-zag line.
+    throughput = (out / "modes-throughput.svg").read_text()
+    for label in ("ring b32 d256", "ring b32 d256 cold", "ring b32 d256 polled", "ring b32 d256 polled cold",
+                  "ring b32 d256 random-offsets align8"):
+        # matplotlib writes each text as an SVG comment before its glyphs.
+        assert f"<!-- {label} -->" in throughput, label
+
+
+def test_no_cache_or_completion_plot_with_one_mode(tmp_path):
+    # Without the keys (good.json), and with only one of the two modes, neither is drawn.
+    out = tmp_path / "plots"
+    assert plot.main([fixture_path("good.json"), "--out", str(out)]) == 0
+    modes = plot.dr.load(fixture_path("modes.json"))
+    modes["points"] = [p for p in modes["points"] if p["parameters"]["cache"] != "hot"
+                       and p["parameters"]["completion"] != "polled"]
+    assert plot.main([write_doc(tmp_path / "cold.json", modes), "--out", str(out)]) == 0
+    produced = files(out)
+    assert "cold-throughput.png" in produced
+    assert not any("cache" in n or "completion" in n for n in produced)
+
+
+def test_config_label_shows_only_non_default_modes(good):
+    p = copy.deepcopy(good["points"][0])
+    before = plot.config_label(p, False)
+    assert before == f"{p['backend']} b32 d256"
+    p["parameters"].update({"offsets": "fixed", "alignment": None, "completion": "callback", "cache": "hot"})
+    assert plot.config_label(p, False) == before
+    p["parameters"].update({"offsets": "random", "alignment": 64, "completion": "polled", "cache": "cold"})
+    assert plot.config_label(p, False) == before + " random-offsets align64 polled cold"
+    assert plot.config_label(p, False, omit=("cache",)) == before + " random-offsets align64 polled"
+
+
 def test_absent_data_is_skipped_with_a_note(tmp_path, good, capsys):
     only_terminate = copy.deepcopy(good)
     only_terminate["points"] = [p for p in good["points"] if p["workload"] == "terminate"]
