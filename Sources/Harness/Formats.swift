@@ -89,6 +89,12 @@ public enum Formats {
             }
             out += render(crow)
         }
+        // Corruption is never just a number in a column: name the points and the first bytes.
+        for p in doc.points {
+            guard let v = p.metrics.verification, v.mismatches > 0 else { continue }
+            out += "\nVERIFICATION FAILED: \(p.backend) \(p.workload) \(params(p)): \(v.srcMismatch) source, \(v.dstMismatch) destination and \(v.guardOverwritten) guard bytes wrong in \(v.checked) descriptors checked\n"
+            for line in v.first.prefix(3) { out += "  \(line)\n" }
+        }
         if !doc.context.skipped.isEmpty {
             out += "\n"
             for s in doc.context.skipped { out += "skipped \(s.backend): \(s.reason)\n" }

@@ -381,7 +381,8 @@ public final class ClosedLoopClient {
         let flags: DMAPrepFlags = polled ? .ack : .default
         let random = spec.offsets == .random
         let alignment = spec.alignment
-        let units = UInt64(size / alignment)
+        let alignShift = alignment.trailingZeroBitCount  // alignment is a power of two
+        let units = UInt64(size >> alignShift)
         let copies = state.pointee.copies
         let coldFlush = spec.cache == .cold && spec.cacheMethod == .flush
         let clock = self.clock
@@ -436,11 +437,16 @@ public final class ClosedLoopClient {
                     if random {
                         // dmatest: a length in [alignment, size], then source and destination
                         // offsets that keep the copy inside the slot, all multiples of alignment.
-                        length = Int(rng.next() % units &+ 1) &* alignment
-                        let room = UInt64((size &- length) / alignment &+ 1)
-                        let r = rng.next()
-                        srcOffset = Int((r & 0xFFFF_FFFF) % room) &* alignment
-                        dstOffset = Int((r >> 32) % room) &* alignment
+                        // Each draw maps 32 random bits onto [0, n) by multiply and shift
+                        // (Lemire), not a division: the client's loop is the bottleneck at 64 B.
+                        let r1 = rng.next()
+                        let r2 = rng.next()
+                        length = Int(((r1 & 0xFFFF_FFFF) &* units) >> 32 &+ 1) &* alignment
+                        let room = UInt64((size &- length) >> alignShift &+ 1)
+                        srcOffset = Int(((r2 & 0xFFFF_FFFF) &* room) >> 32) &* alignment
+                        dstOffset = Int(((r2 >> 32) &* room) >> 32) &* alignment
+                        lengthSum &+= length
+                        lengthCount &+= 1
                     }
                     let sampled = verifyEvery > 0 && submitted & (verifyEvery &- 1) == 0
                     if sampled {
@@ -454,8 +460,6 @@ public final class ClosedLoopClient {
                             srcOffset: Int32(srcOffset), dstOffset: Int32(dstOffset), length: Int32(length),
                             guarded: sampled || (!random && copies[slot].guarded))
                     }
-                    lengthSum &+= length
-                    lengthCount &+= 1
                     if coldFlush {
                         let t0 = clock.now()
                         _ = CacheControl.flush(src.base + d, count: stride)

@@ -191,6 +191,17 @@ struct PeerWorkloadTests {
         #expect(doc.points[1].metrics.polledVsCallback == 1.5)
         #expect(doc.points[2].metrics.coldVsHot == 0.5)
         #expect(doc.points[3].metrics.polledVsCallback == 1.2 && doc.points[3].metrics.coldVsHot == 0.4)
+        let table = Formats.table(doc)
+        #expect(table.contains("vs cb") && table.contains("vs hot") && table.contains("1.50x") && table.contains("0.40x"))
+        #expect(!table.contains("VERIFICATION FAILED"))
+        doc.points[1].metrics.verification = VerificationSummary(sampleEvery: 4096, checked: 9, guardOverwritten: 2, first: ["descriptor 4096 slot 0: dstbuf[0xf68] overwritten after the copy! Expected 0xa5, got 0xc7"])
+        let failed = Formats.table(doc)
+        #expect(failed.contains("VERIFICATION FAILED: ring throughput size=4K b=32 d=256 polled: 0 source, 0 destination and 2 guard bytes wrong in 9 descriptors checked"))
+        #expect(failed.contains("dstbuf[0xf68]"))
+        let csv = Formats.csv(doc).split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+        let col = { (name: String) in csv[0].firstIndex(of: name)! }
+        #expect(csv[2][col("completion")] == "polled" && csv[2][col("polledVsCallback")] == "1.5" && csv[2][col("guardOverwritten")] == "2")
+        #expect(csv[3][col("cache")] == "cold" && csv[3][col("coldVsHot")] == "0.5")
     }
 
     @Test("parameters from before the modes existed decode as nil, and new ones always write every key")
