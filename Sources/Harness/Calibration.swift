@@ -38,8 +38,13 @@ public enum Calibrator {
     }
 
     /// Median cache-line round trip (ns) between `cpuA` and `cpuB`: two threads bounce one
-    /// line `trips` times; the median of `trials` windows' mean trip.
-    public static func roundTrip(cpuA: Int?, cpuB: Int?, trips: Int = 20_000, trials: Int = 5) -> Double? {
+    /// line `trips` times; the median of `trials` windows' mean trip. It stops at
+    /// `budgetNanoseconds` (with other work on those CPUs each trip can wait for a scheduler
+    /// slice) and returns what it measured by then: the completed trials' median, or the mean
+    /// of the trips done.
+    public static func roundTrip(
+        cpuA: Int?, cpuB: Int?, trips: Int = 20_000, trials: Int = 5, budgetNanoseconds: UInt64 = 200_000_000
+    ) -> Double? {
         let line = UnsafeMutableRawPointer.allocate(byteCount: 128, alignment: 128)
         let flag = line.bindMemory(to: Atomic<Int>.self, capacity: 1)
         flag.initialize(to: Atomic(0))
@@ -55,7 +60,9 @@ public enum Calibrator {
             var spins = 0
             while expect < 2 * total {
                 // Ordering: acquire; pairs with the release store of the pinger.
-                if f.pointee.load(ordering: .acquiring) == expect {
+                let v = f.pointee.load(ordering: .acquiring)
+                if v < 0 { break }  // the pinger ran out of budget
+                if v == expect {
                     // Ordering: release; pairs with the pinger's acquire load.
                     f.pointee.store(expect + 1, ordering: .releasing)
                     expect += 2
@@ -70,9 +77,17 @@ public enum Calibrator {
         if let cpuA { try? CPU.pinCurrentThread(to: cpuA) }
         var means: [Double] = []
         var value = 0
-        for _ in 0..<trials {
+        let start = MonotonicClock.now()
+        var outOfBudget = false
+        var partial: Double?
+        trialLoop: for _ in 0..<trials {
             let t0 = MonotonicClock.now()
-            for _ in 0..<trips {
+            for trip in 0..<trips {
+                if trip & 63 == 63, MonotonicClock.now() - start > budgetNanoseconds {
+                    outOfBudget = true
+                    partial = Double(MonotonicClock.now() - t0) / Double(trip)
+                    break trialLoop
+                }
                 // Ordering: release; pairs with the pong thread's acquire load.
                 flag.pointee.store(value + 1, ordering: .releasing)
                 var spins = 0
@@ -86,8 +101,12 @@ public enum Calibrator {
             }
             means.append(Double(MonotonicClock.now() - t0) / Double(trips))
         }
+        if outOfBudget {
+            // Ordering: release; pairs with the pong thread's acquire load, which then stops.
+            flag.pointee.store(-1, ordering: .releasing)
+        }
         peer.join()
-        return Statistics.median(means)
+        return means.isEmpty ? partial : Statistics.median(means)
     }
 
     /// Measures everything the efficiency figures need.

@@ -28,7 +28,7 @@ public enum Formats {
         return String(format: "%.0fns", v)
     }
 
-    static func params(_ p: ResultPoint) -> String {
+    public static func params(_ p: ResultPoint) -> String {
         let q = p.parameters
         switch p.workload {
         case "terminate": return "size=\(ByteSize.format(q.size)) N=\(q.inFlight ?? 0)"
@@ -51,7 +51,8 @@ public enum Formats {
         var rows: [[String]] = [head]
         for p in doc.points {
             let m = p.metrics
-            var r = [p.backend, p.workload, params(p)]
+            // "!" marks a point flagged for interference; the footnote gives the reasons.
+            var r = [(p.environment?.interference == true ? "! " : "") + p.backend, p.workload, params(p)]
             if let d = m.descriptorsPerSecond {
                 r.append(fmt(d.median))
                 r.append(d.median > 0 ? String(format: "%.0f%%", 100 * max(d.median - d.ciLow, d.ciHigh - d.median) / d.median) : "-")
@@ -89,6 +90,11 @@ public enum Formats {
             }
             out += render(crow)
         }
+        let flagged = doc.points.filter { $0.environment?.interference == true }
+        if !flagged.isEmpty {
+            out += "\n! \(flagged.count) of \(doc.points.count) points flagged for interference (thresholds: background CPU or steal over \(Int((doc.context.thresholds?.backgroundCPU ?? 0.05) * 100))% of the window, repetitions' CV over \(Int((doc.context.thresholds?.cv ?? 0.1) * 100))%, round trip drift over \(String(format: "%.1f", doc.context.thresholds?.roundTripDrift ?? 2))x):\n"
+            for p in flagged { out += "  \(p.backend) \(p.workload) \(params(p)): \((p.environment?.reasons ?? []).joined(separator: "; "))\n" }
+        }
         // Corruption is never just a number in a column: name the points and the first bytes.
         for p in doc.points {
             guard let v = p.metrics.verification, v.mismatches > 0 else { continue }
@@ -105,7 +111,7 @@ public enum Formats {
         return out
     }
 
-    static func render(_ rows: [[String]]) -> String {
+    public static func render(_ rows: [[String]]) -> String {
         guard let first = rows.first else { return "" }
         var widths = [Int](repeating: 0, count: first.count)
         for r in rows { for (i, c) in r.enumerated() where i < widths.count { widths[i] = max(widths[i], c.count) } }
@@ -162,7 +168,7 @@ public enum Formats {
 
     /// CSV: one row per point, medians only.
     public static func csv(_ doc: ResultDocument) -> String {
-        var out = "backend,workload,size,batch,depth,channels,rate,inFlight,descriptorsPerSecond,bytesPerSecond,submitNsPerDescriptor,p50Ns,p90Ns,p99Ns,p999Ns,p9999Ns,maxNs,latencyCount,terminateSyncNs,terminateAsyncNs,synchronizeNs,seedRaceNs,completed,aborted,errors,speedupOverCPU,offsets,alignment,completion,cache,polledVsCallback,coldVsHot,verifiedDescriptors,srcMismatch,dstMismatch,guardOverwritten,cacheFlushNsPerDescriptor\n"
+        var out = "backend,workload,size,batch,depth,channels,rate,inFlight,descriptorsPerSecond,bytesPerSecond,submitNsPerDescriptor,p50Ns,p90Ns,p99Ns,p999Ns,p9999Ns,maxNs,latencyCount,terminateSyncNs,terminateAsyncNs,synchronizeNs,seedRaceNs,completed,aborted,errors,speedupOverCPU,offsets,alignment,completion,cache,polledVsCallback,coldVsHot,verifiedDescriptors,srcMismatch,dstMismatch,guardOverwritten,cacheFlushNsPerDescriptor,interference,backgroundCPU,steal,involuntarySwitches,roundTripDrift,cv\n"
         func d(_ v: Double?) -> String { v.map { String($0) } ?? "" }
         func i(_ v: Int?) -> String { v.map { String($0) } ?? "" }
         for p in doc.points {
@@ -176,6 +182,8 @@ public enum Formats {
                 q.offsets?.rawValue ?? "", i(q.alignment), q.completion?.rawValue ?? "", q.cache?.rawValue ?? "",
                 d(m.polledVsCallback), d(m.coldVsHot), i(m.verification?.checked), i(m.verification?.srcMismatch),
                 i(m.verification?.dstMismatch), i(m.verification?.guardOverwritten), d(m.cacheFlushNsPerDescriptor),
+                p.environment.map { $0.interference ? "true" : "false" } ?? "", d(p.environment?.backgroundCPU), d(p.environment?.steal),
+                i(p.environment?.involuntarySwitches), d(p.environment?.roundTripDrift), d(p.environment?.cv),
             ]
             out += cols.joined(separator: ",") + "\n"
         }

@@ -89,6 +89,12 @@ public struct ResultContext: Codable, Sendable {
     public var clock: String?
     /// The caches and how `--cache cold` evicted lines; nil in documents written before it.
     public var cache: CacheContext?
+    /// What makes the machine noisy, read once at the start (`dmabench env --check` prints
+    /// the same list with fixes); nil in documents written before it.
+    public var machine: [SystemProperty]?
+    /// When a point is flagged (`points[].environment`), and how many were.
+    public var thresholds: TrustThresholds?
+    public var flaggedPoints: Int?
 
     public init(
         date: String, host: String, cpu: String, cores: Int, kernel: String, commit: String, dirty: Bool,
@@ -298,6 +304,8 @@ public struct ResultPoint: Codable, Sendable {
     public var metrics: PointMetrics
     /// By thread role ("submitter", "engine", "executor"), then by event name.
     public var counters: [String: [String: CounterValue]]?
+    /// How quiet the machine was while the point ran, and whether it is flagged.
+    public var environment: PointEnvironment?
 
     public init(
         backend: String, workload: String, parameters: PointParameters, placement: PlacementRecord,

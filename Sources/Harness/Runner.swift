@@ -49,6 +49,10 @@ public final class Runner {
     public let topology: NUMATopology
     public var counters: PhaseCounters?
     public var calibration: Calibration?
+    /// When a point is flagged for interference.
+    public var thresholds = TrustThresholds.standard
+    /// Re-measure the cross-CPU round trip before and after each point (a few ms each).
+    public var watchRoundTrip = true
     /// Progress (stderr in the CLI).
     public var onProgress: ((RunnerEvent) -> Void)?
     /// Called with each finished point.
@@ -102,9 +106,19 @@ public final class Runner {
             let eta = i == 0 ? nil : elapsed / Double(i) * Double(runnable.count - i)
             onProgress?(RunnerEvent(index: i + 1, total: runnable.count, point: p, placement: placements.count > 1 ? cell : nil, repetition: 0, repetitions: plan.repetitions, etaSeconds: eta))
             do {
-                guard let point = try measure(p, placement: cell, index: i + 1, total: runnable.count, eta: eta) else {
+                let before = roundTrip(cell)
+                guard var point = try measure(p, placement: cell, index: i + 1, total: runnable.count, eta: eta) else {
                     out.interrupted = true
                     break
+                }
+                if var env = point.environment {
+                    // The point's channels are released by now, so no engine thread spins on
+                    // the CPUs the round trip uses.
+                    env.roundTripNs = [before, roundTrip(cell)].compactMap { $0 }
+                    let all = env.roundTripNs + [calibration?.roundTripNs].compactMap { $0 }
+                    if let lo = all.min(), let hi = all.max(), lo > 0, all.count > 1 { env.roundTripDrift = hi / lo }
+                    env.judge(thresholds)
+                    point.environment = env
                 }
                 out.points.append(point)
                 onPoint?(point)
@@ -114,6 +128,25 @@ public final class Runner {
             }
         }
         return out
+    }
+
+    /// The cross-CPU round trip between the submitter's and the engine's CPUs, briefly; nil
+    /// without two distinct CPUs.
+    func roundTrip(_ placement: PointPlacement) -> Double? {
+        guard watchRoundTrip, CPU.onlineCount > 1, let a = placement.submitterCPU(topology: topology),
+            let b = placement.engineCPU(topology: topology), a != b
+        else { return nil }
+        return Calibrator.roundTrip(cpuA: a, cpuB: b, trips: 2_000, trials: 3, budgetNanoseconds: 20_000_000)
+    }
+
+    /// The CPUs whose time a point's interference is measured on: the placed threads' CPUs,
+    /// or every online CPU when a thread is not pinned.
+    func watchedCPUs(_ placement: PointPlacement) -> [Int] {
+        let cpus = [placement.submitterCPU(topology: topology), placement.engineCPU(topology: topology)]
+        if cpus.contains(where: { $0 == nil }) { return Array(0..<CPU.onlineCount) }
+        var set = Set(cpus.compactMap { $0 })
+        if let e = placement.executorCPU(topology: topology) { set.insert(e) }
+        return set.sorted()
     }
 
     func options(for p: PointSpec, placement: PointPlacement) -> DMAChannelOptions {
@@ -216,6 +249,7 @@ public final class Runner {
             }
             let placementRecord = try verifiedPlacement(
                 channel: channels[0], placement: placement, submitter: submitter, memory: clients[0].verifiedMemory)
+            let watchStart = InterferenceSnapshot.take()
             var dps: [Double] = [], bps: [Double] = [], sub: [Double] = [], flush: [Double] = []
             var verification: VerificationSummary?
             var errors = 0
@@ -251,6 +285,10 @@ public final class Runner {
                 errors += samples.reduce(0) { $0 + $1.errors + $1.verifyFailures }
                 totalDescriptors += samples.reduce(0) { $0 + $1.descriptors }
             }
+            var env = InterferenceSnapshot.environment(
+                from: watchStart, to: .take(), watched: watchedCPUs(placement),
+                measured: [CPU.currentThreadID] + channels.flatMap { $0.threadIDs.values })
+            if p.workload == .throughput, dps.count > 1 { env.cv = Statistics.coefficientOfVariation(dps) }
             var m = PointMetrics()
             if p.workload == .throughput {
                 m.descriptorsPerSecond = MetricSummary(samples: dps)
@@ -273,9 +311,11 @@ public final class Runner {
             }
             m.efficiency = eff
             _ = totalDescriptors
-            return ResultPoint(
+            var point = ResultPoint(
                 backend: p.backend, workload: p.workload.rawValue, parameters: p.parameters, placement: placementRecord,
                 metrics: m, counters: countersOut)
+            point.environment = env
+            return point
 
         case .terminate:
             let n = p.parameters.inFlight ?? 0
@@ -284,6 +324,7 @@ public final class Runner {
             let runner = try TerminateRunner(channel: ch, size: p.parameters.size, maxInFlight: max(1, n), memory: memoryPlacer(placement))
             let placementRecord = try verifiedPlacement(
                 channel: ch, placement: placement, submitter: submitter, memory: runner.verifiedMemory)
+            let watchStart = InterferenceSnapshot.take()
             var ts: [Double] = [], ta: [Double] = [], sy: [Double] = [], seed: [Double] = []
             var completed: [Double] = [], aborted: [Double] = []
             var countersOut: [String: [String: CounterValue]]?
@@ -315,9 +356,13 @@ public final class Runner {
             m.completed = Int(Statistics.median(completed))
             m.aborted = Int(Statistics.median(aborted))
             m.errors = 0
-            return ResultPoint(
+            var point = ResultPoint(
                 backend: p.backend, workload: p.workload.rawValue, parameters: p.parameters, placement: placementRecord,
                 metrics: m, counters: countersOut)
+            point.environment = InterferenceSnapshot.environment(
+                from: watchStart, to: .take(), watched: watchedCPUs(placement),
+                measured: [CPU.currentThreadID] + Array(ch.threadIDs.values))
+            return point
         }
     }
 

@@ -53,6 +53,15 @@ public enum Statistics {
         let hi = min(n - 1, n - j)
         return (s[lo], s[hi])
     }
+
+    /// Standard deviation over mean (sample standard deviation); 0 for a zero mean.
+    public static func coefficientOfVariation(_ v: [Double]) -> Double {
+        guard v.count > 1 else { return 0 }
+        let mean = v.reduce(0, +) / Double(v.count)
+        guard mean != 0 else { return 0 }
+        let variance = v.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(v.count - 1)
+        return variance.squareRoot() / abs(mean)
+    }
 }
 
 #if canImport(Glibc)

@@ -76,6 +76,9 @@ struct RunCommand: ParsableCommand {
     @Flag(help: "Draw plots next to the result file (Scripts/plot.py, needs matplotlib).")
     var plot = false
 
+    @Flag(help: "Fail (exit 75, EX_TEMPFAIL) when any point is flagged for interference, after saving the result, so that CI can retry.")
+    var strict = false
+
     @Option(help: "Where descriptors copy within their slot: fixed (the whole size at offset 0) or random (dmatest: a random length in [alignment, size] between random aligned offsets).")
     var offsets: String = "fixed"
 
@@ -287,9 +290,16 @@ struct RunCommand: ParsableCommand {
         var context = EnvironmentCapture.context(commandLine: ["dmabench"] + Array(CommandLine.arguments.dropFirst()), hostID: hostID)
         context.shard = v.plan.shard
         context.cache = EnvironmentCapture.cacheContext(method: v.plan.cacheMethod)
+        context.machine = SystemState.properties()
+        context.thresholds = .standard
+        context.flaggedPoints = 0
+
         let outputPath = v.output ?? defaultOutputPath(context: context, format: v.format)
         // Probe the output location before measuring anything.
         if let path = outputPath { try probeWritable(path) }
+        for p in context.machine ?? [] where p.ok == false {
+            Console.note("machine: \(p.name) is \(p.value ?? "?"); stable measurement wants \(p.recommended ?? "?") (dmabench env --check)")
+        }
 
         Console.note("calibrating: memcpy bandwidth and cache-line round trip")
         let calibration = Calibrator.calibrate(
@@ -328,6 +338,10 @@ struct RunCommand: ParsableCommand {
         }
         runner.onPoint = { p in
             doc.points.append(p)
+            if let env = p.environment, env.interference {
+                doc.context.flaggedPoints = (doc.context.flaggedPoints ?? 0) + 1
+                Console.note("interference: \(p.backend) \(p.workload) \(Formats.params(p)): \(env.reasons.joined(separator: "; "))")
+            }
             // As dmatest logs them: the first mismatches, with their offsets.
             if let v = p.metrics.verification, v.mismatches > 0 {
                 Console.note("verification: \(v.srcMismatch) source, \(v.dstMismatch) destination, \(v.guardOverwritten) guard bytes wrong in \(v.checked) descriptors checked")
@@ -380,9 +394,17 @@ struct RunCommand: ParsableCommand {
             }
         }
         if let path = outputPath { Console.note("result: \(path)") }
+        let flagged = doc.context.flaggedPoints ?? 0
+        Console.note(
+            flagged == 0
+                ? "no point flagged for interference (points[].environment)"
+                : "\(flagged) of \(doc.points.count) points flagged for interference (marked ! in the table; reasons in points[].environment.reasons)")
         if plot, let path = outputPath { runPlot(path) }
         if outcome.interrupted { throw CLIError(message: doc.context.incompleteReason!, status: 130) }
         if let f = outcome.failure { throw CLIError.failure(f) }
+        if strict && flagged > 0 {
+            throw CLIError(message: "--strict: \(flagged) point\(flagged == 1 ? "" : "s") flagged for interference; the result is saved, retry on a quieter machine", status: 75)
+        }
     }
 
     func defaultOutputPath(context: ResultContext, format: OutputFormat) -> String? {
