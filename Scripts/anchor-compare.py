@@ -10,9 +10,16 @@ timestamp per descriptor, issuePending every `batch` submits.
     Scripts/anchor-compare.py [--rounds 5] [--backends ring,locked,uring] [--out DIR]
                               [--anchors /tmp/anchors] [--dmabench .build/release/dmabench]
 
-Writes DIR/anchor-compare.json (every sample) and DIR/anchor-compare.md (the table).
+Before each round, `dmabench env --round-trip --cpus 0,1` measures the cache-line round
+trip between the two CPUs, so that a round run in another cross-CPU mode (the hypervisor
+moved a vCPU, the pair now shares a core or no longer does) shows: a round whose round trip
+is more than 2x from the median of the rounds is marked "mode drift" in the report. A
+dmabench without the subcommand records null, and the report says "round trip unavailable".
+
+Writes DIR/anchor-compare.json (every sample, and the round trip of each round) and
+DIR/anchor-compare.md (the table and the rounds' round trips).
 Exit status: 0 when every target is met, 1 when one is missed, 2 on bad input or a
-failed run.
+failed run. Mode drift is reported, and does not change the status.
 """
 import argparse
 import json
@@ -25,6 +32,15 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+
+# The anchors pin their client to cpu0 and their engine to cpu1 (shared/anchors); dmabench is
+# placed the same way, and the round trip is measured between the same two CPUs.
+SUBMITTER_CPU = 0
+ENGINE_CPU = 1
+
+# A round whose round trip is more than this factor from the median of the rounds ran in
+# another cross-CPU mode than the others.
+MODE_DRIFT = 2.0
 
 # (backend, label, workload, size, batch, depth, metric, anchor argv, target ratio, goal)
 # metric: "ops" (descriptors/s, higher is better), "gbps" (bytes/s, higher), "p50" (ns, lower).
@@ -73,7 +89,7 @@ def anchor_value(anchors, argv, size, batch, depth, metric):
 def dmabench_value(binary, backend, workload, size, batch, depth, metric, duration):
     argv = [binary, "run", "--backend", backend, "--workload", workload, "--size", str(size), "--batch", str(batch),
             "--depth", str(depth), "--repetitions", "1", "--duration", str(duration), "--events", "none",
-            "--placement", "submitter=cpu0,engine=cpu1", "--format", "json"]
+            "--placement", f"submitter=cpu{SUBMITTER_CPU},engine=cpu{ENGINE_CPU}", "--format", "json"]
     doc = json.loads(run_json(argv))
     if not doc["points"]:
         raise RuntimeError(f"dmabench {backend} produced no point: {doc['context'].get('skipped')}")
@@ -87,7 +103,59 @@ def dmabench_value(binary, backend, workload, size, batch, depth, metric, durati
     return m["latencyNs"]["p50"]
 
 
-def main():
+def round_trip(binary, cpus):
+    """(round trip in ns, None), or (None, why) when the binary cannot measure it (a dmabench
+    from before `env --round-trip`, or any other failure: the run goes on without it)."""
+    argv = [binary, "env", "--round-trip", "--cpus", ",".join(str(c) for c in cpus)]
+    try:
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return None, f"{' '.join(argv)}: {e}"
+    if p.returncode != 0:
+        return None, f"{' '.join(argv)} exited {p.returncode}: {' '.join(p.stderr.split())[-200:]}"
+    for line in reversed(p.stdout.splitlines()):
+        if line.startswith("{"):
+            try:
+                value = json.loads(line).get("roundTripNs")
+            except (json.JSONDecodeError, AttributeError):
+                break
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+                return float(value), None
+            break
+    return None, f"{' '.join(argv)} printed no roundTripNs"
+
+
+def mode_drift(trips):
+    """1-based numbers of the rounds whose round trip is more than MODE_DRIFT times from the
+    median of the rounds that have one."""
+    known = [t for t in trips if t is not None]
+    if len(known) < 2:
+        return []
+    mid = statistics.median(known)
+    return [i + 1 for i, t in enumerate(trips) if t is not None and max(t / mid, mid / t) > MODE_DRIFT]
+
+
+def round_trip_lines(trips, cpus, unavailable):
+    """The report's lines on the rounds' round trips."""
+    pair = f"cpu{cpus[0]}-cpu{cpus[1]}"
+    if all(t is None for t in trips):
+        return [f"Round trip unavailable ({pair}): {unavailable}; the cross-CPU mode of the rounds is unknown."]
+    known = [t for t in trips if t is not None]
+    mid = statistics.median(known)
+    per_round = ", ".join(f"{i + 1}: {t:.1f}" if t is not None else f"{i + 1}: unavailable" for i, t in enumerate(trips))
+    lines = [f"Round trip ({pair}) before each round, ns: {per_round} (median {mid:.1f})."]
+    if unavailable:
+        lines.append(f"Round trip unavailable in some rounds: {unavailable}.")
+    drift = mode_drift(trips)
+    if drift:
+        names = ", ".join(str(r) for r in drift)
+        lines.append(f"Mode drift: round(s) {names} had a round trip more than {MODE_DRIFT:g}x from the median; "
+                     "they ran in another cross-CPU mode than the others, so their samples do not measure the same "
+                     "machine. Rerun, or look at the per-round samples in anchor-compare.json.")
+    return lines
+
+
+def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--backends", default="ring,locked,uring")
@@ -95,7 +163,7 @@ def main():
     ap.add_argument("--dmabench", default=os.path.join(ROOT, ".build/release/dmabench"))
     ap.add_argument("--duration", type=float, default=0.5)
     ap.add_argument("--out", default=None)
-    a = ap.parse_args()
+    a = ap.parse_args(argv)
     if a.rounds < 1:
         print("anchor-compare: --rounds must be at least 1", file=sys.stderr)
         return 2
@@ -114,18 +182,29 @@ def main():
     if not os.access(a.dmabench, os.X_OK):
         print(f"anchor-compare: no dmabench binary at {a.dmabench} (swift build -c release)", file=sys.stderr)
         return 2
-    # The uring anchor reads from a page-cache file like dmabench's pool (not a memfd).
-    src_file = os.path.join("/var/tmp", "dmabench-anchor-src.bin")
+    # The uring anchor reads from a page-cache file like dmabench's pool (not a memfd). Only
+    # uring needs it, so a run without uring leaves the shared path alone.
+    backends = a.backends.split(",")
+    src_file = os.path.join("/var/tmp", "dmabench-anchor-src.bin") if "uring" in backends else None
 
     def make_src():
-        if not os.path.exists(src_file):
+        if src_file and not os.path.exists(src_file):
             with open(src_file, "wb") as f:
                 f.write(os.urandom(256 * 65536))
     make_src()
-    backends = a.backends.split(",")
     table = cases(backends, src_file)
     samples = {c[1] + "|" + c[0]: {"anchor": [], "dmabench": []} for c in table}
+    cpus = [SUBMITTER_CPU, ENGINE_CPU]
+    trips, unavailable = [], None
     for r in range(a.rounds):
+        # The cross-CPU mode this round runs in; said once when the binary cannot tell.
+        trip, why = round_trip(a.dmabench, cpus)
+        trips.append(trip)
+        if trip is None and unavailable is None:
+            unavailable = why
+            print(f"anchor-compare: round trip unavailable ({why}); going on without it", file=sys.stderr)
+        elif trip is not None:
+            print(f"anchor-compare: round {r + 1}/{a.rounds} round trip cpu{cpus[0]}-cpu{cpus[1]} {trip:.1f} ns", file=sys.stderr)
         for (backend, label, workload, size, batch, depth, metric, anchor, target) in table:
             key = label + "|" + backend
             order = ["anchor", "dmabench"] if r % 2 == 0 else ["dmabench", "anchor"]
@@ -139,7 +218,7 @@ def main():
                     v = dmabench_value(a.dmabench, backend, workload, size, batch, depth, metric.replace("abs", ""), a.duration)
                 samples[key][side].append(v)
             print(f"anchor-compare: round {r + 1}/{a.rounds} {backend} {label}: anchor {samples[key]['anchor'][-1]:.4g} dmabench {samples[key]['dmabench'][-1]:.4g}", file=sys.stderr)
-    if os.path.exists(src_file):
+    if src_file and os.path.exists(src_file):
         os.unlink(src_file)
     rows, missed = [], 0
     for (backend, label, workload, size, batch, depth, metric, anchor, target) in table:
@@ -164,11 +243,16 @@ def main():
     md = ["| backend | point | C anchor (median) | dmabench (median) | ratio | target | met |", "|---|---|---:|---:|---:|---|---|"]
     for (backend, label, an, us, ratio, tgt, ok) in rows:
         md.append(f"| {backend} | {label} | {an:.4g} | {us:.4g} | {ratio:.2f} | {tgt} | {'yes' if ok else 'NO'} |")
-    text = "\n".join(md) + f"\n\n{a.rounds} interleaved rounds, medians; dmabench duration {a.duration} s per run, submitter cpu0, engine cpu1.\n"
+    drift = mode_drift(trips)
+    text = ("\n".join(md) + f"\n\n{a.rounds} interleaved rounds, medians; dmabench duration {a.duration} s per run, "
+            f"submitter cpu{SUBMITTER_CPU}, engine cpu{ENGINE_CPU}.\n\n" + "\n".join(round_trip_lines(trips, cpus, unavailable)) + "\n")
     print(text)
     if a.out:
         os.makedirs(a.out, exist_ok=True)
-        for name, data in (("anchor-compare.json", json.dumps({"rounds": a.rounds, "samples": samples}, indent=1)), ("anchor-compare.md", text)):
+        # roundTripNs[i] is round i+1's (null: unavailable); modeDrift names the drifting rounds, 1-based.
+        result = {"rounds": a.rounds, "samples": samples, "roundTripCPUs": cpus, "roundTripNs": trips,
+                  "modeDrift": drift}
+        for name, data in (("anchor-compare.json", json.dumps(result, indent=1)), ("anchor-compare.md", text)):
             fd, tmp = tempfile.mkstemp(dir=a.out, prefix="." + name)
             with os.fdopen(fd, "w") as f:
                 f.write(data)

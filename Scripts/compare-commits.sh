@@ -2,7 +2,7 @@
 # dmabench — Scripts: compare two commits on the same machine, interleaved
 #
 #   Scripts/compare-commits.sh BASE HEAD [--rounds N] [--short] [--threshold T] [--alpha A]
-#                              [--out DIR] [--dmabench-base PATH|none] [--dmabench-head PATH]
+#                              [--out DIR] [--dmabench-base PATH|none] [--dmabench-head PATH] [--exclude-flagged]
 #
 # Builds BASE and HEAD in their own git worktrees (.build-compare-base, .build-compare-head,
 # release configuration), then runs a curated set of points on both, interleaved A B A B, for
@@ -13,6 +13,12 @@
 #
 # Outputs (DIR, default .build-compare): base.json, head.json, report.md, comparison.png,
 # rounds/ (per-round files) and logs/.
+#
+# Trust: each point records how quiet the machine was (`environment`); a point is flagged when
+# any of its rounds was. After the comparison the script prints how many points were flagged
+# on each side. --exclude-flagged passes the option on to compare.py, which then leaves flagged
+# points out, so that a busy machine cannot produce a regression (nothing left to compare is
+# exit status 2).
 #
 # Exit status, as compare.py: 0 no significant regression, 1 regression, 2 bad input or a
 # head that cannot be built or run. When BASE has no dmabench (too old) or cannot be built or
@@ -53,6 +59,7 @@ ALPHA=0.01
 OUT=""
 BIN_BASE=""
 BIN_HEAD=""
+EXCLUDE_FLAGGED=""
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -69,8 +76,9 @@ while [ $# -gt 0 ]; do
         --dmabench-base=*) BIN_BASE="${1#*=}"; shift ;;
         --dmabench-head) [ $# -ge 2 ] || die "--dmabench-head needs a path"; BIN_HEAD="$2"; shift 2 ;;
         --dmabench-head=*) BIN_HEAD="${1#*=}"; shift ;;
+        --exclude-flagged) EXCLUDE_FLAGGED="--exclude-flagged"; shift ;;
         -h|--help) usage; exit 0 ;;
-        -*) die "unknown option $1; valid: --rounds N, --short, --threshold T, --alpha A, --out DIR, --dmabench-base PATH|none, --dmabench-head PATH" ;;
+        -*) die "unknown option $1; valid: --rounds N, --short, --threshold T, --alpha A, --out DIR, --dmabench-base PATH|none, --dmabench-head PATH, --exclude-flagged" ;;
         *)
             if [ -z "$BASE" ]; then BASE="$1"
             elif [ -z "$HEAD" ]; then HEAD="$1"
@@ -264,11 +272,28 @@ done
 "$PYTHON" "$SCRIPT_DIR/merge.py" --rounds "$OUT/head.json" "$OUT"/rounds/head/*.json || exit 2
 
 status=0
+# shellcheck disable=SC2086  # EXCLUDE_FLAGGED is one flag or nothing
 "$PYTHON" "$SCRIPT_DIR/compare.py" "$OUT/base.json" "$OUT/head.json" --threshold "$THRESHOLD" --alpha "$ALPHA" \
-    --report "$OUT/report.md" --plot "$OUT/comparison.png" || status=$?
+    --report "$OUT/report.md" --plot "$OUT/comparison.png" $EXCLUDE_FLAGGED || status=$?
 case "$status" in
     0) echo "compare-commits: no significant regression (report: $OUT/report.md)" >&2 ;;
     1) echo "compare-commits: REGRESSION (report: $OUT/report.md)" >&2 ;;
     *) echo "compare-commits: comparison failed (status $status)" >&2; status=2 ;;
 esac
+# How many points each side flagged (any round flagged flags the merged point), read from the
+# merged files so that it is said even when compare.py found nothing left to compare.
+"$PYTHON" - "$SCRIPT_DIR" "$OUT/base.json" "$OUT/head.json" <<'PY' >&2 || true
+import sys
+sys.path.insert(0, sys.argv[1])
+import dmaresult as dr
+try:
+    base, head = dr.load(sys.argv[2]), dr.load(sys.argv[3])
+except dr.ResultError as e:
+    sys.exit(f"compare-commits: flagged points: unknown ({dr.one_line(str(e))})")
+if dr.has_environment(base) or dr.has_environment(head):
+    print(f"compare-commits: flagged points: base {dr.flagged_count(base)} of {len(base['points'])}, "
+          f"head {dr.flagged_count(head)} of {len(head['points'])} (see Flagged points in the report)")
+else:
+    print("compare-commits: flagged points: not recorded (these builds do not write points[].environment)")
+PY
 exit "$status"

@@ -2,7 +2,7 @@
 # dmabench — Scripts: compare two result files
 #
 #   Scripts/compare.py BASE.json HEAD.json [--threshold 0.25] [--alpha 0.01]
-#                      [--report out.md] [--plot out.png]
+#                      [--report out.md] [--plot out.png] [--exclude-flagged]
 #
 # Points are matched by backend, workload, parameters and requested placement. For every
 # metric with samples on both sides: a one-sided Mann–Whitney U test (scipy) in the "worse"
@@ -11,8 +11,15 @@
 # reproducible). Deterministic metrics (errors, the verification mismatch counts, mallocs*,
 # syscalls*) regress on any increase.
 #
+# Points whose environment was flagged (`environment.interference`: background load, steal,
+# spread or a drifting round trip during the point; in a merged file, any flagged round) are
+# listed per side with their reasons. With --exclude-flagged they are left out of the
+# comparison, as if missing on the side where they were flagged, so that no flagged point
+# can give a regression.
+#
 # Exit status: 0 no significant regression; 1 at least one regression (worse than the
-# threshold AND p < alpha, or a deterministic metric increased); 2 bad input.
+# threshold AND p < alpha, or a deterministic metric increased); 2 bad input, or nothing
+# left to compare (--exclude-flagged included).
 """Compare a base and a head dmabench result file and report regressions."""
 
 from __future__ import annotations
@@ -32,6 +39,10 @@ EXIT_REGRESSION = 1
 
 BOOTSTRAP_RESAMPLES = 4000
 BOOTSTRAP_SEED = 20261125
+
+#: How many flagged points the report lists per side, and how many reasons per point.
+FLAGGED_LISTED = 20
+FLAGGED_REASONS_LISTED = 3
 
 #: latencyNs percentiles that gate (when per-round samples exist); the others are reported only.
 LATENCY_GATED = ("p50", "p90", "p99")
@@ -78,10 +89,12 @@ class Row:
     status: str = "no change"
     note: str = ""
     gated: bool = True
+    flagged: str = ""  # "base", "head" or "base and head" when the point's environment was flagged
 
     @property
     def label(self) -> str:
-        return f"{dr.describe_key(self.key)} · {self.metric}"
+        flag = f" [flagged: {self.flagged}]" if self.flagged else ""
+        return f"{dr.describe_key(self.key)} · {self.metric}{flag}"
 
 
 @dataclass
@@ -89,6 +102,12 @@ class Comparison:
     rows: list[Row] = field(default_factory=list)
     only_base: list[tuple] = field(default_factory=list)
     only_head: list[tuple] = field(default_factory=list)
+    # Flagged points of each side (key, point), in file order, whether excluded or not.
+    flagged_base: list[tuple[tuple, dict]] = field(default_factory=list)
+    flagged_head: list[tuple[tuple, dict]] = field(default_factory=list)
+    # Points both sides have that --exclude-flagged left out: key -> "base", "head" or "base and head".
+    excluded: dict[tuple, str] = field(default_factory=dict)
+    exclude_flagged: bool = False
 
     @property
     def regressions(self) -> list[Row]:
@@ -223,8 +242,13 @@ def compare_metric(key: tuple, metric: str, base: list[float], head: list[float]
     return row
 
 
+def flagged_sides(key: tuple, b: dict, h: dict) -> str:
+    sides = [name for name, index in (("base", b), ("head", h)) if key in index and dr.is_flagged(index[key])]
+    return " and ".join(sides)
+
+
 def compare_docs(base: dict, head: dict, threshold: float, alpha: float,
-                 base_path: str = "BASE", head_path: str = "HEAD") -> Comparison:
+                 base_path: str = "BASE", head_path: str = "HEAD", exclude_flagged: bool = False) -> Comparison:
     def index(doc: dict, path: str) -> dict:
         result: dict = {}
         for p in doc["points"]:
@@ -236,18 +260,27 @@ def compare_docs(base: dict, head: dict, threshold: float, alpha: float,
 
     b = index(base, base_path)
     h = index(head, head_path)
-    comp = Comparison()
+    comp = Comparison(exclude_flagged=exclude_flagged)
     comp.only_base = [k for k in b if k not in h]
     comp.only_head = [k for k in h if k not in b]
+    comp.flagged_base = [(k, p) for k, p in b.items() if dr.is_flagged(p)]
+    comp.flagged_head = [(k, p) for k, p in h.items() if dr.is_flagged(p)]
     for k in b:
         if k not in h:
+            continue
+        sides = flagged_sides(k, b, h)
+        if sides and exclude_flagged:
+            # As if missing on the flagged side: the point gives no row, so no verdict.
+            comp.excluded[k] = sides
             continue
         bm = metric_samples(b[k])
         hm = metric_samples(h[k])
         for metric in bm:
             if metric not in hm:
                 continue
-            comp.rows.append(compare_metric(k, metric, bm[metric][0], hm[metric][0], bm[metric][1], threshold, alpha))
+            row = compare_metric(k, metric, bm[metric][0], hm[metric][0], bm[metric][1], threshold, alpha)
+            row.flagged = sides
+            comp.rows.append(row)
     return comp
 
 
@@ -288,9 +321,92 @@ def table(rows: list[Row]) -> list[str]:
         status = r.status + (f" ({r.note})" if r.note else "")
         if r.status == "regression":
             status = f"**{status}**"
-        out.append(f"| {dr.describe_key(r.key)} | {r.metric} | {fmt(r.base_median)} | {fmt(r.head_median)} | "
+        # A verdict on a point measured while the machine was busy deserves a second look.
+        point = dr.describe_key(r.key) + (f" [flagged: {r.flagged}]" if r.flagged else "")
+        out.append(f"| {point} | {r.metric} | {fmt(r.base_median)} | {fmt(r.head_median)} | "
                    f"{fmt(r.ratio)}{ci} | {change_text(r)} | {p} | {r.base_n}/{r.head_n} | {status} |")
     return out
+
+
+def compact_reasons(point: dict) -> str:
+    reasons = dr.flag_reasons(point)
+    env = point.get("environment") or {}
+    rounds = env.get("rounds")
+    text = "; ".join(reasons[:FLAGGED_REASONS_LISTED]) or "no reason recorded"
+    if len(reasons) > FLAGGED_REASONS_LISTED:
+        text += f"; +{len(reasons) - FLAGGED_REASONS_LISTED} more"
+    if isinstance(rounds, (int, float)) and rounds > 1:
+        text += f" ({fmt_count(env.get('flaggedRounds'))} of {fmt_count(rounds)} rounds flagged)"
+    return text
+
+
+def fmt_count(v) -> str:
+    return str(int(v)) if isinstance(v, (int, float)) and not isinstance(v, bool) else "?"
+
+
+def flagged_summary(comp: Comparison, base: dict, head: dict) -> str:
+    """One line with the flagged counts per side (compare-commits.sh prints it after a run)."""
+    return (f"Flagged points: base {len(comp.flagged_base)} of {len(base['points'])}, "
+            f"head {len(comp.flagged_head)} of {len(head['points'])}")
+
+
+def machine_warnings(doc: dict) -> str:
+    """The machine settings that dmabench found not as recommended (`ok` false), compactly."""
+    out = []
+    for s in doc["context"].get("machine") or []:
+        if s.get("ok") is False:
+            value = s.get("value")
+            text = f"{s['name']} {'unknown' if value is None else (value or 'empty')}"
+            if s.get("recommended") is not None:
+                text += f" (recommended: {s['recommended']})"
+            out.append(text)
+    return "; ".join(out)
+
+
+def thresholds_text(doc: dict) -> str:
+    thresholds = doc["context"].get("thresholds")
+    if not isinstance(thresholds, dict):
+        return ""
+    return ", ".join(f"{k} {fmt(v)}" for k, v in thresholds.items())
+
+
+def flagged_section(comp: Comparison, base: dict, head: dict) -> list[str]:
+    """The points whose environment was flagged, per side, with their reasons; then the
+    thresholds and the machine settings that were not as recommended (once when both agree)."""
+    lines = ["## Flagged points", ""]
+    if not (dr.has_environment(base) or dr.has_environment(head)):
+        return lines + ["Neither file records how quiet the machine was (`points[].environment`; files written "
+                        "before it existed); no point could be flagged.", ""]
+    for side, doc, flagged in (("base", base, comp.flagged_base), ("head", head, comp.flagged_head)):
+        if not dr.has_environment(doc):
+            lines.append(f"- {side}: no `environment` recorded (an older file); no point could be flagged.")
+        elif not flagged:
+            lines.append(f"- {side}: none flagged.")
+        for key, point in flagged[:FLAGGED_LISTED]:
+            lines.append(f"- {side}: {dr.describe_key(key)}: {compact_reasons(point)}")
+        if len(flagged) > FLAGGED_LISTED:
+            lines.append(f"- {side}: ... and {len(flagged) - FLAGGED_LISTED} more flagged point(s)")
+    lines.append("")
+    if comp.exclude_flagged:
+        if comp.excluded:
+            lines.append(f"--exclude-flagged: {len(comp.excluded)} point(s) that both files have were left out of the "
+                         "comparison because they were flagged:")
+            lines += [f"- {dr.describe_key(k)} (flagged in {sides})" for k, sides in comp.excluded.items()]
+        else:
+            lines.append("--exclude-flagged: no point that both files have was flagged; nothing was left out.")
+        lines.append("")
+    elif comp.flagged_base or comp.flagged_head:
+        lines += ["Flagged points are compared like the others (marked `[flagged: ...]` in the tables); "
+                  "`--exclude-flagged` leaves them out.", ""]
+    for title, text in (("Thresholds", thresholds_text), ("Machine settings not as recommended", machine_warnings)):
+        b, h = text(base), text(head)
+        if b and b == h:
+            lines.append(f"- {title} (base and head): {b}")
+        else:
+            lines += [f"- {title} ({side}): {t}" for side, t in (("base", b), ("head", h)) if t]
+    if lines[-1] != "":
+        lines.append("")
+    return lines
 
 
 def render_report(comp: Comparison, base: dict, head: dict, base_path: str, head_path: str,
@@ -317,6 +433,13 @@ def render_report(comp: Comparison, base: dict, head: dict, base_path: str, head
     else:
         lines.append(f"**Result: no significant regression** ({len(comp.rows)} metrics, {len(tested)} tested, "
                      f"{len(comp.improvements)} improved).")
+    if dr.has_environment(base) or dr.has_environment(head):
+        # Next to the verdict, so that a reader sees at once how far to trust it.
+        summary = flagged_summary(comp, base, head)
+        if comp.exclude_flagged:
+            summary += f"; {len(comp.excluded)} left out by --exclude-flagged"
+        lines.append("")
+        lines.append(summary + " (see Flagged points).")
     lines.append("")
     if comp.regressions:
         lines += ["## Regressions", ""] + table(comp.regressions) + [""]
@@ -328,6 +451,7 @@ def render_report(comp: Comparison, base: dict, head: dict, base_path: str, head
         lines.append(f"{len(singles)} metric(s) had fewer than 2 samples on a side and were reported without a "
                      "test; run with more repetitions, or merge rounds with `merge.py --rounds`.")
         lines.append("")
+    lines += flagged_section(comp, base, head)
     if comp.only_base or comp.only_head:
         lines += ["## Unmatched points", ""]
         lines += [f"- only in base: {dr.describe_key(k)}" for k in comp.only_base]
@@ -396,6 +520,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--alpha", type=float, default=0.01, help="significance level of the one-sided test (default 0.01)")
     ap.add_argument("--report", metavar="OUT.md", help="also write the markdown report to this file")
     ap.add_argument("--plot", metavar="OUT.png", help="write a ratio plot (.png, .svg or .pdf)")
+    ap.add_argument("--exclude-flagged", action="store_true",
+                    help="leave out points whose environment was flagged (environment.interference; in merged "
+                         "files, any flagged round) on either side, so that they cannot regress")
     args = ap.parse_args(argv)
     if not (0 < args.threshold < 1):
         dr.fail(f"--threshold {args.threshold}: must be a fraction between 0 and 1, e.g. 0.25 for 25% worse")
@@ -403,7 +530,11 @@ def main(argv: list[str] | None = None) -> int:
         dr.fail(f"--alpha {args.alpha}: must be between 0 and 1, e.g. 0.01")
     base = dr.load_or_exit(args.base)
     head = dr.load_or_exit(args.head)
-    comp = compare_docs(base, head, args.threshold, args.alpha, args.base, args.head)
+    comp = compare_docs(base, head, args.threshold, args.alpha, args.base, args.head, args.exclude_flagged)
+    if not comp.rows and comp.excluded:
+        dr.fail(f"{args.base} and {args.head}: every point they have in common is flagged "
+                f"({len(comp.excluded)} excluded by --exclude-flagged); nothing left to compare; rerun on a quieter "
+                "machine or compare without --exclude-flagged")
     if not comp.rows:
         dr.fail(f"{args.base} and {args.head} have no point and metric in common; nothing to compare "
                 "(points match on backend, workload, parameters and requested placement)")

@@ -70,6 +70,22 @@ LATENCY_PERCENTILES = (
 #: Thread roles that counters may be reported for.
 COUNTER_ROLES = ("submitter", "engine", "executor")
 
+#: Number fields of `points[i].environment` (how quiet the machine was while the point ran),
+#: with how `merge.py` combines them over rounds: the watched time and the switches add up;
+#: a fraction of the window, the round-trip drift and the spread are as bad as the worst round.
+ENVIRONMENT_SUMMED = ("windowSeconds", "involuntarySwitches")
+ENVIRONMENT_WORST = ("backgroundCPU", "steal", "roundTripDrift", "cv")
+#: Written by `merge.py --rounds` only: how many rounds the environment covers, and how many of
+#: them were flagged (a merged point is flagged when any round was).
+ENVIRONMENT_ROUND_COUNTS = ("rounds", "flaggedRounds")
+ENVIRONMENT_NUMBERS = ENVIRONMENT_SUMMED + ENVIRONMENT_WORST + ENVIRONMENT_ROUND_COUNTS
+
+#: How many `environment.reasons` a merged point keeps.
+ENVIRONMENT_REASONS_MAX = 8
+
+#: String fields of each `context.machine` entry (all may be null).
+MACHINE_STRINGS = ("value", "unavailable", "recommended", "fix")
+
 
 class ResultError(Exception):
     """A result file is unreadable or breaks the documented schema. The message is one line."""
@@ -149,6 +165,24 @@ class _Checker:
             raise self.error(f"{where}.{key}", f"expected a number, found a {_type_name(value)}")
         return value
 
+    def boolean(self, parent: dict, key: str, where: str) -> bool | None:
+        value = parent.get(key)
+        if value is not None and not isinstance(value, bool):
+            raise self.error(f"{where}.{key}", f"expected a boolean or null, found a {_type_name(value)}")
+        return value
+
+    def array(self, parent: dict, key: str, where: str, item: str) -> list | None:
+        """An optional array whose items are all `item` ("number" or "string")."""
+        value = parent.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, list):
+            raise self.error(f"{where}.{key}", f"expected an array of {item}s, found a {_type_name(value)}")
+        for j, entry in enumerate(value):
+            if _type_name(entry) != item:
+                raise self.error(f"{where}.{key}[{j}]", f"expected a {item}, found a {_type_name(entry)}")
+        return value
+
     def stat(self, value: Any, where: str) -> None:
         stat = self.obj(value, where)
         for key in ("median", "ciLow", "ciHigh"):
@@ -213,6 +247,24 @@ def validate(doc: Any, path: str = "<document>") -> dict:
     skipped = ctx.get("skipped")
     if skipped is not None and not isinstance(skipped, list):
         raise c.error("context.skipped", f"expected an array, found a {_type_name(skipped)}")
+    thresholds = c.opt_obj(ctx, "thresholds", "context")
+    if thresholds is not None:
+        for name in thresholds:
+            c.number(thresholds, name, "context.thresholds")
+    machine = ctx.get("machine")
+    if machine is not None:
+        if not isinstance(machine, list):
+            raise c.error("context.machine", f"expected an array of objects, found a {_type_name(machine)}")
+        for j, setting in enumerate(machine):
+            swhere = f"context.machine[{j}]"
+            c.obj(setting, swhere)
+            c.string(setting, "name", swhere)
+            for key in MACHINE_STRINGS:
+                c.string(setting, key, swhere, required=False)
+            c.boolean(setting, "ok", swhere)
+    flagged = c.number(ctx, "flaggedPoints", "context")
+    if flagged is not None and (flagged < 0 or flagged != int(flagged)):
+        raise c.error("context.flaggedPoints", f"expected a count (a whole number, 0 or more), found {flagged:g}")
 
     points = doc.get("points")
     if not isinstance(points, list):
@@ -280,6 +332,15 @@ def validate(doc: Any, path: str = "<document>") -> dict:
                 c.stat(value, mwhere)
             elif not _is_number(value):
                 raise c.error(mwhere, f"expected a number or a statistics object, found a {_type_name(value)}")
+        env = c.opt_obj(point, "environment", where)
+        if env is not None:
+            ewhere = f"{where}.environment"
+            c.array(env, "cpus", ewhere, "number")
+            for key in ENVIRONMENT_NUMBERS:
+                c.number(env, key, ewhere)
+            c.array(env, "roundTripNs", ewhere, "number")
+            c.boolean(env, "interference", ewhere)
+            c.array(env, "reasons", ewhere, "string")
         counters = c.opt_obj(point, "counters", where)
         if counters is not None:
             for role, events in counters.items():
@@ -444,6 +505,37 @@ def median_ci(values: list[float], confidence: float = 0.95) -> tuple[float, flo
         k = j + 1
     k = max(k, 1)
     return (float(v[k - 1]), float(v[n - k]))
+
+
+# --- environment (trust signals) -----------------------------------------------------------
+
+
+def is_flagged(point: dict) -> bool:
+    """True when the point's environment says the machine interfered with it: `interference`,
+    or, in a file merged by `merge.py --rounds`, any flagged round (merge sets `interference`
+    too; `flaggedRounds` alone is enough, so that a hand-edited or partly merged file cannot
+    hide a flagged round)."""
+    env = point.get("environment")
+    if not isinstance(env, dict):
+        return False
+    rounds = env.get("flaggedRounds")
+    return env.get("interference") is True or (_is_number(rounds) and rounds > 0)
+
+
+def flag_reasons(point: dict) -> list[str]:
+    env = point.get("environment")
+    if not isinstance(env, dict):
+        return []
+    return [r for r in env.get("reasons") or [] if isinstance(r, str)]
+
+
+def has_environment(doc: dict) -> bool:
+    """True when any point records its environment (files written before it existed do not)."""
+    return any(isinstance(p.get("environment"), dict) for p in doc.get("points") or [])
+
+
+def flagged_count(doc: dict) -> int:
+    return sum(1 for p in doc.get("points") or [] if is_flagged(p))
 
 
 # --- histograms -----------------------------------------------------------------------------

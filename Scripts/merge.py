@@ -14,7 +14,11 @@
 # confidence interval recomputed; latency percentiles become the median over rounds and the
 # per-round values are kept in latencyNs.rounds; counts (verification counts too) are summed;
 # ratios to another point of the same run (speedupOverCPU, polledVsCallback, coldVsHot) become
-# the median over rounds.
+# the median over rounds. A point's `environment` (how quiet the machine was) keeps the worst
+# round: flagged when any round was (`flaggedRounds` of `rounds` say how many), the reasons of
+# all rounds (at most 8), the largest background CPU, steal, round-trip drift and cv, the
+# summed window and switches, and every round trip. Both modes recount
+# `context.flaggedPoints`; `context.machine` and `context.thresholds` are the first file's.
 #
 # The output is written atomically. Bad input is a one-line error and exit status 2.
 """Merge dmabench result files: shards of one sweep, or rounds of the same points."""
@@ -51,6 +55,11 @@ def check_same_run(docs: list[tuple[str, dict]]) -> None:
         values = OrderedDict((repr(d["context"].get(key)), p) for p, d in docs)
         if len(values) > 1:
             warn(f"the inputs differ in context.{key} ({', '.join(values)}); the merged context keeps {first_path}'s")
+    # Points flagged against different thresholds mean different things; say so, keep the first.
+    thresholds = OrderedDict((dr.canonical(d["context"].get("thresholds")), p) for p, d in docs
+                             if d["context"].get("thresholds") is not None)
+    if len(thresholds) > 1:
+        warn(f"the inputs differ in context.thresholds ({', '.join(thresholds)}); the merged context keeps the first's")
 
 
 def merged_context(docs: list[dict], complete: bool) -> dict:
@@ -72,6 +81,14 @@ def merged_context(docs: list[dict], complete: bool) -> dict:
     ctx["shard"] = {"index": 0, "count": 1}
     ctx["complete"] = complete and all(d["context"].get("complete", True) is not False for d in docs)
     return ctx
+
+
+def recount_flagged(doc: dict, inputs: list[dict]) -> dict:
+    """Set context.flaggedPoints to the merged points' count, when an input had the key or a
+    point records its environment; files from before either existed stay as they were."""
+    if any("flaggedPoints" in d["context"] for d in inputs) or dr.has_environment(doc):
+        doc["context"]["flaggedPoints"] = dr.flagged_count(doc)
+    return doc
 
 
 def merge_shards(docs: list[tuple[str, dict]], allow_partial: bool) -> dict:
@@ -112,8 +129,9 @@ def merge_shards(docs: list[tuple[str, dict]], allow_partial: bool) -> dict:
                         "(use --rounds to combine repeated runs of the same points)")
             owner[k] = p
             points.append(point)
-    return {"schemaVersion": dr.SCHEMA_VERSION, "context": merged_context([d for _, d, _ in shards], complete),
-            "points": points}
+    inputs = [d for _, d, _ in shards]
+    return recount_flagged({"schemaVersion": dr.SCHEMA_VERSION, "context": merged_context(inputs, complete),
+                            "points": points}, inputs)
 
 
 # --- rounds ---------------------------------------------------------------------------------
@@ -209,6 +227,40 @@ def combine_verification(values: list[dict], where: str) -> dict:
     return out
 
 
+def combine_environment(values: list[dict]) -> dict:
+    """How quiet the machine was over all rounds: as bad as the worst round, so that a merged
+    point cannot look cleaner than any of its parts."""
+    out: dict = {}
+    cpus = list(OrderedDict.fromkeys(c for v in values for c in (v.get("cpus") or []) if _num(c)))
+    if cpus or any("cpus" in v for v in values):
+        out["cpus"] = cpus
+    for key in dr.ENVIRONMENT_SUMMED:
+        nums = [v[key] for v in values if _num(v.get(key))]
+        if nums:
+            out[key] = sum(nums)
+        elif any(key in v for v in values):
+            out[key] = None
+    for key in dr.ENVIRONMENT_WORST:
+        nums = [v[key] for v in values if _num(v.get(key))]
+        if nums:
+            out[key] = max(nums)
+        elif any(key in v for v in values):
+            out[key] = None  # unknown in every round (cv on latency points, drift without CPUs)
+    trips = [t for v in values for t in (v.get("roundTripNs") or []) if _num(t)]
+    if trips or any("roundTripNs" in v for v in values):
+        out["roundTripNs"] = trips
+    # A round that merged rounds itself counts as the rounds it holds.
+    rounds = [v["rounds"] if _num(v.get("rounds")) else 1 for v in values]
+    flagged = [v["flaggedRounds"] if _num(v.get("flaggedRounds")) else int(v.get("interference") is True)
+               for v in values]
+    out["rounds"] = sum(rounds)
+    out["flaggedRounds"] = sum(flagged)
+    out["interference"] = out["flaggedRounds"] > 0 or any(v.get("interference") is True for v in values)
+    reasons = OrderedDict.fromkeys(r for v in values for r in (v.get("reasons") or []) if isinstance(r, str))
+    out["reasons"] = list(reasons)[: dr.ENVIRONMENT_REASONS_MAX]
+    return out
+
+
 def combine_points(points: list[dict]) -> dict:
     first = copy.deepcopy(points[0])
     if len(points) == 1:
@@ -243,6 +295,9 @@ def combine_points(points: list[dict]) -> dict:
     first["metrics"] = metrics
     if any(p.get("counters") for p in points):
         first["counters"] = combine_counters([p.get("counters") for p in points])
+    environments = [p["environment"] for p in points if isinstance(p.get("environment"), dict)]
+    if environments:
+        first["environment"] = combine_environment(environments)
     return first
 
 
@@ -253,7 +308,9 @@ def merge_rounds(docs: list[tuple[str, dict]]) -> dict:
         for point in d["points"]:
             groups.setdefault(dr.point_key(point), []).append(point)
     points = [combine_points(g) for g in groups.values()]
-    return {"schemaVersion": dr.SCHEMA_VERSION, "context": merged_context([d for _, d in docs], True), "points": points}
+    inputs = [d for _, d in docs]
+    return recount_flagged({"schemaVersion": dr.SCHEMA_VERSION, "context": merged_context(inputs, True),
+                            "points": points}, inputs)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,8 +5,9 @@
 #   Scripts/plot.py --history Results/ [--metric descriptorsPerSecond] [--workload throughput]
 #                   [--backend ring,locked] [--size 64] [--out DIR] [--format png|svg]
 #
-# Draws: throughput against size per backend (log-log), the speed-up over cpu, hot against cold
-# caches and callback against polled completion (when a run measured both modes), latency
+# Draws: throughput against size per backend (log-log; points flagged for interference are
+# hollow), the speed-up over cpu, hot against cold caches and callback against polled
+# completion (when a run measured both modes), latency
 # percentile spectra (HdrHistogram style), terminate cost against in-flight count, a NUMA
 # placement heatmap, counters per descriptor, and (with --history) a metric across commits
 # read from Results/. A plot whose data is absent is skipped with a printed note (the speed-up,
@@ -99,13 +100,21 @@ def stat_triplet(stat) -> tuple[float, float | None, float | None] | None:
 
 
 def errorbar(ax, xs, triplets, **kw):
+    """Draw one series; return its colour (for markers drawn over it)."""
     ys = [t[0] for t in triplets]
     lows = [t[0] - t[1] if t[1] is not None and t[1] <= t[0] else 0.0 for t in triplets]
     highs = [t[2] - t[0] if t[2] is not None and t[2] >= t[0] else 0.0 for t in triplets]
     if any(lows) or any(highs):
-        ax.errorbar(xs, ys, yerr=[lows, highs], capsize=3, marker="o", markersize=4, **kw)
-    else:
-        ax.plot(xs, ys, marker="o", markersize=4, **kw)
+        container = ax.errorbar(xs, ys, yerr=[lows, highs], capsize=3, marker="o", markersize=4, **kw)
+        return container.lines[0].get_color()
+    return ax.plot(xs, ys, marker="o", markersize=4, **kw)[0].get_color()
+
+
+def hollow(ax, xs, ys, colour) -> None:
+    """Flagged points (environment.interference): the series' marker, hollow, over it."""
+    if xs:
+        ax.plot(xs, ys, linestyle="none", marker="o", markersize=6, markerfacecolor="white",
+                markeredgecolor=colour, markeredgewidth=1.2, zorder=5)
 
 
 def size_axis(ax) -> None:
@@ -216,13 +225,16 @@ def plot_throughput(sources: list[Source], out: Output) -> None:
     present = [m for m in metrics if any(stat_triplet(p["metrics"].get(m[0])) for _, p in pts)]
     fig, axes = plt.subplots(1, len(present), figsize=(6.5 * len(present), 5), squeeze=False)
     notes = []
+    flagged = sum(1 for _, p in pts if dr.is_flagged(p))
+    if flagged:
+        notes.append(f"hollow markers: {flagged} point(s) flagged for interference (environment.interference)")
     for ax, (metric, unit, title) in zip(axes[0], present):
         series: OrderedDict[str, list] = OrderedDict()
         for s, p in pts:
             t = stat_triplet(p["metrics"].get(metric))
             if t is None:
                 continue
-            series.setdefault(s.prefix + config_label(p, show_pl), []).append((params(p)["size"], t))
+            series.setdefault(s.prefix + config_label(p, show_pl), []).append((params(p)["size"], t, dr.is_flagged(p)))
         series, note = cap_series(series)
         if note and note not in notes:
             notes.append(note)
@@ -230,10 +242,11 @@ def plot_throughput(sources: list[Source], out: Output) -> None:
             rows.sort(key=lambda r: r[0])
             if label.split(" ")[0].split(":")[-1] == BASELINE:
                 # The baseline every engine must beat: black and dashed, named as such.
-                errorbar(ax, [r[0] for r in rows], [r[1] for r in rows], label=f"{label} (baseline)",
-                         color="black", linestyle="--")
+                colour = errorbar(ax, [r[0] for r in rows], [r[1] for r in rows], label=f"{label} (baseline)",
+                                  color="black", linestyle="--")
             else:
-                errorbar(ax, [r[0] for r in rows], [r[1] for r in rows], label=label)
+                colour = errorbar(ax, [r[0] for r in rows], [r[1] for r in rows], label=label)
+            hollow(ax, [r[0] for r in rows if r[2]], [r[1][0] for r in rows if r[2]], colour)
         size_axis(ax)
         ax.set_yscale("log")
         ax.set_xlabel("transfer size (bytes)")

@@ -231,6 +231,60 @@ def modes_document(commit: str = "ccc3333", seed: int = 5) -> dict:
     return doc
 
 
+#: context.thresholds as dmabench writes them by default.
+THRESHOLDS = {"backgroundCPU": 0.05, "steal": 0.05, "cv": 0.10, "roundTripDrift": 2.0}
+
+
+def setting(name: str, value: str | None, recommended: str | None, ok: bool | None, fix: str | None = None,
+            unavailable: str | None = None) -> dict:
+    return {"name": name, "value": value, "unavailable": unavailable, "recommended": recommended, "ok": ok, "fix": fix}
+
+
+#: context.machine of a small VM: some settings unreadable, some not as recommended.
+MACHINE = [
+    setting("cpufreq governor", None, "performance", None, unavailable="no /sys/devices/system/cpu/cpu0/cpufreq (a VM?)"),
+    setting("boost/turbo", None, "off", None, unavailable="no cpufreq boost control"),
+    setting("SMT", "off", "off", True),
+    setting("isolcpus", "", "the measured CPUs", False, fix="boot with isolcpus=0,1 (kernel command line)"),
+    setting("nohz_full", "", "the measured CPUs", False, fix="boot with nohz_full=0,1 (kernel command line)"),
+    setting("clock source", "kvm-clock", "tsc", False,
+            fix="echo tsc | sudo tee /sys/devices/system/clocksource/clocksource0/current_clocksource"),
+    setting("transparent huge pages", "madvise", "madvise or never", True),
+    setting("perf_event_paranoid", "2", "1 or lower", False, fix="sudo sysctl kernel.perf_event_paranoid=1"),
+    setting("load average", "0.08", "below 0.1 per CPU", True),
+    setting("virtual machine", "kvm", None, None),
+]
+
+
+def trust_document(commit: str = "ddd4444", seed: int = 6) -> dict:
+    """A document with the trust signals: every point records its environment, two are
+    flagged (ring throughput 64 B by background CPU, locked closed-loop latency by steal and a
+    drifting round trip), and the context carries thresholds, machine settings and the count."""
+    rng = random.Random(seed)
+    doc = document(commit, seed=seed)
+    doc["context"]["thresholds"] = dict(THRESHOLDS)
+    doc["context"]["machine"] = copy.deepcopy(MACHINE)
+    for p in doc["points"]:
+        trips = [round(92.0 + rng.uniform(-2, 3), 1) for _ in range(3)]
+        env = {"cpus": [0, 1], "windowSeconds": round(rng.uniform(0.9, 1.4), 3),
+               "backgroundCPU": round(rng.uniform(0.0, 0.02), 4), "steal": 0.0,
+               "involuntarySwitches": rng.randrange(0, 20), "roundTripNs": trips,
+               "roundTripDrift": round(max(trips + [110.0]) / min(trips + [110.0]), 3),
+               "cv": round(rng.uniform(0.005, 0.05), 4) if p["workload"] == "throughput" else None,
+               "interference": False, "reasons": []}
+        params = p["parameters"]
+        if p["backend"] == "ring" and p["workload"] == "throughput" and params["size"] == 64:
+            env.update(backgroundCPU=0.41, interference=True,
+                       reasons=["background CPU 41% of the window (threshold 5%)"])
+        if p["backend"] == "locked" and p["workload"] == "latency" and params["rate"] is None:
+            env.update(steal=0.07, roundTripNs=[92.0, 251.0, 95.5], roundTripDrift=2.73, interference=True,
+                       reasons=["steal 7% of the window (threshold 5%)",
+                                "round trip drifted 2.73x (threshold 2x): 92.0 to 251.0 ns"])
+        p["environment"] = env
+    doc["context"]["flaggedPoints"] = sum(1 for p in doc["points"] if p["environment"]["interference"])
+    return doc
+
+
 def write(name: str, doc: dict) -> None:
     with open(os.path.join(FIXTURES, name), "w") as f:
         json.dump(doc, f, indent=1)
@@ -254,6 +308,8 @@ def main() -> None:
     write("head-regression.json", document("head333", seed=4, slow={("ring", 64): 0.5}, date="2026-11-25T11:00:00Z"))
     # The newer parameters and metrics: cache and completion modes, random offsets, verification.
     write("modes.json", modes_document())
+    # The trust signals: environment per point (two flagged), thresholds, machine settings.
+    write("trust.json", trust_document())
 
 
 if __name__ == "__main__":

@@ -184,3 +184,124 @@ def test_direction_rules():
     assert compare.is_deterministic("verification.guardOverwritten")
     assert not compare.is_deterministic("verification.checked")
     assert compare.is_deterministic("errors") and compare.is_deterministic("mallocsPerDescriptor")
+
+
+# --- trust signals ---------------------------------------------------------------------------
+
+
+def trust_pair(tmp_path, flag_head: bool = True, flag_base: bool = False) -> tuple[str, str]:
+    """trust.json as base and a head where ring throughput 64 B halves; that point is flagged
+    in head (and in base) as asked, every other point is clean."""
+    base = load_fixture("trust.json")
+    head = copy.deepcopy(base)
+    head["context"]["commit"] = "head999"
+    for doc, flag in ((base, flag_base), (head, flag_head)):
+        for p in doc["points"]:
+            p["environment"].update(interference=False, reasons=[])
+            if p["backend"] == "ring" and p["workload"] == "throughput" and p["parameters"]["size"] == 64:
+                if flag:
+                    p["environment"].update(interference=True, reasons=["background CPU 41% of the window (threshold 5%)",
+                                                                        "steal 7% (threshold 5%)", "cv 18% (threshold 10%)",
+                                                                        "round trip drifted 2.7x (threshold 2x)"])
+                if doc is head:
+                    stat = p["metrics"]["descriptorsPerSecond"]
+                    stat["samples"] = [s * 0.5 for s in stat["samples"]]
+                    stat["median"] *= 0.5
+    return write_doc(tmp_path / "b.json", base), write_doc(tmp_path / "h.json", head)
+
+
+def test_flagged_points_are_listed_with_reasons_and_marked(tmp_path):
+    b, h = trust_pair(tmp_path)
+    assert compare.main([b, h, "--report", str(tmp_path / "r.md")]) == 1
+    text = (tmp_path / "r.md").read_text()
+    assert "Flagged points: base 0 of 23, head 1 of 23 (see Flagged points)." in text
+    section = text.split("## Flagged points")[1]
+    assert "- base: none flagged." in section
+    # Compact: the first 3 reasons and how many more.
+    assert ("- head: ring throughput size=64 batch=32 depth=256 channels=1 @submitter=cpu0,engine=cpu1,src=0,dst=0: "
+            "background CPU 41% of the window (threshold 5%); steal 7% (threshold 5%); cv 18% (threshold 10%); +1 more") in section
+    assert "`--exclude-flagged` leaves them out" in section
+    assert "- Thresholds (base and head): backgroundCPU 0.05, steal 0.05, cv 0.1, roundTripDrift 2" in section
+    assert "clock source kvm-clock (recommended: tsc)" in section
+    # The regression is still a regression without the option, and says it was flagged.
+    regressions = text.split("## Regressions")[1].split("## All metrics")[0]
+    assert "ring throughput size=64 batch=32 depth=256 channels=1 @submitter=cpu0,engine=cpu1,src=0,dst=0 [flagged: head]" in regressions
+
+
+@pytest.mark.parametrize("flag_base, flag_head, sides", [(False, True, "head"), (True, False, "base"), (True, True, "base and head")])
+def test_exclude_flagged_leaves_flagged_points_out_and_cannot_regress(tmp_path, flag_base, flag_head, sides):
+    b, h = trust_pair(tmp_path, flag_head=flag_head, flag_base=flag_base)
+    proc = run_script("compare.py", b, h, "--exclude-flagged", "--report", str(tmp_path / "r.md"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    text = (tmp_path / "r.md").read_text()
+    assert "**Result: no significant regression**" in text
+    assert "1 left out by --exclude-flagged" in text
+    assert "--exclude-flagged: 1 point(s) that both files have were left out" in text
+    assert f"- ring throughput size=64 batch=32 depth=256 channels=1 @submitter=cpu0,engine=cpu1,src=0,dst=0 (flagged in {sides})" in text
+    all_metrics = text.split("## All metrics")[1].split("## Flagged points")[0]
+    assert "| ring throughput size=64 " not in all_metrics
+    # Left out, not unmatched.
+    assert "## Unmatched points" not in text
+
+
+def test_exclude_flagged_with_nothing_flagged_changes_nothing(tmp_path):
+    b, h = trust_pair(tmp_path, flag_head=False)
+    assert compare.main([b, h, "--exclude-flagged", "--report", str(tmp_path / "r.md")]) == 1
+    assert "nothing was left out" in (tmp_path / "r.md").read_text()
+
+
+def test_a_flagged_round_flags_the_merged_point(tmp_path):
+    # Nine rounds per side, merged; head's ring 64 B halves, and one head round is flagged.
+    import merge
+
+    def rounds(side: str, commit: str, factor: float, flagged_round: int | None) -> str:
+        paths = []
+        for r in range(9):
+            d = load_fixture("trust.json")
+            d["context"]["commit"] = commit
+            for p in d["points"]:
+                p["environment"].update(interference=False, reasons=[])
+                if p["backend"] == "ring" and p["workload"] == "throughput" and p["parameters"]["size"] == 64:
+                    stat = p["metrics"]["descriptorsPerSecond"]
+                    stat["samples"] = [s * factor for s in stat["samples"][r:r + 1]]
+                    stat["median"] = stat["samples"][0]
+                    if r == flagged_round:
+                        p["environment"].update(interference=True, reasons=["steal 9% of the window (threshold 5%)"])
+            paths.append(write_doc(tmp_path / f"{side}-{r}.json", d))
+        out = str(tmp_path / f"{side}.json")
+        assert merge.main(["--rounds", out, *paths]) == 0
+        return out
+
+    b = rounds("base", "base111", 1.0, None)
+    h = rounds("head", "head999", 0.5, 4)
+    assert compare.main([b, h, "--report", str(tmp_path / "r.md")]) == 1
+    text = (tmp_path / "r.md").read_text()
+    assert "steal 9% of the window (threshold 5%) (1 of 9 rounds flagged)" in text
+    assert compare.main([b, h, "--exclude-flagged"]) == 0
+
+
+def test_everything_flagged_and_excluded_exits_2(tmp_path, capsys):
+    base = load_fixture("trust.json")
+    for p in base["points"]:
+        p["environment"]["interference"] = True
+    b = write_doc(tmp_path / "b.json", base)
+    with pytest.raises(SystemExit) as e:
+        compare.main([b, fixture_path("trust.json"), "--exclude-flagged"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "every point they have in common is flagged" in err
+
+
+def test_older_files_say_nothing_could_be_flagged(tmp_path):
+    assert compare.main([fixture_path("base.json"), fixture_path("head-same.json"), "--exclude-flagged",
+                         "--report", str(tmp_path / "r.md")]) == 0
+    text = (tmp_path / "r.md").read_text()
+    assert "Neither file records how quiet the machine was" in text
+    assert "Flagged points: base" not in text
+    # An older base against a newer head: each side is described.
+    b = fixture_path("base.json")
+    head = load_fixture("trust.json")
+    head["context"]["commit"] = "head999"
+    assert compare.main([b, write_doc(tmp_path / "h.json", head), "--report", str(tmp_path / "r2.md")]) in (0, 1)
+    text = (tmp_path / "r2.md").read_text()
+    assert "- base: no `environment` recorded (an older file)" in text and "Flagged points: base 0 of 23, head 2 of 23" in text

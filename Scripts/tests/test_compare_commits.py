@@ -16,12 +16,14 @@ FAKE = os.path.join(HERE, "fake_dmabench.py")
 ONE_INVOCATION = "--backend ring --workload throughput,latency --size 64 --batch 32 --depth 256"
 
 
-def fake(tmp_path, side: str, commit: str, factor: float = 1.0, mode: str = "", backends: str = "") -> str:
+def fake(tmp_path, side: str, commit: str, factor: float = 1.0, mode: str = "", backends: str = "", **extra: str) -> str:
+    """A fake dmabench for one side; `extra` sets more FAKE_* variables (FAKE_FLAG=ring, ...)."""
     path = tmp_path / f"dmabench-{side}"
+    more = "".join(f"{k}={v} " for k, v in extra.items())
     path.write_text(
         "#!/bin/sh\n"
         f"FAKE_COMMIT={commit} FAKE_FACTOR={factor} FAKE_MODE={mode} FAKE_STATE={tmp_path}/state-{side} "
-        f"FAKE_BACKENDS={backends} "
+        f"FAKE_BACKENDS={backends} {more}"
         f"exec {sys.executable} {FAKE} \"$@\"\n"
     )
     path.chmod(0o755)
@@ -68,6 +70,44 @@ def test_regression_exits_1_after_9_interleaved_rounds(tmp_path):
     assert os.path.getsize(out / "report.md") > 0 and os.path.getsize(out / "comparison.png") > 1000
     # Interleaved: the progress log alternates rounds, base then head within each.
     assert proc.stderr.count("round 9/9") == 1
+
+
+TWO_BACKENDS = "--backend locked,ring --workload throughput --size 64 --batch 32 --depth 256"
+
+
+@pytest.mark.parametrize("exclude, expected", [([], 1), (["--exclude-flagged"], 0)])
+def test_a_point_flagged_in_one_round_is_excluded_on_request(tmp_path, exclude, expected):
+    # Head's ring halves, and its 4th round was measured on a busy machine: without the option
+    # the regression stands (and is marked flagged); with it, the point is left out.
+    head = fake(tmp_path, "head", "head222", factor=0.5, FAKE_FACTOR_BACKENDS="ring", FAKE_FLAG="ring", FAKE_FLAG_AT="3")
+    proc = compare_commits(tmp_path, fake(tmp_path, "base", "base111"), head, *exclude, points=TWO_BACKENDS)
+    assert proc.returncode == expected, proc.stderr
+    assert "compare-commits: flagged points: base 0 of 2, head 1 of 2" in proc.stderr
+    merged = dr.load(str(tmp_path / "out" / "head.json"))
+    ring = next(p for p in merged["points"] if p["backend"] == "ring")
+    assert ring["environment"]["interference"] is True and ring["environment"]["flaggedRounds"] == 1
+    assert merged["context"]["flaggedPoints"] == 1
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "background CPU 41% of the window (threshold 5%) (1 of 9 rounds flagged)" in report
+    if exclude:
+        assert "1 left out by --exclude-flagged" in report and "**Result: no significant regression**" in report
+    else:
+        assert "[flagged: head]" in report.split("## Regressions")[1].split("## All metrics")[0]
+
+
+def test_every_point_flagged_and_excluded_exits_2_and_still_counts(tmp_path):
+    proc = compare_commits(tmp_path, fake(tmp_path, "base", "base111", FAKE_FLAG="ring"),
+                           fake(tmp_path, "head", "head222"), "--exclude-flagged")
+    assert proc.returncode == 2
+    assert "every point they have in common is flagged" in proc.stderr
+    assert "compare-commits: flagged points: base 2 of 2, head 0 of 2" in proc.stderr
+
+
+def test_builds_without_environment_say_so(tmp_path):
+    proc = compare_commits(tmp_path, fake(tmp_path, "base", "base111", FAKE_NO_ENV="1"),
+                           fake(tmp_path, "head", "head222", FAKE_NO_ENV="1"))
+    assert proc.returncode == 0, proc.stderr
+    assert "compare-commits: flagged points: not recorded" in proc.stderr
 
 
 def test_no_baseline_binary_exits_0(tmp_path):

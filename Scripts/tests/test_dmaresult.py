@@ -58,6 +58,23 @@ def test_wrong_version_names_the_supported_one():
         (lambda d: d["points"][0]["metrics"].__setitem__("coldVsHot", "0.7"), "metrics.coldVsHot"),
         (lambda d: d["context"].__setitem__("cache", "cold"), "context.cache: expected an object"),
         (lambda d: d["context"].__setitem__("cache", {"levels": [{"level": 3, "sizeBytes": "32M"}]}), "context.cache.levels[0].sizeBytes"),
+        # The trust signals: environment per point, thresholds, machine settings, the count.
+        (lambda d: d["points"][0].__setitem__("environment", []), "points[0].environment: expected an object"),
+        (lambda d: d["points"][0].__setitem__("environment", {"backgroundCPU": "4%"}), "environment.backgroundCPU: expected a number"),
+        (lambda d: d["points"][0].__setitem__("environment", {"interference": "yes"}), "environment.interference: expected a boolean"),
+        (lambda d: d["points"][0].__setitem__("environment", {"reasons": "busy"}), "environment.reasons: expected an array of strings"),
+        (lambda d: d["points"][0].__setitem__("environment", {"reasons": ["busy", 3]}), "environment.reasons[1]: expected a string"),
+        (lambda d: d["points"][0].__setitem__("environment", {"roundTripNs": [92.0, None]}), "environment.roundTripNs[1]: expected a number"),
+        (lambda d: d["points"][0].__setitem__("environment", {"cpus": ["cpu0"]}), "environment.cpus[0]: expected a number"),
+        (lambda d: d["points"][0].__setitem__("environment", {"involuntarySwitches": True}), "environment.involuntarySwitches"),
+        (lambda d: d["context"].__setitem__("thresholds", {"cv": "10%"}), "context.thresholds.cv: expected a number"),
+        (lambda d: d["context"].__setitem__("thresholds", [0.05]), "context.thresholds: expected an object"),
+        (lambda d: d["context"].__setitem__("machine", {"SMT": "off"}), "context.machine: expected an array"),
+        (lambda d: d["context"].__setitem__("machine", [{"value": "off"}]), "context.machine[0].name: expected a string"),
+        (lambda d: d["context"].__setitem__("machine", [{"name": "SMT", "ok": "yes"}]), "context.machine[0].ok: expected a boolean"),
+        (lambda d: d["context"].__setitem__("machine", [{"name": "SMT", "fix": 1}]), "context.machine[0].fix: expected a string"),
+        (lambda d: d["context"].__setitem__("flaggedPoints", "2"), "context.flaggedPoints: expected a number"),
+        (lambda d: d["context"].__setitem__("flaggedPoints", 1.5), "context.flaggedPoints: expected a count"),
     ],
 )
 def test_malformed_documents_are_rejected(tmp_path, good, mutate, expected):
@@ -67,6 +84,31 @@ def test_malformed_documents_are_rejected(tmp_path, good, mutate, expected):
         dr.load(path)
     assert expected in str(e.value)
     assert "\n" not in str(e.value)
+
+
+def test_trust_signals_load_and_count(tmp_path):
+    doc = dr.load(fixture_path("trust.json"))
+    assert doc["context"]["thresholds"]["backgroundCPU"] == 0.05
+    assert any(s["ok"] is False for s in doc["context"]["machine"])
+    assert dr.has_environment(doc)
+    assert dr.flagged_count(doc) == doc["context"]["flaggedPoints"] == 2
+    flagged = [p for p in doc["points"] if dr.is_flagged(p)]
+    assert dr.flag_reasons(flagged[0]) == ["background CPU 41% of the window (threshold 5%)"]
+    # Nulls are allowed wherever the value can be unknown.
+    doc["points"][0]["environment"].update(roundTripDrift=None, cv=None, interference=None, roundTripNs=[])
+    doc["context"]["machine"][0].update(value=None, ok=None, recommended=None)
+    dr.load(write_doc(tmp_path / "nulls.json", doc))
+
+
+def test_older_files_have_no_environment(good):
+    assert not dr.has_environment(good) and dr.flagged_count(good) == 0
+
+
+def test_a_flagged_round_flags_a_merged_point():
+    assert dr.is_flagged({"environment": {"interference": True}})
+    assert dr.is_flagged({"environment": {"interference": False, "flaggedRounds": 1, "rounds": 9}})
+    assert not dr.is_flagged({"environment": {"interference": False, "flaggedRounds": 0, "rounds": 9}})
+    assert not dr.is_flagged({"environment": None}) and not dr.is_flagged({})
 
 
 def test_absent_metrics_are_fine(tmp_path, good):

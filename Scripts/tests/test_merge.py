@@ -156,3 +156,99 @@ def test_rounds_sum_verification_counts_and_take_the_median_ratio(tmp_path):
 def test_rounds_of_different_commits_exit_2(tmp_path):
     proc = run_script("merge.py", "--rounds", str(tmp_path / "m.json"), fixture_path("base.json"), fixture_path("head-same.json"))
     assert proc.returncode == 2 and "commit" in proc.stderr
+
+
+def trust_rounds(tmp_path, flag_round: int = 1, count: int = 3) -> list[str]:
+    """`count` rounds of trust.json with nothing flagged, except ring throughput 64 B in round
+    `flag_round`; each round's environment numbers differ so that the combination shows."""
+    paths = []
+    for r in range(count):
+        d = dr.load(fixture_path("trust.json"))
+        for p in d["points"]:
+            env = p["environment"]
+            env.update(interference=False, reasons=[], windowSeconds=1.0 + r, involuntarySwitches=10 * (r + 1),
+                       backgroundCPU=0.01 * (r + 1), steal=0.0, roundTripNs=[90.0 + r],
+                       roundTripDrift=1.1 + r / 10, cv=None if p["workload"] != "throughput" else 0.02 * (r + 1))
+            if r == flag_round and p["backend"] == "ring" and p["workload"] == "throughput" and p["parameters"]["size"] == 64:
+                env.update(backgroundCPU=0.41, interference=True,
+                           reasons=["background CPU 41% of the window (threshold 5%)", "cv 18% (threshold 10%)"])
+        d["context"]["flaggedPoints"] = dr.flagged_count(d)
+        if r > 0:
+            d["context"]["machine"] = [{"name": "SMT", "value": "on", "unavailable": None, "recommended": "off",
+                                        "ok": False, "fix": "echo off > /sys/devices/system/cpu/smt/control"}]
+        paths.append(write_doc(tmp_path / f"round-{r}.json", d))
+    return paths
+
+
+def ring64(doc: dict) -> dict:
+    return next(p for p in doc["points"]
+                if p["backend"] == "ring" and p["workload"] == "throughput" and p["parameters"]["size"] == 64)
+
+
+def test_rounds_combine_the_environment_as_the_worst_round(tmp_path):
+    out = tmp_path / "rounds.json"
+    assert merge.main(["--rounds", str(out), *trust_rounds(tmp_path)]) == 0
+    merged = dr.load(str(out))
+    env = ring64(merged)["environment"]
+    assert env["interference"] is True and (env["rounds"], env["flaggedRounds"]) == (3, 1)
+    assert env["reasons"] == ["background CPU 41% of the window (threshold 5%)", "cv 18% (threshold 10%)"]
+    assert env["windowSeconds"] == 6.0 and env["involuntarySwitches"] == 60
+    assert env["backgroundCPU"] == 0.41 and env["steal"] == 0.0
+    assert env["roundTripDrift"] == pytest.approx(1.3) and env["cv"] == pytest.approx(0.06)
+    assert env["roundTripNs"] == [90.0, 91.0, 92.0] and env["cpus"] == [0, 1]
+    # A latency point: cv unknown in every round stays null; nothing flagged.
+    latency = next(p for p in merged["points"] if p["workload"] == "latency")["environment"]
+    assert latency["cv"] is None and latency["interference"] is False and latency["flaggedRounds"] == 0
+    assert merged["context"]["flaggedPoints"] == 1
+    # The machine settings and thresholds are the first file's.
+    first = dr.load(fixture_path("trust.json"))["context"]
+    assert merged["context"]["machine"] == first["machine"] and merged["context"]["thresholds"] == first["thresholds"]
+    # Merging merged files again counts the rounds they hold.
+    again = tmp_path / "again.json"
+    assert merge.main(["--rounds", str(again), str(out), str(tmp_path / "round-1.json")]) == 0
+    env = ring64(dr.load(str(again)))["environment"]
+    assert (env["rounds"], env["flaggedRounds"]) == (4, 2) and len(env["reasons"]) == 2
+
+
+def test_rounds_keep_at_most_8_reasons(tmp_path):
+    paths = trust_rounds(tmp_path, count=2)
+    for r, path in enumerate(paths):
+        d = dr.load(path)
+        ring64(d)["environment"].update(interference=True, reasons=[f"round {r} reason {k}" for k in range(6)])
+        write_doc(path, d)
+    out = tmp_path / "m.json"
+    assert merge.main(["--rounds", str(out), *paths]) == 0
+    reasons = ring64(dr.load(str(out)))["environment"]["reasons"]
+    assert reasons == [f"round {r} reason {k}" for r in range(2) for k in range(6)][:8]
+
+
+def test_shards_keep_each_environment_and_recount_flagged_points(tmp_path):
+    trust = dr.load(fixture_path("trust.json"))
+    paths = shards(tmp_path, trust, count=2)
+    for path in paths:
+        d = dr.load(path)
+        d["context"]["flaggedPoints"] = 99  # each shard's own count; the merge recounts
+        write_doc(path, d)
+    out = tmp_path / "m.json"
+    assert merge.main([str(out), *paths]) == 0
+    merged = dr.load(str(out))
+    assert merged["context"]["flaggedPoints"] == 2
+    assert {dr.canonical(p["environment"]) for p in merged["points"]} == {dr.canonical(p["environment"]) for p in trust["points"]}
+
+
+def test_rounds_with_different_thresholds_warn(tmp_path, capsys):
+    paths = trust_rounds(tmp_path, count=2)
+    d = dr.load(paths[1])
+    d["context"]["thresholds"]["backgroundCPU"] = 0.5
+    write_doc(paths[1], d)
+    assert merge.main(["--rounds", str(tmp_path / "m.json"), *paths]) == 0
+    assert "differ in context.thresholds" in capsys.readouterr().err
+    assert dr.load(str(tmp_path / "m.json"))["context"]["thresholds"]["backgroundCPU"] == 0.05
+
+
+def test_older_files_gain_no_trust_keys(tmp_path, good):
+    paths = shards(tmp_path, good, count=2)
+    out = tmp_path / "m.json"
+    assert merge.main([str(out), *paths]) == 0
+    merged = dr.load(str(out))
+    assert "flaggedPoints" not in merged["context"] and not dr.has_environment(merged)

@@ -200,3 +200,18 @@ def test_bad_input_exits_2_with_one_line(tmp_path, name):
 def test_no_arguments_is_a_usage_error(tmp_path):
     proc = run_script("plot.py")
     assert proc.returncode == 2
+
+
+def test_flagged_points_are_hollow_in_the_throughput_plot(tmp_path):
+    def draw(name: str) -> str:
+        out = tmp_path / name
+        sources = [plot.Source(name, plot.dr.load(fixture_path(name)))]
+        plot.assign_prefixes(sources)
+        plot.plot_throughput(sources, plot.Output(str(out), "svg"))
+        return (out / "throughput.svg").read_text()
+
+    trust, plain = draw("trust.json"), draw("base.json")
+    # One flagged throughput point (ring 64 B): a white-filled marker in each of the two
+    # panels (the background is white too, hence the difference), and the note names it.
+    assert trust.count("fill: #ffffff") - plain.count("fill: #ffffff") == 2
+    assert "hollow markers: 1 point(s) flagged" in trust and "hollow markers" not in plain

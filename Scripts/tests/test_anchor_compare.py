@@ -1,0 +1,93 @@
+# dmabench — Scripts tests: anchor-compare.py
+"""The round trip before each round, mode drift, and a dmabench without `env --round-trip`,
+with the fake dmabench and fake C anchors (no build, no real measurement)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from conftest import HERE, run_script
+
+FAKE = f"{HERE}/fake_dmabench.py"
+
+
+def fake_dmabench(tmp_path, round_trip: str) -> str:
+    path = tmp_path / "dmabench"
+    path.write_text("#!/bin/sh\n"
+                    f"FAKE_STATE={tmp_path}/state FAKE_ROUND_TRIP={round_trip} exec {sys.executable} {FAKE} \"$@\"\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+def fake_anchors(tmp_path) -> str:
+    """ring_pipeline as the anchors print it: one JSON line, verified. The fake dmabench's
+    ring is 9.8e6 desc/s at 64 B and 200 ns p50, so every target is met."""
+    directory = tmp_path / "anchors"
+    directory.mkdir()
+    anchor = directory / "ring_pipeline"
+    anchor.write_text("#!/bin/sh\n"
+                      "echo 'ring_pipeline: fake'\n"
+                      "echo '{\"verified\": true, \"ops_per_s\": 1.0e7, \"gb_per_s\": 1.0, \"p50_ns\": 200}'\n")
+    anchor.chmod(0o755)
+    return str(directory)
+
+
+def anchor_compare(tmp_path, round_trip: str, rounds: int = 5):
+    out = tmp_path / "out"
+    proc = run_script("anchor-compare.py", "--rounds", str(rounds), "--backends", "ring", "--duration", "0.01",
+                      "--anchors", fake_anchors(tmp_path), "--dmabench", fake_dmabench(tmp_path, round_trip),
+                      "--out", str(out))
+    return proc, out
+
+
+def test_round_trip_is_recorded_per_round_and_drift_is_flagged(tmp_path):
+    proc, out = anchor_compare(tmp_path, "92,95,301,90,93")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((out / "anchor-compare.json").read_text())
+    assert result["roundTripNs"] == [92.0, 95.0, 301.0, 90.0, 93.0]
+    assert result["roundTripCPUs"] == [0, 1]
+    # Round 3 is more than 2x the median (93 ns); the others are within it.
+    assert result["modeDrift"] == [3]
+    assert len(result["samples"]["64 B b32 d256 desc/s|ring"]["dmabench"]) == 5
+    md = (out / "anchor-compare.md").read_text()
+    assert "1: 92.0, 2: 95.0, 3: 301.0, 4: 90.0, 5: 93.0 (median 93.0)" in md
+    assert "Mode drift: round(s) 3 " in md
+    # One round trip per round, asked for the CPUs the anchors and dmabench run on.
+    assert (tmp_path / "state.rt").read_text() == "5"
+
+
+def test_steady_round_trip_has_no_drift(tmp_path):
+    proc, out = anchor_compare(tmp_path, "92,95,180", rounds=3)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((out / "anchor-compare.json").read_text())
+    assert result["modeDrift"] == []
+    assert "Mode drift" not in (out / "anchor-compare.md").read_text()
+
+
+def test_older_dmabench_without_the_subcommand_records_null(tmp_path):
+    proc, out = anchor_compare(tmp_path, "fail", rounds=3)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.lower().count("round trip unavailable") == 1
+    result = json.loads((out / "anchor-compare.json").read_text())
+    assert result["roundTripNs"] == [None, None, None] and result["modeDrift"] == []
+    md = (out / "anchor-compare.md").read_text()
+    assert md.lower().count("round trip unavailable") == 1
+    assert "| ring | 64 B b32 d256 desc/s |" in md
+
+
+@pytest.mark.parametrize("trips, expected", [
+    ([100.0, 100.0, 201.0], [3]),
+    ([100.0, 100.0, 200.0], []),       # exactly 2x is not more than 2x
+    ([100.0, 40.0, 100.0], [2]),       # faster counts too: another mode either way
+    ([None, 100.0, 300.0, 100.0], [3]),
+    ([100.0], []),
+])
+def test_mode_drift_rule(trips, expected):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("anchor_compare", f"{HERE}/../anchor-compare.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.mode_drift(trips) == expected
