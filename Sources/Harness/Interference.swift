@@ -41,6 +41,11 @@ public struct PointEnvironment: Codable, Sendable, Hashable {
     public var backgroundCPU: Double?
     /// The watched CPUs' steal time, as a fraction of their time in the window.
     public var steal: Double?
+    /// How finely this window resolves `backgroundCPU` and `steal`: /proc/stat counts in
+    /// ticks (10 ms here), so each fraction is uncertain by two ticks over the window. A
+    /// point is flagged only when a fraction exceeds its threshold by more than this, so a
+    /// terminate point's window of a few ms can never be flagged for it.
+    public var resolution: Double?
     /// Involuntary context switches of the measured threads (submitter, engine, executor).
     public var involuntarySwitches: Int?
     /// The cross-CPU round trip before and after the point's repetitions, ns.
@@ -54,13 +59,15 @@ public struct PointEnvironment: Codable, Sendable, Hashable {
     public var reasons: [String]
 
     public init(
-        cpus: [Int], windowSeconds: Double, backgroundCPU: Double? = nil, steal: Double? = nil, involuntarySwitches: Int? = nil,
+        cpus: [Int], windowSeconds: Double, backgroundCPU: Double? = nil, steal: Double? = nil, resolution: Double? = nil,
+        involuntarySwitches: Int? = nil,
         roundTripNs: [Double] = [], roundTripDrift: Double? = nil, cv: Double? = nil, interference: Bool = false, reasons: [String] = []
     ) {
         self.cpus = cpus
         self.windowSeconds = windowSeconds
         self.backgroundCPU = backgroundCPU
         self.steal = steal
+        self.resolution = resolution
         self.involuntarySwitches = involuntarySwitches
         self.roundTripNs = roundTripNs
         self.roundTripDrift = roundTripDrift
@@ -69,18 +76,21 @@ public struct PointEnvironment: Codable, Sendable, Hashable {
         self.reasons = reasons
     }
 
-    /// Sets `interference` and `reasons` from the measured values.
-    public mutating func judge(_ t: TrustThresholds) {
+    /// Sets `interference` and `reasons` from the measured values; `reference` is the run's
+    /// calibration round trip, which `roundTripDrift` includes.
+    public mutating func judge(_ t: TrustThresholds, reference: Double? = nil) {
         var r: [String] = []
         func pct(_ v: Double) -> String { "\(Int((v * 100).rounded()))%" }
-        if let b = backgroundCPU, b > t.backgroundCPU {
-            r.append("background CPU \(pct(b)) of the window on cpu \(cpus.map(String.init).joined(separator: ",")) (threshold \(pct(t.backgroundCPU)))")
+        let res = resolution ?? 0
+        if let b = backgroundCPU, b > t.backgroundCPU + res {
+            r.append("background CPU \(pct(b)) of the window on cpu \(cpus.map(String.init).joined(separator: ",")) (threshold \(pct(t.backgroundCPU)), resolution \(pct(res)))")
         }
-        if let s = steal, s > t.steal { r.append("steal \(pct(s)) of the window (threshold \(pct(t.steal)))") }
+        if let s = steal, s > t.steal + res { r.append("steal \(pct(s)) of the window (threshold \(pct(t.steal)), resolution \(pct(res)))") }
         if let c = cv, c > t.cv { r.append("repetitions vary: coefficient of variation \(pct(c)) (threshold \(pct(t.cv)))") }
         if let d = roundTripDrift, d > t.roundTripDrift {
-            let list = roundTripNs.map { "\(Int($0.rounded())) ns" }.joined(separator: ", ")
-            r.append("cross-CPU round trip drifted \(String(format: "%.1f", d))x (\(list); threshold \(String(format: "%.1f", t.roundTripDrift))x)")
+            let list = roundTripNs.map { "\(Int($0.rounded())) ns" }.joined(separator: " and ")
+            let from = reference.map { " (run's calibration \(Int($0.rounded())) ns; this point \(list)" } ?? " (this point \(list)"
+            r.append("cross-CPU round trip drifted \(String(format: "%.1f", d))x\(from); threshold \(String(format: "%.1f", t.roundTripDrift))x)")
         }
         reasons = r
         interference = !r.isEmpty
@@ -120,6 +130,7 @@ public struct InterferenceSnapshot: Sendable {
             // ticks of rounding stay well under the threshold only over the whole point.
             env.backgroundCPU = min(1, max(0, busy - own) / capacity)
             env.steal = min(1, steal / capacity)
+            env.resolution = 2 * tick / (window * 1e9)
         }
         var inv: UInt64 = 0
         var any = false

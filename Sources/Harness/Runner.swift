@@ -117,7 +117,7 @@ public final class Runner {
                     env.roundTripNs = [before, roundTrip(cell)].compactMap { $0 }
                     let all = env.roundTripNs + [calibration?.roundTripNs].compactMap { $0 }
                     if let lo = all.min(), let hi = all.max(), lo > 0, all.count > 1 { env.roundTripDrift = hi / lo }
-                    env.judge(thresholds)
+                    env.judge(thresholds, reference: calibration?.roundTripNs)
                     point.environment = env
                 }
                 out.points.append(point)

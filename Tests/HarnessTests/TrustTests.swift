@@ -35,6 +35,7 @@ struct TrustTests {
         #expect(abs((e.steal ?? -1) - 0.1) < 1e-9)
         #expect(e.involuntarySwitches == 3, "only the measured thread's switches")
         #expect(e.windowSeconds == 1 && e.cpus == [0, 1])
+        #expect(abs((e.resolution ?? -1) - 2 / SystemState.ticksPerSecond) < 1e-9, "two ticks over one second")
         // Our own time above the busy time (tick rounding) is no interference, never negative.
         #expect(Self.env(busyTicks: 1, ownNs: 900_000_000).backgroundCPU == 0)
     }
@@ -45,12 +46,25 @@ struct TrustTests {
         quiet.judge(.standard)
         #expect(!quiet.interference && quiet.reasons.isEmpty)
         var noisy = PointEnvironment(cpus: [0, 1], windowSeconds: 1, backgroundCPU: 0.41, steal: 0.06, roundTripNs: [90, 420], roundTripDrift: 4.67, cv: 0.2)
-        noisy.judge(.standard)
+        noisy.judge(.standard, reference: 90)
         #expect(noisy.interference && noisy.reasons.count == 4)
-        #expect(noisy.reasons[0] == "background CPU 41% of the window on cpu 0,1 (threshold 5%)")
+        #expect(noisy.reasons[0] == "background CPU 41% of the window on cpu 0,1 (threshold 5%, resolution 0%)")
         #expect(noisy.reasons[1].hasPrefix("steal 6%"))
         #expect(noisy.reasons[2].contains("coefficient of variation 20%"))
-        #expect(noisy.reasons[3] == "cross-CPU round trip drifted 4.7x (90 ns, 420 ns; threshold 2.0x)")
+        #expect(noisy.reasons[3] == "cross-CPU round trip drifted 4.7x (run's calibration 90 ns; this point 90 ns and 420 ns; threshold 2.0x)")
+    }
+
+    @Test("a window too short for /proc/stat's ticks is never flagged for background CPU or steal")
+    func resolution() {
+        var short = PointEnvironment(cpus: [0, 1], windowSeconds: 0.002, backgroundCPU: 1, steal: 1, resolution: 10)
+        short.judge(.standard)
+        #expect(!short.interference)
+        var long = PointEnvironment(cpus: [0, 1], windowSeconds: 0.6, backgroundCPU: 0.07, resolution: 0.033)
+        long.judge(.standard)
+        #expect(!long.interference, "7% is within 5% + 3.3%")
+        long.backgroundCPU = 0.09
+        long.judge(.standard)
+        #expect(long.interference && long.reasons == ["background CPU 9% of the window on cpu 0,1 (threshold 5%, resolution 3%)"])
     }
 
     @Test("the coefficient of variation is the sample standard deviation over the mean")
