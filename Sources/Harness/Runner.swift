@@ -136,7 +136,7 @@ public final class Runner {
         guard watchRoundTrip, CPU.onlineCount > 1, let a = placement.submitterCPU(topology: topology),
             let b = placement.engineCPU(topology: topology), a != b
         else { return nil }
-        return Calibrator.roundTrip(cpuA: a, cpuB: b, trips: 2_000, trials: 3, budgetNanoseconds: 20_000_000)
+        return Calibrator.roundTrip(cpuA: a, cpuB: b, trips: 1_000, trials: 5, budgetNanoseconds: 20_000_000, best: true)
     }
 
     /// The CPUs whose time a point's interference is measured on: the placed threads' CPUs,

@@ -56,7 +56,7 @@ struct EnvCommand: ParsableCommand {
             pair = [a, b]
         }
         guard online > 1 else { throw CLIError.failure("a round trip needs two CPUs; this machine has one") }
-        guard let ns = Calibrator.roundTrip(cpuA: pair[0], cpuB: pair[1], trips: 5_000, trials: 5) else {
+        guard let ns = Calibrator.roundTrip(cpuA: pair[0], cpuB: pair[1], trips: 2_000, trials: 5, best: true) else {
             throw CLIError.failure("could not start the round-trip thread on cpu \(pair[1])")
         }
         print(String(format: "{\"roundTripNs\": %.1f, \"cpus\": [%d, %d]}", ns, pair[0], pair[1]))
