@@ -263,6 +263,8 @@ public final class ClosedLoopClient {
 
     /// Each descriptor's cookie by slot (polled completion only).
     let cookies: UnsafeMutablePointer<DMACookie>
+    /// Read once: polling would otherwise ask the channel (an existential call) every time.
+    let completionNoOrder: Bool
 
     /// The slot ring of a spec: `slots` (a power of two) of `stride` bytes in each region.
     /// Random offsets add a 64-byte guard line after each slot, so that a copy that runs past
@@ -284,6 +286,7 @@ public final class ClosedLoopClient {
         self.channel = channel
         self.clock = clock
         self.spec = spec
+        completionNoOrder = channel.capabilities.completionNoOrder
         (nslots, stride) = Self.layout(spec, lastLevelCache: CacheControl.lastLevelBytes(CacheControl.levels()))
         do {
             src = try channel.allocateCoherent(byteCount: nslots * stride)
@@ -654,7 +657,7 @@ public final class ClosedLoopClient {
         guard st == .complete || st == .error else { return }
         recordCompletion(state, slot: n & mask, code: st == .error ? .readFailed : .noError, cookie: cookies[n & mask])
         n &+= 1
-        if !channel.capabilities.completionNoOrder {
+        if !completionNoOrder {
             while n < submitted, DMACookieWatermark.isComplete(cookies[n & mask], last: tx.last, used: tx.used) {
                 recordCompletion(state, slot: n & mask, code: .noError, cookie: cookies[n & mask])
                 n &+= 1
