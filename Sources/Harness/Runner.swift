@@ -153,15 +153,13 @@ public final class Runner {
         let need = max(p.parameters.depth * 2, (p.parameters.inFlight ?? 0) + 256, 1024)
         // Both regions of the slot ring, doubled for the allocator's rounding (cold caches by
         // footprint use more slots than the depth asks for).
-        let ring = ClosedLoopClient.layout(workloadSpec(p), lastLevelCache: lastLevelCache)
+        let ring = ClosedLoopClient.layout(workloadSpec(p), lastLevelCache: CacheControl.lastLevel)
         return DMAChannelOptions(
             poolSize: need, engineCPU: placement.engineCPU(topology: topology),
             executorCPU: placement.executorCPU(topology: topology),
             coherentPoolBytes: max(64 << 20, 4 * p.parameters.size * max(64, p.parameters.depth), 4 * ring.slots * ring.stride))
     }
 
-    /// The last-level cache, for cold caches by footprint.
-    lazy var lastLevelCache: Int? = CacheControl.lastLevelBytes(CacheControl.levels())
 
     /// What a throughput or latency point asks of the client.
     func workloadSpec(_ p: PointSpec) -> WorkloadSpec {

@@ -287,7 +287,10 @@ public final class ClosedLoopClient {
         self.clock = clock
         self.spec = spec
         completionNoOrder = channel.capabilities.completionNoOrder
-        (nslots, stride) = Self.layout(spec, lastLevelCache: CacheControl.lastLevelBytes(CacheControl.levels()))
+        if spec.cache == .cold && spec.cacheMethod == .footprint && CacheControl.lastLevel == nil {
+            throw WorkloadError("cold caches by footprint need the last-level cache size, and sysfs gives none here (\(CacheControl.levelsRoot)); use the flush method")
+        }
+        (nslots, stride) = Self.layout(spec, lastLevelCache: CacheControl.lastLevel)
         do {
             src = try channel.allocateCoherent(byteCount: nslots * stride)
             dst = try channel.allocateCoherent(byteCount: nslots * stride)

@@ -54,7 +54,9 @@ public enum CacheControl {
 
     /// CPU 0's caches from /sys/devices/system/cpu/cpu0/cache/index*/ (empty where sysfs
     /// does not say).
-    public static func levels(root: String = "/sys/devices/system/cpu/cpu0/cache") -> [Level] {
+    public static let levelsRoot = "/sys/devices/system/cpu/cpu0/cache"
+
+    public static func levels(root: String = levelsRoot) -> [Level] {
         var out: [Level] = []
         for i in 0..<16 {
             let dir = "\(root)/index\(i)"
@@ -70,6 +72,9 @@ public enum CacheControl {
     public static func lineSize(root: String = "/sys/devices/system/cpu/cpu0/cache") -> Int? {
         text("\(root)/index0/coherency_line_size").flatMap { Int($0) }
     }
+
+    /// CPU 0's last-level cache, read once (the slot layout asks for it per point).
+    public static let lastLevel: Int? = lastLevelBytes(levels())
 
     /// The size of the largest data or unified cache, or nil when sysfs has none.
     public static func lastLevelBytes(_ levels: [Level]) -> Int? {

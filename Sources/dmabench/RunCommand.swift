@@ -235,6 +235,9 @@ struct RunCommand: ParsableCommand {
         if plan.caches.contains(.cold) && method == .flush && CacheControl.instruction == nil {
             throw .usage("--cache cold with --cache-method flush needs a cache-flush instruction, and this CPU has none; use --cache-method footprint")
         }
+        if plan.caches.contains(.cold) && method == .footprint && CacheControl.lastLevel == nil {
+            throw .usage("--cache cold by footprint needs the last-level cache size, and \(CacheControl.levelsRoot) gives none here; use --cache-method flush")
+        }
         if plan.completions.contains(.polled) && plan.faultEvery != nil {
             throw .usage("--inject-faults needs --completion callback: a polled client never sees a transfer's result (rule S4)")
         }
