@@ -37,12 +37,20 @@ public struct DMACapabilities: Hashable, Sendable {
     /// transfer sampled mid-flight, a stall the client releases) cannot be asked of it; the
     /// conformance suite skips those scenarios with that reason.
     public var synchronousIssue: Bool
+    /// `prepareMemcpySG` works (the kernel's `DMA_MEMCPY_SG`, DPDK's `RTE_DMA_CAPA_OPS_COPY_SG`).
+    public var memcpySG: Bool
+    /// The most segments each list of a `prepareMemcpySG` may hold (`max_sg_burst`, DPDK's
+    /// `max_sges`); 0 when `!memcpySG`.
+    public var maxSegments: Int
 
     public init(
         cmdPause: Bool, cmdResume: Bool, cmdTerminate: Bool = true,
         residueGranularity: DMAResidueGranularity, descriptorReuse: Bool,
-        completionNoOrder: Bool = false, memset: Bool, cyclic: Bool, synchronousIssue: Bool = false
+        completionNoOrder: Bool = false, memset: Bool, cyclic: Bool, synchronousIssue: Bool = false,
+        memcpySG: Bool = false, maxSegments: Int = 0
     ) {
+        self.memcpySG = memcpySG && maxSegments > 0
+        self.maxSegments = memcpySG ? maxSegments : 0
         self.cmdPause = cmdPause && cmdResume
         self.cmdResume = cmdResume
         self.cmdTerminate = cmdTerminate
@@ -76,6 +84,14 @@ public struct DMAConfig: Hashable, Sendable {
     /// The engine-access probe reports one access per burst, so a test can see which
     /// configuration a descriptor ran with (scenario 32). 0 means "the whole transfer".
     public var burstBytes: Int
+    /// The pace of the peripheral's request line, in bytes per second: a cyclic transfer
+    /// prepared afterwards moves no burst before its time, so it completes one period every
+    /// `periodLength / pace` seconds (the analogue of a slave device's rate, e.g. 384 000 B/s
+    /// for 48 kHz stereo 32-bit audio). 0 means memory speed. Other transfers ignore it.
+    public var paceBytesPerSecond: Int
 
-    public init(burstBytes: Int = 0) { self.burstBytes = burstBytes }
+    public init(burstBytes: Int = 0, paceBytesPerSecond: Int = 0) {
+        self.burstBytes = burstBytes
+        self.paceBytesPerSecond = paceBytesPerSecond
+    }
 }

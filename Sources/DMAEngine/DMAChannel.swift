@@ -112,6 +112,17 @@ public protocol DMAChannel: AnyObject, Sendable {
         periodLength: Int, flags: DMAPrepFlags
     ) -> DMADescriptor?
 
+    /// Prepares a scatter-gather copy: the bytes of `sources`, in order, to `destinations`,
+    /// in order. The two lists may differ in count but not in total length; each holds at most
+    /// `capabilities.maxSegments` segments of at least 1 byte. Residue counts the bytes left
+    /// across all segments. The channel copies the lists (into a preallocated pool), so they
+    /// may be reused at once. nil when `!capabilities.memcpySG`, the lists are invalid, or the
+    /// pool is exhausted. The corresponding kernel call is `dmaengine_prep_dma_memcpy_sg()`
+    /// (DPDK: `rte_dma_copy_sg`).
+    func prepareMemcpySG(
+        destinations: UnsafeBufferPointer<DMASegment>, sources: UnsafeBufferPointer<DMASegment>, flags: DMAPrepFlags
+    ) -> DMADescriptor?
+
     // MARK: Descriptor (NB-safe)
 
     /// Sets the completion callback; before submit only. The corresponding kernel fields are
@@ -194,9 +205,32 @@ public protocol DMAChannel: AnyObject, Sendable {
     func debugReleaseStalls()
     /// Installs (or removes, with nil) the engine-access probe.
     func debugSetAccessProbe(_ probe: DMAAccessProbe?)
+
+    /// The period clock of the channel's running cyclic transfer (periods completed and
+    /// when each ended), or nil when the backend has none. NB-safe. No kernel counterpart:
+    /// a hardware driver would timestamp its period interrupt; dmabench measures how late the
+    /// period callback runs after it.
+    var periodClock: DMAPeriodClock? { get }
 }
 
 extension DMAChannel {
+    /// No scatter-gather (`capabilities.memcpySG == false`).
+    public func prepareMemcpySG(
+        destinations: UnsafeBufferPointer<DMASegment>, sources: UnsafeBufferPointer<DMASegment>, flags: DMAPrepFlags
+    ) -> DMADescriptor? { nil }
+
+    /// No period clock.
+    public var periodClock: DMAPeriodClock? { nil }
+
+    /// `prepareMemcpySG` with arrays (tests, setup code; the arrays are not kept).
+    public func prepareMemcpySG(destinations: [DMASegment], sources: [DMASegment], flags: DMAPrepFlags = .default)
+        -> DMADescriptor?
+    {
+        destinations.withUnsafeBufferPointer { d in
+            sources.withUnsafeBufferPointer { s in prepareMemcpySG(destinations: d, sources: s, flags: flags) }
+        }
+    }
+
     /// `submit` followed by `issuePending`, like NIO's `writeAndFlush`. NB-safe.
     @inlinable
     public func submitAndIssue(_ descriptor: DMADescriptor) -> DMACookie {

@@ -22,7 +22,8 @@ public final class CPUChannel: DMAChannel {
 
     public static let staticCapabilities = DMACapabilities(
         cmdPause: false, cmdResume: false, cmdTerminate: true, residueGranularity: .segment,
-        descriptorReuse: false, completionNoOrder: false, memset: true, cyclic: false, synchronousIssue: true)
+        descriptorReuse: false, completionNoOrder: false, memset: true, cyclic: false, synchronousIssue: true,
+        memcpySG: true, maxSegments: CPUCore.maxSegments)
 
     public var capabilities: DMACapabilities { Self.staticCapabilities }
 
@@ -70,6 +71,17 @@ public final class CPUChannel: DMAChannel {
         -> DMADescriptor?
     {
         core.prepare(destination: destination, source: nil, value: value, isMemset: true, length: length, flags: flags, callback: nil)
+    }
+
+    /// The corresponding kernel call is `dmaengine_prep_dma_memcpy_sg()`: the lists are merged
+    /// into the slot's preallocated piece table and copied piece by piece at issue.
+    public func prepareMemcpySG(
+        destinations: UnsafeBufferPointer<DMASegment>, sources: UnsafeBufferPointer<DMASegment>, flags: DMAPrepFlags
+    ) -> DMADescriptor? {
+        guard let d = destinations.first, let s = sources.first else { return nil }
+        return core.prepare(
+            destination: UnsafeMutableRawPointer(mutating: d.address), source: s.address, value: 0, isMemset: false,
+            length: 1, flags: flags, callback: nil, segments: (destinations, sources))
     }
 
     /// Not supported (`capabilities.cyclic == false`): a cyclic transfer needs an engine that

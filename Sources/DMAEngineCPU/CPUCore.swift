@@ -28,6 +28,8 @@ struct CPUSlot {
     var cookie = DMACookie(0)
     var callback = DMACallback()
     var injection = DMAInjection()
+    /// Scatter-gather: pieces in `CPUCore.pieces` at `index * pieceCapacity` (0 = flat).
+    var pieceCount = 0
 }
 
 /// One completed descriptor's callback, run with no lock held.
@@ -85,6 +87,11 @@ final class CPUCore: @unchecked Sendable {
     /// Slot indices of the batch being drained (written under the lock; preallocated).
     private let batch: UnsafeMutablePointer<Int32>
     static let batchLimit = 64
+    /// The most segments per list of `prepareMemcpySG`.
+    static let maxSegments = 16
+    static let pieceCapacity = DMASGPlan.pieceCapacity(maxSegments: maxSegments)
+    /// Each slot's scatter-gather pieces, preallocated so that prep allocates nothing.
+    let pieces: UnsafeMutablePointer<DMASGPiece>
 
     init(options: DMAChannelOptions) throws(DMAError) {
         guard options.poolSize >= 1, options.poolSize <= 1 << 20 else {
@@ -93,6 +100,7 @@ final class CPUCore: @unchecked Sendable {
         poolSize = options.poolSize
         slots = .allocate(capacity: poolSize)
         slots.initialize(repeating: CPUSlot(), count: poolSize)
+        pieces = .allocate(capacity: poolSize * Self.pieceCapacity)
         batch = .allocate(capacity: Self.batchLimit)
         batch.initialize(repeating: 0, count: Self.batchLimit)
         state = LockedValue(CPUState(poolSize: poolSize))
@@ -102,6 +110,7 @@ final class CPUCore: @unchecked Sendable {
         slots.deinitialize(count: poolSize)
         slots.deallocate()
         batch.deallocate()
+        pieces.deallocate()
     }
 
     var isReleased: Bool { state.withLock { $0.released } }
@@ -118,13 +127,25 @@ final class CPUCore: @unchecked Sendable {
 
     func prepare(
         destination: UnsafeMutableRawPointer, source: UnsafeRawPointer?, value: UInt8, isMemset: Bool, length: Int,
-        flags: DMAPrepFlags, callback: consuming DMACallback?
+        flags: DMAPrepFlags, callback: consuming DMACallback?,
+        segments: (UnsafeBufferPointer<DMASegment>, UnsafeBufferPointer<DMASegment>)? = nil
     ) -> DMADescriptor? {
         guard length > 0 else { return nil }
         let cb = callback
         return state.withLock { s -> DMADescriptor? in
-            guard !s.released, let i = s.freeList.popLast() else { return nil }
+            guard !s.released, let i = s.freeList.last else { return nil }
             let p = slots + Int(i)
+            var length = length
+            p.pointee.pieceCount = 0
+            if let (dsts, srcs) = segments {
+                guard let plan = DMASGPlan.plan(
+                    destinations: dsts, sources: srcs, maxSegments: Self.maxSegments,
+                    into: pieces + Int(i) * Self.pieceCapacity)
+                else { return nil }
+                p.pointee.pieceCount = plan.count
+                length = plan.total
+            }
+            s.freeList.removeLast()
             p.pointee.phase = .prepared
             p.pointee.isMemset = isMemset
             p.pointee.interrupt = flags.contains(.interrupt)
@@ -270,6 +291,7 @@ final class CPUCore: @unchecked Sendable {
         }
         if let fault = inj.fault { return DMAResult(fault == .read ? .readFailed : .writeFailed, residue: len) }
         let chunk = inj.chunkBytes > 0 ? inj.chunkBytes : (p.pointee.burstBytes > 0 ? p.pointee.burstBytes : len)
+        if p.pointee.pieceCount > 0 { return runSG(p, epoch: epoch, probe: probe) }
         let dst = p.pointee.destination!
         var off = 0
         while off < len {
@@ -292,6 +314,36 @@ final class CPUCore: @unchecked Sendable {
                 memcpy(dst + off, src, n)
             }
             off += n
+        }
+        return DMAResult(.noError)
+    }
+
+    /// A scatter-gather copy: the slot's pieces in order, in bursts, each burst inside one
+    /// piece (the probe sees each segment's accesses).
+    private func runSG(_ p: UnsafeMutablePointer<CPUSlot>, epoch: UInt64, probe: DMAAccessProbe?) -> DMAResult {
+        let inj = p.pointee.injection
+        let len = p.pointee.length
+        let chunk = inj.chunkBytes > 0 ? inj.chunkBytes : (p.pointee.burstBytes > 0 ? p.pointee.burstBytes : len)
+        let pieces = self.pieces + (p - slots) * Self.pieceCapacity
+        var done = 0
+        for k in 0..<p.pointee.pieceCount {
+            let piece = pieces[k]
+            var off = 0
+            while off < piece.length {
+                if inj.delayPerChunkNanoseconds > 0 {
+                    if terminated(since: epoch) { return DMAResult(.aborted, residue: len - done) }
+                    MonotonicClock.sleep(nanoseconds: inj.delayPerChunkNanoseconds)
+                    if terminated(since: epoch) { return DMAResult(.aborted, residue: len - done) }
+                }
+                let n = min(chunk, piece.length - off)
+                if let probe {
+                    probe(DMAAccess(cookie: p.pointee.cookie, kind: .read, address: UInt(bitPattern: piece.source + off), count: n))
+                    probe(DMAAccess(cookie: p.pointee.cookie, kind: .write, address: UInt(bitPattern: piece.destination + off), count: n))
+                }
+                memcpy(piece.destination + off, piece.source + off, n)
+                off += n
+                done += n
+            }
         }
         return DMAResult(.noError)
     }

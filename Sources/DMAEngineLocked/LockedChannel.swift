@@ -47,8 +47,12 @@ public final class LockedChannel: DMAChannel {
     public var capabilities: DMACapabilities {
         DMACapabilities(
             cmdPause: true, cmdResume: true, cmdTerminate: true, residueGranularity: .burst,
-            descriptorReuse: true, completionNoOrder: false, memset: true, cyclic: true)
+            descriptorReuse: true, completionNoOrder: false, memset: true, cyclic: true,
+            memcpySG: true, maxSegments: LockedCore.maxSegments)
     }
+
+    /// Stamped by the engine at the end of each period of a cyclic transfer.
+    public var periodClock: DMAPeriodClock? { core.periodClock }
 
     /// The corresponding kernel call is `dmaengine_slave_config()`. Affects later preps only.
     public func configure(_ config: DMAConfig) throws(DMAError) { try core.configure(config) }
@@ -93,6 +97,16 @@ public final class LockedChannel: DMAChannel {
         return core.prepare(
             kind: .memcpy, destination: destination, source: source, length: length, periodLength: 0, value: 0,
             flags: flags, callback: callback)
+    }
+
+    /// The corresponding kernel call is `dmaengine_prep_dma_memcpy_sg()`: the lists are
+    /// merged into pieces in the slot's preallocated piece table, which the engine walks.
+    public func prepareMemcpySG(
+        destinations: UnsafeBufferPointer<DMASegment>, sources: UnsafeBufferPointer<DMASegment>, flags: DMAPrepFlags
+    ) -> DMADescriptor? {
+        core.prepare(
+            kind: .memcpySG, destination: UnsafeMutableRawPointer(bitPattern: 1)!, source: nil, length: 0,
+            periodLength: 0, value: 0, flags: flags, segments: (destinations, sources))
     }
 
     /// The corresponding kernel call is `dmaengine_prep_dma_memset()`.

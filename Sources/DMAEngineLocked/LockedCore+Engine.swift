@@ -31,6 +31,10 @@ struct Transfer {
     var injection: DMAInjection
     var stallSeen: UInt64
     var needsCallback: Bool
+    /// `.memcpySG`: the number of pieces in the slot's piece table.
+    var pieceCount: Int
+    /// Cyclic: `DMAConfig.paceBytesPerSecond` at prep (0 = memory speed).
+    var pace: Int
 }
 
 enum Outcome {
@@ -122,7 +126,7 @@ extension LockedCore {
                 // after it, so either it sees true and waits for the chunk, or the engine, which
                 // checked `paused` above under the lock, never started. This replaces the gate's
                 // store-load fence (seq_cst store, then load) for the first chunk.
-                let entered = t.kind != .cyclic && !slot.pointee.injected
+                let entered = t.kind.rawValue < 2 && !slot.pointee.injected
                 if entered { engineInChunk.pointee.store(true, ordering: .relaxed) }
                 let chained = entered && slot.isQuick ? takeChain(held) : 0
                 // The next issued slot was written by the client (prep, submit): fetch it while
@@ -182,7 +186,8 @@ extension LockedCore {
             index: i, kind: slot.pointee.kind, cookie: slot.pointee.cookie,
             destination: slot.pointee.destination!, source: slot.pointee.source,
             length: slot.pointee.length, periodLength: slot.pointee.periodLength, value: slot.pointee.value,
-            chunk: max(1, chunk), injection: inj, stallSeen: slot.pointee.stallSeen, needsCallback: slot.needsCallback)
+            chunk: max(1, chunk), injection: inj, stallSeen: slot.pointee.stallSeen, needsCallback: slot.needsCallback,
+            pieceCount: slot.pointee.pieceCount, pace: slot.pointee.pace)
     }
 
     /// Takes the quick single-chunk descriptors that follow the active one on the issued
@@ -380,8 +385,12 @@ extension LockedCore {
 
     /// An interruptible per-chunk delay (DMAInjection): terminate, pause and shutdown cut it
     /// short. Lock not held.
-    func injectedDelay(_ ns: Int64) {
-        let deadline = MonotonicClock.now() &+ UInt64(ns)
+    func injectedDelay(_ ns: Int64) { waitUntil(MonotonicClock.now() &+ UInt64(ns)) }
+
+    /// Sleeps until `deadline` (monotonic ns) on the engine's futex, which terminate, pause,
+    /// resume and shutdown signal, so they cut the wait short: a paced stream at audio rate
+    /// sleeps between bursts instead of spinning. Lock not held.
+    func waitUntil(_ deadline: UInt64) {
         while true {
             let now = MonotonicClock.now()
             if now >= deadline { return }
@@ -419,6 +428,7 @@ extension LockedCore {
     /// Runs a memcpy or memset descriptor chunk by chunk. Lock not held.
     /// `entered`: the engine entered the first chunk under the lock (see `engineMain`).
     func run(_ t: Transfer, _ probe: inout DMAAccessProbe?, _ probeGen: inout UInt64, entered: Bool = false) -> Outcome {
+        if t.kind == .memcpySG { return runSG(t, &probe, &probeGen) }
         if t.injection.stall && !stall(seen: t.stallSeen) { return .aborted }
         let len = t.length
         var off = 0
@@ -480,6 +490,53 @@ extension LockedCore {
         return .done(DMAResult(.noError))
     }
 
+    /// Runs a scatter-gather copy: the slot's pieces in order, each chunk by chunk through the
+    /// gate, so pause, terminate, the access probe and the residue (across all segments, S5)
+    /// work per segment as for a flat copy. Lock not held.
+    @inline(never)
+    func runSG(_ t: Transfer, _ probe: inout DMAAccessProbe?, _ probeGen: inout UInt64) -> Outcome {
+        if t.injection.stall && !stall(seen: t.stallSeen) { return .aborted }
+        let p = pieces + Int(t.index) * Self.pieceCapacity
+        // Test-only: the walk stops before the last piece (`LockedDefect.sgSkipsLastSegment`).
+        let count = defect == .sgSkipsLastSegment ? t.pieceCount - 1 : t.pieceCount
+        var done = 0
+        var k = 0
+        while k < count {
+            let piece = p[k]
+            var off = 0
+            while off < piece.length {
+                let n = min(t.chunk, piece.length - off)
+                if t.injection.delayPerChunkNanoseconds > 0 { injectedDelay(t.injection.delayPerChunkNanoseconds) }
+                switch gate() {
+                case .go: break
+                case .abort: return .aborted
+                case .paused:
+                    if !waitWhilePaused() { return .aborted }
+                    continue
+                }
+                refreshProbe(&probe, &probeGen)
+                if let probe {
+                    probe(DMAAccess(cookie: t.cookie, kind: .read, address: UInt(bitPattern: piece.source + off), count: n))
+                    if t.injection.fault != .read {
+                        probe(DMAAccess(cookie: t.cookie, kind: .write, address: UInt(bitPattern: piece.destination + off), count: n))
+                    }
+                }
+                if let fault = t.injection.fault {
+                    endChunk()
+                    return .done(DMAResult(fault == .read ? .readFailed : .writeFailed, residue: t.length - done))
+                }
+                memcpy(piece.destination + off, piece.source + off, n)
+                off += n
+                done += n
+                // Residue before the end of the chunk, as in `run` (P1, S5).
+                if done < t.length { activeResidue.pointee.store(t.length - done, ordering: .relaxed) }
+                endChunk()
+            }
+            k += 1
+        }
+        return .done(DMAResult(.noError))
+    }
+
     /// Runs a cyclic descriptor until it is aborted. Kernel: the driver's period interrupt
     /// calling `vchan_cyclic_callback` (periods coalesce until the executor runs).
     func runCyclic(
@@ -491,9 +548,21 @@ extension LockedCore {
         // Read once per transfer, not per chunk (test-only defects; nil in every real channel).
         let lateResidue = defect == .residueAfterChunkEnd
         let periodAfterPause = defect == .periodAfterPause
+        periodClock.restart()
+        // The pace (DMAConfig.paceBytesPerSecond): a burst of n bytes moves once the request
+        // line has asked for them, n / pace seconds after the previous one was due. A resume
+        // restarts the schedule with the next burst due at once (the device's FIFO asked for
+        // it while paused; it does not catch up on the rest).
+        var scheduleStart = MonotonicClock.now()
+        var scheduled = 0  // bytes asked for since scheduleStart, the next burst included
+        let nsPerByte = t.pace > 0 ? 1e9 / Double(t.pace) : 0
         while true {
             let n = min(t.chunk, period - pos % period)
             if t.injection.delayPerChunkNanoseconds > 0 { injectedDelay(t.injection.delayPerChunkNanoseconds) }
+            if t.pace > 0 {
+                scheduled += n
+                waitUntil(scheduleStart &+ UInt64(Double(scheduled) * nsPerByte))
+            }
             if periodAfterPause && pos % period != 0 {
                 if !gateIgnoringPause() { return .aborted }
             } else {
@@ -502,6 +571,8 @@ extension LockedCore {
                 case .abort: return .aborted
                 case .paused:
                     if !waitWhilePaused() { return .aborted }
+                    scheduleStart = MonotonicClock.now()
+                    scheduled = -n
                     continue
                 }
             }
@@ -518,12 +589,16 @@ extension LockedCore {
             if !lateResidue { activeResidue.pointee.store(buf - pos % buf, ordering: .relaxed) }
             endChunk()
             if pos % period == 0 {
+                // The period's end, stamped before its callback can run (the callback reads it).
+                periodClock.periodEnded(at: MonotonicClock.now())
                 let aborted = lock.withLock { held -> Bool in
                     let s = st
                     while s.pointee.paused && !s.pointee.activeTerminated && !s.pointee.shutdown {
                         held.whileUnlocked {
                             flush(&wakes)
                             _ = waitWhilePaused()
+                            scheduleStart = MonotonicClock.now()
+                            scheduled = -min(t.chunk, period)
                         }
                     }
                     if s.pointee.shutdown || (s.pointee.activeTerminated && s.pointee.activeAbortRequested) {

@@ -14,9 +14,12 @@ extension LockedCore {
 
     func prepare(
         kind: TransferKind, destination: UnsafeMutableRawPointer, source: UnsafeRawPointer?, length: Int,
-        periodLength: Int, value: UInt8, flags: DMAPrepFlags, callback: consuming DMACallback? = nil
+        periodLength: Int, value: UInt8, flags: DMAPrepFlags, callback: consuming DMACallback? = nil,
+        segments: (UnsafeBufferPointer<DMASegment>, UnsafeBufferPointer<DMASegment>)? = nil
     ) -> DMADescriptor? {
         let m = magazine
+        // The pace applies to cyclic transfers only, so only their (rare) preps read it.
+        let pace = kind == .cyclic ? lock.withLock { _ in st.pointee.config.paceBytesPerSecond } : 0
         return m.withLock { () -> DMADescriptor? in
             // Ordering: relaxed; `release()` sets it under the channel lock and empties the
             // magazine under the magazine lock, which this thread holds.
@@ -33,6 +36,20 @@ extension LockedCore {
             // The slot is this thread's: off the free stack, on no list, its generation already
             // past every old handle, so nothing else reads or writes it until the handle is out.
             let s = slots + Int(i)
+            var destination = destination, source = source, length = length
+            if let (dsts, srcs) = segments {
+                let p = pieces + Int(i) * Self.pieceCapacity
+                guard let plan = DMASGPlan.plan(destinations: dsts, sources: srcs, maxSegments: Self.maxSegments, into: p)
+                else {
+                    m.count.pointee += 1  // the slot index is still there: back on the magazine
+                    return nil
+                }
+                s.pointee.pieceCount = plan.count
+                destination = p[0].destination
+                source = p[0].source
+                length = plan.total
+            }
+            s.pointee.pace = pace
             s.pointee.state = .prepared
             s.pointee.kind = kind
             s.pointee.reuse = false

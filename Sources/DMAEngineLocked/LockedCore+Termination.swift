@@ -315,6 +315,9 @@ extension LockedCore {
         guard config.burstBytes >= 0 else {
             throw .invalidArgument("burstBytes \(config.burstBytes) is negative; valid: 0 (whole transfer) or more")
         }
+        guard config.paceBytesPerSecond >= 0 else {
+            throw .invalidArgument("paceBytesPerSecond \(config.paceBytesPerSecond) is negative; valid: 0 (memory speed) or more")
+        }
         try withLiveLock { _ throws(DMAError) in
             st.pointee.config = config
             // Ordering: relaxed; see `prepare`.

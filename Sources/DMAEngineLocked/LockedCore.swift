@@ -135,6 +135,15 @@ final class LockedCore: @unchecked Sendable {
     /// Incremented when the access probe changes, so the engine re-reads it.
     let probeGeneration = Atomic<UInt64>(0)
 
+    /// The most segments per list of `prepareMemcpySG`.
+    static let maxSegments = 16
+    static let pieceCapacity = DMASGPlan.pieceCapacity(maxSegments: maxSegments)
+    /// Each slot's scatter-gather pieces (`pieceCapacity` per slot), preallocated so that
+    /// prep allocates nothing; written by prep, read by the engine while the slot is active.
+    let pieces: UnsafeMutablePointer<DMASGPiece>
+    /// Stamped by the engine at each period end of a cyclic transfer.
+    let periodClock = DMAPeriodClock()
+
     let engineEvent = ParkingEvent()
     let executorEvent = ParkingEvent()
     /// A futex word that synchronize sleeps on; bumped when executor or engine progress.
@@ -168,6 +177,7 @@ final class LockedCore: @unchecked Sendable {
         slots = UnsafeMutableRawPointer.allocate(byteCount: poolSize * Slot.stride, alignment: 128)
             .bindMemory(to: Slot.self, capacity: poolSize)
         slots.initialize(repeating: Slot(), count: poolSize)
+        pieces = .allocate(capacity: poolSize * Self.pieceCapacity)
         batch = UnsafeMutablePointer<BatchEntry>.allocate(capacity: poolSize)
         batch.initialize(repeating: BatchEntry(index: -1, cookie: DMACookie(0), result: .noError, owned: false), count: poolSize)
         chain = UnsafeMutablePointer<Transfer>.allocate(capacity: LockedTuning.chainDescriptors)
@@ -222,6 +232,7 @@ final class LockedCore: @unchecked Sendable {
         UnsafeMutableRawPointer(st).deallocate()
         slots.deinitialize(count: poolSize)
         UnsafeMutableRawPointer(slots).deallocate()
+        pieces.deallocate()
         batch.deinitialize(count: poolSize)
         batch.deallocate()
         chain.deallocate()

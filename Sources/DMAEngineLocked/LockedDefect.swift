@@ -38,7 +38,7 @@ public enum LockedDefect: String, Sendable, Hashable, CaseIterable {
     /// The engine publishes a chunk's residue after it ends the chunk, the order that the
     /// backend had until the random-client checker found it: `pause()` can return between
     /// the two stores, and the residue then moves once more while the channel is paused.
-    /// Breaks P1 (residue frozen). The 34 scenarios miss it (scenario 22 polls a slow
+    /// Breaks P1 (residue frozen). The scenarios miss it (scenario 22 polls a slow
     /// transfer whose injected delay hides the window); the checker catches it.
     case residueAfterChunkEnd
 
@@ -54,4 +54,10 @@ public enum LockedDefect: String, Sendable, Hashable, CaseIterable {
     /// `pause()` returned. Breaks P1 and P2. Missed by the scenarios (their paused
     /// transfers carry injected delays, so they are never chained); caught by the checker.
     case chainIgnoresPause
+
+    /// A scatter-gather walk stops before its last piece (the last run of bytes between a
+    /// source and a destination segment) and still completes with NOERROR, residue 0: the
+    /// off-by-one of a driver that loops `i < nents - 1`. Breaks the copy itself; caught by
+    /// scenario 35 (uneven segment lists land byte for byte).
+    case sgSkipsLastSegment
 }

@@ -110,7 +110,8 @@ enum SlotState: UInt8 {
 }
 
 enum TransferKind: UInt8 {
-    case memcpy, memset, cyclic
+    // memcpy and memset first: `isQuick` tests `rawValue < 2`.
+    case memcpy, memset, cyclic, memcpySG
 }
 
 /// One descriptor of the preallocated pool (kernel: `struct virt_dma_desc` and the
@@ -135,6 +136,10 @@ struct Slot {
     var periodLength = 0
     /// `DMAConfig.burstBytes` at prep time (config affects later preps only, scenario 32).
     var burstBytes = 0
+    /// `DMAConfig.paceBytesPerSecond` at prep time (cyclic only).
+    var pace = 0
+    /// `.memcpySG`: pieces in `LockedCore.pieces` at `index * pieceCapacity`.
+    var pieceCount = 0
     var injection = DMAInjection()
     /// `stallGeneration` when a stall was injected: the stall ends once it moves past it.
     var stallSeen: UInt64 = 0
@@ -147,8 +152,8 @@ struct Slot {
     /// share a cache line (or a 128-byte pair that the adjacent-line prefetcher fetches
     /// together). At 152 bytes, the client's prep of one slot and the engine's or executor's
     /// writes to its neighbour took the shared line from each other.
-    private var padding: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) =
-        (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    private var padding: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) =
+        (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
 
     /// The slot's size and stride in the pool.
     static let stride = 256
@@ -165,7 +170,7 @@ extension UnsafeMutablePointer where Pointee == Slot {
     /// A short plain transfer: the engine may finish it before it wakes the executor for
     /// the completions before it (completion coalescing, see `LockedCore.engineMain`).
     @inline(__always)
-    var isQuick: Bool { pointee.kind != .cyclic && !pointee.injected && pointee.length <= LockedTuning.quickBytes }
+    var isQuick: Bool { pointee.kind.rawValue < 2 && !pointee.injected && pointee.length <= LockedTuning.quickBytes }
 }
 
 /// A doubly linked intrusive list of slot indices, threaded through `Slot.prev/next`.

@@ -51,7 +51,18 @@ public final class RingChannel: DMAChannel {
     public var capabilities: DMACapabilities {
         DMACapabilities(
             cmdPause: true, cmdResume: true, cmdTerminate: true, residueGranularity: .burst,
-            descriptorReuse: true, completionNoOrder: false, memset: true, cyclic: true)
+            descriptorReuse: true, completionNoOrder: false, memset: true, cyclic: true,
+            memcpySG: true, maxSegments: RingCore.maxSegments)
+    }
+
+    /// Stamped by the engine at the end of each period of a cyclic transfer.
+    public var periodClock: DMAPeriodClock? { core.periodClock }
+
+    /// The corresponding kernel call is `dmaengine_prep_dma_memcpy_sg()`.
+    public func prepareMemcpySG(
+        destinations: UnsafeBufferPointer<DMASegment>, sources: UnsafeBufferPointer<DMASegment>, flags: DMAPrepFlags
+    ) -> DMADescriptor? {
+        core.prepareMemcpySG(destinations: destinations, sources: sources, flags: flags)
     }
 
     // MARK: Configuration and memory (the logic is in RingCore+Client.swift)

@@ -18,7 +18,13 @@ extension RingCore {
         guard config.burstBytes >= 0 else {
             throw .invalidArgument("burstBytes \(config.burstBytes); valid: 0 (whole transfer) or a positive byte count")
         }
+        guard config.paceBytesPerSecond >= 0, config.paceBytesPerSecond <= Int(UInt32.max) else {
+            throw .invalidArgument(
+                "paceBytesPerSecond \(config.paceBytesPerSecond); valid: 0 (memory speed) to \(UInt32.max) (a descriptor field)")
+        }
         burstBytes.pointee.store(config.burstBytes, ordering: .relaxed)
+        // Ordering: relaxed; configure applies to later preps, ordered by the caller.
+        paceBytes.pointee.store(config.paceBytesPerSecond, ordering: .relaxed)
     }
 
     // MARK: Coherent memory
@@ -78,6 +84,34 @@ extension RingCore {
         d.pointee.isCyclic = true
         d.pointee.periodLength = periodLength
         d.pointee.slow = true
+        // Ordering: relaxed; see `configure`.
+        d.pointee.pace = UInt32(truncatingIfNeeded: paceBytes.pointee.load(ordering: .relaxed))
+        return h
+    }
+
+    /// A scatter-gather copy: the lists are merged into the descriptor's preallocated piece
+    /// table, which the engine's slow path walks chunk by chunk.
+    /// The corresponding kernel call is `dmaengine_prep_dma_memcpy_sg()`.
+    func prepareMemcpySG(
+        destinations: UnsafeBufferPointer<DMASegment>, sources: UnsafeBufferPointer<DMASegment>, flags: DMAPrepFlags
+    ) -> DMADescriptor? {
+        guard let first = destinations.first, let firstSource = sources.first else { return nil }
+        guard let h = prepare(
+            destination: UnsafeMutableRawPointer(mutating: first.address), source: firstSource.address, fill: 0,
+            isMemset: false, length: 1, flags: flags)
+        else { return nil }
+        let p = pieces + Int(h.index) * Self.pieceCapacity
+        guard let plan = DMASGPlan.plan(destinations: destinations, sources: sources, maxSegments: Self.maxSegments, into: p),
+            plan.total <= Int(UInt32.max)
+        else {
+            scrub(h.index)
+            freeQueue.enqueue(h.index)
+            return nil
+        }
+        let d = descriptor(h.index)
+        d.pointee.length = plan.total
+        d.pointee.pieceCount = UInt8(plan.count)
+        d.pointee.slow = true
         return h
     }
 
@@ -103,6 +137,7 @@ extension RingCore {
         d.pointee.length = length
         d.pointee.chunkBytes = burst
         d.pointee.delayPerChunk = 0
+        d.pointee.pieceCount = 0
         d.pointee.state.store(SlotState.prepared, ordering: .relaxed)
         return DMADescriptor(index: index, generation: d.pointee.generation.load(ordering: .relaxed))
     }

@@ -102,6 +102,16 @@ final class RingCore: @unchecked Sendable {
     let cookieBase: UnsafeMutablePointer<Atomic<UInt64>>
     let failNext: UnsafeMutablePointer<Atomic<Int>>
     let burstBytes: UnsafeMutablePointer<Atomic<Int>>
+    /// `DMAConfig.paceBytesPerSecond`, read by cyclic preps.
+    let paceBytes: UnsafeMutablePointer<Atomic<Int>>
+    /// The most segments per list of `prepareMemcpySG`.
+    static let maxSegments = 16
+    static let pieceCapacity = DMASGPlan.pieceCapacity(maxSegments: maxSegments)
+    /// Each descriptor's scatter-gather pieces (`pieceCapacity` per descriptor), preallocated
+    /// so that prep allocates nothing; written by the client while prepared, read by the engine.
+    let pieces: UnsafeMutablePointer<DMASGPiece>
+    /// Stamped by the engine at each period end of a cyclic transfer.
+    let periodClock = DMAPeriodClock()
     /// An `Unmanaged<ProbeBox>` pointer, or 0.
     let probe: UnsafeMutablePointer<Atomic<UInt>>
     let stallGeneration: UnsafeMutablePointer<Atomic<UInt32>>
@@ -171,6 +181,7 @@ final class RingCore: @unchecked Sendable {
         cookieBase = at(8, 8, Tickets.pack(high: 0, low: 1))
         failNext = at(8, 16, 0)
         burstBytes = at(8, 24, 0)
+        paceBytes = at(8, 64, 0)
         probe = at(8, 32, UInt(0))
         stallGeneration = at(8, 40, UInt32(0))
         released = at(8, 48, false)
@@ -178,6 +189,7 @@ final class RingCore: @unchecked Sendable {
         syncWaiters = at(9, 0, 0)
 
         precondition(MemoryLayout<RingDescriptor>.stride <= Self.descriptorStride, "RingDescriptor outgrew its stride")
+        pieces = .allocate(capacity: options.poolSize * Self.pieceCapacity)
         poolBase = UnsafeMutableRawPointer.allocate(byteCount: options.poolSize * Self.descriptorStride, alignment: line)
         for i in 0..<options.poolSize {
             let d = (poolBase + i * Self.descriptorStride).bindMemory(to: RingDescriptor.self, capacity: 1)

@@ -203,6 +203,11 @@ final class RingEngine: @unchecked Sendable {
             return
         }
         var offset = 0
+        // Scatter-gather: the piece the walk is in, and the offset in it (each chunk stays
+        // inside one piece, so pause, terminate and the probe work per segment).
+        let pieceCount = Int(d.pointee.pieceCount)
+        let pieces = core.pieces + Int(index) * RingCore.pieceCapacity
+        var piece = 0, inPiece = 0
         while offset < length {
             if mustAbort(ticket: t) {
                 push(index: index, ticket: t, code: .aborted, residue: length - offset, terminated: true, bytes: 0)
@@ -210,24 +215,36 @@ final class RingEngine: @unchecked Sendable {
             }
             // Terminate or pause cut an injected delay short: re-check before touching memory.
             if injectedDelayInterrupted(d.pointee.delayPerChunk) { continue }
-            let n = min(chunk, length - offset)
+            var n = min(chunk, length - offset)
+            var dst = d.pointee.destination.unsafelyUnwrapped + offset
+            var src = d.pointee.source.map { $0 + offset }
+            if pieceCount > 0 {
+                n = min(n, pieces[piece].length - inPiece)
+                dst = pieces[piece].destination + inPiece
+                src = pieces[piece].source + inPiece
+            }
             // Ordering: acquire; pairs with the release store in `debugSetAccessProbe`.
             let p = core.probe.pointee.load(ordering: .acquiring)
             if p != 0, let raw = UnsafeRawPointer(bitPattern: p) {
                 let box = Unmanaged<ProbeBox>.fromOpaque(raw).takeUnretainedValue()
-                if !d.pointee.isMemset, let s = d.pointee.source {
-                    box.probe(DMAAccess(cookie: cookie, kind: .read, address: UInt(bitPattern: s + offset), count: n))
+                if !d.pointee.isMemset, let s = src {
+                    box.probe(DMAAccess(cookie: cookie, kind: .read, address: UInt(bitPattern: s), count: n))
                 }
-                if let dst = d.pointee.destination {
-                    box.probe(DMAAccess(cookie: cookie, kind: .write, address: UInt(bitPattern: dst + offset), count: n))
-                }
+                box.probe(DMAAccess(cookie: cookie, kind: .write, address: UInt(bitPattern: dst), count: n))
             }
             if d.pointee.isMemset {
-                memset(d.pointee.destination! + offset, Int32(d.pointee.fill), n)
+                memset(dst, Int32(d.pointee.fill), n)
             } else {
-                memcpy(d.pointee.destination! + offset, d.pointee.source! + offset, n)
+                memcpy(dst, src.unsafelyUnwrapped, n)
             }
             offset += n
+            if pieceCount > 0 {
+                inPiece += n
+                if inPiece == pieces[piece].length {
+                    piece += 1
+                    inPiece = 0
+                }
+            }
             core.active.pointee.store(UInt64(t) << 32 | UInt64(UInt32(truncatingIfNeeded: length - offset)), ordering: .relaxed)
         }
         push(index: index, ticket: t, code: .noError, residue: 0, terminated: false, bytes: length)
@@ -245,11 +262,21 @@ final class RingEngine: @unchecked Sendable {
         let cookie = core.cookie(ofTicket: t)
         flush()
         runCallbacks()
+        core.periodClock.restart()
         // Ordering: release; pairs with the executor's acquire load of `cyclic` (the
         // descriptor's callback, written before submit, is visible to it).
         core.cyclic.pointee.store(UInt64(t) << 32 | UInt64(index), ordering: .releasing)
         var offset = 0
         var inPeriod = 0
+        // The pace (DMAConfig.paceBytesPerSecond): a burst of n bytes moves once the request
+        // line has asked for them, n / pace seconds after the previous one was due. A resume
+        // restarts the schedule with the next burst due at once (no catching up).
+        let pace = Int(d.pointee.pace)
+        let nsPerByte = pace > 0 ? 1e9 / Double(pace) : 0
+        var scheduleStart = MonotonicClock.now()
+        var scheduled = 0  // bytes moved since scheduleStart, the first burst after a resume excepted
+        var dueNow = false  // the first burst after a resume
+        var pauses = seen.pauseGeneration
         core.active.pointee.store(UInt64(t) << 32 | UInt64(UInt32(truncatingIfNeeded: length)), ordering: .relaxed)
         while true {
             if mustAbort(ticket: t) {
@@ -258,9 +285,26 @@ final class RingEngine: @unchecked Sendable {
                 push(index: index, ticket: t, code: .aborted, residue: length - offset, terminated: true, bytes: 0)
                 return
             }
+            if pace > 0 && seen.pauseGeneration != pauses {
+                pauses = seen.pauseGeneration
+                scheduleStart = MonotonicClock.now()
+                scheduled = 0
+                dueNow = true
+            }
             // Terminate or pause cut an injected delay short: re-check before touching memory.
             if injectedDelayInterrupted(d.pointee.delayPerChunk) { continue }
             let n = min(chunk, period - inPeriod, length - offset)
+            if pace > 0 {
+                // Sleeps on the engine's futex (no CPU burnt at audio rates); a control change
+                // wakes it, and the loop re-checks before it moves data.
+                let due = scheduleStart &+ UInt64(Double(scheduled + n) * nsPerByte)
+                let now = MonotonicClock.now()
+                if now < due && !dueNow {
+                    interruptibleSleep(nanoseconds: Int64(due - now), stallSeen: nil)
+                    continue
+                }
+                if dueNow { dueNow = false } else { scheduled += n }
+            }
             // Ordering: acquire; pairs with the release store in `debugSetAccessProbe`.
             let p = core.probe.pointee.load(ordering: .acquiring)
             if p != 0, let raw = UnsafeRawPointer(bitPattern: p) {
@@ -275,6 +319,8 @@ final class RingEngine: @unchecked Sendable {
             core.active.pointee.store(UInt64(t) << 32 | UInt64(UInt32(truncatingIfNeeded: length - offset)), ordering: .relaxed)
             if inPeriod == period || offset == 0 {
                 inPeriod = 0
+                // The period's end, stamped before its callback can run (the callback reads it).
+                core.periodClock.periodEnded(at: MonotonicClock.now())
                 // Ordering: seq_cst (release part pairs with the executor's acquire load of
                 // `cyclicPeriods`: the period's bytes are visible to the callback; seq_cst part
                 // with the executor's seq_cst park announcement).

@@ -49,6 +49,11 @@ struct RingDescriptor: ~Copyable {
     /// 0 none, 1 read, 2 write.
     var fault: UInt8 = 0
     var fill: UInt8 = 0
+    /// Scatter-gather: pieces in `RingCore.pieces` at `index * pieceCapacity` (0 = flat).
+    /// Small fields here fill the padding before `destination` (the stride is 128 bytes).
+    var pieceCount: UInt8 = 0
+    /// Cyclic: `DMAConfig.paceBytesPerSecond` at prep (0 = memory speed).
+    var pace: UInt32 = 0
     var destination: UnsafeMutableRawPointer? = nil
     var source: UnsafeRawPointer? = nil
     var length = 0

@@ -1,6 +1,6 @@
 // dmabench — DMAEngineTestSupport
 //
-// The conformance suite of docs/contract.md part B as reusable code (after swift-collections' `checkCollection`): any backend, a third party's too, runs all 34
+// The conformance suite of docs/contract.md part B as reusable code (after swift-collections' `checkCollection`): any backend, a third party's too, runs all 38
 // scenarios by handing over a channel factory. It is plain code, not tied to a test
 // framework, so that `dmabench conformance` runs it as well as swift-testing does.
 //
@@ -205,7 +205,7 @@ public struct ConformanceSubject: Sendable {
     }
 }
 
-/// One of the 34 scenarios of docs/contract.md part B.
+/// One of the 38 scenarios of docs/contract.md part B.
 public struct ConformanceScenario: Sendable, Hashable, CustomStringConvertible {
     public var number: Int
     public var name: String
@@ -217,7 +217,7 @@ public struct ConformanceScenario: Sendable, Hashable, CustomStringConvertible {
 
     public var description: String { "\(number). \(name)" }
 
-    /// All 34, in order.
+    /// All 38, in order.
     public static let all: [ConformanceScenario] = scenarioTable.map { $0.info }
 
     public static func scenario(_ number: Int) -> ConformanceScenario? { all.first { $0.number == number } }
@@ -229,7 +229,7 @@ public struct ConformanceScenario: Sendable, Hashable, CustomStringConvertible {
 ///   - makeChannel: creates a fresh channel for the given options; called once or more per
 ///     scenario. Its capabilities decide which optional parts run.
 ///   - configuration: iterations, watchdog, seed; `.standard()` reads the environment.
-///   - scenarios: the scenario numbers to run (nil: all 34).
+///   - scenarios: the scenario numbers to run (nil: all 38).
 ///   - progress: called after each scenario, on the calling thread.
 /// - Returns: one result per scenario, in order.
 public func checkDMAChannelConformance(

@@ -1,6 +1,6 @@
 // dmabench — DMAEngineTestSupport
 //
-// The random-client checker (docs/contract.md, part D): where the 34 scenarios each run one
+// The random-client checker (docs/contract.md, part D): where the 38 scenarios each run one
 // pattern, it runs random valid client programs (1–4 threads; memcpy, memset and cyclic
 // transfers of 1 B–1 MiB; pause windows; terminates from the client and from callbacks;
 // REUSE; callbacks that resubmit behind a stop gate) and checks the recorded history

@@ -8,7 +8,7 @@ import DMAEngine
 import Platform
 import Synchronization
 
-/// The table of the 34 scenarios: number, name, needs, body.
+/// The table of the 38 scenarios: number, name, needs, body.
 let scenarioTable: [(info: ConformanceScenario, body: @Sendable (ScenarioContext) throws -> Void)] = [
     (.init(number: 1, name: "basic copy", needsEngineThread: false, isRace: false), Scenarios.basicCopy),
     (.init(number: 2, name: "first cookie and monotonicity", needsEngineThread: false, isRace: false), Scenarios.firstCookie),
@@ -44,6 +44,10 @@ let scenarioTable: [(info: ConformanceScenario, body: @Sendable (ScenarioContext
     (.init(number: 32, name: "config scope", needsEngineThread: false, isRace: false), Scenarios.configScope),
     (.init(number: 33, name: "misuse T6: issue between terminateAsync and synchronize", needsEngineThread: false, isRace: false), Scenarios.misuseT6),
     (.init(number: 34, name: "dmatest soak", needsEngineThread: false, isRace: false), Scenarios.dmatestSoak),
+    (.init(number: 35, name: "scatter-gather: uneven segment lists", needsEngineThread: false, isRace: false), Scenarios.sgUnevenLists),
+    (.init(number: 36, name: "scatter-gather: residue across segments", needsEngineThread: true, isRace: false), Scenarios.sgResidue),
+    (.init(number: 37, name: "scatter-gather: terminate mid-list", needsEngineThread: true, isRace: false), Scenarios.sgTerminateMidList),
+    (.init(number: 38, name: "scatter-gather: seed race, every segment guarded", needsEngineThread: false, isRace: true), Scenarios.sgSeedRace),
 ]
 
 enum Scenarios {

@@ -59,7 +59,8 @@ public final class URingChannel: DMAChannel {
 
     public static let staticCapabilities = DMACapabilities(
         cmdPause: true, cmdResume: true, cmdTerminate: true, residueGranularity: .segment,
-        descriptorReuse: false, completionNoOrder: false, memset: false, cyclic: false)
+        descriptorReuse: false, completionNoOrder: false, memset: false, cyclic: false,
+        memcpySG: true, maxSegments: URingCore.maxSegments)
 
     public var capabilities: DMACapabilities { Self.staticCapabilities }
 
@@ -154,6 +155,14 @@ public final class URingChannel: DMAChannel {
         to destination: UnsafeMutableRawPointer, from source: UnsafeRawPointer, length: Int, flags: DMAPrepFlags
     ) -> DMADescriptor? {
         core.prepareMemcpy(to: destination, from: source, length: length, flags: flags)
+    }
+
+    /// The corresponding kernel call is `dmaengine_prep_dma_memcpy_sg()`. Every source
+    /// segment must come from `allocateCoherent` (the pool file); nil otherwise.
+    public func prepareMemcpySG(
+        destinations: UnsafeBufferPointer<DMASegment>, sources: UnsafeBufferPointer<DMASegment>, flags: DMAPrepFlags
+    ) -> DMADescriptor? {
+        core.prepareMemcpySG(destinations: destinations, sources: sources, flags: flags)
     }
 
     /// Not supported (`capabilities.memset == false`): io_uring has no fill opcode.

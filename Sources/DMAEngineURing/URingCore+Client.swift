@@ -32,11 +32,43 @@ extension URingCore {
         to destination: UnsafeMutableRawPointer, from source: UnsafeRawPointer, length: Int, flags: DMAPrepFlags
     ) -> DMADescriptor? {
         guard length > 0, let off = pool.offset(of: source, length: length) else { return nil }
-        return lock.withLock { held -> DMADescriptor? in
+        return prepare(destination: destination, sourceOffset: off, length: length, flags: flags, segments: nil)
+    }
+
+    /// A scatter-gather copy: one READ per piece (a run inside one source and one destination
+    /// segment), submitted together and unlinked, as the chunks of a flat copy are. Every
+    /// source segment must lie in the pool file.
+    func prepareMemcpySG(
+        destinations: UnsafeBufferPointer<DMASegment>, sources: UnsafeBufferPointer<DMASegment>, flags: DMAPrepFlags
+    ) -> DMADescriptor? {
+        guard let d = destinations.first, let first = sources.first,
+            let off = pool.offset(of: first.address, length: first.length)
+        else { return nil }
+        for s in sources where pool.offset(of: s.address, length: max(1, s.length)) == nil { return nil }
+        return prepare(
+            destination: UnsafeMutableRawPointer(mutating: d.address), sourceOffset: off, length: 1, flags: flags,
+            segments: (destinations, sources))
+    }
+
+    private func prepare(
+        destination: UnsafeMutableRawPointer, sourceOffset off: Int, length: Int, flags: DMAPrepFlags,
+        segments: (UnsafeBufferPointer<DMASegment>, UnsafeBufferPointer<DMASegment>)?
+    ) -> DMADescriptor? {
+        lock.withLock { held -> DMADescriptor? in
             guard !st.pointee.released, st.pointee.freeCount > 0 else { return nil }
-            st.pointee.freeCount -= 1
-            let idx = freeList[st.pointee.freeCount]
+            let idx = freeList[st.pointee.freeCount - 1]
             let s = slots + Int(idx)
+            var length = length
+            s.pointee.pieceCount = 0
+            if let (dsts, srcs) = segments {
+                guard let plan = DMASGPlan.plan(
+                    destinations: dsts, sources: srcs, maxSegments: Self.maxSegments,
+                    into: pieces + Int(idx) * Self.pieceCapacity)
+                else { return nil }
+                s.pointee.pieceCount = plan.count
+                length = plan.total
+            }
+            st.pointee.freeCount -= 1
             s.pointee.state = .prepared
             s.pointee.flags = flags
             s.pointee.destination = destination

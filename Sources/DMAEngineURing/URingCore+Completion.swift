@@ -66,10 +66,9 @@ extension URingCore {
         defer { outstanding.wrappingSubtract(1, ordering: .sequentiallyConsistent) }
         let isData = URingUserData.kind(ud) == URingUserData.Kind.data.rawValue
         let chunk = URingUserData.chunk(ud)
-        if isData, st.pointee.hasProbe, let probe = st.pointee.probe, let dst = s.pointee.destination {
-            let off = chunk * s.pointee.chunkBytes
-            probe(DMAAccess(cookie: s.pointee.cookie, kind: .write, address: UInt(bitPattern: dst + off),
-                            count: min(s.pointee.chunkBytes, s.pointee.length - off)))
+        if isData, st.pointee.hasProbe, let probe = st.pointee.probe, s.pointee.destination != nil {
+            let (dst, _, n) = span(UInt32(idx), chunk)
+            probe(DMAAccess(cookie: s.pointee.cookie, kind: .write, address: UInt(bitPattern: dst), count: n))
         }
         if s.pointee.state == .zombie {
             if s.pointee.zombieEpoch <= st.pointee.syncedEpoch {
@@ -88,8 +87,7 @@ extension URingCore {
                 s.pointee.result = res == -ECANCELED ? .aborted : (res == -EFAULT ? .writeFailed : .readFailed)
             }
         } else {
-            let off = chunk * s.pointee.chunkBytes
-            let want = min(s.pointee.chunkBytes, s.pointee.length - off)
+            let want = span(UInt32(idx), chunk).count
             s.pointee.bytesDone += Int(res)
             if Int(res) < want && s.pointee.result == .noError { s.pointee.result = .readFailed }
         }

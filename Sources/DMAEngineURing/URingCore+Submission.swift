@@ -58,17 +58,15 @@ extension URingCore {
     @inline(__always)
     func prepChunk(_ ring: OpaquePointer, _ idx: UInt32, _ c: Int, _: borrowing SQHeld, _: borrowing Held) -> Int {
         let s = slots + Int(idx)
-        let off = c * s.pointee.chunkBytes
-        let n = min(s.pointee.chunkBytes, s.pointee.length - off)
-        let dst = s.pointee.destination! + off
+        let (dst, sourceOffset, n) = span(idx, c)
         var bufIndex: Int32 = -1
         if fixedBuffer, pool.offset(of: dst, length: n) != nil { bufIndex = 0 }
         _ = curing_prep_read(
-            ring, fixedFile ? 0 : pool.fd, fixedFile ? 1 : 0, dst, UInt32(n), UInt64(s.pointee.sourceOffset + off),
+            ring, fixedFile ? 0 : pool.fd, fixedFile ? 1 : 0, dst, UInt32(n), UInt64(sourceOffset),
             bufIndex, URingUserData.make(.data, slot: idx, chunk: c, generation: s.pointee.generation))
         if st.pointee.hasProbe, let probe = st.pointee.probe {
             let cookie = s.pointee.cookie
-            probe(DMAAccess(cookie: cookie, kind: .read, address: UInt(bitPattern: pool.base + s.pointee.sourceOffset + off), count: n))
+            probe(DMAAccess(cookie: cookie, kind: .read, address: UInt(bitPattern: pool.base + sourceOffset), count: n))
         }
         return 1
     }

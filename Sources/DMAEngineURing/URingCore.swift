@@ -49,6 +49,11 @@ final class URingCore: @unchecked Sendable {
     let sqLock = URingSQLock()
     let st: UnsafeMutablePointer<URingState>
     let slots: UnsafeMutablePointer<URingSlot>
+    /// The most segments per list of `prepareMemcpySG`.
+    static let maxSegments = 16
+    static let pieceCapacity = DMASGPlan.pieceCapacity(maxSegments: maxSegments)
+    /// Each slot's scatter-gather pieces, preallocated so that prep allocates nothing.
+    let pieces: UnsafeMutablePointer<DMASGPiece>
     let slotCount: Int
     let freeList: UnsafeMutablePointer<UInt32>
     let fifo: UnsafeMutablePointer<UInt32>
@@ -131,6 +136,7 @@ final class URingCore: @unchecked Sendable {
         st = .allocate(capacity: 1)
         st.initialize(to: URingState())
         slots = .allocate(capacity: slotCount)
+        pieces = .allocate(capacity: slotCount * Self.pieceCapacity)
         slots.initialize(repeating: URingSlot(), count: slotCount)
         freeList = .allocate(capacity: slotCount)
         for i in 0..<slotCount { freeList[i] = UInt32(slotCount - 1 - i) }
@@ -172,6 +178,7 @@ final class URingCore: @unchecked Sendable {
     deinit {
         slots.deinitialize(count: slotCount)
         slots.deallocate()
+        pieces.deallocate()
         st.deinitialize(count: 1)
         st.deallocate()
         freeList.deallocate()
@@ -288,9 +295,27 @@ final class URingCore: @unchecked Sendable {
         return s
     }
 
+    /// Chunk `c` of slot `idx`: where its bytes go, where they come from in the pool file,
+    /// and how many.
+    @inline(__always)
+    func span(_ idx: UInt32, _ c: Int) -> (destination: UnsafeMutableRawPointer, sourceOffset: Int, count: Int) {
+        let s = slots + Int(idx)
+        if s.pointee.pieceCount > 0 {
+            let p = pieces[Int(idx) * Self.pieceCapacity + c]
+            return (p.destination, UnsafeRawPointer(p.source) - UnsafeRawPointer(pool.base), p.length)
+        }
+        let off = c * s.pointee.chunkBytes
+        return (s.pointee.destination! + off, s.pointee.sourceOffset + off, min(s.pointee.chunkBytes, s.pointee.length - off))
+    }
+
     /// Splits a slot's transfer into SQE-sized chunks of about `requested` bytes (0: whole).
     @inline(__always)
     func setChunking(_ s: UnsafeMutablePointer<URingSlot>, requested: Int, _: borrowing Held) {
+        // Scatter-gather: one chunk per piece, whatever the burst.
+        if s.pointee.pieceCount > 0 {
+            s.pointee.chunkCount = s.pointee.pieceCount
+            return
+        }
         let len = s.pointee.length
         if (requested <= 0 || requested >= len) && len <= 1 << 30 {
             // The common case: one SQE for the whole transfer, no division on the hot path.

@@ -36,6 +36,9 @@ struct URingSlot {
     /// One SQE reads at most this many bytes (the configured burst, or the injected chunk).
     var chunkBytes = 0
     var chunkCount = 0
+    /// Scatter-gather: the chunks are the pieces in `URingCore.pieces` at
+    /// `index * pieceCapacity`, one READ each (0 = a flat copy in `chunkBytes` chunks).
+    var pieceCount = 0
     /// Chunks handed to the kernel so far.
     var chunksIssued = 0
     /// SQEs of this slot in the kernel (no CQE yet).

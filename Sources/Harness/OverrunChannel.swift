@@ -53,6 +53,28 @@ public final class OverrunChannel: DMAChannel {
         inner.prepareMemset(to: destination, value: value, length: length, flags: flags)
     }
 
+    /// Scatter-gather: the last source and destination segments are N bytes longer (the
+    /// lists are copied into stack memory, so the wrapper allocates nothing either).
+    public func prepareMemcpySG(
+        destinations: UnsafeBufferPointer<DMASegment>, sources: UnsafeBufferPointer<DMASegment>, flags: DMAPrepFlags
+    ) -> DMADescriptor? {
+        count(flags, callback: false)
+        guard overrun > 0, !destinations.isEmpty, !sources.isEmpty else {
+            return inner.prepareMemcpySG(destinations: destinations, sources: sources, flags: flags)
+        }
+        return withUnsafeTemporaryAllocation(of: DMASegment.self, capacity: destinations.count + sources.count) { t in
+            for (k, d) in destinations.enumerated() { t[k] = d }
+            for (k, s) in sources.enumerated() { t[destinations.count + k] = s }
+            t[destinations.count - 1].length += overrun
+            t[t.count - 1].length += overrun
+            let d = UnsafeBufferPointer(rebasing: t[0..<destinations.count])
+            let s = UnsafeBufferPointer(rebasing: t[destinations.count...])
+            return inner.prepareMemcpySG(destinations: d, sources: s, flags: flags)
+        }
+    }
+
+    public var periodClock: DMAPeriodClock? { inner.periodClock }
+
     public func prepareCyclic(
         to destination: UnsafeMutableRawPointer, from source: UnsafeRawPointer, bufferLength: Int, periodLength: Int,
         flags: DMAPrepFlags

@@ -22,10 +22,10 @@ struct ConformanceCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Iterations of each race scenario (default 10000).")
     var iterations: Int?
 
-    @Option(help: "Scenario numbers to run, comma-separated (default: all 34).")
+    @Option(help: "Scenario numbers to run, comma-separated (default: all 38).")
     var scenario: String?
 
-    @Option(help: "Soak: repeat the race scenarios (15, 19, 20, 21, 34) with random timing for this long, e.g. 90s, 10m, 1h.")
+    @Option(help: "Soak: repeat the race scenarios (15, 19, 20, 21, 34, 38) with random timing for this long, e.g. 90s, 10m, 1h.")
     var soak: String?
 
     @Option(help: "Random seed (default: fixed, or random in soak and fuzz mode). With --fuzz, the seed a failure printed replays its trial first.")
@@ -37,7 +37,7 @@ struct ConformanceCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Leak check instead of the suite: create and release N channels per backend; open fds and threads must return to the baseline.")
     var leaks: Int?
 
-    static let raceScenarios = [15, 19, 20, 21, 34]
+    static let raceScenarios = [15, 19, 20, 21, 34, 38]
 
     func run() throws {
         let registry = BackendRegistry.names

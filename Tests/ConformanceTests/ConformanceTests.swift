@@ -106,6 +106,8 @@ struct ConformanceTests {
             (.terminateKeepsCopyingActive, [14, 30, 33]),
             // terminated transfers get callbacks after synchronize: 14, 30, 21, 20.
             (.callbackAfterTerminate, [14, 30, 21, 20]),
+            // a scatter-gather walk that stops before its last piece: 35 checks every byte.
+            (.sgSkipsLastSegment, [35]),
         ]
 
         static var configuration: ConformanceConfiguration {

@@ -1,7 +1,7 @@
 // dmabench — ConformanceTests
 //
 // The random-client checker (docs/contract.md, part D) against the locked backend, and its
-// negative controls: three deliberately broken variants that the 34 scenarios miss, each of
+// negative controls: three deliberately broken variants that the scenarios miss, each of
 // which the checker must catch within its default budget.
 
 import DMAEngine
