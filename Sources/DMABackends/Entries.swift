@@ -25,7 +25,7 @@ let entries: [BackendEntry] = [
         // Two threads, not three: on a 2-CPU machine a separate callback executor has no CPU
         // of its own (DMACallbackContext.engineThread).
         var o = o
-        o.callbackContext = .engineThread
+        o.callbackContext = o.requestedCallbackContext ?? .engineThread
         return try LockedChannel(options: o)
     },
     BackendEntry(name: "ring", summary: "lock-free: MPSC submission ring, polling engine, completion ring, epoch terminate") { o throws(DMAError) in
@@ -33,7 +33,7 @@ let entries: [BackendEntry] = [
         // machine the executor thread has no CPU of its own). The ring passes the whole
         // conformance suite in both callback contexts.
         var o = o
-        o.callbackContext = .engineThread
+        o.callbackContext = o.requestedCallbackContext ?? .engineThread
         return try RingChannel(options: o)
     },
     BackendEntry(name: "uring", summary: "io_uring: reads from a page-cache pool file, reaper thread", unavailableReason: uringUnavailable) { o throws(DMAError) in

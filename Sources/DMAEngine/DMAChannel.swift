@@ -50,6 +50,10 @@ public struct DMAChannelOptions: Sendable, Hashable {
     public var coherentPoolBytes: Int
     /// Which thread runs callbacks. Backends that have no separate executor ignore it.
     public var callbackContext: DMACallbackContext = .executorThread
+    /// A client's explicit choice of callback context, which a registry entry that picks
+    /// its own default (`DMABackends`) honours instead. The harness asks for the executor
+    /// thread on cyclic streams, so that a slow period callback cannot hold the engine back.
+    public var requestedCallbackContext: DMACallbackContext?
 
     public init(
         poolSize: Int = 4096, engineCPU: Int? = nil, executorCPU: Int? = nil,

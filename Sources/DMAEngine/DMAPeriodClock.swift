@@ -21,11 +21,15 @@ public final class DMAPeriodClock: @unchecked Sendable {
 
     private let words: UnsafeMutablePointer<Atomic<UInt64>>
     private let counter: UnsafeMutablePointer<Atomic<UInt64>>
+    /// The cookie of the transfer the counts belong to (0: none yet).
+    private let streamCookie: UnsafeMutablePointer<Atomic<Int32>>
 
     public init() {
         let raw = UnsafeMutableRawPointer.allocate(byteCount: (Self.capacity + 16) * 8, alignment: 128)
         counter = raw.bindMemory(to: Atomic<UInt64>.self, capacity: 1)
         counter.initialize(to: Atomic(0))
+        streamCookie = (raw + 8).bindMemory(to: Atomic<Int32>.self, capacity: 1)
+        streamCookie.initialize(to: Atomic(0))
         // The stamps start on the next 128-byte line: the counter is read far more often.
         words = (raw + 128).bindMemory(to: Atomic<UInt64>.self, capacity: Self.capacity)
         for k in 0..<Self.capacity { (words + k).initialize(to: Atomic(UInt64.max)) }
@@ -35,11 +39,21 @@ public final class DMAPeriodClock: @unchecked Sendable {
 
     // MARK: Engine side
 
-    /// A new cyclic transfer starts: its periods count from 0. Engine thread only.
-    public func restart() {
+    /// The cyclic transfer `cookie` starts: its periods count from 0. Engine thread only.
+    public func restart(cookie: DMACookie) {
         for k in 0..<Self.capacity { words[k].store(.max, ordering: .relaxed) }
         // Ordering: release; pairs with the acquire load in `completedPeriods`.
         counter.pointee.store(0, ordering: .releasing)
+        // Ordering: release; pairs with the acquire load in `stream`: a reader that sees the
+        // new cookie sees the counter restarted.
+        streamCookie.pointee.store(cookie.rawValue, ordering: .releasing)
+    }
+
+    /// The cookie of the cyclic transfer the counts belong to (the latest one started), so a
+    /// client does not read a previous stream's periods as its own.
+    public var stream: DMACookie {
+        // Ordering: acquire; pairs with the release store in `restart(cookie:)`.
+        DMACookie(streamCookie.pointee.load(ordering: .acquiring))
     }
 
     /// The engine finished a period at `now` (monotonic ns). Engine thread only.

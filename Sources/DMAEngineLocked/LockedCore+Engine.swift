@@ -385,20 +385,24 @@ extension LockedCore {
 
     /// An interruptible per-chunk delay (DMAInjection): terminate, pause and shutdown cut it
     /// short. Lock not held.
-    func injectedDelay(_ ns: Int64) { waitUntil(MonotonicClock.now() &+ UInt64(ns)) }
+    func injectedDelay(_ ns: Int64) { _ = waitUntil(MonotonicClock.now() &+ UInt64(ns)) }
 
     /// Sleeps until `deadline` (monotonic ns) on the engine's futex, which terminate, pause,
     /// resume and shutdown signal, so they cut the wait short: a paced stream at audio rate
     /// sleeps between bursts instead of spinning. Lock not held.
-    func waitUntil(_ deadline: UInt64) {
+    /// Returns false when a resume came while it slept (`resumes` is the generation seen).
+    @discardableResult
+    func waitUntil(_ deadline: UInt64, resumes: UInt64? = nil) -> Bool {
         while true {
             let now = MonotonicClock.now()
-            if now >= deadline { return }
+            if now >= deadline { return true }
             if abortFlag.load(ordering: .relaxed) || pauseFlag.load(ordering: .relaxed)
                 || shutdownFlag.load(ordering: .relaxed)
             {
-                return
+                return true
             }
+            // Ordering: acquire; pairs with the release add in `resume()`.
+            if let r = resumes, resumeGeneration.load(ordering: .acquiring) != r { return false }
             engineEvent.wait(spinNanoseconds: 0, timeoutNanoseconds: Int64(deadline - now))
         }
     }
@@ -548,20 +552,37 @@ extension LockedCore {
         // Read once per transfer, not per chunk (test-only defects; nil in every real channel).
         let lateResidue = defect == .residueAfterChunkEnd
         let periodAfterPause = defect == .periodAfterPause
-        periodClock.restart()
+        periodClock.restart(cookie: t.cookie)
         // The pace (DMAConfig.paceBytesPerSecond): a burst of n bytes moves once the request
         // line has asked for them, n / pace seconds after the previous one was due. A resume
         // restarts the schedule with the next burst due at once (the device's FIFO asked for
         // it while paused; it does not catch up on the rest).
         var scheduleStart = MonotonicClock.now()
         var scheduled = 0  // bytes asked for since scheduleStart, the next burst included
+        // Ordering: acquire; pairs with the release add in `resume()`.
+        var resumesSeen = resumeGeneration.load(ordering: .acquiring)
         let nsPerByte = t.pace > 0 ? 1e9 / Double(t.pace) : 0
         while true {
             let n = min(t.chunk, period - pos % period)
             if t.injection.delayPerChunkNanoseconds > 0 { injectedDelay(t.injection.delayPerChunkNanoseconds) }
             if t.pace > 0 {
-                scheduled += n
-                waitUntil(scheduleStart &+ UInt64(Double(scheduled) * nsPerByte))
+                // Ordering: acquire; pairs with the release add in `resume()`.
+                let resumes = resumeGeneration.load(ordering: .acquiring)
+                if resumes != resumesSeen {
+                    // Paused and resumed since the last burst (a pause that this thread never
+                    // saw at a gate): this burst is due now, the rest at the pace from here.
+                    resumesSeen = resumes
+                    scheduleStart = MonotonicClock.now()
+                    scheduled = 0
+                } else {
+                    scheduled += n
+                    if !waitUntil(scheduleStart &+ UInt64(Double(scheduled) * nsPerByte), resumes: resumes) {
+                        // Paused and resumed while asleep: the same.
+                        resumesSeen = resumeGeneration.load(ordering: .acquiring)
+                        scheduleStart = MonotonicClock.now()
+                        scheduled = 0
+                    }
+                }
             }
             if periodAfterPause && pos % period != 0 {
                 if !gateIgnoringPause() { return .aborted }
@@ -571,6 +592,8 @@ extension LockedCore {
                 case .abort: return .aborted
                 case .paused:
                     if !waitWhilePaused() { return .aborted }
+                    // Ordering: acquire; pairs with the release add in `resume()`.
+                    resumesSeen = resumeGeneration.load(ordering: .acquiring)
                     scheduleStart = MonotonicClock.now()
                     scheduled = -n
                     continue
@@ -597,6 +620,8 @@ extension LockedCore {
                         held.whileUnlocked {
                             flush(&wakes)
                             _ = waitWhilePaused()
+                            // Ordering: acquire; pairs with the release add in `resume()`.
+                            resumesSeen = resumeGeneration.load(ordering: .acquiring)
                             scheduleStart = MonotonicClock.now()
                             scheduled = -min(t.chunk, period)
                         }

@@ -41,6 +41,9 @@ extension LockedCore {
                 st.pointee.engineIdle = false
             }
         }
+        // Ordering: release; pairs with the acquire load in `waitUntil`: a paced stream asleep
+        // until its next burst restarts its schedule.
+        resumeGeneration.add(1, ordering: .releasing)
         // Wake the engine in any case: it may be waiting mid-transfer for the resume.
         engineEvent.signal()
     }

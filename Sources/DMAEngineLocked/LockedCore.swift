@@ -130,6 +130,8 @@ final class LockedCore: @unchecked Sendable {
     let pauseFlag = Atomic<Bool>(false)
     /// Mirrors `LockedState.shutdown` for the engine's chunk gate and waits.
     let shutdownFlag = Atomic<Bool>(false)
+    /// Incremented by every `resume()` (a paced stream's schedule restarts).
+    let resumeGeneration = Atomic<UInt64>(0)
     /// Incremented by `debugReleaseStalls()`.
     let stallGeneration = Atomic<UInt64>(0)
     /// Incremented when the access probe changes, so the engine re-reads it.

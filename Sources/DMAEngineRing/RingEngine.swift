@@ -262,7 +262,7 @@ final class RingEngine: @unchecked Sendable {
         let cookie = core.cookie(ofTicket: t)
         flush()
         runCallbacks()
-        core.periodClock.restart()
+        core.periodClock.restart(cookie: cookie)
         // Ordering: release; pairs with the executor's acquire load of `cyclic` (the
         // descriptor's callback, written before submit, is visible to it).
         core.cyclic.pointee.store(UInt64(t) << 32 | UInt64(index), ordering: .releasing)

@@ -140,11 +140,23 @@ public struct PointParameters: Codable, Sendable, Hashable {
     public var alignment: Int?
     public var completion: CompletionMode?
     public var cache: CacheMode?
+    /// Scatter-gather points: source and destination segments per descriptor, "S:D".
+    public var sge: String?
+    /// Cyclic points: periods in the buffer (`size` is the period), the pace in bytes per
+    /// second (0: memory speed), and the busy work per period callback in nanoseconds.
+    public var periods: Int?
+    public var pace: Int?
+    public var periodWorkNs: Int?
 
     public init(
         size: Int, batch: Int, depth: Int, channels: Int, rate: Double? = nil, inFlight: Int? = nil,
-        offsets: OffsetMode? = nil, alignment: Int? = nil, completion: CompletionMode? = nil, cache: CacheMode? = nil
+        offsets: OffsetMode? = nil, alignment: Int? = nil, completion: CompletionMode? = nil, cache: CacheMode? = nil,
+        sge: String? = nil, periods: Int? = nil, pace: Int? = nil, periodWorkNs: Int? = nil
     ) {
+        self.sge = sge
+        self.periods = periods
+        self.pace = pace
+        self.periodWorkNs = periodWorkNs
         self.size = size
         self.batch = batch
         self.depth = depth
@@ -166,7 +178,9 @@ public struct PointParameters: Codable, Sendable, Hashable {
     }
 
     // Encode nil as JSON null, so every key is always present.
-    enum CodingKeys: String, CodingKey { case size, batch, depth, channels, rate, inFlight, offsets, alignment, completion, cache }
+    enum CodingKeys: String, CodingKey {
+        case size, batch, depth, channels, rate, inFlight, offsets, alignment, completion, cache, sge, periods, pace, periodWorkNs
+    }
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(size, forKey: .size)
@@ -179,6 +193,10 @@ public struct PointParameters: Codable, Sendable, Hashable {
         try c.encode(alignment, forKey: .alignment)
         try c.encode(completion, forKey: .completion)
         try c.encode(cache, forKey: .cache)
+        try c.encode(sge, forKey: .sge)
+        try c.encode(periods, forKey: .periods)
+        try c.encode(pace, forKey: .pace)
+        try c.encode(periodWorkNs, forKey: .periodWorkNs)
     }
 }
 
@@ -277,8 +295,70 @@ public struct PointMetrics: Codable, Sendable {
     /// `--cache cold` by flushing: the client's time per descriptor spent flushing the slot
     /// before its submit (median over repetitions), inside the measured window.
     public var cacheFlushNsPerDescriptor: Double?
+    /// Cyclic points only.
+    public var cyclic: CyclicMetrics?
 
     public init() {}
+}
+
+/// What a cyclic point measured (docs/measurement-notes.md, "Scatter-gather and cyclic
+/// streams"). Counts are sums over the repetitions' windows; timings are per repetition.
+public struct CyclicMetrics: Codable, Sendable {
+    /// From each period's end (stamped by the engine) to the start of the callback that
+    /// reported it, in ns; a callback that covers several periods records each of them.
+    public var periodLatencyNs: LatencySummary?
+    /// Periods the engine completed in the windows, and period callbacks that ran.
+    public var periods: Int
+    public var callbacks: Int
+    /// Callbacks per elapsed period (1: one per period; less when coalesced, rule K1).
+    public var coalescing: Double
+    /// Periods the engine started overwriting before their callback ran (xruns).
+    public var overruns: Int
+    /// Periods whose end stamp had been overwritten when their callback ran (no latency).
+    public var unstamped: Int
+    /// The requested pace (0: memory speed), and what the stream moved, bytes per second.
+    public var paceBytesPerSecond: Int
+    public var achievedBytesPerSecond: MetricSummary
+    /// achieved / requested (nil at memory speed).
+    public var paceRatio: Double?
+    /// `pause()` call to return, and `resume()` call to the next byte moved, on a running stream.
+    public var pauseNs: MetricSummary
+    public var resumeToNextByteNs: MetricSummary
+    /// STOP: terminateAsync from a period callback (timed from that call) followed by the
+    /// client's synchronize; and terminateAsync + synchronize from the client.
+    public var stopFromCallbackNs: MetricSummary
+    public var stopFromClientNs: MetricSummary
+    /// Which thread ran the period callbacks, the burst size, and each window's length.
+    public var callbackContext: String
+    public var burstBytes: Int
+    public var windowSeconds: Double
+    /// Destination bytes that differed from the source after the stream (all repetitions).
+    public var mismatchedBytes: Int
+
+    public init(
+        periodLatencyNs: LatencySummary?, periods: Int, callbacks: Int, overruns: Int, unstamped: Int,
+        paceBytesPerSecond: Int, achievedBytesPerSecond: MetricSummary, pauseNs: MetricSummary,
+        resumeToNextByteNs: MetricSummary, stopFromCallbackNs: MetricSummary, stopFromClientNs: MetricSummary,
+        callbackContext: String, burstBytes: Int, windowSeconds: Double, mismatchedBytes: Int
+    ) {
+        self.periodLatencyNs = periodLatencyNs
+        self.periods = periods
+        self.callbacks = callbacks
+        self.coalescing = periods > 0 ? Double(callbacks) / Double(periods) : 0
+        self.overruns = overruns
+        self.unstamped = unstamped
+        self.paceBytesPerSecond = paceBytesPerSecond
+        self.achievedBytesPerSecond = achievedBytesPerSecond
+        self.paceRatio = paceBytesPerSecond > 0 ? achievedBytesPerSecond.median / Double(paceBytesPerSecond) : nil
+        self.pauseNs = pauseNs
+        self.resumeToNextByteNs = resumeToNextByteNs
+        self.stopFromCallbackNs = stopFromCallbackNs
+        self.stopFromClientNs = stopFromClientNs
+        self.callbackContext = callbackContext
+        self.burstBytes = burstBytes
+        self.windowSeconds = windowSeconds
+        self.mismatchedBytes = mismatchedBytes
+    }
 }
 
 /// One counter of one thread, per descriptor, or why it is missing.

@@ -93,7 +93,26 @@ public final class Runner {
                 onSkip?(s)
             }
         }
-        let filtered = points.filter { !skippedNames.contains($0.backend) }
+        if capabilitySkips == nil {
+            do {
+                for s in try preflight() {
+                    out.skipped.append(s)
+                    onSkip?(s)
+                }
+            } catch {
+                out.failure = "\(error)"
+                return out
+            }
+        }
+        let caps = capabilitySkips ?? [:]
+        let filtered = points.filter { p in
+            if skippedNames.contains(p.backend) { return false }
+            if let c = caps[p.backend] {
+                if c.skipsSG && p.parameters.sge != nil { return false }
+                if c.skipsCyclic && p.workload == .cyclic { return false }
+            }
+            return true
+        }
         var runnable: [(PointSpec, PointPlacement)] = []
         for cell in placements { for p in filtered { runnable.append((p, cell)) } }
         let start = MonotonicClock.now()
@@ -150,6 +169,18 @@ public final class Runner {
     }
 
     func options(for p: PointSpec, placement: PointPlacement) -> DMAChannelOptions {
+        if p.workload == .cyclic {
+            // The period callbacks on an executor thread of their own, as a DMA controller's
+            // period interrupt runs its tasklet: the engine streams on while a callback runs,
+            // so a slow one overruns periods instead of holding the stream back.
+            var o = DMAChannelOptions(
+                poolSize: 64, engineCPU: placement.engineCPU(topology: topology),
+                executorCPU: placement.executorCPU(topology: topology),
+                coherentPoolBytes: max(1 << 20, 4 * p.parameters.size * (p.parameters.periods ?? 4)))
+            o.callbackContext = .executorThread
+            o.requestedCallbackContext = .executorThread
+            return o
+        }
         let need = max(p.parameters.depth * 2, (p.parameters.inFlight ?? 0) + 256, 1024)
         // Both regions of the slot ring, doubled for the allocator's rounding (cold caches by
         // footprint use more slots than the depth asks for).
@@ -174,7 +205,68 @@ public final class Runner {
         spec.completion = p.parameters.completion ?? .callback
         spec.cache = p.parameters.cache ?? .hot
         spec.cacheMethod = plan.cacheMethod
+        spec.sge = p.parameters.sge.flatMap(SGShape.init(parsing:))
         return spec
+    }
+
+    /// What a cyclic point asks of the stream.
+    func cyclicSpec(_ p: PointSpec) -> CyclicSpec {
+        var s = CyclicSpec(
+            periodBytes: p.parameters.size, periods: p.parameters.periods ?? 4, pace: p.parameters.pace ?? 0,
+            durationNanoseconds: plan.durationNanoseconds)
+        s.periodWorkNanoseconds = p.parameters.periodWorkNs ?? 0
+        s.verify = plan.verify
+        return s
+    }
+
+    /// Which points each backend cannot run, by capability (scatter-gather, cyclic), found
+    /// by opening one channel of each backend the plan uses (`preflight`).
+    var capabilitySkips: [String: (skipsSG: Bool, skipsCyclic: Bool)]?
+
+    /// Opens one channel per backend whose points need a capability, and records which of
+    /// its points to skip (visibly, with the reason) and which requests it cannot meet.
+    /// Throws `PreflightError` for a request no skip can honour (more segments than a
+    /// backend's `maxSegments`): that is bad input, not a missing feature.
+    public func preflight() throws -> [SkippedBackend] {
+        var out: [SkippedBackend] = []
+        var skips: [String: (Bool, Bool)] = [:]
+        let points = plan.points()
+        let maxSegments = points.compactMap { $0.parameters.sge.flatMap(SGShape.init(parsing:)) }
+            .map { max($0.sources, $0.destinations) }.max()
+        let wantsCyclic = points.contains { $0.workload == .cyclic }
+        guard maxSegments != nil || wantsCyclic else {
+            capabilitySkips = [:]
+            return []
+        }
+        for name in Set(points.map(\.backend)).sorted() {
+            guard let f = factories[name], f.unavailableReason() == nil else { continue }
+            var o = DMAChannelOptions(poolSize: 64, coherentPoolBytes: 1 << 20)
+            o.spinNanoseconds = 0
+            let caps: DMACapabilities
+            do {
+                let ch = try f.make(o)
+                caps = ch.capabilities
+                try? ch.release()
+            } catch {
+                throw PreflightError(description: "cannot open a \(name) channel to read its capabilities: \(error)")
+            }
+            var sg = false, cyc = false
+            if let need = maxSegments, points.contains(where: { $0.backend == name && $0.parameters.sge != nil }) {
+                if !caps.memcpySG {
+                    sg = true
+                    out.append(SkippedBackend(backend: name, reason: "scatter-gather points: memcpySG is false (no prepareMemcpySG)"))
+                } else if need > caps.maxSegments {
+                    throw PreflightError(description: "--sge asks for \(need) segments per list; backend \(name) takes at most \(caps.maxSegments) (maxSegments)")
+                }
+            }
+            if wantsCyclic && points.contains(where: { $0.backend == name && $0.workload == .cyclic }) && !caps.cyclic {
+                cyc = true
+                out.append(SkippedBackend(backend: name, reason: "cyclic points: cyclic is false (DMA_CYCLIC not in the capability mask)"))
+            }
+            skips[name] = (sg, cyc)
+        }
+        capabilitySkips = skips.mapValues { (skipsSG: $0.0, skipsCyclic: $0.1) }
+        return out
     }
 
     func memoryPlacer(_ placement: PointPlacement) -> MemoryPlacer {
@@ -315,6 +407,56 @@ public final class Runner {
             point.environment = env
             return point
 
+        case .cyclic:
+            let spec = cyclicSpec(p)
+            let ch = try factory.make(options(for: p, placement: placement))
+            defer { try? ch.release() }
+            let client = try CyclicClient(channel: ch, spec: spec, memory: memoryPlacer(placement))
+            let placementRecord = try verifiedPlacement(
+                channel: ch, placement: placement, submitter: submitter, memory: client.verifiedMemory)
+            let watchStart = InterferenceSnapshot.take()
+            var samples: [CyclicSample] = []
+            var countersOut: [String: [String: CounterValue]]?
+            for r in 0..<reps {
+                if StopFlag.isSet { return nil }
+                onProgress?(RunnerEvent(index: index, total: total, point: p, placement: nil, repetition: r + 1, repetitions: reps, etaSeconds: eta))
+                var counted = false
+                if r == reps - 1, let counters {
+                    var threads = ["submitter": CPU.currentThreadID]
+                    for (role, tid) in ch.threadIDs { threads[role.rawValue] = tid }
+                    client.onMeasureStart = { counters.begin(threads: threads); counted = true }
+                    client.onMeasureEnd = { counters.stop() }
+                }
+                let s = try client.run(shouldStop: { StopFlag.isSet })
+                client.onMeasureStart = nil
+                client.onMeasureEnd = nil
+                // Normalised per period.
+                if counted, let counters { countersOut = counters.end(descriptors: max(1, s.periods)) }
+                samples.append(s)
+            }
+            let c = CyclicMetrics(
+                periodLatencyNs: Self.latencySummary(client.histogram), periods: samples.reduce(0) { $0 + $1.periods },
+                callbacks: samples.reduce(0) { $0 + $1.callbacks }, overruns: samples.reduce(0) { $0 + $1.overruns },
+                unstamped: samples.reduce(0) { $0 + $1.unstamped }, paceBytesPerSecond: spec.pace,
+                achievedBytesPerSecond: MetricSummary(samples: samples.map(\.achievedPace)),
+                pauseNs: MetricSummary(samples: samples.map(\.pauseNanoseconds)),
+                resumeToNextByteNs: MetricSummary(samples: samples.map(\.resumeToNextByteNanoseconds)),
+                stopFromCallbackNs: MetricSummary(samples: samples.map(\.stopFromCallbackNanoseconds)),
+                stopFromClientNs: MetricSummary(samples: samples.map(\.stopFromClientNanoseconds)),
+                callbackContext: ch.threadIDs[.executor] != nil ? DMACallbackContext.executorThread.rawValue : DMACallbackContext.engineThread.rawValue,
+                burstBytes: spec.burstBytes, windowSeconds: Double(spec.windowNanoseconds) / 1e9,
+                mismatchedBytes: samples.reduce(0) { $0 + $1.mismatchedBytes })
+            var m = PointMetrics()
+            m.cyclic = c
+            m.errors = samples.reduce(0) { $0 + ($1.mismatchedBytes > 0 ? 1 : 0) }
+            var point = ResultPoint(
+                backend: p.backend, workload: p.workload.rawValue, parameters: p.parameters, placement: placementRecord,
+                metrics: m, counters: countersOut)
+            point.environment = InterferenceSnapshot.environment(
+                from: watchStart, to: .take(), watched: watchedCPUs(placement),
+                measured: [CPU.currentThreadID] + Array(ch.threadIDs.values))
+            return point
+
         case .terminate:
             let n = p.parameters.inFlight ?? 0
             let ch = try factory.make(options(for: p, placement: placement))
@@ -416,4 +558,9 @@ public enum ThreadInfo {
         guard fields.count > 36 else { return nil }
         return Int(fields[36])
     }
+}
+
+/// A request that the backends cannot meet (exit 64 on the command line).
+public struct PreflightError: Error, CustomStringConvertible, Sendable {
+    public var description: String
 }

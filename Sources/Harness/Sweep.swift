@@ -24,7 +24,7 @@ public struct ChannelFactory: Sendable {
 }
 
 public enum WorkloadKind: String, Sendable, CaseIterable, Codable {
-    case throughput, latency, terminate
+    case throughput, latency, terminate, cyclic
 }
 
 /// One point of a sweep.
@@ -41,6 +41,9 @@ public struct PointSpec: Sendable, Hashable, CustomStringConvertible {
         case .latency:
             let mode = p.rate.map { "rate=\(Int($0))/s" } ?? "closed"
             return "\(backend) latency size=\(ByteSize.format(p.size)) depth=\(p.depth) \(mode)" + p.modeSuffix
+        case .cyclic:
+            return "\(backend) cyclic period=\(ByteSize.format(p.size)) periods=\(p.periods ?? 0) " + p.paceLabel
+                + (p.periodWorkNs.map { $0 > 0 ? " work=\($0)ns" : "" } ?? "")
         case .throughput:
             return "\(backend) throughput size=\(ByteSize.format(p.size)) batch=\(p.batch) depth=\(p.depth) channels=\(p.channels)" + p.modeSuffix
         }
@@ -55,7 +58,14 @@ extension PointParameters {
         if offsets == .random { s += " random/\(alignment ?? 1)" }
         if completion == .polled { s += " polled" }
         if cache == .cold { s += " cold" }
+        if let sge { s += " sge=\(sge)" }
         return s
+    }
+
+    /// "pace=384000B/s" or "pace=memory".
+    public var paceLabel: String {
+        guard let pace else { return "" }
+        return pace == 0 ? "pace=memory" : "pace=\(pace)B/s"
     }
 }
 
@@ -86,6 +96,19 @@ public struct SweepPlan: Sendable {
     public var completions: [CompletionMode] = [.callback]
     public var caches: [CacheMode] = [.hot]
     public var cacheMethod: CacheMethod = .footprint
+    /// Scatter-gather shapes of throughput and latency points (nil: flat copies).
+    public var sges: [SGShape?] = [nil]
+    /// Cyclic points: period sizes, periods per buffer, paces (0: memory speed), and the
+    /// busy work per period callback.
+    public var cyclicSizes: [Int] = [SweepPlan.audioPeriodBytes]
+    public var periods: Int = 4
+    public var paces: [Int] = [SweepPlan.audioPace, 0]
+    public var periodWorkNs: Int = 0
+
+    /// The default sweep's audio-like stream: 48 kHz × 2 channels × 4 bytes, periods of
+    /// 1024 frames.
+    public static let audioPace = 48_000 * 2 * 4
+    public static let audioPeriodBytes = 1024 * 2 * 4
 
     public init(
         backends: [String], workloads: [WorkloadKind], sizes: [Int], batches: [Int], depths: [Int], channels: [Int] = [1],
@@ -133,6 +156,14 @@ public struct SweepPlan: Sendable {
                             }
                         }
                     }
+                case .cyclic:
+                    for s in cyclicSizes {
+                        for pace in paces {
+                            all.append(PointSpec(backend: b, workload: w, parameters: PointParameters(
+                                size: s, batch: 1, depth: periods, channels: 1, periods: periods, pace: pace,
+                                periodWorkNs: periodWorkNs)))
+                        }
+                    }
                 case .terminate:
                     let s = terminateSize
                     for n in inFlightCounts {
@@ -148,14 +179,17 @@ public struct SweepPlan: Sendable {
     /// `p` in every completion mode and cache state of the plan, callback and hot first.
     func modes(_ p: PointParameters) -> [PointParameters] {
         var out: [PointParameters] = []
-        for c in caches {
-            for m in completions {
-                var q = p
-                q.offsets = offsets
-                q.alignment = offsets == .random ? alignment : nil
-                q.completion = m
-                q.cache = c
-                out.append(q)
+        for g in sges {
+            for c in caches {
+                for m in completions {
+                    var q = p
+                    q.offsets = offsets
+                    q.alignment = offsets == .random ? alignment : nil
+                    q.completion = m
+                    q.cache = c
+                    q.sge = g?.description
+                    out.append(q)
+                }
             }
         }
         return out

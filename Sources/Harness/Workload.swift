@@ -54,6 +54,9 @@ public struct WorkloadSpec: Sendable, Hashable {
     public var verifySampleEvery: Int = 4096
     /// Seeds the random offsets and lengths.
     public var seed: UInt64 = 0x0123_4567_89AB_CDEF
+    /// Scatter-gather (`--sge`): each descriptor is a `prepareMemcpySG` of this many source
+    /// and destination segments (nil: a flat `prepareMemcpy`).
+    public var sge: SGShape?
 
     public init(
         size: Int, batch: Int, depth: Int, durationNanoseconds: UInt64, warmupDescriptors: Int = 10_000,
@@ -142,6 +145,8 @@ struct CallbackState {
     var sampleMask: Int
     /// Stamps are ticks of this clock (`StampClock`); the histogram gets nanoseconds.
     var clock: StampClock
+    /// Scatter-gather: the slot's segment layout, for the verifier (nil: flat copies).
+    var sg: UnsafeMutablePointer<SGLayout>?
 }
 
 /// What the callback records for the client: when the callback started, and for which slot.
@@ -206,9 +211,15 @@ func recordCompletion(_ state: UnsafeMutablePointer<CallbackState>, slot: Int, c
     // verifyEvery is 0 or a power of two: a mask, not a division. The client filled this
     // descriptor's destination slot with the guard byte (it sampled the same index).
     if state.pointee.verifyEvery > 0, n & (state.pointee.verifyEvery &- 1) == 0, code == .noError {
-        _ = state.pointee.verifier.verify(
+        if let sg = state.pointee.sg {
+            _ = state.pointee.verifier.verifySG(
+                descriptor: n, slot: slot, guarded: state.pointee.copies[slot].guarded, layout: sg, src: state.pointee.src,
+                dst: state.pointee.dst, stride: state.pointee.stride)
+        } else {
+            _ = state.pointee.verifier.verify(
             descriptor: n, slot: slot, copy: state.pointee.copies[slot], src: state.pointee.src, dst: state.pointee.dst,
             stride: state.pointee.stride, size: state.pointee.size)
+        }
     }
     // Ordering: release; pairs with the acquire load of `completed` in the client's wait loop,
     // which then reads the latency ring and counters written above.
@@ -274,7 +285,9 @@ public final class ClosedLoopClient {
     public static func layout(_ spec: WorkloadSpec, lastLevelCache: Int?) -> (slots: Int, stride: Int) {
         var n = 1
         while n < spec.depth { n <<= 1 }
-        let stride = (spec.size + 63) / 64 * 64 + (spec.offsets == .random ? 64 : 0)
+        // Scatter-gather segments are spread with gaps; the tail line guards the last one.
+        let span = spec.sge.map { max(SGShape.span($0.sources, length: spec.size), SGShape.span($0.destinations, length: spec.size)) }
+        let stride = ((span ?? spec.size) + 63) / 64 * 64 + (spec.offsets == .random || spec.sge != nil ? 64 : 0)
         if spec.cache == .cold && spec.cacheMethod == .footprint, let llc = lastLevelCache {
             let want = min(CacheMethod.footprintMultiple * llc, 1 << 30)
             while 2 * n * stride < want && n < CallbackParameter.maxSlots { n <<= 1 }
@@ -290,6 +303,17 @@ public final class ClosedLoopClient {
         if spec.cache == .cold && spec.cacheMethod == .footprint && CacheControl.lastLevel == nil {
             throw WorkloadError("cold caches by footprint need the last-level cache size, and sysfs gives none here (\(CacheControl.levelsRoot)); use the flush method")
         }
+        if let g = spec.sge {
+            if spec.offsets == .random { throw WorkloadError("--sge splits fixed copies; it cannot be combined with --offsets random") }
+            let caps = channel.capabilities
+            guard caps.memcpySG else { throw WorkloadError("backend \(channel.backendName) has no scatter-gather (memcpySG is false)") }
+            guard max(g.sources, g.destinations) <= caps.maxSegments else {
+                throw WorkloadError("--sge \(g) needs \(max(g.sources, g.destinations)) segments; backend \(channel.backendName) takes at most \(caps.maxSegments) (maxSegments)")
+            }
+            guard spec.size >= max(g.sources, g.destinations) else {
+                throw WorkloadError("--sge \(g) needs at least one byte per segment; size \(spec.size) is smaller")
+            }
+        }
         (nslots, stride) = Self.layout(spec, lastLevelCache: CacheControl.lastLevel)
         do {
             src = try channel.allocateCoherent(byteCount: nslots * stride)
@@ -304,8 +328,16 @@ public final class ClosedLoopClient {
         // First touch: every page of both regions (not only the bytes copied).
         memset(src.base, 0x5A, src.count)
         memset(dst.base, 0xEE, dst.count)
-        for s in 0..<nslots {
-            Pattern.fill(src.base + s * stride, slot: s, count: spec.size)
+        var sgLayout: UnsafeMutablePointer<SGLayout>?
+        if let g = spec.sge {
+            let l = UnsafeMutablePointer<SGLayout>.allocate(capacity: 1)
+            l.initialize(to: SGLayout(g, size: spec.size))
+            sgLayout = l
+            for s in 0..<nslots { l.pointee.fillSource(src.base + s * stride, slot: s, stride: stride) }
+        } else {
+            for s in 0..<nslots {
+                Pattern.fill(src.base + s * stride, slot: s, count: spec.size)
+            }
         }
         let copies = UnsafeMutablePointer<SlotCopy>.allocate(capacity: nslots)
         copies.initialize(repeating: SlotCopy(srcOffset: 0, dstOffset: 0, length: Int32(spec.size), guarded: false), count: nslots)
@@ -333,10 +365,15 @@ public final class ClosedLoopClient {
             nextExpected: 0, verifyEvery: spec.verify ? spec.verifySampleEvery : 0, copies: copies, verifier: VerifierState(),
             src: src.base, dst: dst.base,
             stride: stride, size: spec.size, slotMask: nslots - 1, recordLatency: spec.recordLatency,
-            sampleMask: spec.latencySampleEvery - 1, clock: clock))
+            sampleMask: spec.latencySampleEvery - 1, clock: clock, sg: sgLayout))
     }
 
     deinit {
+        if let sg = state.pointee.sg {
+            sg.pointee.free()
+            sg.deinitialize(count: 1)
+            sg.deallocate()
+        }
         state.pointee.copies.deallocate()
         state.pointee.verifier.free()
         cookies.deallocate()
@@ -368,6 +405,7 @@ public final class ClosedLoopClient {
     /// between bursts (Ctrl-C).
     public func run(shouldStop: () -> Bool = { false }) throws -> WorkloadSample {
         let plain = spec.offsets == .fixed && spec.completion == .callback && !(spec.cache == .cold && spec.cacheMethod == .flush)
+            && spec.sge == nil
         return plain ? try run(AnchorLoop.self, shouldStop: shouldStop) : try run(VariantLoop.self, shouldStop: shouldStop)
     }
 
@@ -400,6 +438,7 @@ public final class ClosedLoopClient {
         let units = UInt64(size >> alignShift)
         let copies = state.pointee.copies
         let coldFlush = V.enabled && spec.cache == .cold && spec.cacheMethod == .flush
+        let sg = V.enabled ? state.pointee.sg : nil
         let clock = self.clock
         // Open loop: the interval between due times, in clock ticks.
         let openLoopInterval: Double? = spec.rate.map { clock.ticks(nanoseconds: 1e9 / $0) }
@@ -469,7 +508,7 @@ public final class ClosedLoopClient {
                         // the copy too (dmatest's PATTERN_DST).
                         memset(dst.base + d, Int32(VerifierState.guardByte), stride)
                     }
-                    if random || sampled {
+                    if random || sampled || sg != nil {
                         // Fixed copies keep their guard: a correct engine never writes past `size`.
                         copies[slot] = SlotCopy(
                             srcOffset: Int32(srcOffset), dstOffset: Int32(dstOffset), length: Int32(length),
@@ -499,12 +538,24 @@ public final class ClosedLoopClient {
                     } else if recordLatency && submitted & sampleMask == 0 {
                         stampNow = true
                     }
-                    let prepared =
+                    var prepared: DMADescriptor?
+                    if let sg {
+                        sg.pointee.fill(src: src.base + d, dst: dst.base + d)
+                        prepared = ch.prepareMemcpySG(destinations: sg.pointee.destinations, sources: sg.pointee.sources, flags: flags)
+                        if !polled, let desc = prepared {
+                            do {
+                                try ch.setCallback(
+                                    DMACallback(withResult: workloadCallback, parameter: CallbackParameter.make(stateBits, slot: slot)), for: desc)
+                            } catch { throw WorkloadError("setCallback on a scatter-gather descriptor failed: \(error)") }
+                        }
+                    } else {
+                    prepared =
                         polled
                         ? ch.prepareMemcpy(to: dst.base + d + dstOffset, from: src.base + d + srcOffset, length: length, flags: flags)
                         : ch.prepareMemcpy(
                             to: dst.base + d + dstOffset, from: src.base + d + srcOffset, length: length, flags: flags,
                             callback: DMACallback(withResult: workloadCallback, parameter: CallbackParameter.make(stateBits, slot: slot)))
+                    }
                     guard let desc = prepared else {
                         outOfPool += 1
                         break  // pool exhausted: reap first
@@ -628,8 +679,13 @@ public final class ClosedLoopClient {
             // its guards only where that descriptor was a sampled one.
             for s in 0..<min(nslots, submitted) {
                 let k = submitted &- 1 &- ((submitted &- 1 &- s) & mask)
-                _ = state.pointee.verifier.verify(
-                    descriptor: k, slot: s, copy: copies[s], src: src.base, dst: dst.base, stride: stride, size: size)
+                if let sg = state.pointee.sg {
+                    _ = state.pointee.verifier.verifySG(
+                        descriptor: k, slot: s, guarded: copies[s].guarded, layout: sg, src: src.base, dst: dst.base, stride: stride)
+                } else {
+                    _ = state.pointee.verifier.verify(
+                        descriptor: k, slot: s, copy: copies[s], src: src.base, dst: dst.base, stride: stride, size: size)
+                }
             }
         }
         var sample = WorkloadSample(

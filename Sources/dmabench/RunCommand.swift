@@ -19,7 +19,7 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Backends, comma-separated, or 'all'. See 'dmabench list backends'.")
     var backend: String = "all"
 
-    @Option(help: "Workloads: throughput,latency,terminate or 'all'.")
+    @Option(help: "Workloads: throughput,latency,terminate,cyclic or 'all'.")
     var workload: String = "all"
 
     @Option(parsing: .unconditional, help: "Descriptor sizes, e.g. 64,4K,64K,1M.")
@@ -97,6 +97,18 @@ struct RunCommand: ParsableCommand {
     @Option(name: .customLong("cache-method"), help: "How --cache cold evicts: footprint (default: enough slots that one lap covers 4x the last-level cache) or flush (clflushopt of each slot before its submit, on the client thread, inside the measured window).")
     var cacheMethod: String = "footprint"
 
+    @Option(help: "Scatter-gather: split each descriptor into SRC source and DST destination segments (64-byte gaps between them), e.g. 4:1, 1:4, 8:8; a comma-separated list. Throughput and latency workloads.")
+    var sge: String?
+
+    @Option(parsing: .unconditional, help: "Cyclic workload: periods in the buffer (at least 2). --size gives the period size (default 8K). Default 4.")
+    var periods: Int?
+
+    @Option(parsing: .unconditional, help: "Cyclic workload: the peripheral's pace in bytes per second, 0 for memory speed; a comma-separated list. Default 384000,0 (48 kHz stereo 32-bit audio, and memory speed).")
+    var pace: String?
+
+    @Option(name: .customLong("period-work"), parsing: .unconditional, help: "Cyclic workload: busy work in each period callback, nanoseconds (a consumer's processing; a slow one overruns periods). Default 0.")
+    var periodWork: Int?
+
     struct Validated {
         var plan: SweepPlan
         var placements: [PointPlacement]
@@ -129,7 +141,7 @@ struct RunCommand: ParsableCommand {
             workloads = []
             for w in ListParser.items(workload) {
                 guard let k = WorkloadKind(rawValue: w) else {
-                    throw .usage("unknown workload '\(w)'; valid workloads: throughput, latency, terminate, all")
+                    throw .usage("unknown workload '\(w)'; valid workloads: throughput, latency, terminate, cyclic, all")
                 }
                 if !workloads.contains(k) { workloads.append(k) }
             }
@@ -191,10 +203,11 @@ struct RunCommand: ParsableCommand {
             plan.faultEvery = f
         }
         try applyModes(to: &plan, sizes: sizes)
+        try applyStreams(to: &plan, sizes: sizes)
         if let n = debugOverrun {
             guard n >= 1, n <= 64 else { throw .usage("invalid debug-overrun \(n): must be from 1 to 64 bytes") }
-            guard plan.offsets == .random else {
-                throw .usage("--debug-overrun needs --offsets random: only random offsets leave guard bytes after every copy")
+            guard plan.offsets == .random || plan.sges.contains(where: { $0 != nil }) else {
+                throw .usage("--debug-overrun needs --offsets random or --sge: only they leave guard bytes after every copy")
             }
         }
         return Validated(plan: plan, placements: placements, topology: topology, counters: counters, format: fmt, output: output)
@@ -245,6 +258,58 @@ struct RunCommand: ParsableCommand {
         if modal && !plan.workloads.contains(.throughput) && !plan.workloads.contains(.latency) {
             throw .usage("--offsets, --completion and --cache apply to the throughput and latency workloads; add one of them to --workload")
         }
+    }
+
+    /// `--sge`, `--periods`, `--pace` and `--period-work`.
+    func applyStreams(to plan: inout SweepPlan, sizes: [Int]) throws(CLIError) {
+        if let text = sge {
+            var shapes: [SGShape?] = []
+            for item in ListParser.items(text) {
+                guard item.contains(":") else {
+                    throw .usage("invalid sge '\(item)': expected SRC:DST segment counts, e.g. 4:1")
+                }
+                guard let g = SGShape(parsing: item), g.sources <= 1024, g.destinations <= 1024 else {
+                    throw .usage("invalid sge '\(item)': segment counts must be from 1 to 1024, as SRC:DST, e.g. 4:1")
+                }
+                if !shapes.contains(g) { shapes.append(g) }
+                if let smallest = sizes.min(), smallest < max(g.sources, g.destinations) {
+                    throw .usage("invalid sge '\(item)': size \(ByteSize.format(smallest)) leaves less than one byte per segment")
+                }
+            }
+            guard plan.workloads.contains(.throughput) || plan.workloads.contains(.latency) else {
+                throw .usage("--sge applies to the throughput and latency workloads; add one of them to --workload")
+            }
+            if plan.offsets == .random {
+                throw .usage("--sge splits fixed copies into segments; it cannot be combined with --offsets random")
+            }
+            plan.sges = shapes
+        }
+        let cyclic = plan.workloads.contains(.cyclic)
+        if let p = periods {
+            guard cyclic else { throw .usage("--periods applies to the cyclic workload; add --workload cyclic") }
+            guard p >= 2, p <= DMAPeriodClock.capacity else {
+                throw .usage("invalid periods \(p): must be from 2 to \(DMAPeriodClock.capacity) (one period is written while another is consumed)")
+            }
+            plan.periods = p
+        }
+        if let text = pace {
+            guard cyclic else { throw .usage("--pace applies to the cyclic workload; add --workload cyclic") }
+            var paces: [Int] = []
+            for item in ListParser.items(text) {
+                guard let v = Int(item), v >= 0 else {
+                    throw .usage("invalid pace '\(item)': must be a whole number of bytes per second, 0 for memory speed")
+                }
+                if !paces.contains(v) { paces.append(v) }
+            }
+            plan.paces = paces
+        }
+        if let w = periodWork {
+            guard cyclic else { throw .usage("--period-work applies to the cyclic workload; add --workload cyclic") }
+            guard w >= 0, w <= 1_000_000_000 else { throw .usage("invalid period-work \(w): must be from 0 to 1000000000 ns") }
+            plan.periodWorkNs = w
+        }
+        // Cyclic periods: the sizes asked for, else the audio period.
+        if cyclic && size != nil { plan.cyclicSizes = sizes }
     }
 
     /// True when no option that shapes the sweep was given: the quick default sweep.
@@ -327,6 +392,13 @@ struct RunCommand: ParsableCommand {
         runner.onSkip = { s in
             Console.note("skipping backend \(s.backend): \(s.reason)")
             doc.context.skipped.append(s)
+        }
+        // Capabilities: points a backend cannot run are skipped with the reason; a request no
+        // backend can meet (more segments than maxSegments) is bad input.
+        do {
+            for s in try runner.preflight() { runner.onSkip?(s) }
+        } catch let e as PreflightError {
+            throw CLIError.usage(e.description)
         }
         let tty = Console.stderrIsTerminal
         runner.onProgress = { e in
