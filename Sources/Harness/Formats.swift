@@ -32,6 +32,9 @@ public enum Formats {
         let q = p.parameters
         switch p.workload {
         case "terminate": return "size=\(ByteSize.format(q.size)) N=\(q.inFlight ?? 0)"
+        case "cyclic":
+            return "period=\(ByteSize.format(q.size)) P=\(q.periods ?? 0) " + q.paceLabel
+                + ((q.periodWorkNs ?? 0) > 0 ? " work=\(ns(Double(q.periodWorkNs!)))" : "")
         case "latency": return "size=\(ByteSize.format(q.size)) depth=\(q.depth)" + (q.rate.map { " rate=\(fmt($0))/s" } ?? "") + q.modeSuffix
         default: return "size=\(ByteSize.format(q.size)) b=\(q.batch) d=\(q.depth)" + (q.channels > 1 ? " ch=\(q.channels)" : "") + q.modeSuffix
         }
@@ -47,7 +50,12 @@ public enum Formats {
         // The mode columns: this polled point over its callback twin, this cold one over hot.
         if polled { head.append("vs cb") }
         if cold { head.append("vs hot") }
-        head += ["submit ns", "p50", "p99", "p99.9", "max", "terminate", "errors"]
+        let cyclic = doc.points.contains { $0.metrics.cyclic != nil }
+        head += ["submit ns", "p50", "p99", "p99.9", "max", "terminate"]
+        // Cyclic points: their period latency fills p50…max, their stop and pause costs
+        // the terminate column, and this column the stream's shape.
+        if cyclic { head.append("cyclic") }
+        head.append("errors")
         var rows: [[String]] = [head]
         for p in doc.points {
             let m = p.metrics
@@ -65,10 +73,20 @@ public enum Formats {
             if polled { r.append(m.polledVsCallback.map { String(format: "%.2fx", $0) } ?? "-") }
             if cold { r.append(m.coldVsHot.map { String(format: "%.2fx", $0) } ?? "-") }
             r.append(m.submitNsPerDescriptor.map { String(format: "%.1f", $0.median) } ?? "-")
-            if let l = m.latencyNs { r += [ns(l.p50), ns(l.p99), ns(l.p999), ns(l.max)] } else { r += ["-", "-", "-", "-"] }
+            if let l = m.latencyNs ?? m.cyclic?.periodLatencyNs {
+                r += [ns(l.p50), ns(l.p99), ns(l.p999), ns(l.max)]
+            } else { r += ["-", "-", "-", "-"] }
             if let ts = m.terminateSyncNs {
                 r.append("sync \(ns(ts.median)) async \(ns(m.terminateAsyncNs?.median)) +sync \(ns(m.synchronizeNs?.median)) seed \(ns(m.seedRaceNs?.median)) done/aborted \(m.completed ?? 0)/\(m.aborted ?? 0)")
+            } else if let c = m.cyclic {
+                r.append("stop cb \(ns(c.stopFromCallbackNs.median)) client \(ns(c.stopFromClientNs.median)) pause \(ns(c.pauseNs.median)) resume \(ns(c.resumeToNextByteNs.median))")
             } else { r.append("-") }
+            if cyclic {
+                if let c = m.cyclic {
+                    let pace = c.paceRatio.map { String(format: " pace %.2fx", $0) } ?? " \(fmt(c.achievedBytesPerSecond.median))B/s"
+                    r.append(String(format: "%d periods, %.2f cb/period, %d xruns", c.periods, c.coalescing, c.overruns) + pace)
+                } else { r.append("-") }
+            }
             r.append("\(m.errors ?? 0)")
             rows.append(r)
         }
@@ -168,7 +186,7 @@ public enum Formats {
 
     /// CSV: one row per point, medians only.
     public static func csv(_ doc: ResultDocument) -> String {
-        var out = "backend,workload,size,batch,depth,channels,rate,inFlight,descriptorsPerSecond,bytesPerSecond,submitNsPerDescriptor,p50Ns,p90Ns,p99Ns,p999Ns,p9999Ns,maxNs,latencyCount,terminateSyncNs,terminateAsyncNs,synchronizeNs,seedRaceNs,completed,aborted,errors,speedupOverCPU,offsets,alignment,completion,cache,polledVsCallback,coldVsHot,verifiedDescriptors,srcMismatch,dstMismatch,guardOverwritten,cacheFlushNsPerDescriptor,interference,backgroundCPU,steal,involuntarySwitches,roundTripDrift,cv\n"
+        var out = "backend,workload,size,batch,depth,channels,rate,inFlight,descriptorsPerSecond,bytesPerSecond,submitNsPerDescriptor,p50Ns,p90Ns,p99Ns,p999Ns,p9999Ns,maxNs,latencyCount,terminateSyncNs,terminateAsyncNs,synchronizeNs,seedRaceNs,completed,aborted,errors,speedupOverCPU,offsets,alignment,completion,cache,polledVsCallback,coldVsHot,verifiedDescriptors,srcMismatch,dstMismatch,guardOverwritten,cacheFlushNsPerDescriptor,interference,backgroundCPU,steal,involuntarySwitches,roundTripDrift,cv,sge,periods,pace,periodWorkNs,periodP50Ns,periodP99Ns,periodMaxNs,periodCallbacks,periodsElapsed,coalescing,overruns,achievedBytesPerSecond,paceRatio,pauseNs,resumeToNextByteNs,stopFromCallbackNs,stopFromClientNs\n"
         func d(_ v: Double?) -> String { v.map { String($0) } ?? "" }
         func i(_ v: Int?) -> String { v.map { String($0) } ?? "" }
         for p in doc.points {
@@ -184,6 +202,11 @@ public enum Formats {
                 i(m.verification?.dstMismatch), i(m.verification?.guardOverwritten), d(m.cacheFlushNsPerDescriptor),
                 p.environment.map { $0.interference ? "true" : "false" } ?? "", d(p.environment?.backgroundCPU), d(p.environment?.steal),
                 i(p.environment?.involuntarySwitches), d(p.environment?.roundTripDrift), d(p.environment?.cv),
+                q.sge ?? "", i(q.periods), i(q.pace), i(q.periodWorkNs),
+                d(m.cyclic?.periodLatencyNs?.p50), d(m.cyclic?.periodLatencyNs?.p99), d(m.cyclic?.periodLatencyNs?.max),
+                i(m.cyclic?.callbacks), i(m.cyclic?.periods), d(m.cyclic?.coalescing), i(m.cyclic?.overruns),
+                d(m.cyclic?.achievedBytesPerSecond.median), d(m.cyclic?.paceRatio), d(m.cyclic?.pauseNs.median),
+                d(m.cyclic?.resumeToNextByteNs.median), d(m.cyclic?.stopFromCallbackNs.median), d(m.cyclic?.stopFromClientNs.median),
             ]
             out += cols.joined(separator: ",") + "\n"
         }
@@ -196,7 +219,10 @@ public enum Formats {
     public static func gbench(_ doc: ResultDocument) throws -> Data {
         var benchmarks: [[String: Any]] = []
         for p in doc.points {
-            let name = "\(p.backend)/\(p.workload)/size:\(p.parameters.size)/batch:\(p.parameters.batch)/depth:\(p.parameters.depth)"
+            let q = p.parameters
+            let sge = q.sge.flatMap(SGShape.init(parsing:)).map { "/src_sge:\($0.sources)/dst_sge:\($0.destinations)" } ?? ""
+            let stream = q.periods.map { "/periods:\($0)/pace:\(q.pace ?? 0)" + ((q.periodWorkNs ?? 0) > 0 ? "/work_ns:\(q.periodWorkNs!)" : "") } ?? ""
+            let name = "\(p.backend)/\(p.workload)/size:\(p.parameters.size)/batch:\(p.parameters.batch)/depth:\(p.parameters.depth)" + sge + stream
                 + (p.parameters.inFlight.map { "/inflight:\($0)" } ?? "") + (p.parameters.rate.map { "/rate:\(Int($0))" } ?? "")
                 + (p.parameters.offsets == .random ? "/offsets:random/alignment:\(p.parameters.alignment ?? 1)" : "")
                 + (p.parameters.completion == .polled ? "/completion:polled" : "") + (p.parameters.cache == .cold ? "/cache:cold" : "")
@@ -213,6 +239,10 @@ public enum Formats {
             } else if let l = p.metrics.latencyNs {
                 times = [l.p50]
                 median = l.p50
+            } else if let l = p.metrics.cyclic?.periodLatencyNs {
+                // Cyclic: the period latency's median (the stream's other figures are counters).
+                times = [l.p50]
+                median = l.p50
             }
             for (i, t) in times.enumerated() {
                 benchmarks.append([
@@ -227,6 +257,12 @@ public enum Formats {
                     "real_time": median, "cpu_time": median, "time_unit": "ns",
                 ]
                 if let items { agg["items_per_second"] = items }
+                if let c = p.metrics.cyclic {
+                    agg["overruns"] = c.overruns
+                    agg["coalescing"] = c.coalescing
+                    agg["period_p99_ns"] = c.periodLatencyNs?.p99 ?? 0
+                    agg["stop_from_callback_ns"] = c.stopFromCallbackNs.median
+                }
                 benchmarks.append(agg)
             }
         }

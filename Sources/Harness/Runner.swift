@@ -243,9 +243,11 @@ public final class Runner {
             var o = DMAChannelOptions(poolSize: 64, coherentPoolBytes: 1 << 20)
             o.spinNanoseconds = 0
             let caps: DMACapabilities
+            let stamps: Bool
             do {
                 let ch = try f.make(o)
                 caps = ch.capabilities
+                stamps = ch.periodClock != nil
                 try? ch.release()
             } catch {
                 throw PreflightError(description: "cannot open a \(name) channel to read its capabilities: \(error)")
@@ -259,9 +261,13 @@ public final class Runner {
                     throw PreflightError(description: "--sge asks for \(need) segments per list; backend \(name) takes at most \(caps.maxSegments) (maxSegments)")
                 }
             }
-            if wantsCyclic && points.contains(where: { $0.backend == name && $0.workload == .cyclic }) && !caps.cyclic {
+            if wantsCyclic && points.contains(where: { $0.backend == name && $0.workload == .cyclic }) && (!caps.cyclic || !stamps) {
                 cyc = true
-                out.append(SkippedBackend(backend: name, reason: "cyclic points: cyclic is false (DMA_CYCLIC not in the capability mask)"))
+                out.append(SkippedBackend(
+                    backend: name,
+                    reason: caps.cyclic
+                        ? "cyclic points: the backend stamps no period ends (periodClock is nil), so period latency cannot be measured"
+                        : "cyclic points: cyclic is false (DMA_CYCLIC not in the capability mask)"))
             }
             skips[name] = (sg, cyc)
         }

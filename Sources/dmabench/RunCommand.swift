@@ -355,6 +355,12 @@ struct RunCommand: ParsableCommand {
                 return overrun > 0 ? OverrunChannel(ch, overrun: overrun) : ch
             }
         }
+        let runner = Runner(plan: v.plan, factories: factories, placements: v.placements, topology: v.topology)
+        // Capabilities, before anything is measured: points a backend cannot run are skipped
+        // with the reason; a request no backend can meet (more segments than maxSegments) is
+        // bad input.
+        let capabilitySkips: [SkippedBackend]
+        do { capabilitySkips = try runner.preflight() } catch let e as PreflightError { throw CLIError.usage(e.description) }
         var context = EnvironmentCapture.context(commandLine: ["dmabench"] + Array(CommandLine.arguments.dropFirst()), hostID: hostID)
         context.shard = v.plan.shard
         context.cache = EnvironmentCapture.cacheContext(method: v.plan.cacheMethod)
@@ -383,7 +389,6 @@ struct RunCommand: ParsableCommand {
             }
         }
         var doc = ResultDocument(context: context)
-        let runner = Runner(plan: v.plan, factories: factories, placements: v.placements, topology: v.topology)
         runner.calibration = calibration
         runner.counters = v.counters
         let total = v.plan.points().count
@@ -393,13 +398,7 @@ struct RunCommand: ParsableCommand {
             Console.note("skipping backend \(s.backend): \(s.reason)")
             doc.context.skipped.append(s)
         }
-        // Capabilities: points a backend cannot run are skipped with the reason; a request no
-        // backend can meet (more segments than maxSegments) is bad input.
-        do {
-            for s in try runner.preflight() { runner.onSkip?(s) }
-        } catch let e as PreflightError {
-            throw CLIError.usage(e.description)
-        }
+        for s in capabilitySkips { runner.onSkip?(s) }
         let tty = Console.stderrIsTerminal
         runner.onProgress = { e in
             let eta = e.etaSeconds.map { String(format: " ETA %d:%02d", Int($0) / 60, Int($0) % 60) } ?? ""

@@ -105,11 +105,23 @@ let badInvocations: [BadInvocation] = [
     .init(args: ["conformance", "--backend", "nosuch"], status: 64, mentions: "valid backends: cpu, locked, ring"),
     .init(args: ["conformance", "--soak", "forever"], status: 64, mentions: "invalid soak duration 'forever'"),
     .init(args: ["conformance", "--iterations", "0"], status: 64, mentions: "invalid iterations"),
-    .init(args: ["conformance", "--scenario", "35"], status: 64, mentions: "invalid scenario '35'"),
+    .init(args: ["conformance", "--scenario", "39"], status: 64, mentions: "invalid scenario '39'"),
     .init(args: ["run", "--events", "nosuch"], status: 64, mentions: "unknown counter event 'nosuch'"),
     .init(args: ["run", "--events", "cycles,"], status: 64, mentions: "an event name is empty"),
     .init(args: ["run", "--inject-faults", "0"], status: 64, mentions: "invalid inject-faults"),
     .init(args: ["nosuchcommand"], status: 64, mentions: "nosuchcommand"),
+    // Scatter-gather and cyclic streams.
+    .init(args: ["run", "--sge", "0:1"], status: 64, mentions: "invalid sge '0:1'"),
+    .init(args: ["run", "--sge", "4"], status: 64, mentions: "invalid sge '4': expected SRC:DST"),
+    .init(args: ["run", "--sge", "4:1", "--size", "2"], status: 64, mentions: "less than one byte per segment"),
+    .init(args: ["run", "--sge", "4:1", "--offsets", "random"], status: 64, mentions: "cannot be combined with --offsets random"),
+    .init(args: ["run", "--workload", "cyclic", "--sge", "4:1"], status: 64, mentions: "--sge applies to the throughput and latency workloads"),
+    .init(args: ["run", "--backend", "ring", "--workload", "throughput", "--size", "4K", "--sge", "32:1"], status: 64, mentions: "takes at most 16 (maxSegments)"),
+    .init(args: ["run", "--workload", "cyclic", "--periods", "1"], status: 64, mentions: "invalid periods 1"),
+    .init(args: ["run", "--workload", "cyclic", "--pace", "-5"], status: 64, mentions: "invalid pace '-5'"),
+    .init(args: ["run", "--workload", "throughput", "--pace", "384000"], status: 64, mentions: "--pace applies to the cyclic workload"),
+    .init(args: ["run", "--workload", "latency", "--periods", "4"], status: 64, mentions: "--periods applies to the cyclic workload"),
+    .init(args: ["run", "--workload", "cyclic", "--period-work", "-1"], status: 64, mentions: "invalid period-work -1"),
 ]
 
 @Suite("Bad command-line input")
