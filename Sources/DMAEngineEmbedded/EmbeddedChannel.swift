@@ -47,7 +47,11 @@ public final class EmbeddedChannel: DMAChannel {
 
     public let capabilities = DMACapabilities(
         cmdPause: true, cmdResume: true, cmdTerminate: true, residueGranularity: .burst,
-        descriptorReuse: true, completionNoOrder: false, memset: true, cyclic: true)
+        descriptorReuse: true, completionNoOrder: false, memset: true, cyclic: true,
+        memcpySG: true, maxSegments: EmbeddedChannel.maxSegments)
+
+    /// The most segments per list of `prepareMemcpySG`.
+    public static let maxSegments = 16
 
     private let state: LockedValue<State>
     private let poolSize: Int
@@ -101,7 +105,19 @@ public final class EmbeddedChannel: DMAChannel {
     @discardableResult
     public func advance(byteCount: Int) -> DMACookie? {
         precondition(byteCount > 0, "advance(byteCount:) needs a positive byte count, got \(byteCount)")
-        guard let work = state.withLock({ s in s.takeWork(limit: byteCount) }) else { return nil }
+        var budget = byteCount
+        while true {
+            guard let work = state.withLock({ s in s.takeWork(limit: budget) }) else { return nil }
+            let (cookie, moved) = advance(work)
+            if let cookie { return cookie }
+            // A scatter-gather walk goes on into its next piece while the budget lasts.
+            guard work.continues, budget == .max || moved < budget else { return nil }
+            if budget != .max { budget -= moved }
+        }
+    }
+
+    /// Moves one piece of work; returns the cookie when that completed it, and the bytes moved.
+    private func advance(_ work: Work) -> (DMACookie?, Int) {
         let probe = work.probe
         var accesses = 0
         var moved = 0
@@ -133,7 +149,7 @@ public final class EmbeddedChannel: DMAChannel {
         let completion = state.withLock { s in s.finishWork(work, moved: moved, accesses: accesses) }
         guard let completion else {
             state.withLock { $0.driving = false }
-            return nil
+            return (nil, moved)
         }
         if let callback = completion.callback {
             callback.invoke(cookie: completion.cookie, result: completion.result)
@@ -142,7 +158,7 @@ public final class EmbeddedChannel: DMAChannel {
             s.retireDispatched(completion)
             s.driving = false
         }
-        return completion.cookie
+        return (completion.cookie, moved)
     }
 
     /// Runs `body` on the state once no thread is driving the engine (copying or running a
@@ -226,6 +242,22 @@ public final class EmbeddedChannel: DMAChannel {
     ) -> DMADescriptor? {
         guard length > 0 else { return nil }
         let job = Job(kind: .memcpy, destination: destination, source: source, value: 0, length: length, period: length)
+        return state.withLock { s in s.prepare(job, flags: flags) }
+    }
+
+    /// The corresponding kernel call is `dmaengine_prep_dma_memcpy_sg()`.
+    public func prepareMemcpySG(
+        destinations: UnsafeBufferPointer<DMASegment>, sources: UnsafeBufferPointer<DMASegment>, flags: DMAPrepFlags
+    ) -> DMADescriptor? {
+        let cap = DMASGPlan.pieceCapacity(maxSegments: Self.maxSegments)
+        let buffer = UnsafeMutablePointer<DMASGPiece>.allocate(capacity: cap)
+        defer { buffer.deallocate() }
+        guard let plan = DMASGPlan.plan(destinations: destinations, sources: sources, maxSegments: Self.maxSegments, into: buffer)
+        else { return nil }
+        let pieces = Array(UnsafeBufferPointer(start: buffer, count: plan.count))
+        let job = Job(
+            kind: .memcpySG, destination: pieces[0].destination, source: pieces[0].source, value: 0, length: plan.total,
+            period: plan.total, pieces: pieces)
         return state.withLock { s in s.prepare(job, flags: flags) }
     }
 

@@ -11,13 +11,16 @@ import Platform
 
 /// What a descriptor does. Raw pointers are the client's; the channel only copies through them.
 struct Job: @unchecked Sendable {
-    enum Kind { case memcpy, memset, cyclic }
+    enum Kind { case memcpy, memset, cyclic, memcpySG }
     var kind: Kind
     var destination: UnsafeMutableRawPointer
     var source: UnsafeRawPointer?
     var value: UInt8
     var length: Int
     var period: Int
+    /// `.memcpySG`: the walk, piece by piece (a piece lies in one source and one
+    /// destination segment).
+    var pieces: [DMASGPiece] = []
 }
 
 /// One piece of work taken from the head of the active list, done outside the lock.
@@ -35,6 +38,8 @@ struct Work: @unchecked Sendable {
     var chunk: Int
     var fault: DMAFault?
     var probe: DMAAccessProbe?
+    /// Scatter-gather: this work ends a piece that is not the last (the walk goes on).
+    var continues = false
 }
 
 /// A descriptor whose callback is about to run (the kernel's "dispatched" state).
@@ -152,6 +157,22 @@ struct State: @unchecked Sendable {
         var chunk = slot.injection.map { $0.chunkBytes } ?? 0
         if chunk <= 0 { chunk = slot.burstBytes }
         if chunk <= 0 { chunk = max(1, count) }
+        if job.kind == .memcpySG {
+            // The piece that holds byte `done`: one piece per work, so each access lies in a
+            // segment.
+            var start = 0
+            for p in job.pieces {
+                if slot.done < start + p.length {
+                    let n = min(limit, start + p.length - slot.done)
+                    return Work(
+                        index: h, generation: slot.generation, cookie: slot.cookie, destination: p.destination,
+                        source: p.source, value: 0, offset: slot.done - start, sourceOffset: slot.done - start, count: n,
+                        chunk: min(chunk, max(1, n)), fault: slot.injection?.fault, probe: probe,
+                        continues: slot.done + n == start + p.length && start + p.length < job.length)
+                }
+                start += p.length
+            }
+        }
         return Work(
             index: h, generation: slot.generation, cookie: slot.cookie, destination: job.destination,
             source: job.source, value: job.value, offset: slot.done, sourceOffset: slot.done, count: count,

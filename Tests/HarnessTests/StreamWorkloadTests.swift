@@ -80,9 +80,9 @@ struct StreamWorkloadTests {
 
     @Test("a backend without scatter-gather, or too few segments, is refused before anything runs")
     func sgCapabilityChecked() throws {
-        let embedded = EmbeddedChannel()
-        #expect(!embedded.capabilities.memcpySG)
-        #expect(throws: WorkloadError.self) { _ = try ClosedLoopClient(channel: embedded, spec: Self.sgSpec(SGShape(sources: 2, destinations: 1))) }
+        let plain = WithoutScatterGather()
+        #expect(!plain.capabilities.memcpySG)
+        #expect(throws: WorkloadError.self) { _ = try ClosedLoopClient(channel: plain, spec: Self.sgSpec(SGShape(sources: 2, destinations: 1))) }
         let ring = try Self.channel("ring")
         defer { try? ring.release() }
         #expect(ring.capabilities.maxSegments == 16)
@@ -100,7 +100,7 @@ struct StreamWorkloadTests {
         plan.sges = [SGShape(sources: 2, destinations: 1)]
         let factories = [
             ChannelFactory(name: "cpu") { o in try BackendRegistry.entry(named: "cpu")!.make(o) },
-            ChannelFactory(name: "embedded") { _ in EmbeddedChannel() },
+            ChannelFactory(name: "embedded") { _ in WithoutScatterGather() },
         ]
         let runner = Runner(plan: plan, factories: factories)
         let skipped = try runner.preflight()
@@ -185,6 +185,51 @@ struct StreamWorkloadTests {
         plan.paces = [48_000]
         #expect(plan.points().map(\.parameters.periods) == [8])
     }
+}
+
+/// The embedded double without scatter-gather (its capabilities say so, and the protocol's
+/// default `prepareMemcpySG` returns nil): what a backend that lacks it looks like.
+final class WithoutScatterGather: DMAChannel, @unchecked Sendable {
+    let inner = EmbeddedChannel()
+    var backendName: String { "embedded-without-sg" }
+    var capabilities: DMACapabilities {
+        var c = inner.capabilities
+        c.memcpySG = false
+        c.maxSegments = 0
+        return c
+    }
+    func configure(_ config: DMAConfig) throws(DMAError) { try inner.configure(config) }
+    func allocateCoherent(byteCount: Int) throws(DMAError) -> DMABuffer { try inner.allocateCoherent(byteCount: byteCount) }
+    func freeCoherent(_ buffer: DMABuffer) { inner.freeCoherent(buffer) }
+    func prepareMemcpy(to destination: UnsafeMutableRawPointer, from source: UnsafeRawPointer, length: Int, flags: DMAPrepFlags) -> DMADescriptor? {
+        inner.prepareMemcpy(to: destination, from: source, length: length, flags: flags)
+    }
+    func prepareMemset(to destination: UnsafeMutableRawPointer, value: UInt8, length: Int, flags: DMAPrepFlags) -> DMADescriptor? {
+        inner.prepareMemset(to: destination, value: value, length: length, flags: flags)
+    }
+    func prepareCyclic(
+        to destination: UnsafeMutableRawPointer, from source: UnsafeRawPointer, bufferLength: Int, periodLength: Int, flags: DMAPrepFlags
+    ) -> DMADescriptor? {
+        inner.prepareCyclic(to: destination, from: source, bufferLength: bufferLength, periodLength: periodLength, flags: flags)
+    }
+    func setCallback(_ callback: DMACallback, for descriptor: DMADescriptor) throws(DMAError) { try inner.setCallback(callback, for: descriptor) }
+    func setReuse(_ reuse: Bool, for descriptor: DMADescriptor) throws(DMAError) { try inner.setReuse(reuse, for: descriptor) }
+    func free(_ descriptor: DMADescriptor) throws(DMAError) { try inner.free(descriptor) }
+    func submit(_ descriptor: DMADescriptor) -> DMACookie { inner.submit(descriptor) }
+    func issuePending() { inner.issuePending() }
+    func status(of cookie: DMACookie) -> (DMAStatus, DMATxState) { inner.status(of: cookie) }
+    func pause() throws(DMAError) { try inner.pause() }
+    func resume() throws(DMAError) { try inner.resume() }
+    func terminateAsync() throws(DMAError) { try inner.terminateAsync() }
+    func synchronize() throws(DMAError) { try inner.synchronize() }
+    func terminateSync() throws(DMAError) { try inner.terminateSync() }
+    func release() throws(DMAError) { try inner.release() }
+    func debugSeedCookie(used: DMACookie, last: DMACookie) throws(DMAError) { try inner.debugSeedCookie(used: used, last: last) }
+    func debugWatermark() -> DMACookieWatermark { inner.debugWatermark() }
+    func debugInject(_ injection: DMAInjection, into descriptor: DMADescriptor) throws(DMAError) { try inner.debugInject(injection, into: descriptor) }
+    func debugFailNextSubmits(_ count: Int) { inner.debugFailNextSubmits(count) }
+    func debugReleaseStalls() { inner.debugReleaseStalls() }
+    func debugSetAccessProbe(_ probe: DMAAccessProbe?) { inner.debugSetAccessProbe(probe) }
 }
 
 /// Why io_uring cannot run here, or nil.
