@@ -1,7 +1,7 @@
 // swift-tools-version: 6.1
 //
 // dmabench's package-benchmark suites: a nested package, so that the main package does not
-// depend on package-benchmark. One target per concern: submission, latency, terminate.
+// depend on package-benchmark. One target per concern: submission, latency, terminate, streams (scatter-gather, cyclic).
 //
 //   cd Benchmarks && swift package benchmark                         # run all
 //   swift package benchmark thresholds check                          # CI gate (p90 of each metric)
@@ -16,7 +16,7 @@ let package = Package(
         .package(name: "dmabench", path: "../"),
         .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
     ],
-    targets: ["Submission", "Latency", "Terminate"].map { name in
+    targets: ["Submission", "Latency", "Terminate", "Streams"].map { name in
         .executableTarget(
             name: name,
             dependencies: [

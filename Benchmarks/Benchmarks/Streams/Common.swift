@@ -1,0 +1,1 @@
+../Submission/Common.swift
