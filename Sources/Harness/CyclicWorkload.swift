@@ -64,9 +64,15 @@ public struct CyclicSample: Sendable {
     /// Destination bytes that differ from the source after the stream stopped.
     public var mismatchedBytes: Int
 
-    /// Bytes per second the stream moved in the window.
+    /// From the end of the period before the window to the end of the window's last period
+    /// (the engine's stamps); nil when a stamp was gone.
+    public var paceSpanNanoseconds: UInt64?
+
+    /// Bytes per second the stream moved in the window: between period-end stamps when
+    /// there are both, else over the window.
     public var achievedPace: Double {
-        elapsedNanoseconds == 0 ? 0 : Double(periods * periodBytes) * 1e9 / Double(elapsedNanoseconds)
+        let span = paceSpanNanoseconds ?? elapsedNanoseconds
+        return span == 0 ? 0 : Double(periods * periodBytes) * 1e9 / Double(span)
     }
 }
 
@@ -263,12 +269,17 @@ public final class CyclicClient {
         state.measuring.store(true, ordering: .relaxed)
         let p0 = state.clock.completedPeriods
         let t0 = MonotonicClock.now()
+        // The pace is measured between two period ends (the engine's stamps), not between the
+        // window's edges: a window of 47 periods of 10.7 ms holds 46 or 47 whole periods, a 2%
+        // quantization that the stamps do not have.
+        let e0 = p0 > 0 ? state.clock.end(ofPeriod: p0 - 1, now: t0) : nil
         let window = spec.windowNanoseconds
         while MonotonicClock.now() &- t0 < window && !shouldStop() {
             MonotonicClock.sleep(nanoseconds: Int64(min(10_000_000, window - min(window, MonotonicClock.now() &- t0)) + 1))
         }
         let p1 = state.clock.completedPeriods
         let t1 = MonotonicClock.now()
+        let e1 = p1 > 0 ? state.clock.end(ofPeriod: p1 - 1, now: t1) : nil
         state.measuring.store(false, ordering: .relaxed)
         onMeasureEnd?()
         // Ordering: relaxed; counts near the window's edge may include a period more.
@@ -277,6 +288,7 @@ public final class CyclicClient {
             overruns: state.overruns.load(ordering: .relaxed) - o0, unstamped: state.unstamped.load(ordering: .relaxed) - u0,
             elapsedNanoseconds: t1 - t0, pauseNanoseconds: 0, resumeToNextByteNanoseconds: 0,
             stopFromCallbackNanoseconds: 0, stopFromClientNanoseconds: 0, mismatchedBytes: 0)
+        if let e0, let e1, e1 > e0, p1 > p0 { sample.paceSpanNanoseconds = e1 - e0 }
 
         // Pause and resume on the running stream: pause-call-to-return, then resume-call to
         // the next byte moved (the residue or the period count changes).
