@@ -113,6 +113,16 @@ int curing_prep_read(curing_ring *r, int fd, int fixed_file, void *buffer, unsig
     return 0;
 }
 
+int curing_prep_readv(curing_ring *r, int fd, int fixed_file, const void *iovecs, unsigned nr, uint64_t offset,
+                      uint64_t user_data) {
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
+    if (!sqe) return -EBUSY;
+    io_uring_prep_readv(sqe, fd, (const struct iovec *)iovecs, nr, offset);
+    if (fixed_file) sqe->flags |= IOSQE_FIXED_FILE;
+    io_uring_sqe_set_data64(sqe, user_data);
+    return 0;
+}
+
 int curing_prep_nop(curing_ring *r, uint64_t user_data) {
     struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
     if (!sqe) return -EBUSY;

@@ -67,8 +67,17 @@ extension URingCore {
         let isData = URingUserData.kind(ud) == URingUserData.Kind.data.rawValue
         let chunk = URingUserData.chunk(ud)
         if isData, st.pointee.hasProbe, let probe = st.pointee.probe, s.pointee.destination != nil {
-            let (dst, _, n) = span(UInt32(idx), chunk)
-            probe(DMAAccess(cookie: s.pointee.cookie, kind: .write, address: UInt(bitPattern: dst), count: n))
+            if s.pointee.pieceCount > 0 {
+                // One write per piece of the run: each lies in one destination segment.
+                let r = runs[Int(idx) * Self.pieceCapacity + chunk]
+                for k in Int(r.first)..<Int(r.first + r.count) {
+                    let p = pieces[Int(idx) * Self.pieceCapacity + k]
+                    probe(DMAAccess(cookie: s.pointee.cookie, kind: .write, address: UInt(bitPattern: p.destination), count: p.length))
+                }
+            } else {
+                let (dst, _, n) = span(UInt32(idx), chunk)
+                probe(DMAAccess(cookie: s.pointee.cookie, kind: .write, address: UInt(bitPattern: dst), count: n))
+            }
         }
         if s.pointee.state == .zombie {
             if s.pointee.zombieEpoch <= st.pointee.syncedEpoch {

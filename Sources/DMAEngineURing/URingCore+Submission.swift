@@ -59,11 +59,20 @@ extension URingCore {
     func prepChunk(_ ring: OpaquePointer, _ idx: UInt32, _ c: Int, _: borrowing SQHeld, _: borrowing Held) -> Int {
         let s = slots + Int(idx)
         let (dst, sourceOffset, n) = span(idx, c)
+        let run = s.pointee.pieceCount > 0 ? runs[Int(idx) * Self.pieceCapacity + c] : nil
+        if let run, run.count > 1 {
+            // Several pieces from one contiguous source range: one READV.
+            _ = curing_prep_readv(
+                ring, fixedFile ? 0 : pool.fd, fixedFile ? 1 : 0, iovecs + Int(idx) * Self.pieceCapacity + Int(run.first),
+                UInt32(run.count), UInt64(sourceOffset),
+                URingUserData.make(.data, slot: idx, chunk: c, generation: s.pointee.generation))
+        } else {
         var bufIndex: Int32 = -1
         if fixedBuffer, pool.offset(of: dst, length: n) != nil { bufIndex = 0 }
         _ = curing_prep_read(
             ring, fixedFile ? 0 : pool.fd, fixedFile ? 1 : 0, dst, UInt32(n), UInt64(sourceOffset),
             bufIndex, URingUserData.make(.data, slot: idx, chunk: c, generation: s.pointee.generation))
+        }
         if st.pointee.hasProbe, let probe = st.pointee.probe {
             let cookie = s.pointee.cookie
             probe(DMAAccess(cookie: cookie, kind: .read, address: UInt(bitPattern: pool.base + sourceOffset), count: n))

@@ -54,6 +54,10 @@ final class URingCore: @unchecked Sendable {
     static let pieceCapacity = DMASGPlan.pieceCapacity(maxSegments: maxSegments)
     /// Each slot's scatter-gather pieces, preallocated so that prep allocates nothing.
     let pieces: UnsafeMutablePointer<DMASGPiece>
+    /// Each slot's runs of pieces that are contiguous in the pool file (one SQE each: a READ
+    /// for a single piece, a READV for several), and the iovecs the READVs read into.
+    let runs: UnsafeMutablePointer<URingRun>
+    let iovecs: UnsafeMutablePointer<iovec>
     let slotCount: Int
     let freeList: UnsafeMutablePointer<UInt32>
     let fifo: UnsafeMutablePointer<UInt32>
@@ -137,6 +141,8 @@ final class URingCore: @unchecked Sendable {
         st.initialize(to: URingState())
         slots = .allocate(capacity: slotCount)
         pieces = .allocate(capacity: slotCount * Self.pieceCapacity)
+        runs = .allocate(capacity: slotCount * Self.pieceCapacity)
+        iovecs = .allocate(capacity: slotCount * Self.pieceCapacity)
         slots.initialize(repeating: URingSlot(), count: slotCount)
         freeList = .allocate(capacity: slotCount)
         for i in 0..<slotCount { freeList[i] = UInt32(slotCount - 1 - i) }
@@ -179,6 +185,8 @@ final class URingCore: @unchecked Sendable {
         slots.deinitialize(count: slotCount)
         slots.deallocate()
         pieces.deallocate()
+        runs.deallocate()
+        iovecs.deallocate()
         st.deinitialize(count: 1)
         st.deallocate()
         freeList.deallocate()
@@ -297,12 +305,15 @@ final class URingCore: @unchecked Sendable {
 
     /// Chunk `c` of slot `idx`: where its bytes go, where they come from in the pool file,
     /// and how many.
+    /// (A scatter-gather chunk is a run: its first piece's destination, the run's source
+    /// offset and its total length.)
     @inline(__always)
     func span(_ idx: UInt32, _ c: Int) -> (destination: UnsafeMutableRawPointer, sourceOffset: Int, count: Int) {
         let s = slots + Int(idx)
         if s.pointee.pieceCount > 0 {
-            let p = pieces[Int(idx) * Self.pieceCapacity + c]
-            return (p.destination, UnsafeRawPointer(p.source) - UnsafeRawPointer(pool.base), p.length)
+            let r = runs[Int(idx) * Self.pieceCapacity + c]
+            let p = pieces[Int(idx) * Self.pieceCapacity + Int(r.first)]
+            return (p.destination, UnsafeRawPointer(p.source) - UnsafeRawPointer(pool.base), r.length)
         }
         let off = c * s.pointee.chunkBytes
         return (s.pointee.destination! + off, s.pointee.sourceOffset + off, min(s.pointee.chunkBytes, s.pointee.length - off))
@@ -311,9 +322,9 @@ final class URingCore: @unchecked Sendable {
     /// Splits a slot's transfer into SQE-sized chunks of about `requested` bytes (0: whole).
     @inline(__always)
     func setChunking(_ s: UnsafeMutablePointer<URingSlot>, requested: Int, _: borrowing Held) {
-        // Scatter-gather: one chunk per piece, whatever the burst.
+        // Scatter-gather: one chunk per run, whatever the burst.
         if s.pointee.pieceCount > 0 {
-            s.pointee.chunkCount = s.pointee.pieceCount
+            s.pointee.chunkCount = s.pointee.runCount
             return
         }
         let len = s.pointee.length
@@ -346,4 +357,13 @@ final class URingCore: @unchecked Sendable {
         freeList[st.pointee.freeCount] = idx
         st.pointee.freeCount += 1
     }
+}
+
+/// A run of a scatter-gather copy's pieces whose sources follow each other in the pool file:
+/// one READ (a single piece) or one READV (several), `docs/measurement-notes.md`,
+/// "Scatter-gather and cyclic streams".
+struct URingRun {
+    var first: Int32
+    var count: Int32
+    var length: Int
 }

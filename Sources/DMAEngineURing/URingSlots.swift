@@ -39,6 +39,8 @@ struct URingSlot {
     /// Scatter-gather: the chunks are the pieces in `URingCore.pieces` at
     /// `index * pieceCapacity`, one READ each (0 = a flat copy in `chunkBytes` chunks).
     var pieceCount = 0
+    /// Scatter-gather: runs of pieces contiguous in the pool file (`URingCore.runs`).
+    var runCount = 0
     /// Chunks handed to the kernel so far.
     var chunksIssued = 0
     /// SQEs of this slot in the kernel (no CQE yet).

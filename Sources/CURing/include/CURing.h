@@ -49,6 +49,12 @@ unsigned curing_sq_space_left(curing_ring *ring);
 /// Returns 0, or -EBUSY when the SQ is full.
 int curing_prep_read(curing_ring *ring, int fd, int fixed_file, void *buffer, unsigned length, uint64_t offset,
                      int buf_index, uint64_t user_data);
+/// Why: get_sqe + prep_readv (static inlines). Reads `nr` iovecs (`iovecs` points to
+/// `struct iovec`s, which must stay valid until the SQE completes) from one contiguous range at
+/// `offset`: a scatter-gather copy whose source pieces are contiguous in the file, as one SQE.
+/// Returns 0 or -EBUSY.
+int curing_prep_readv(curing_ring *ring, int fd, int fixed_file, const void *iovecs, unsigned nr, uint64_t offset,
+                      uint64_t user_data);
 /// Why: get_sqe + prep_nop (static inlines). Returns 0 or -EBUSY.
 int curing_prep_nop(curing_ring *ring, uint64_t user_data);
 /// Why: get_sqe + prep_cancel64 with IORING_ASYNC_CANCEL_ALL|IORING_ASYNC_CANCEL_ANY
