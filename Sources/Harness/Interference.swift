@@ -124,7 +124,11 @@ public struct InterferenceSnapshot: Sendable {
         }
         if known > 0, window > 0 {
             var own = 0.0
-            for (tid, b) in end.threads { if let a = start.threads[tid] { own += Double(b.runNanoseconds &- a.runNanoseconds) } }
+            // A thread born during the point (io_uring's io-wq workers, iou-wrk-*, start on
+            // the first punted request) counts whole: all its run time lies in the window.
+            for (tid, b) in end.threads {
+                own += Double(b.runNanoseconds &- (start.threads[tid]?.runNanoseconds ?? 0))
+            }
             let capacity = window * 1e9 * Double(known)
             // /proc/stat counts in ticks (10 ms here) and own time in ns: a point's few
             // ticks of rounding stay well under the threshold only over the whole point.

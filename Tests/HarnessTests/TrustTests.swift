@@ -40,6 +40,18 @@ struct TrustTests {
         #expect(Self.env(busyTicks: 1, ownNs: 900_000_000).backgroundCPU == 0)
     }
 
+    @Test("a thread born during the point (an io-wq worker) is ours, not background")
+    func threadBornDuringThePoint() {
+        let hz = UInt64(SystemState.ticksPerSecond)
+        let a = InterferenceSnapshot(
+            time: 0, cpus: [0: .init(busy: 0, idle: 0, steal: 0)], threads: [7: .init(runNanoseconds: 0, involuntarySwitches: 0)])
+        let b = InterferenceSnapshot(
+            time: 1_000_000_000, cpus: [0: .init(busy: hz / 2, idle: hz / 2, steal: 0)],
+            threads: [7: .init(runNanoseconds: 100_000_000, involuntarySwitches: 0), 9: .init(runNanoseconds: 400_000_000, involuntarySwitches: 0)])
+        let e = InterferenceSnapshot.environment(from: a, to: b, watched: [0], measured: [7])
+        #expect(abs((e.backgroundCPU ?? -1) - 0.0) < 1e-9, "0.5 s busy, all of it ours (0.1 s + the new thread's 0.4 s)")
+    }
+
     @Test("judge flags background, steal, variation and round-trip drift, each with a reason, and nothing else")
     func judging() {
         var quiet = PointEnvironment(cpus: [0, 1], windowSeconds: 1, backgroundCPU: 0.01, steal: 0, roundTripNs: [90, 95], roundTripDrift: 1.1, cv: 0.02)
