@@ -11,6 +11,15 @@
 # reproducible). Deterministic metrics (errors, the verification mismatch counts, mallocs*,
 # syscalls*) regress on any increase.
 #
+# Cyclic points (workload "cyclic") compare by `metrics.cyclic`: the headline is
+# cyclic.stopFromCallbackNs (STOP from a period callback, then synchronize; one sample per
+# repetition), which gates like any timing, with cyclic.periodLatencyNs.p50 (gated when merged
+# rounds give it samples, like latencyNs); cyclic.mismatchedBytes regresses on any increase;
+# the other cyclic timings and percentiles are reported without gating. Overruns are compared
+# per 1000 elapsed periods and an increase is flagged ("more overruns"), not gated: they depend
+# on the machine's scheduling as much as on the code. Scatter-gather points (parameters.sge)
+# are throughput or latency points and compare like them.
+#
 # Points whose environment was flagged (`environment.interference`: background load, steal,
 # spread or a drifting round trip during the point; in a merged file, any flagged round) are
 # listed per side with their reasons. With --exclude-flagged they are left out of the
@@ -64,11 +73,22 @@ def direction(metric: str) -> str | None:
 #: verification.* metrics that compare.py reads: bytes found wrong, by kind.
 VERIFICATION_GATED = tuple(f"verification.{k}" for k in dr.VERIFICATION_MISMATCHES)
 
+#: Cyclic points: the statistics of `metrics.cyclic` that gate (the headline: STOP from a
+#: period callback + synchronize), and those only reported.
+CYCLIC_GATED_STATS = ("stopFromCallbackNs",)
+CYCLIC_INFO_STATS = ("stopFromClientNs", "pauseNs", "resumeToNextByteNs", "achievedBytesPerSecond")
+#: periodLatencyNs percentiles that gate (when merged rounds give samples); the others are reported.
+CYCLIC_LATENCY_GATED = ("p50",)
+#: Destination bytes wrong after a cyclic stream: a correctness failure, like verification.
+CYCLIC_MISMATCHES = "cyclic.mismatchedBytes"
+#: Overruns per 1000 elapsed periods: an increase is flagged, never gated.
+CYCLIC_OVERRUNS = "cyclic.overrunsPer1000Periods"
+
 
 def is_deterministic(metric: str) -> bool:
     # A mismatched or overwritten byte is a correctness failure, not noise: like errors, any
     # increase (from 0 in particular) regresses, whatever the sample count.
-    return (metric == "errors" or metric in VERIFICATION_GATED
+    return (metric == "errors" or metric in VERIFICATION_GATED or metric == CYCLIC_MISMATCHES
             or metric.startswith("mallocs") or metric.startswith("syscalls"))
 
 
@@ -76,7 +96,7 @@ def is_deterministic(metric: str) -> bool:
 class Row:
     key: tuple
     metric: str
-    kind: str  # "test" | "deterministic" | "single"
+    kind: str  # "test" | "deterministic" | "single" | "count" (overruns: flagged, not gated)
     better: str | None
     base_n: int = 0
     head_n: int = 0
@@ -117,6 +137,13 @@ class Comparison:
     def improvements(self) -> list[Row]:
         return [r for r in self.rows if r.status == "improvement"]
 
+    @property
+    def more_overruns(self) -> list[Row]:
+        return [r for r in self.rows if r.metric == CYCLIC_OVERRUNS and r.status == MORE_OVERRUNS]
+
+
+MORE_OVERRUNS = "more overruns (not gated)"
+
 
 def samples_of(value) -> list[float]:
     if isinstance(value, dict):
@@ -131,6 +158,38 @@ def samples_of(value) -> list[float]:
     return []
 
 
+def latency_samples(value: dict, prefix: str, gated: tuple[str, ...]) -> dict[str, tuple[list[float], bool]]:
+    """Percentile samples of a latency summary: the merged rounds' values when present, else
+    the single value."""
+    out: dict[str, tuple[list[float], bool]] = {}
+    rounds = value.get("rounds") if isinstance(value.get("rounds"), dict) else {}
+    for key in LATENCY_GATED + LATENCY_INFO:
+        if isinstance(rounds.get(key), list) and rounds[key]:
+            out[f"{prefix}.{key}"] = ([float(v) for v in rounds[key]], key in gated)
+        elif isinstance(value.get(key), (int, float)) and not isinstance(value.get(key), bool):
+            out[f"{prefix}.{key}"] = ([float(value[key])], key in gated)
+    return out
+
+
+def cyclic_samples(value: dict) -> dict[str, tuple[list[float], bool]]:
+    """The comparable metrics of `metrics.cyclic`, named `cyclic.<field>`."""
+    out: dict[str, tuple[list[float], bool]] = {}
+    lat = value.get("periodLatencyNs")
+    if isinstance(lat, dict):
+        out.update(latency_samples(lat, "cyclic.periodLatencyNs", CYCLIC_LATENCY_GATED))
+    for key in CYCLIC_GATED_STATS + CYCLIC_INFO_STATS:
+        s = samples_of(value.get(key))
+        if s:
+            out[f"cyclic.{key}"] = (s, key in CYCLIC_GATED_STATS)
+    mismatched = value.get("mismatchedBytes")
+    if isinstance(mismatched, (int, float)) and not isinstance(mismatched, bool):
+        out[CYCLIC_MISMATCHES] = ([float(mismatched)], True)
+    rate = dr.overruns_per_1000_periods(value)
+    if rate is not None:
+        out[CYCLIC_OVERRUNS] = ([rate], False)
+    return out
+
+
 def metric_samples(point: dict) -> dict[str, tuple[list[float], bool]]:
     """metric name -> (samples, gated) for every comparable metric of a point."""
     out: dict[str, tuple[list[float], bool]] = {}
@@ -138,14 +197,12 @@ def metric_samples(point: dict) -> dict[str, tuple[list[float], bool]]:
         if value is None or name in ("efficiency", "completed", "aborted"):
             continue
         if name == "latencyNs":
-            if not isinstance(value, dict):
-                continue
-            rounds = value.get("rounds") if isinstance(value.get("rounds"), dict) else {}
-            for key in LATENCY_GATED + LATENCY_INFO:
-                if isinstance(rounds.get(key), list) and rounds[key]:
-                    out[f"latencyNs.{key}"] = ([float(v) for v in rounds[key]], key in LATENCY_GATED)
-                elif isinstance(value.get(key), (int, float)):
-                    out[f"latencyNs.{key}"] = ([float(value[key])], key in LATENCY_GATED)
+            if isinstance(value, dict):
+                out.update(latency_samples(value, "latencyNs", LATENCY_GATED))
+            continue
+        if name == "cyclic":
+            if isinstance(value, dict):
+                out.update(cyclic_samples(value))
             continue
         if name == "verification":
             # Only the mismatch counts compare: sampleEvery and checked say how much was
@@ -200,6 +257,14 @@ def compare_metric(key: tuple, metric: str, base: list[float], head: list[float]
     row.base_median = dr.median(base)
     row.head_median = dr.median(head)
     row.ratio = ratio_of(row.head_median, row.base_median)
+    if metric == CYCLIC_OVERRUNS:
+        # Flagged when it grows, never gated: overruns follow the machine's scheduling.
+        row.kind, row.better, row.gated = "count", "lower", False
+        if row.head_median > row.base_median:
+            row.status = MORE_OVERRUNS
+        elif row.head_median < row.base_median:
+            row.status = "fewer overruns"
+        return row
     if det:
         if row.head_median > row.base_median:
             row.status = "regression"
@@ -420,6 +485,11 @@ def render_report(comp: Comparison, base: dict, head: dict, base_path: str, head
                  "regress on any increase. "
                  "Higher is better for */s metrics, lower for *Ns metrics. The CI of the ratio is a seeded "
                  f"{BOOTSTRAP_RESAMPLES}-resample bootstrap of the medians.")
+    if any(r.metric.startswith("cyclic.") for r in comp.rows):
+        lines.append("- Cyclic points: `cyclic.stopFromCallbackNs` (STOP from a period callback, then synchronize) "
+                     "gates, and `cyclic.periodLatencyNs.p50` once merged rounds give it samples; "
+                     "`cyclic.mismatchedBytes` regresses on any increase; the other cyclic timings are reported, "
+                     f"not gated; a `{CYCLIC_OVERRUNS}` that grows is flagged as more overruns, not gated.")
     bc, hc = base["context"], head["context"]
     for key in ("host", "cpu", "kernel"):
         if bc.get(key) != hc.get(key):
@@ -433,6 +503,9 @@ def render_report(comp: Comparison, base: dict, head: dict, base_path: str, head
     else:
         lines.append(f"**Result: no significant regression** ({len(comp.rows)} metrics, {len(tested)} tested, "
                      f"{len(comp.improvements)} improved).")
+    if comp.more_overruns:
+        lines.append("")
+        lines.append(f"{len(comp.more_overruns)} cyclic point(s) overran more often in head (not gated; see More overruns).")
     if dr.has_environment(base) or dr.has_environment(head):
         # Next to the verdict, so that a reader sees at once how far to trust it.
         summary = flagged_summary(comp, base, head)
@@ -445,6 +518,11 @@ def render_report(comp: Comparison, base: dict, head: dict, base_path: str, head
         lines += ["## Regressions", ""] + table(comp.regressions) + [""]
     if comp.improvements:
         lines += ["## Improvements", ""] + table(comp.improvements) + [""]
+    if comp.more_overruns:
+        lines += ["## More overruns", "",
+                  "Cyclic points whose callbacks fell behind the engine more often (periods overwritten before "
+                  "their callback ran, per 1000 periods). Not gated; worth a look.", ""]
+        lines += table(comp.more_overruns) + [""]
     lines += ["## All metrics", ""] + table(comp.rows) + [""]
     singles = [r for r in comp.rows if r.kind == "single"]
     if singles:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import sys
 import tempfile
 from typing import Any, Iterable, NoReturn
@@ -20,7 +21,7 @@ SCHEMA_VERSION = 1
 #: Exit status of every script for bad input (unreadable, malformed, wrong version).
 EXIT_BAD_INPUT = 2
 
-WORKLOADS = ("throughput", "latency", "terminate")
+WORKLOADS = ("throughput", "latency", "terminate", "cyclic")
 
 #: Metrics that carry {median, ciLow, ciHigh, samples}.
 STAT_METRICS = (
@@ -57,6 +58,26 @@ MODE_PARAMETERS = {
     "cache": ("hot", "cold"),
 }
 PARAMETER_DEFAULTS = {key: values[0] for key, values in MODE_PARAMETERS.items()}
+
+#: Scatter-gather points: `parameters.sge` is "S:D", source and destination segments per
+#: descriptor (both 1 or more). Null or absent: a flat copy, as in files written before it.
+SGE_PATTERN = re.compile(r"^([1-9][0-9]*):([1-9][0-9]*)$")
+
+#: Cyclic points: integer parameters with their smallest value (`periods` in the buffer, `pace`
+#: in bytes/s with 0 for memory speed, `periodWorkNs` of busy work per period callback). Null
+#: on every other point; point_key drops them then, so flat points of older files still match.
+CYCLIC_PARAMETERS = {"periods": 1, "pace": 0, "periodWorkNs": 0}
+
+#: Fields of `metrics.cyclic`, by shape. Counts are sums over the repetitions (merge.py adds
+#: them up); statistics objects have one sample per repetition; settings are the same in
+#: every repetition (merge.py keeps the first).
+CYCLIC_COUNTS = ("periods", "callbacks", "overruns", "unstamped", "mismatchedBytes")
+CYCLIC_STATS = ("achievedBytesPerSecond", "pauseNs", "resumeToNextByteNs", "stopFromCallbackNs", "stopFromClientNs")
+CYCLIC_SETTINGS = ("paceBytesPerSecond", "burstBytes", "windowSeconds")
+#: Numbers computed from the others: `coalescing` = callbacks / periods, `paceRatio` =
+#: achieved median / pace (null at memory speed).
+CYCLIC_DERIVED = ("coalescing", "paceRatio")
+CYCLIC_STRINGS = ("callbackContext",)
 
 #: latencyNs keys that are numbers, in spectrum order, with their percentile as a fraction.
 LATENCY_PERCENTILES = (
@@ -103,6 +124,11 @@ def one_line(text: str) -> str:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_count(value: Any) -> bool:
+    """A whole number, 0 or more."""
+    return _is_number(value) and math.isfinite(value) and value >= 0 and value == int(value)
 
 
 def _is_power_of_two(value: Any) -> bool:
@@ -182,6 +208,45 @@ class _Checker:
             if _type_name(entry) != item:
                 raise self.error(f"{where}.{key}[{j}]", f"expected a {item}, found a {_type_name(entry)}")
         return value
+
+    def latency(self, value: Any, where: str) -> None:
+        """A latency summary: `metrics.latencyNs`, or `metrics.cyclic.periodLatencyNs`."""
+        lat = self.obj(value, where)
+        for key, _ in LATENCY_PERCENTILES:
+            self.number(lat, key, where)
+        self.number(lat, "max", where)
+        self.number(lat, "count", where)
+        hist = lat.get("histogram")
+        if hist is not None and not isinstance(hist, str):
+            raise self.error(f"{where}.histogram", f"expected a string, found a {_type_name(hist)}")
+        rounds = lat.get("rounds")
+        if rounds is not None:
+            for key, values in self.obj(rounds, f"{where}.rounds").items():
+                if not isinstance(values, list) or not all(_is_number(v) for v in values):
+                    raise self.error(f"{where}.rounds.{key}", "expected an array of numbers")
+
+    def cyclic(self, value: Any, where: str) -> None:
+        """`metrics.cyclic`: the known fields by shape; unknown ones as numbers, strings or
+        statistics objects, so that a newer field does not make the file unreadable."""
+        cyc = self.obj(value, where)
+        for name, field in cyc.items():
+            fwhere = f"{where}.{name}"
+            if field is None:
+                continue
+            if name == "periodLatencyNs":
+                self.latency(field, fwhere)
+            elif name in CYCLIC_STATS:
+                self.stat(field, fwhere)
+            elif name in CYCLIC_COUNTS or name in CYCLIC_SETTINGS or name in CYCLIC_DERIVED:
+                n = self.number(cyc, name, where)
+                if name in CYCLIC_COUNTS and not _is_count(n):
+                    raise self.error(fwhere, f"expected a count (a whole number, 0 or more), found {n:g}")
+            elif name in CYCLIC_STRINGS:
+                self.string(cyc, name, where)
+            elif isinstance(field, dict):
+                self.stat(field, fwhere)
+            elif not _is_number(field) and not isinstance(field, str):
+                raise self.error(fwhere, f"expected a number, a string or a statistics object, found a {_type_name(field)}")
 
     def stat(self, value: Any, where: str) -> None:
         stat = self.obj(value, where)
@@ -286,6 +351,16 @@ def validate(doc: Any, path: str = "<document>") -> dict:
                     raise c.error(pwhere, f"expected {allowed} or null, found a {_type_name(value)}")
                 if value not in MODE_PARAMETERS[key]:
                     raise c.error(pwhere, f"unknown value {json.dumps(value)}; expected {allowed} or null")
+            elif key == "sge":
+                if not isinstance(value, str):
+                    raise c.error(pwhere, f'expected a string "S:D" (segments per descriptor) or null, found a {_type_name(value)}')
+                if not SGE_PATTERN.match(value):
+                    raise c.error(pwhere, f'expected "S:D" with S and D 1 or more (e.g. "4:1") or null, found {json.dumps(value)}')
+            elif key in CYCLIC_PARAMETERS:
+                if not _is_number(value):
+                    raise c.error(pwhere, f"expected a whole number or null, found a {_type_name(value)}")
+                if not _is_count(value) or value < CYCLIC_PARAMETERS[key]:
+                    raise c.error(pwhere, f"expected a whole number, {CYCLIC_PARAMETERS[key]} or more, or null, found {value:g}")
             elif not _is_number(value):
                 raise c.error(pwhere, f"expected a number or null, found a {_type_name(value)}")
             elif key == "alignment" and not _is_power_of_two(value):
@@ -300,19 +375,9 @@ def validate(doc: Any, path: str = "<document>") -> dict:
             if value is None:
                 continue
             if name == "latencyNs":
-                lat = c.obj(value, mwhere)
-                for key, _ in LATENCY_PERCENTILES:
-                    c.number(lat, key, mwhere)
-                c.number(lat, "max", mwhere)
-                c.number(lat, "count", mwhere)
-                hist = lat.get("histogram")
-                if hist is not None and not isinstance(hist, str):
-                    raise c.error(f"{mwhere}.histogram", f"expected a string, found a {_type_name(hist)}")
-                rounds = lat.get("rounds")
-                if rounds is not None:
-                    for key, values in c.obj(rounds, f"{mwhere}.rounds").items():
-                        if not isinstance(values, list) or not all(_is_number(v) for v in values):
-                            raise c.error(f"{mwhere}.rounds.{key}", "expected an array of numbers")
+                c.latency(value, mwhere)
+            elif name == "cyclic":
+                c.cyclic(value, mwhere)
             elif name == "efficiency":
                 eff = c.obj(value, mwhere)
                 for key in eff:
@@ -406,14 +471,20 @@ def _drop_nulls(d: dict | None) -> dict:
 
 
 def identity_parameters(params: dict | None) -> dict:
-    """The parameters that identify a point: without nulls and without modes at their default."""
+    """The parameters that identify a point: without nulls and without modes at their default.
+
+    `sge`, `periods`, `pace` and `periodWorkNs` are null on the points they do not apply to
+    (every point writes them), so they drop out there: a flat throughput point of a newer file
+    has the same identity as the same point of a file written before the keys existed.
+    """
     return {k: v for k, v in _drop_nulls(params).items() if PARAMETER_DEFAULTS.get(k) != v}
 
 
 def point_key(point: dict) -> tuple[str, str, str, str]:
     """Identity of a point: backend, workload, parameters and requested placement.
 
-    Null parameters count as absent, so `"rate": null` and no `rate` are the same point. So
+    Null parameters count as absent, so `"rate": null` and no `rate` are the same point
+    (`"sge": null`, `"periods": null`, `"pace": null` and `"periodWorkNs": null` too). So
     does a mode at its default (`"offsets": "fixed"`, `"completion": "callback"`,
     `"cache": "hot"`): files written before those keys existed measured the defaults, and
     their points match the same points of newer files.
@@ -432,8 +503,10 @@ def describe_key(key: tuple[str, str, str, str]) -> str:
     p = json.loads(params)
     parts = [backend, workload]
     # Modes appear only when not at their default (point_key drops defaults), e.g.
-    # `offsets=random alignment=8 completion=polled cache=cold`.
-    order = ["size", "batch", "depth", "channels", "rate", "inFlight", "offsets", "alignment", "completion", "cache"]
+    # `offsets=random alignment=8 completion=polled cache=cold`; scatter-gather and cyclic
+    # parameters only where they apply, e.g. `sge=4:1` or `periods=4 pace=384000 periodWorkNs=0`.
+    order = ["size", "batch", "depth", "channels", "rate", "inFlight", "offsets", "alignment", "completion", "cache",
+             "sge", "periods", "pace", "periodWorkNs"]
     for name in order + sorted(k for k in p if k not in order):
         if name in p:
             value = p[name]
@@ -446,6 +519,35 @@ def describe_key(key: tuple[str, str, str, str]) -> str:
         names += sorted(k for k in pl if k not in names)
         parts.append("@" + ",".join(f"{k}={pl[k]}" for k in names if k in pl))
     return " ".join(parts)
+
+
+def format_pace(pace: Any) -> str:
+    """A cyclic point's pace for a person: `memory speed` for 0, else decimal bytes/s
+    (`384 kB/s`, `100 MB/s`), as `--pace` takes them."""
+    if not _is_number(pace):
+        return str(pace)
+    if pace == 0:
+        return "memory speed"
+    for unit, scale in (("GB/s", 1e9), ("MB/s", 1e6), ("kB/s", 1e3)):
+        if pace >= scale:
+            return f"{pace / scale:.4g} {unit}"
+    return f"{pace:g} B/s"
+
+
+def cyclic_metrics(point: dict) -> dict | None:
+    """`metrics.cyclic` of a cyclic point, or None."""
+    value = (point.get("metrics") or {}).get("cyclic")
+    return value if isinstance(value, dict) else None
+
+
+def overruns_per_1000_periods(cyclic: dict) -> float | None:
+    """Overruns per 1000 elapsed periods (the counts are sums over all repetitions, so the
+    rate is comparable between runs of different lengths and after merging rounds); None when
+    no period elapsed or a count is missing."""
+    overruns, periods = cyclic.get("overruns"), cyclic.get("periods")
+    if not _is_number(overruns) or not _is_number(periods) or periods <= 0:
+        return None
+    return 1000.0 * overruns / periods
 
 
 def format_size(value: Any) -> str:

@@ -14,10 +14,16 @@
 # confidence interval recomputed; latency percentiles become the median over rounds and the
 # per-round values are kept in latencyNs.rounds; counts (verification counts too) are summed;
 # ratios to another point of the same run (speedupOverCPU, polledVsCallback, coldVsHot) become
-# the median over rounds. A point's `environment` (how quiet the machine was) keeps the worst
-# round: flagged when any round was (`flaggedRounds` of `rounds` say how many), the reasons of
-# all rounds (at most 8), the largest background CPU, steal, round-trip drift and cv, the
-# summed window and switches, and every round trip. Both modes recount
+# the median over rounds. A cyclic point's `metrics.cyclic` is merged field by field: its
+# statistics (achievedBytesPerSecond, pauseNs, resumeToNextByteNs, stopFromCallbackNs,
+# stopFromClientNs) concatenate their samples, periodLatencyNs is merged like latencyNs, the
+# counts (periods, callbacks, overruns, unstamped, mismatchedBytes) are summed, coalescing and
+# paceRatio are computed again from the merged values, and the settings (paceBytesPerSecond,
+# burstBytes, windowSeconds, callbackContext) are the first round's. A point's `environment`
+# (how quiet the machine was) keeps the worst round: flagged when any round was
+# (`flaggedRounds` of `rounds` say how many), the reasons of all rounds (at most 8), the
+# largest background CPU, steal, round-trip drift and cv, the summed window and switches, and
+# every round trip. Both modes recount
 # `context.flaggedPoints`; `context.machine` and `context.thresholds` are the first file's.
 #
 # The output is written atomically. Bad input is a one-line error and exit status 2.
@@ -227,6 +233,52 @@ def combine_verification(values: list[dict], where: str) -> dict:
     return out
 
 
+def combine_cyclic(values: list[dict], where: str) -> dict:
+    """Merge `metrics.cyclic` over rounds: each round ran its own windows, so the counts add
+    up and the per-repetition samples concatenate; the ratios follow from the merged values."""
+    out: dict = {}
+    names = list(OrderedDict.fromkeys(k for v in values for k in v))
+    for name in names:
+        present = [v[name] for v in values if v.get(name) is not None]
+        if name == "periodLatencyNs":
+            lats = [v for v in present if isinstance(v, dict)]
+            out[name] = combine_latency(lats) if lats else None
+        elif name in dr.CYCLIC_STATS or (present and all(isinstance(v, dict) for v in present)):
+            out[name] = combine_stats(present) if present else None
+        elif name in dr.CYCLIC_COUNTS:
+            nums = [v for v in present if _num(v)]
+            out[name] = sum(nums) if nums else None
+        elif name in dr.CYCLIC_DERIVED:
+            continue  # computed below, from the merged values
+        else:
+            # A setting (pace, burst, window length, callback context): the same in every round
+            # of one command line; keep the first, and say so when they differ.
+            distinct = list(OrderedDict((dr.canonical(v), v) for v in present).values())
+            if len(distinct) > 1:
+                warn(f"point {where}: cyclic.{name} differs between rounds "
+                     f"({', '.join(dr.canonical(v) for v in distinct)}); keeping the first")
+            out[name] = distinct[0] if distinct else None
+    periods, callbacks = out.get("periods"), out.get("callbacks")
+    if any("coalescing" in v for v in values):
+        if _num(periods) and _num(callbacks):
+            out["coalescing"] = callbacks / periods if periods > 0 else 0.0
+        else:
+            coalescing = [v["coalescing"] for v in values if _num(v.get("coalescing"))]
+            out["coalescing"] = dr.median(coalescing) if coalescing else None
+    if any("paceRatio" in v for v in values):
+        pace = out.get("paceBytesPerSecond")
+        achieved = dr.stat_median(out.get("achievedBytesPerSecond"))
+        if _num(pace) and pace > 0 and achieved is not None:
+            out["paceRatio"] = achieved / pace
+        elif _num(pace) and pace == 0:
+            out["paceRatio"] = None  # memory speed: no pace to compare with
+        else:
+            ratios = [v["paceRatio"] for v in values if _num(v.get("paceRatio"))]
+            out["paceRatio"] = dr.median(ratios) if ratios else None
+    # In the inputs' key order.
+    return {name: out[name] for name in names if name in out}
+
+
 def combine_environment(values: list[dict]) -> dict:
     """How quiet the machine was over all rounds: as bad as the worst round, so that a merged
     point cannot look cleaner than any of its parts."""
@@ -276,6 +328,9 @@ def combine_points(points: list[dict]) -> dict:
             continue
         if name == "latencyNs":
             metrics[name] = combine_latency([v for v in values if isinstance(v, dict)])
+        elif name == "cyclic":
+            metrics[name] = combine_cyclic([v for v in values if isinstance(v, dict)],
+                                           dr.describe_key(dr.point_key(first)))
         elif name == "verification":
             metrics[name] = combine_verification([v for v in values if isinstance(v, dict)],
                                                  dr.describe_key(dr.point_key(first)))

@@ -6,12 +6,14 @@
 #                   [--backend ring,locked] [--size 64] [--out DIR] [--format png|svg]
 #
 # Draws: throughput against size per backend (log-log; points flagged for interference are
-# hollow), the speed-up over cpu, hot against cold caches and callback against polled
-# completion (when a run measured both modes), latency
-# percentile spectra (HdrHistogram style), terminate cost against in-flight count, a NUMA
-# placement heatmap, counters per descriptor, and (with --history) a metric across commits
-# read from Results/. A plot whose data is absent is skipped with a printed note (the speed-up,
-# cache and completion plots are simply not drawn). Files are named PREFIX-<plot>.<format>; the
+# hollow; scatter-gather points are their own series, labelled sge=S:D), the speed-up over
+# cpu, hot against cold caches and callback against polled completion (when a run measured
+# both modes), latency percentile spectra (HdrHistogram style), terminate cost against
+# in-flight count, a NUMA placement heatmap, counters per descriptor, for cyclic points the
+# period-latency distribution per backend and pace and the overruns against pace, and (with
+# --history) a metric across commits read from Results/. A plot whose data is absent is
+# skipped with a printed note (the speed-up, cache, completion and cyclic plots are simply
+# not drawn). Files are named PREFIX-<plot>.<format>; the
 # prefix defaults to the result file's stem when one file is given. Files are written atomically. Bad input
 # (malformed, truncated or wrong-version JSON) is a one-line error and exit status 2.
 """Plot dmabench result files (schemaVersion 1) with matplotlib (Agg backend)."""
@@ -193,6 +195,16 @@ def config_label(point: dict, show_placement: bool, omit: tuple[str, ...] = ()) 
     for key in ("completion", "cache"):
         if key not in omit and mode_of(point, key) != dr.PARAMETER_DEFAULTS[key]:
             parts.append(mode_of(point, key))
+    # Scatter-gather points are separate series from the flat copies of the same configuration.
+    if p.get("sge") is not None:
+        parts.append(f"sge={p['sge']}")
+    # Cyclic points: periods in the buffer, the pace, the callback's busy work when any.
+    if p.get("periods") is not None:
+        parts.append(f"{p['periods']} periods")
+    if p.get("pace") is not None:
+        parts.append(dr.format_pace(p["pace"]))
+    if p.get("periodWorkNs"):
+        parts.append(f"work {p['periodWorkNs']:g} ns")
     if show_placement:
         parts.append("@" + placement_label(placement_of(point, "requested")))
     return " ".join(parts)
@@ -396,8 +408,8 @@ def spectrum(lat: dict) -> list[tuple[float, float]]:
 
 
 def plot_latency(sources: list[Source], out: Output) -> None:
-    pts = [(s, p) for s in sources for p in s.points
-           if isinstance((p.get("metrics") or {}).get("latencyNs"), dict) and spectrum(p["metrics"]["latencyNs"])]
+    pts = [(s, p) for s in sources for p in s.points if p["workload"] != "cyclic"
+           and isinstance((p.get("metrics") or {}).get("latencyNs"), dict) and spectrum(p["metrics"]["latencyNs"])]
     if not pts:
         out.skip("latency", "no points with latencyNs percentiles or a histogram")
         return
@@ -481,6 +493,146 @@ def plot_terminate(sources: list[Source], out: Output) -> None:
         axes[j // cols][j % cols].set_visible(False)
     finish(fig, [s.doc for s in sources], "Terminate cost against descriptors in flight")
     out.save(fig, "terminate")
+
+
+# ---------------------------------------------------------------------------------------------
+# cyclic streams
+
+
+def cyclic_points(sources: list[Source]) -> list[tuple[Source, dict, dict]]:
+    """(source, point, metrics.cyclic) for every cyclic point with cyclic metrics."""
+    return [(s, p, c) for s in sources for p in s.points
+            if p["workload"] == "cyclic" and (c := dr.cyclic_metrics(p)) is not None]
+
+
+def varying(points: list[dict], key: str) -> bool:
+    return len({dr.canonical(params(p).get(key)) for p in points}) > 1
+
+
+def cyclic_label(prefix: str, point: dict, pts: list[dict], with_pace: bool = True) -> str:
+    """backend, pace (memory speed for 0), the callback's work when any, and the period size,
+    periods and placement only where they vary between the plotted points."""
+    p = params(point)
+    parts = [prefix + point["backend"]]
+    if with_pace:
+        parts.append(dr.format_pace(p.get("pace")))
+    if p.get("periodWorkNs") or varying(pts, "periodWorkNs"):
+        parts.append(f"work {p.get('periodWorkNs') or 0:g} ns")
+    if varying(pts, "size") or varying(pts, "periods"):
+        parts.append(f"{dr.format_size(p.get('size'))}B x {p.get('periods')}")
+    if varies_placement(pts):
+        parts.append("@" + placement_label(placement_of(point, "requested")))
+    return " ".join(parts)
+
+
+def cyclic_shape(pts: list[dict]) -> str:
+    """The period size and periods of the plotted points, for a title."""
+    shapes = list(OrderedDict.fromkeys((params(p).get("size"), params(p).get("periods")) for p in pts))
+    return ", ".join(f"period {dr.format_size(size)}B, {periods} periods" for size, periods in shapes[:4]) + (
+        ", ..." if len(shapes) > 4 else "")
+
+
+def plot_period_latency(sources: list[Source], out: Output) -> None:
+    """The distribution of period latency (period end, stamped by the engine, to the start of
+    the callback that reported it) as a tail CDF: latency on a log x axis against the
+    percentile (axis 1/(1-percentile)), one line per backend and pace. Drawn only when the
+    files have cyclic points."""
+    cyc = cyclic_points(sources)
+    if not cyc:
+        return
+    pts = [(s, p, c["periodLatencyNs"]) for s, p, c in cyc if isinstance(c.get("periodLatencyNs"), dict)]
+    pts = [(s, p, lat) for s, p, lat in pts if [pair for pair in spectrum(lat) if pair[1] > 0]]
+    if not pts:
+        out.skip("period-latency", "no cyclic point has periodLatencyNs percentiles or a histogram")
+        return
+    all_points = [p for _, p, _ in pts]
+    series: OrderedDict[str, list] = OrderedDict()
+    for s, p, lat in pts:
+        count = lat.get("count")
+        label = cyclic_label(s.prefix, p, all_points) + (f" (n={int(count)})" if isinstance(count, (int, float)) else "")
+        # A zero latency (the callback started within the clock's resolution) has no place on a log axis.
+        series[label] = [(x, y) for x, y in spectrum(lat) if y > 0]
+    series, note = cap_series(series)
+    fig, ax = plt.subplots(figsize=(10, 5.5))
+    ymax = 10.0
+    for label, pairs in series.items():
+        ax.plot([y for _, y in pairs], [x for x, _ in pairs], label=label, linewidth=1.4, marker=".", markersize=3)
+        ymax = max(ymax, max(x for x, _ in pairs))
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ticks = [t for t in PCT_TICKS if t[0] <= ymax * 10]
+    ax.set_yticks([t[0] for t in ticks])
+    ax.set_yticklabels([t[1] for t in ticks])
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("period latency: period end (engine's stamp) to the start of its callback (ns, log scale)")
+    ax.set_ylabel("percentile (axis: 1/(1-percentile), log scale)")
+    ax.set_title(f"Period latency by percentile ({cyclic_shape(all_points)})")
+    ax.grid(True, which="both", alpha=0.3)
+    legend(ax, len(series))
+    finish(fig, [s.doc for s in sources], "Cyclic streams: period latency spectrum (HdrHistogram)", note)
+    out.save(fig, "period-latency")
+
+
+def plot_overruns(sources: list[Source], out: Output) -> None:
+    """Overruns (periods the engine started overwriting before their callback ran) per 1000
+    elapsed periods against the pace, one line per backend; memory speed (pace 0) at the
+    right edge, labelled `memory`. Drawn only when the files have cyclic points."""
+    cyc = cyclic_points(sources)
+    if not cyc:
+        return
+    pts = [(s, p, c, dr.overruns_per_1000_periods(c)) for s, p, c in cyc]
+    pts = [(s, p, c, rate) for s, p, c, rate in pts if rate is not None and isinstance(params(p).get("pace"), (int, float))]
+    if not pts:
+        out.skip("overruns", "no cyclic point has overruns, periods and a pace")
+        return
+    all_points = [p for _, p, _, _ in pts]
+    paces = sorted({params(p)["pace"] for p in all_points if params(p)["pace"] > 0})
+    memory_x = paces[-1] * 10.0 if paces else 1.0
+    series: OrderedDict[str, list] = OrderedDict()
+    for s, p, c, rate in pts:
+        pace = params(p)["pace"]
+        series.setdefault(cyclic_label(s.prefix, p, all_points, with_pace=False), []).append(
+            (pace if pace > 0 else memory_x, rate, int(c.get("overruns") or 0), int(c.get("periods") or 0)))
+    series, note = cap_series(series)
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    markers = "os^Dvp<>h*"
+    for i, (label, rows) in enumerate(series.items()):
+        rows.sort(key=lambda r: r[0])
+        paced = [r for r in rows if r[0] != memory_x or not paces]
+        memory = [r for r in rows if r not in paced]
+        # Distinct open markers: series that agree (0 overruns at a slow pace) stay visible.
+        style = {"marker": markers[i % len(markers)], "markersize": 8 - 1.5 * (i % 3), "markerfacecolor": "none",
+                 "markeredgewidth": 1.5, "label": label}
+        line = ax.plot([r[0] for r in paced], [r[1] for r in paced], **style)[0] if paced else None
+        colour = line.get_color() if line else None
+        if memory:
+            # Memory speed is joined by a dotted line: it is no point on the pace axis.
+            joined = paced[-1:] + memory
+            ax.plot([r[0] for r in joined], [r[1] for r in joined], linestyle=":", color=colour,
+                    **{**style, "label": None if line else label})
+            colour = colour or ax.lines[-1].get_color()
+        for x, y, overruns, periods in rows:
+            ax.annotate(f"{overruns}/{periods}", (x, y), textcoords="offset points", xytext=(6, 2 + 7 * (i % 4)),
+                        fontsize=6, color=colour)
+    ax.set_xscale("log")
+    ax.set_yscale("symlog", linthresh=1.0)
+    top = max(r[1] for rows in series.values() for r in rows)
+    ax.set_ylim(bottom=0, top=max(10.0, top * 4.0))
+    ticks = paces + [memory_x]
+    ax.set_xticks(ticks)
+    ax.set_xticklabels([dr.format_pace(p) for p in paces] + ["memory"], fontsize=7, rotation=30 if len(ticks) > 4 else 0)
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlim(min(ticks) / 3.0, memory_x * 3.0)
+    if paces:
+        # Memory speed is no point on the pace axis: a dotted line sets it apart.
+        ax.axvline(math.sqrt(paces[-1] * memory_x), color="gray", linestyle=":", linewidth=1)
+    ax.set_xlabel("pace (bytes/s, log scale; memory: pace 0, as fast as the engine copies)")
+    ax.set_ylabel("overruns per 1000 periods (symlog)")
+    ax.set_title(f"Overruns against pace ({cyclic_shape(all_points)}); labels: overruns/periods")
+    ax.grid(True, which="both", alpha=0.3)
+    legend(ax, len(series))
+    finish(fig, [s.doc for s in sources], "Cyclic streams: periods overwritten before their callback ran", note)
+    out.save(fig, "overruns")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -596,7 +748,8 @@ def unsupported_note(sources: list[Source]) -> str:
 
 
 def plot_counters(sources: list[Source], out: Output) -> None:
-    pts = [(s, p) for s in sources for p in s.points if numeric_counters(p)]
+    # Cyclic points count per period, not per descriptor: not drawn here.
+    pts = [(s, p) for s in sources for p in s.points if p["workload"] != "cyclic" and numeric_counters(p)]
     if not pts:
         note = unsupported_note(sources)
         out.skip("counters", "no counter values per descriptor" + (f" ({note})" if note else ""))
@@ -668,8 +821,19 @@ def plot_counters(sources: list[Source], out: Output) -> None:
 
 
 def metric_value(point: dict, metric: str):
-    """A triplet for `metric`; `latencyNs.p99` style names read a latency percentile."""
+    """A triplet for `metric`; `latencyNs.p99` style names read a latency percentile;
+    `cyclic.<field>` reads `metrics.cyclic` (`cyclic.stopFromCallbackNs`,
+    `cyclic.periodLatencyNs.p50`, `cyclic.overruns`, ...)."""
     m = point.get("metrics") or {}
+    if metric.startswith("cyclic."):
+        c = dr.cyclic_metrics(point) or {}
+        parts = metric.split(".")
+        if len(parts) == 3 and parts[1] == "periodLatencyNs":
+            lat = c.get("periodLatencyNs")
+            if isinstance(lat, dict) and isinstance(lat.get(parts[2]), (int, float)):
+                return (float(lat[parts[2]]), None, None)
+            return None
+        return stat_triplet(c.get(parts[1])) if len(parts) == 2 else None
     if metric.startswith("latencyNs."):
         lat = m.get("latencyNs")
         key = metric.split(".", 1)[1]
@@ -764,7 +928,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--history", metavar="DIR", help="plot a metric across commits from a Results/ directory")
     ap.add_argument("--metric", default="descriptorsPerSecond",
                     help="metric for --history: a statistics metric (descriptorsPerSecond, bytesPerSecond, "
-                         "submitNsPerDescriptor, terminateSyncNs, ...) or latencyNs.p50/p90/p99/p999/p9999/max")
+                         "submitNsPerDescriptor, terminateSyncNs, ...), latencyNs.p50/p90/p99/p999/p9999/max, "
+                         "or with --workload cyclic cyclic.stopFromCallbackNs, cyclic.periodLatencyNs.p50, "
+                         "cyclic.overruns, ...")
     ap.add_argument("--workload", default="throughput", choices=dr.WORKLOADS, help="workload for --history")
     ap.add_argument("--backend", help="comma-separated backends for --history (default: all)")
     ap.add_argument("--size", type=int, help="transfer size in bytes for --history (default: all)")
@@ -788,6 +954,8 @@ def main(argv: list[str] | None = None) -> int:
         plot_terminate(sources, out)
         plot_numa(sources, out)
         plot_counters(sources, out)
+        plot_period_latency(sources, out)
+        plot_overruns(sources, out)
     if args.history:
         backends = [b for b in args.backend.split(",") if b] if args.backend else None
         plot_history(args.history, args.metric, args.workload, backends, args.size, out)

@@ -3,6 +3,12 @@
 #
 # Writes the small result files in Scripts/tests/fixtures/. They are committed; run this only
 # to regenerate them after a schema change:  python3 Scripts/tests/make_fixtures.py
+#
+# sg.json and cyclic.json are not generated here: they are the output of real runs
+# (`dmabench run --sge 4:1,1:4` and `--workload cyclic` at paces 384000, 0 and 100000000 with
+# `--period-work 200000`; cyclic.json joins the points of three runs under one context), with
+# every histogram trimmed to every 8th row plus the last, header and footer kept, so that
+# they stay small and parseable. This script leaves them alone.
 """Generate deterministic dmabench result fixtures (schemaVersion 1)."""
 
 from __future__ import annotations

@@ -305,3 +305,131 @@ def test_older_files_say_nothing_could_be_flagged(tmp_path):
     assert compare.main([b, write_doc(tmp_path / "h.json", head), "--report", str(tmp_path / "r2.md")]) in (0, 1)
     text = (tmp_path / "r2.md").read_text()
     assert "- base: no `environment` recorded (an older file)" in text and "Flagged points: base 0 of 23, head 2 of 23" in text
+
+
+# --- scatter-gather and cyclic points ---------------------------------------------------------
+
+
+def cyclic_pair(samples: int = 9) -> tuple[dict, dict]:
+    """base and head from the cyclic fixture, every statistics object given `samples` equal
+    samples (enough for the one-sided test to reach p < 0.01 when a side moves)."""
+    base = load_fixture("cyclic.json")
+    for p in base["points"]:
+        for name, value in p["metrics"]["cyclic"].items():
+            if isinstance(value, dict) and "samples" in value:
+                value["samples"] = [value["median"] * (1.0 + 0.001 * i) for i in range(samples)]
+    head = copy.deepcopy(base)
+    head["context"]["commit"] = "head999"
+    return base, head
+
+
+def test_cyclic_points_compare_without_crashing(tmp_path):
+    report = tmp_path / "r.md"
+    png = tmp_path / "r.png"
+    proc = run_script("compare.py", fixture_path("cyclic.json"), fixture_path("cyclic.json"),
+                      "--report", str(report), "--plot", str(png))
+    assert proc.returncode == 0, proc.stderr
+    text = report.read_text()
+    assert "Cyclic points: `cyclic.stopFromCallbackNs`" in text
+    # Every cyclic point is matched and compared by its headline metric.
+    for where in ("locked cyclic size=4K batch=1 depth=4 channels=1 periods=4 pace=384000 periodWorkNs=0",
+                  "ring cyclic size=4K batch=1 depth=4 channels=1 periods=4 pace=0 periodWorkNs=0",
+                  "ring cyclic size=4K batch=1 depth=4 channels=1 periods=4 pace=100000000 periodWorkNs=200000"):
+        assert f"| {where} @submitter=cpu0,engine=cpu1 | cyclic.stopFromCallbackNs |" in text, where
+    assert "cyclic.overrunsPer1000Periods" in text and "cyclic.periodLatencyNs.p50" in text
+    assert "## Unmatched points" not in text
+    assert os.path.getsize(png) > 1000
+
+
+def test_cyclic_metrics_are_named_and_gated_as_documented():
+    point = load_fixture("cyclic.json")["points"][3]  # locked, 100 MB/s, slow callback
+    samples = compare.metric_samples(point)
+    gated = {name for name, (_, g) in samples.items() if g}
+    assert {"cyclic.stopFromCallbackNs", "cyclic.periodLatencyNs.p50", "cyclic.mismatchedBytes", "errors"} <= gated
+    for name in ("cyclic.stopFromClientNs", "cyclic.pauseNs", "cyclic.resumeToNextByteNs",
+                 "cyclic.achievedBytesPerSecond", "cyclic.periodLatencyNs.p99", "cyclic.overrunsPer1000Periods"):
+        assert name in samples and name not in gated, name
+    assert samples["cyclic.stopFromCallbackNs"][0] == [31549.0, 40716.0]
+    assert samples["cyclic.overrunsPer1000Periods"][0] == [pytest.approx(1000.0 * 9836 / 24425)]
+    assert compare.direction("cyclic.stopFromCallbackNs") == "lower"
+    assert compare.direction("cyclic.periodLatencyNs.p50") == "lower"
+    assert compare.direction("cyclic.achievedBytesPerSecond") == "higher"
+
+
+def test_slower_stop_from_a_callback_is_a_regression(tmp_path):
+    base, head = cyclic_pair()
+    stat = head["points"][0]["metrics"]["cyclic"]["stopFromCallbackNs"]
+    stat["samples"] = [s * 3.0 for s in stat["samples"]]
+    stat["median"] *= 3.0
+    # A slower client stop is reported, not gated.
+    other = head["points"][0]["metrics"]["cyclic"]["stopFromClientNs"]
+    other["samples"] = [s * 3.0 for s in other["samples"]]
+    b, h = write_doc(tmp_path / "b.json", base), write_doc(tmp_path / "h.json", head)
+    assert compare.main([b, h, "--report", str(tmp_path / "r.md")]) == 1
+    text = (tmp_path / "r.md").read_text()
+    regressions = text.split("## Regressions")[1].split("## All metrics")[0]
+    assert "locked cyclic" in regressions and "cyclic.stopFromCallbackNs" in regressions
+    assert "stopFromClientNs" not in regressions
+    assert "| cyclic.stopFromClientNs |" in text and "worse (not gated)" in text
+
+
+def test_more_overruns_are_flagged_not_gated(tmp_path):
+    base, head = cyclic_pair()
+    c = head["points"][1]["metrics"]["cyclic"]  # ring at 384 kB/s: no overruns in base
+    assert base["points"][1]["metrics"]["cyclic"]["overruns"] == 0
+    c["overruns"] = 12
+    b, h = write_doc(tmp_path / "b.json", base), write_doc(tmp_path / "h.json", head)
+    assert compare.main([b, h, "--report", str(tmp_path / "r.md")]) == 0
+    text = (tmp_path / "r.md").read_text()
+    assert "1 cyclic point(s) overran more often in head" in text
+    section = text.split("## More overruns")[1].split("## All metrics")[0]
+    assert "ring cyclic size=4K batch=1 depth=4 channels=1 periods=4 pace=384000" in section
+    assert "cyclic.overrunsPer1000Periods" in section and "more overruns (not gated)" in section
+    assert f"{1000.0 * 12 / c['periods']:.4g}" in section
+    # Fewer overruns the other way round: no section.
+    assert compare.main([h, b, "--report", str(tmp_path / "r2.md")]) == 0
+    assert "## More overruns" not in (tmp_path / "r2.md").read_text()
+
+
+def test_mismatched_bytes_after_a_cyclic_stream_regress(tmp_path):
+    base, head = cyclic_pair()
+    head["points"][2]["metrics"]["cyclic"]["mismatchedBytes"] = 4096
+    b, h = write_doc(tmp_path / "b.json", base), write_doc(tmp_path / "h.json", head)
+    assert compare.main([b, h, "--report", str(tmp_path / "r.md")]) == 1
+    regressions = (tmp_path / "r.md").read_text().split("## Regressions")[1].split("## All metrics")[0]
+    assert "cyclic.mismatchedBytes" in regressions and "deterministic metric increased" in regressions
+
+
+def test_sg_points_compare_as_throughput_and_stay_apart_from_flat_ones(tmp_path):
+    base = load_fixture("sg.json")
+    head = copy.deepcopy(base)
+    head["context"]["commit"] = "head999"
+    # A flat copy of the same configuration is another point.
+    head["points"][0]["parameters"]["sge"] = None
+    comp = compare.compare_docs(base, head, 0.25, 0.01)
+    assert [compare.dr.describe_key(k) for k in comp.only_base] == [
+        "locked throughput size=4K batch=32 depth=256 channels=1 sge=4:1 @submitter=cpu0,engine=cpu1"]
+    assert [compare.dr.describe_key(k) for k in comp.only_head] == [
+        "locked throughput size=4K batch=32 depth=256 channels=1 @submitter=cpu0,engine=cpu1"]
+    metrics = {(compare.dr.describe_key(r.key).split(" @")[0], r.metric) for r in comp.rows}
+    assert ("ring throughput size=4K batch=32 depth=256 channels=1 sge=1:4", "descriptorsPerSecond") in metrics
+    assert ("ring throughput size=4K batch=32 depth=256 channels=1 sge=1:4", "latencyNs.p50") in metrics
+    b, h = write_doc(tmp_path / "b.json", base), write_doc(tmp_path / "h.json", head)
+    assert compare.main([b, h]) == 0
+
+
+def test_old_files_match_new_flat_points_with_null_sg_and_cyclic_keys(tmp_path):
+    base = load_fixture("base.json")
+    head = copy.deepcopy(base)
+    head["context"]["commit"] = "head999"
+    for p in head["points"]:
+        p["parameters"].update({"sge": None, "periods": None, "pace": None, "periodWorkNs": None})
+    # The head also measured cyclic points, which the base does not have.
+    head["points"] += load_fixture("cyclic.json")["points"]
+    comp = compare.compare_docs(base, head, 0.25, 0.01)
+    assert not comp.only_base and len(comp.only_head) == 5
+    assert all(k[1] == "cyclic" for k in comp.only_head)
+    b, h = write_doc(tmp_path / "b.json", base), write_doc(tmp_path / "h.json", head)
+    assert compare.main([b, h, "--report", str(tmp_path / "r.md")]) == 0
+    text = (tmp_path / "r.md").read_text()
+    assert "- only in head: ring cyclic size=4K batch=1 depth=4 channels=1 periods=4 pace=0" in text

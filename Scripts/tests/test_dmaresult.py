@@ -75,6 +75,27 @@ def test_wrong_version_names_the_supported_one():
         (lambda d: d["context"].__setitem__("machine", [{"name": "SMT", "fix": 1}]), "context.machine[0].fix: expected a string"),
         (lambda d: d["context"].__setitem__("flaggedPoints", "2"), "context.flaggedPoints: expected a number"),
         (lambda d: d["context"].__setitem__("flaggedPoints", 1.5), "context.flaggedPoints: expected a count"),
+        # Scatter-gather: "S:D" with both counts 1 or more; nothing else is a string parameter.
+        (lambda d: d["points"][0]["parameters"].__setitem__("sge", 4), 'parameters.sge: expected a string "S:D"'),
+        (lambda d: d["points"][0]["parameters"].__setitem__("sge", "4x1"), 'parameters.sge: expected "S:D" with S and D 1 or more'),
+        (lambda d: d["points"][0]["parameters"].__setitem__("sge", "0:1"), 'found "0:1"'),
+        (lambda d: d["points"][0]["parameters"].__setitem__("sge", "4:"), 'found "4:"'),
+        # Cyclic parameters: whole numbers, periods 1 or more, pace and work 0 or more.
+        (lambda d: d["points"][0]["parameters"].__setitem__("periods", 0), "parameters.periods: expected a whole number, 1 or more"),
+        (lambda d: d["points"][0]["parameters"].__setitem__("periods", 2.5), "parameters.periods: expected a whole number"),
+        (lambda d: d["points"][0]["parameters"].__setitem__("pace", -1), "parameters.pace: expected a whole number, 0 or more"),
+        (lambda d: d["points"][0]["parameters"].__setitem__("periodWorkNs", "0"), "parameters.periodWorkNs: expected a whole number or null"),
+        # metrics.cyclic: every field by its documented shape.
+        (lambda d: d["points"][0]["metrics"].__setitem__("cyclic", []), "metrics.cyclic: expected an object"),
+        (lambda d: d["points"][0]["metrics"].__setitem__("cyclic", {"stopFromCallbackNs": "fast"}), "metrics.cyclic.stopFromCallbackNs: expected an object"),
+        (lambda d: d["points"][0]["metrics"].__setitem__("cyclic", {"pauseNs": {"samples": []}}), "metrics.cyclic.pauseNs: has neither a median nor samples"),
+        (lambda d: d["points"][0]["metrics"].__setitem__("cyclic", {"overruns": -1}), "metrics.cyclic.overruns: expected a count"),
+        (lambda d: d["points"][0]["metrics"].__setitem__("cyclic", {"periods": "many"}), "metrics.cyclic.periods: expected a number"),
+        (lambda d: d["points"][0]["metrics"].__setitem__("cyclic", {"coalescing": True}), "metrics.cyclic.coalescing: expected a number"),
+        (lambda d: d["points"][0]["metrics"].__setitem__("cyclic", {"callbackContext": 3}), "metrics.cyclic.callbackContext: expected a string"),
+        (lambda d: d["points"][0]["metrics"].__setitem__("cyclic", {"periodLatencyNs": {"p50": "slow"}}), "metrics.cyclic.periodLatencyNs.p50: expected a number"),
+        (lambda d: d["points"][0]["metrics"].__setitem__("cyclic", {"periodLatencyNs": {"histogram": 1}}), "metrics.cyclic.periodLatencyNs.histogram: expected a string"),
+        (lambda d: d["points"][0]["metrics"].__setitem__("cyclic", {"newField": [1]}), "metrics.cyclic.newField: expected a number, a string or a statistics object"),
     ],
 )
 def test_malformed_documents_are_rejected(tmp_path, good, mutate, expected):
@@ -187,6 +208,78 @@ def test_point_key_treats_default_modes_as_absent(good):
     random["parameters"].update({"offsets": "random", "alignment": 8, "completion": "polled", "cache": "cold"})
     assert dr.describe_key(dr.point_key(random)).endswith(
         "offsets=random alignment=8 completion=polled cache=cold @submitter=cpu0,engine=cpu1,src=0,dst=0")
+
+
+def test_sg_and_cyclic_fixtures_load():
+    """Trimmed real output of `dmabench run --sge` and `--workload cyclic` (Scripts/tests/fixtures)."""
+    sg = dr.load(fixture_path("sg.json"))
+    assert {p["parameters"]["sge"] for p in sg["points"]} == {"4:1", "1:4"}
+    assert all(p["parameters"]["periods"] is None and p["parameters"]["pace"] is None for p in sg["points"])
+    cyc = dr.load(fixture_path("cyclic.json"))
+    assert "cyclic" in dr.WORKLOADS
+    assert {p["workload"] for p in cyc["points"]} == {"cyclic"}
+    assert {p["parameters"]["pace"] for p in cyc["points"]} == {384000, 0, 100000000}
+    for p in cyc["points"]:
+        c = dr.cyclic_metrics(p)
+        assert set(dr.CYCLIC_COUNTS + dr.CYCLIC_STATS + dr.CYCLIC_STRINGS) <= set(c)
+        assert "descriptorsPerSecond" not in p["metrics"] and "latencyNs" not in p["metrics"]
+        rows = dr.parse_hgrm(c["periodLatencyNs"]["histogram"])
+        # Trimmed, but still a distribution from percentile 0 to 1 that ends at the count.
+        assert len(rows) >= 5 and rows[0][1] == 0.0 and rows[-1][1] == 1.0
+        assert rows[-1][2] == c["periodLatencyNs"]["count"]
+    memory = next(p for p in cyc["points"] if p["parameters"]["pace"] == 0)
+    assert dr.cyclic_metrics(memory).get("paceRatio") is None
+
+
+def test_cyclic_fields_may_be_null(tmp_path):
+    doc = dr.load(fixture_path("cyclic.json"))
+    c = doc["points"][0]["metrics"]["cyclic"]
+    c.update(periodLatencyNs=None, paceRatio=None)
+    dr.load(write_doc(tmp_path / "nulls.json", doc))
+
+
+def test_point_key_treats_null_sg_and_cyclic_parameters_as_absent(good):
+    # A file written before sge, periods, pace and periodWorkNs existed, and a newer one that
+    # writes them as null on the same flat point: the same point.
+    old = good["points"][0]
+    new = json.loads(json.dumps(old))
+    new["parameters"].update({"sge": None, "periods": None, "pace": None, "periodWorkNs": None,
+                              "offsets": "fixed", "alignment": None, "completion": "callback", "cache": "hot"})
+    assert dr.point_key(old) == dr.point_key(new)
+    assert dr.describe_key(dr.point_key(new)) == dr.describe_key(dr.point_key(old))
+    assert "sge" not in dr.describe_key(dr.point_key(new)) and "pace" not in dr.describe_key(dr.point_key(new))
+    # A scatter-gather point is another point, and says so.
+    sg = json.loads(json.dumps(new))
+    sg["parameters"]["sge"] = "4:1"
+    assert dr.point_key(sg) != dr.point_key(new)
+    assert "channels=1 sge=4:1 @" in dr.describe_key(dr.point_key(sg))
+    other = json.loads(json.dumps(sg))
+    other["parameters"]["sge"] = "1:4"
+    assert dr.point_key(other) != dr.point_key(sg)
+
+
+def test_cyclic_points_are_told_apart_by_pace_and_work():
+    doc = dr.load(fixture_path("cyclic.json"))
+    keys = [dr.point_key(p) for p in doc["points"]]
+    assert len(set(keys)) == len(keys) == 5
+    texts = [dr.describe_key(k) for k in keys]
+    assert texts[0] == ("locked cyclic size=4K batch=1 depth=4 channels=1 periods=4 pace=384000 periodWorkNs=0 "
+                        "@submitter=cpu0,engine=cpu1")
+    assert any("periods=4 pace=0 periodWorkNs=0" in t for t in texts)
+    assert any("pace=100000000 periodWorkNs=200000" in t for t in texts)
+    # Null modes (cyclic points write offsets, completion and cache as null) are not shown.
+    assert not any("offsets" in t or "cache" in t or "sge" in t for t in texts)
+
+
+def test_pace_and_overrun_helpers():
+    assert dr.format_pace(0) == "memory speed"
+    assert dr.format_pace(384000) == "384 kB/s"
+    assert dr.format_pace(100000000) == "100 MB/s"
+    assert dr.format_pace(1500) == "1.5 kB/s" and dr.format_pace(512) == "512 B/s"
+    assert dr.overruns_per_1000_periods({"overruns": 5, "periods": 1000}) == 5.0
+    assert dr.overruns_per_1000_periods({"overruns": 5, "periods": 0}) is None
+    assert dr.overruns_per_1000_periods({"periods": 10}) is None
+    assert dr.cyclic_metrics({"metrics": {"cyclic": None}}) is None
 
 
 def test_environment_note_names_the_last_level_cache(good):

@@ -252,3 +252,100 @@ def test_older_files_gain_no_trust_keys(tmp_path, good):
     assert merge.main([str(out), *paths]) == 0
     merged = dr.load(str(out))
     assert "flaggedPoints" not in merged["context"] and not dr.has_environment(merged)
+
+
+# --- scatter-gather and cyclic points ---------------------------------------------------------
+
+
+def test_rounds_merge_cyclic_metrics(tmp_path):
+    cyc = dr.load(fixture_path("cyclic.json"))
+    second = copy.deepcopy(cyc)
+    for p in second["points"]:
+        c = p["metrics"]["cyclic"]
+        c["overruns"] += 10
+        c["callbacks"] += 5
+        c["periods"] += 7
+        c["stopFromCallbackNs"]["samples"] = [s * 2 for s in c["stopFromCallbackNs"]["samples"]]
+        c["periodLatencyNs"]["p50"] += 100
+    paths = [write_doc(tmp_path / "r0.json", cyc), write_doc(tmp_path / "r1.json", second)]
+    out = tmp_path / "rounds.json"
+    proc = run_script("merge.py", "--rounds", str(out), *paths)
+    assert proc.returncode == 0, proc.stderr
+    assert "warning" not in proc.stderr
+    merged = dr.load(str(out))
+    assert [dr.point_key(p) for p in merged["points"]] == [dr.point_key(p) for p in cyc["points"]]
+    for a, b, m in zip(cyc["points"], second["points"], merged["points"]):
+        ca, cb, c = a["metrics"]["cyclic"], b["metrics"]["cyclic"], m["metrics"]["cyclic"]
+        # The same fields, in the same order.
+        assert list(c) == list(ca)
+        # Statistics: the samples of both rounds, the median and its interval recomputed.
+        for name in dr.CYCLIC_STATS:
+            assert c[name]["samples"] == ca[name]["samples"] + cb[name]["samples"], name
+            assert c[name]["median"] == dr.median(c[name]["samples"])
+        # Counts: summed; the ratios follow from the sums.
+        for name in dr.CYCLIC_COUNTS:
+            assert c[name] == ca[name] + cb[name], name
+        assert c["coalescing"] == pytest.approx(c["callbacks"] / c["periods"])
+        # Settings: the first round's.
+        for name in ("paceBytesPerSecond", "burstBytes", "windowSeconds", "callbackContext"):
+            assert c[name] == ca[name]
+        if ca["paceBytesPerSecond"] > 0:
+            assert c["paceRatio"] == pytest.approx(c["achievedBytesPerSecond"]["median"] / ca["paceBytesPerSecond"])
+        else:
+            assert c.get("paceRatio") is None
+        # Period latency: merged like latencyNs, each round's percentiles kept.
+        lat = c["periodLatencyNs"]
+        assert lat["rounds"]["p50"] == [ca["periodLatencyNs"]["p50"], ca["periodLatencyNs"]["p50"] + 100]
+        assert lat["count"] == 2 * ca["periodLatencyNs"]["count"]
+        assert lat["histogram"] == ca["periodLatencyNs"]["histogram"]
+        assert m["metrics"]["errors"] == a["metrics"]["errors"] + b["metrics"]["errors"]
+
+
+def test_merged_cyclic_rounds_gate_the_period_latency(tmp_path):
+    import compare
+
+    cyc = dr.load(fixture_path("cyclic.json"))
+    rounds = []
+    for r in range(9):
+        d = copy.deepcopy(cyc)
+        d["points"][0]["metrics"]["cyclic"]["periodLatencyNs"]["p50"] += r
+        rounds.append(write_doc(tmp_path / f"r{r}.json", d))
+    out = tmp_path / "merged.json"
+    assert merge.main(["--rounds", str(out), *rounds]) == 0
+    samples = compare.metric_samples(dr.load(str(out))["points"][0])
+    assert len(samples["cyclic.periodLatencyNs.p50"][0]) == 9 and samples["cyclic.periodLatencyNs.p50"][1]
+    assert len(samples["cyclic.stopFromCallbackNs"][0]) == 9 * len(cyc["points"][0]["metrics"]["cyclic"]["stopFromCallbackNs"]["samples"])
+
+
+def test_rounds_with_different_cyclic_settings_warn_and_keep_the_first(tmp_path, capsys):
+    cyc = dr.load(fixture_path("cyclic.json"))
+    other = copy.deepcopy(cyc)
+    other["points"][0]["metrics"]["cyclic"]["windowSeconds"] = 1.0
+    paths = [write_doc(tmp_path / "a.json", cyc), write_doc(tmp_path / "b.json", other)]
+    out = tmp_path / "m.json"
+    assert merge.main(["--rounds", str(out), *paths]) == 0
+    assert "cyclic.windowSeconds differs between rounds (0.5, 1.0); keeping the first" in capsys.readouterr().err
+    assert dr.load(str(out))["points"][0]["metrics"]["cyclic"]["windowSeconds"] == 0.5
+
+
+def test_rounds_keep_a_null_period_latency(tmp_path):
+    cyc = dr.load(fixture_path("cyclic.json"))
+    for p in cyc["points"]:
+        p["metrics"]["cyclic"]["periodLatencyNs"] = None
+    paths = [write_doc(tmp_path / f"r{r}.json", cyc) for r in range(2)]
+    out = tmp_path / "m.json"
+    assert merge.main(["--rounds", str(out), *paths]) == 0
+    assert all(p["metrics"]["cyclic"]["periodLatencyNs"] is None for p in dr.load(str(out))["points"])
+
+
+def test_shards_carry_sg_and_cyclic_points(tmp_path):
+    sg = dr.load(fixture_path("sg.json"))
+    cyc = dr.load(fixture_path("cyclic.json"))
+    cyc["context"]["commit"] = sg["context"]["commit"]
+    for i, d in enumerate((sg, cyc)):
+        d["context"]["shard"] = {"index": i, "count": 2}
+    paths = [write_doc(tmp_path / "s0.json", sg), write_doc(tmp_path / "s1.json", cyc)]
+    out = tmp_path / "m.json"
+    assert merge.main([str(out), *paths]) == 0
+    merged = dr.load(str(out))
+    assert merged["points"] == sg["points"] + cyc["points"]

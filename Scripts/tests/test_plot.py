@@ -215,3 +215,131 @@ def test_flagged_points_are_hollow_in_the_throughput_plot(tmp_path):
     # panels (the background is white too, hence the difference), and the note names it.
     assert trust.count("fill: #ffffff") - plain.count("fill: #ffffff") == 2
     assert "hollow markers: 1 point(s) flagged" in trust and "hollow markers" not in plain
+
+
+# --- scatter-gather and cyclic points ---------------------------------------------------------
+
+CYCLIC_PLOTS = ["period-latency", "overruns"]
+
+
+def test_cyclic_plots_beside_the_others(tmp_path, capsys):
+    out = tmp_path / "plots"
+    assert plot.main([fixture_path("cyclic.json"), "--out", str(out)]) == 0
+    produced = files(out)
+    assert set(produced) == {f"cyclic-{name}.png" for name in CYCLIC_PLOTS}
+    for name in CYCLIC_PLOTS:
+        assert produced[f"cyclic-{name}.png"] > 1000, name
+    assert no_temp_files(out)
+    # The other plots have no cyclic data: skipped with their usual notes, not drawn from it.
+    text = capsys.readouterr().out
+    for name in ALL:
+        assert f"skipped {name} plot" in text, name
+
+
+def test_period_latency_plot_names_backend_pace_and_shape(tmp_path):
+    out = tmp_path / "plots"
+    assert plot.main([fixture_path("cyclic.json"), "--out", str(out), "--format", "svg"]) == 0
+    svg = (out / "cyclic-period-latency.svg").read_text()
+    assert "Period latency by percentile (period 4KB, 4 periods)" in svg
+    # One line per backend and pace (the callback's work shown as it varies), with the count.
+    for label in ("locked 384 kB/s work 0 ns (n=231)", "ring 384 kB/s work 0 ns (n=93)",
+                  "ring memory speed work 0 ns (n=172303)", "locked 100 MB/s work 200000 ns (n=24421)",
+                  "ring 100 MB/s work 200000 ns (n=24414)"):
+        assert f"<!-- {label} -->" in svg, label
+    assert "99.9%" in svg
+
+
+def test_overruns_plot_puts_memory_speed_at_a_labelled_edge(tmp_path):
+    out = tmp_path / "plots"
+    assert plot.main([fixture_path("cyclic.json"), "--out", str(out), "--format", "svg"]) == 0
+    svg = (out / "cyclic-overruns.svg").read_text()
+    assert "<!-- memory -->" in svg and "<!-- 384 kB/s -->" in svg and "<!-- 100 MB/s -->" in svg
+    for label in ("locked work 0 ns", "ring work 0 ns", "locked work 200000 ns", "ring work 200000 ns"):
+        assert f"<!-- {label} -->" in svg, label
+    # Each point is annotated with its raw overruns/periods.
+    assert "<!-- 5768/172898 -->" in svg and "<!-- 9836/24425 -->" in svg and "<!-- 0/231 -->" in svg
+
+
+def test_overruns_plot_with_memory_speed_only(tmp_path):
+    doc = plot.dr.load(fixture_path("cyclic.json"))
+    doc["points"] = [p for p in doc["points"] if p["parameters"]["pace"] == 0]
+    out = tmp_path / "plots"
+    assert plot.main([write_doc(tmp_path / "m.json", doc), "--out", str(out), "--format", "svg"]) == 0
+    assert "<!-- memory -->" in (out / "m-overruns.svg").read_text()
+
+
+def test_period_latency_from_percentiles_when_histogram_absent(tmp_path, capsys):
+    doc = plot.dr.load(fixture_path("cyclic.json"))
+    for p in doc["points"]:
+        p["metrics"]["cyclic"]["periodLatencyNs"].pop("histogram")
+    doc["points"][0]["metrics"]["cyclic"]["periodLatencyNs"] = None
+    out = tmp_path / "plots"
+    assert plot.main([write_doc(tmp_path / "p.json", doc), "--out", str(out), "--format", "svg"]) == 0
+    svg = (out / "p-period-latency.svg").read_text()
+    assert "<!-- ring memory speed work 0 ns (n=172303) -->" in svg and "locked 384 kB/s" not in svg
+    # No period latency at all: a note, and the overruns plot still drawn.
+    for p in doc["points"]:
+        p["metrics"]["cyclic"]["periodLatencyNs"] = None
+    capsys.readouterr()
+    assert plot.main([write_doc(tmp_path / "q.json", doc), "--out", str(out)]) == 0
+    assert "skipped period-latency plot" in capsys.readouterr().out
+    assert os.path.getsize(out / "q-overruns.png") > 1000 and not (out / "q-period-latency.png").exists()
+
+
+def test_sg_points_are_labelled_apart(tmp_path):
+    out = tmp_path / "plots"
+    assert plot.main([fixture_path("sg.json"), "--out", str(out), "--format", "svg"]) == 0
+    produced = files(out)
+    assert produced.get("sg-throughput.svg", 0) > 1000 and produced.get("sg-latency.svg", 0) > 1000
+    assert not any(name in n for n in produced for name in CYCLIC_PLOTS)
+    for name in ("throughput", "latency"):
+        svg = (out / f"sg-{name}.svg").read_text()
+        for label in ("locked b32 d256 sge=4:1", "locked b32 d256 sge=1:4", "ring b32 d256 sge=4:1", "ring b32 d256 sge=1:4"):
+            assert label in svg, (name, label)
+
+
+def test_a_mixed_file_keeps_the_existing_plots(tmp_path, good):
+    # good.json plus cyclic points (with counters per period): the usual five plots and the two cyclic ones.
+    cyclic = plot.dr.load(fixture_path("cyclic.json"))["points"]
+    for p in cyclic:
+        p["counters"] = {"engine": {"task-clock": {"perDescriptor": 1e6, "scaling": 1.0, "value": 1e9}}}
+    good["points"] += cyclic
+    out = tmp_path / "plots"
+    assert plot.main([write_doc(tmp_path / "mixed.json", good), "--out", str(out), "--format", "svg"]) == 0
+    produced = files(out)
+    assert set(produced) == {f"mixed-{name}.svg" for name in ALL + CYCLIC_PLOTS}
+    assert "cyclic" not in (out / "mixed-throughput.svg").read_text()
+    # Without throughput points the counters plot is a bar per point (named by its key):
+    # counters per descriptor leave the cyclic points out (they count per period).
+    good["points"] = [p for p in good["points"] if p["workload"] != "throughput"]
+    assert plot.main([write_doc(tmp_path / "bars.json", good), "--out", str(out), "--format", "svg"]) == 0
+    bars = (out / "bars-counters.svg").read_text()
+    assert "latency size=64" in bars and "cyclic" not in bars
+
+
+def test_config_label_shows_sge_and_cyclic_parameters(good):
+    p = copy.deepcopy(good["points"][0])
+    before = plot.config_label(p, False)
+    p["parameters"].update({"sge": None, "periods": None, "pace": None, "periodWorkNs": None})
+    assert plot.config_label(p, False) == before
+    p["parameters"]["sge"] = "8:8"
+    assert plot.config_label(p, False) == before + " sge=8:8"
+    c = plot.dr.load(fixture_path("cyclic.json"))["points"]
+    assert plot.config_label(c[2], False) == "ring b1 d4 4 periods memory speed"
+    assert plot.config_label(c[3], False) == "locked b1 d4 4 periods 100 MB/s work 200000 ns"
+
+
+def test_history_of_a_cyclic_metric(tmp_path):
+    results = tmp_path / "Results"
+    for i, commit in enumerate(("c1", "c2")):
+        doc = plot.dr.load(fixture_path("cyclic.json"))
+        doc["context"].update(commit=commit, date=f"2026-12-0{i + 1}T00:00:00Z")
+        d = results / doc["context"]["host"] / commit
+        d.mkdir(parents=True)
+        write_doc(d / "cyclic.json", doc)
+    out = tmp_path / "plots"
+    for metric in ("cyclic.stopFromCallbackNs", "cyclic.periodLatencyNs.p99"):
+        assert plot.main(["--history", str(results), "--workload", "cyclic", "--metric", metric,
+                          "--out", str(out), "--format", "svg", "--prefix", metric]) == 0
+        svg = (out / f"{metric}-history.svg").read_text()
+        assert f"{metric}, cyclic workload" in svg and "ring b1 d4 4 periods memory speed 4KB" in svg
