@@ -109,7 +109,11 @@ struct ResultFileTests {
         let dps = metrics["descriptorsPerSecond"] as! [String: Any]
         #expect(Set(dps.keys) == ["median", "ciLow", "ciHigh", "samples"])
         let params = point["parameters"] as! [String: Any]
-        #expect(Set(params.keys) == ["size", "batch", "depth", "channels", "rate", "inFlight", "offsets", "alignment", "completion", "cache"])
+        #expect(Set(params.keys) == [
+            "size", "batch", "depth", "channels", "rate", "inFlight", "offsets", "alignment", "completion", "cache", "sge", "periods", "pace",
+            "periodWorkNs",
+        ])
+        #expect(params["sge"] is NSNull && params["pace"] is NSNull)
         #expect(params["rate"] is NSNull)
     }
 
