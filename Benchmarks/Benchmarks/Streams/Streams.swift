@@ -85,8 +85,8 @@ let benchmarks: @Sendable () -> Void = {
             Benchmark(
                 "CyclicPeriodLatency",
                 configuration: .init(
-                    metrics: [.wallClock, periodLatencyP50, periodLatencyP99, overruns, BenchMetrics.errors], maxDuration: .seconds(3),
-                    maxIterations: 20, tags: ["backend": entry.name, "pace": "4MB/s"],
+                    metrics: [.wallClock, periodLatencyP50, periodLatencyP99, overruns, BenchMetrics.errors],
+                    tags: ["backend": entry.name, "pace": "4MB/s"], maxDuration: .seconds(3), maxIterations: 20,
                     thresholds: BenchMetrics.thresholds(for: [BenchMetrics.errors]))
             ) { benchmark in
                 let client = fixture.value!
