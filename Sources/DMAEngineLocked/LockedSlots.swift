@@ -110,8 +110,8 @@ enum SlotState: UInt8 {
 }
 
 enum TransferKind: UInt8 {
-    // memcpy and memset first: `isQuick` tests `rawValue < 2`.
-    case memcpy, memset, cyclic, memcpySG
+    // Cyclic last: `isQuick` and the engine's entry under the lock test `rawValue < 3`.
+    case memcpy, memset, memcpySG, cyclic
 }
 
 /// One descriptor of the preallocated pool (kernel: `struct virt_dma_desc` and the
@@ -170,7 +170,7 @@ extension UnsafeMutablePointer where Pointee == Slot {
     /// A short plain transfer: the engine may finish it before it wakes the executor for
     /// the completions before it (completion coalescing, see `LockedCore.engineMain`).
     @inline(__always)
-    var isQuick: Bool { pointee.kind.rawValue < 2 && !pointee.injected && pointee.length <= LockedTuning.quickBytes }
+    var isQuick: Bool { pointee.kind.rawValue < 3 && !pointee.injected && pointee.length <= LockedTuning.quickBytes }
 }
 
 /// A doubly linked intrusive list of slot indices, threaded through `Slot.prev/next`.

@@ -111,7 +111,9 @@ extension RingCore {
         let d = descriptor(h.index)
         d.pointee.length = plan.total
         d.pointee.pieceCount = UInt8(plan.count)
-        d.pointee.slow = true
+        // The engine's fast path walks the pieces back to back (a burst or an injection makes
+        // it the chunked slow path, as for a flat copy).
+        d.pointee.slow = d.pointee.chunkBytes > 0 && d.pointee.chunkBytes < plan.total
         return h
     }
 

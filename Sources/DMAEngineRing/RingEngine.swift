@@ -156,6 +156,12 @@ final class RingEngine: @unchecked Sendable {
             // The hot path: one copy, no clock, no lock, no allocation.
             if d.pointee.isMemset {
                 memset(d.pointee.destination.unsafelyUnwrapped, Int32(d.pointee.fill), length)
+            } else if d.pointee.pieceCount != 0 {
+                // Scatter-gather in one burst: the pieces back to back. (Through the slow path,
+                // which publishes and dispatches before every transfer, ring ran 1:1
+                // scatter-gather at 0.59x of a flat copy.)
+                let p = core.pieces + Int(index) * RingCore.pieceCapacity
+                for k in 0..<Int(d.pointee.pieceCount) { memcpy(p[k].destination, p[k].source, p[k].length) }
             } else {
                 memcpy(d.pointee.destination.unsafelyUnwrapped, d.pointee.source.unsafelyUnwrapped, length)
             }
