@@ -154,21 +154,30 @@ final class RingEngine: @unchecked Sendable {
         // Ordering: acquire; pairs with the release store in `debugSetAccessProbe`.
         if !d.pointee.slow && core.probe.pointee.load(ordering: .acquiring) == 0 {
             // The hot path: one copy, no clock, no lock, no allocation.
-            if d.pointee.isMemset {
-                memset(d.pointee.destination.unsafelyUnwrapped, Int32(d.pointee.fill), length)
-            } else if d.pointee.pieceCount != 0 {
-                // Scatter-gather in one burst: the pieces back to back. (Through the slow path,
-                // which publishes and dispatches before every transfer, ring ran 1:1
-                // scatter-gather at 0.59x of a flat copy.)
-                let p = core.pieces + Int(index) * RingCore.pieceCapacity
-                for k in 0..<Int(d.pointee.pieceCount) { memcpy(p[k].destination, p[k].source, p[k].length) }
-            } else {
+            if d.pointee.pieceCount == 0 && !d.pointee.isMemset {
                 memcpy(d.pointee.destination.unsafelyUnwrapped, d.pointee.source.unsafelyUnwrapped, length)
+            } else {
+                fillOrPieces(index)
             }
             push(index: index, ticket: t, code: .noError, residue: 0, terminated: false, bytes: length)
             return
         }
         slowTransfer(index: index, ticket: t)
+    }
+
+    /// The fast path's other kinds, out of line so that the flat copy's path stays as short
+    /// as it was: a fill, or a scatter-gather copy in one burst, the pieces back to back.
+    /// (Through the slow path, which publishes and dispatches before every transfer, ring ran
+    /// 1:1 scatter-gather at 0.59x of a flat copy.)
+    @inline(never)
+    private func fillOrPieces(_ index: UInt32) {
+        let d = core.descriptor(index)
+        if d.pointee.isMemset {
+            memset(d.pointee.destination.unsafelyUnwrapped, Int32(d.pointee.fill), d.pointee.length)
+            return
+        }
+        let p = core.pieces + Int(index) * RingCore.pieceCapacity
+        for k in 0..<Int(d.pointee.pieceCount) { memcpy(p[k].destination, p[k].source, p[k].length) }
     }
 
     /// Chunked transfer with control checks, injected delay, stall, faults and the access probe.
