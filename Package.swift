@@ -14,7 +14,8 @@
 //   C*                   thin C shims and system libraries
 //   Harness              workloads, runner, statistics, result model
 //   DMABackends          the registry of backends, keyed by name
-//   dmabench             the command line
+//   DMABenchCLI          the command line as a library (DMABenchMain.main(extraBackends:))
+//   dmabench             the executable: DMABenchMain.main()
 import PackageDescription
 
 let package = Package(
@@ -30,6 +31,7 @@ let package = Package(
         .library(name: "Platform", targets: ["Platform"]),
         .library(name: "Harness", targets: ["Harness"]),
         .library(name: "DMABackends", targets: ["DMABackends"]),
+        .library(name: "DMABenchCLI", targets: ["DMABenchCLI"]),
         .executable(name: "dmabench", targets: ["dmabench"]),
     ],
     dependencies: [
@@ -66,13 +68,16 @@ let package = Package(
             name: "DMABackends",
             dependencies: ["DMAEngine", "DMAEngineCPU", "DMAEngineLocked", "DMAEngineRing", "DMAEngineURing"]
         ),
-        .executableTarget(
-            name: "dmabench",
+        // The whole command line as a library, so that a package of its own can run it for
+        // its own backends (`DMABenchMain.main(extraBackends:)`).
+        .target(
+            name: "DMABenchCLI",
             dependencies: [
                 "DMAEngine", "DMABackends", "Harness", "Platform", "DMAEngineTestSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        .executableTarget(name: "dmabench", dependencies: ["DMABenchCLI"]),
 
         // MARK: Tests
         // Helpers every test target shares (waitUntil, scenario outcome to expectations).
