@@ -21,7 +21,7 @@ struct DMABench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dmabench",
         abstract: "Benchmarks DMA-engine channel backends that follow the Linux dmaengine contract.",
-        subcommands: [RunCommand.self, ListCommand.self, ConformanceCommand.self, EnvCommand.self],
+        subcommands: [RunCommand.self, ShowCommand.self, ListCommand.self, ConformanceCommand.self, EnvCommand.self],
         defaultSubcommand: nil
     )
 }

@@ -73,8 +73,8 @@ struct RunCommand: ParsableCommand {
     @Option(name: .customLong("inject-faults"), parsing: .unconditional, help: "Inject a read fault into every N-th descriptor (reliability check).")
     var injectFaults: Int?
 
-    @Flag(help: "Draw plots next to the result file (Scripts/plot.py, needs matplotlib).")
-    var plot = false
+    @Flag(inversion: .prefixedNo, help: "Draw plots next to the result file (Scripts/plot.py, needs matplotlib); on by default, --no-plot turns it off.")
+    var plot = true
 
     @Flag(help: "Fail (exit 75, EX_TEMPFAIL) when any point is flagged for interference, after saving the result, so that CI can retry.")
     var strict = false
@@ -96,6 +96,9 @@ struct RunCommand: ParsableCommand {
 
     @Option(name: .customLong("cache-method"), help: "How --cache cold evicts: footprint (default: enough slots that one lap covers 4x the last-level cache) or flush (clflushopt of each slot before its submit, on the client thread, inside the measured window).")
     var cacheMethod: String = "footprint"
+
+    @Option(help: "Counters in the table: summary (a few per-descriptor columns, unsupported events listed once) or full (every thread's every event, per point). The result file always has them all.")
+    var counters: String = "summary"
 
     @Option(help: "Scatter-gather: split each descriptor into SRC source and DST destination segments (64-byte gaps between them), e.g. 4:1, 1:4, 8:8; a comma-separated list. Throughput and latency workloads.")
     var sge: String?
@@ -145,6 +148,9 @@ struct RunCommand: ParsableCommand {
                 }
                 if !workloads.contains(k) { workloads.append(k) }
             }
+        }
+        guard Formats.CounterDetail(rawValue: counters) != nil else {
+            throw .usage("unknown counters '\(counters)'; valid: summary, full")
         }
         guard let fmt = OutputFormat(rawValue: format) else {
             throw .usage("unknown format '\(format)'; valid formats: \(OutputFormat.allCases.map(\.rawValue).joined(separator: ", "))")
@@ -449,7 +455,7 @@ struct RunCommand: ParsableCommand {
         }
         switch v.format {
         case .table:
-            print(Formats.table(doc), terminator: "")
+            print(Formats.summary(doc, counters: Formats.CounterDetail(rawValue: counters) ?? .summary), terminator: "")
             if v.placements.count > 1 { print(Formats.numaMatrix(doc), terminator: "") }
         case .csv:
             print(Formats.csv(doc), terminator: "")

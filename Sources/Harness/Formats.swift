@@ -40,7 +40,207 @@ public enum Formats {
         }
     }
 
-    /// A plain-text table, one row per point.
+    /// How much of the counters a table shows.
+    public enum CounterDetail: String, Sendable, CaseIterable {
+        /// A few per-descriptor columns (CPU time, context switches; IPC and cache misses
+        /// where a PMU counts them) and one footer line for the events that cannot be counted.
+        case summary
+        /// Every thread's every event, one block per point, as well.
+        case full
+    }
+
+    /// The terminal summary: one row per throughput, latency and cyclic point, terminate
+    /// points folded into one row per backend, counters as a few columns, and footers that
+    /// say each thing once. A default sweep fits a terminal (about 60 lines of 120 columns);
+    /// `table(_:)` (or `counters: .full`) is the whole picture.
+    public static func summary(_ doc: ResultDocument, counters detail: CounterDetail = .summary) -> String {
+        if detail == .full { return table(doc) }
+        let rows = doc.points.filter { $0.workload != "terminate" && $0.workload != "cyclic" }
+        let baseline = rows.contains { $0.metrics.speedupOverCPU != nil }
+        let polled = rows.contains { $0.metrics.polledVsCallback != nil }
+        let cold = rows.contains { $0.metrics.coldVsHot != nil }
+        let cpuTime = rows.contains { perDescriptor($0, "task-clock") != nil }
+        let switches = rows.contains { perDescriptor($0, "context-switches") != nil }
+        let ipc = rows.contains { Self.ipc($0) != nil }
+        let misses = rows.contains { perDescriptor($0, "cache-misses") != nil }
+        var out = ""
+        if !rows.isEmpty {
+            var head = ["backend", "workload", "parameters", "desc/s", "bytes/s"]
+            if baseline { head.append("vs cpu") }
+            if polled { head.append("vs cb") }
+            if cold { head.append("vs hot") }
+            head += ["p50", "p99"]
+            if cpuTime { head.append("cpu/desc") }
+            if switches { head.append("cs/kdesc") }
+            if ipc { head.append("IPC") }
+            if misses { head.append("miss/desc") }
+            head.append("errors")
+            var table: [[String]] = [head]
+            for p in rows {
+                let m = p.metrics
+                var r = [(p.environment?.interference == true ? "! " : "") + p.backend, p.workload, shortParams(p)]
+                if let d = m.descriptorsPerSecond {
+                    let ci = d.median > 0 ? 100 * max(d.median - d.ciLow, d.ciHigh - d.median) / d.median : 0
+                    r.append(fmt(d.median) + String(format: "±%.0f%%", ci))
+                } else { r.append("-") }
+                r.append(fmt(m.bytesPerSecond?.median))
+                if baseline {
+                    r.append(p.backend == ResultDocument.baselineBackend ? "1 (base)" : m.speedupOverCPU.map { String(format: "%.2fx", $0) } ?? "-")
+                }
+                if polled { r.append(m.polledVsCallback.map { String(format: "%.2fx", $0) } ?? "-") }
+                if cold { r.append(m.coldVsHot.map { String(format: "%.2fx", $0) } ?? "-") }
+                r += [ns(m.latencyNs?.p50), ns(m.latencyNs?.p99)]
+                if cpuTime { r.append(ns(perDescriptor(p, "task-clock"))) }
+                if switches { r.append(perDescriptor(p, "context-switches").map { String(format: "%.2f", $0 * 1000) } ?? "-") }
+                if ipc { r.append(Self.ipc(p).map { String(format: "%.2f", $0) } ?? "-") }
+                if misses { r.append(perDescriptor(p, "cache-misses").map { String(format: "%.2f", $0) } ?? "-") }
+                r.append("\(m.errors ?? 0)")
+                table.append(r)
+            }
+            out += render(table)
+        }
+        // Terminate points: terminateSync by descriptors in flight, one row per backend.
+        let term = doc.points.filter { $0.workload == "terminate" }
+        if !term.isEmpty {
+            let ns_ = Array(Set(term.compactMap { $0.parameters.inFlight })).sorted()
+            var t: [[String]] = [["terminateSync", "size"] + ns_.map { "N=\($0)" } + ["seed race", "errors"]]
+            var order: [String] = []
+            for p in term where !order.contains(p.backend) { order.append(p.backend) }
+            for b in order {
+                let pts = term.filter { $0.backend == b }
+                let flagged = pts.contains { $0.environment?.interference == true }
+                var r = [(flagged ? "! " : "") + b, ByteSize.format(pts[0].parameters.size)]
+                for n in ns_ { r.append(ns(pts.first { $0.parameters.inFlight == n }?.metrics.terminateSyncNs?.median)) }
+                let seeds = pts.compactMap { $0.metrics.seedRaceNs?.median }
+                r.append(seeds.isEmpty ? "-" : ns(Statistics.median(seeds)))
+                r.append("\(pts.reduce(0) { $0 + ($1.metrics.errors ?? 0) })")
+                t.append(r)
+            }
+            out += "\n" + render(t)
+        }
+        // Cyclic streams.
+        let cyc = doc.points.filter { $0.metrics.cyclic != nil }
+        if !cyc.isEmpty {
+            var t: [[String]] = [["cyclic", "stream", "period p50", "p99", "cb/period", "xruns", "pace", "stop cb", "stop client", "resume", "errors"]]
+            for p in cyc {
+                let c = p.metrics.cyclic!
+                let q = p.parameters
+                t.append([
+                    (p.environment?.interference == true ? "! " : "") + p.backend,
+                    "\(q.periods ?? 0)×\(ByteSize.format(q.size)) " + (q.pace.map { $0 == 0 ? "memory" : "\(fmt(Double($0)))B/s" } ?? ""),
+                    ns(c.periodLatencyNs?.p50), ns(c.periodLatencyNs?.p99), String(format: "%.2f", c.coalescing), "\(c.overruns)",
+                    c.paceRatio.map { String(format: "%.4fx", $0) } ?? fmt(c.achievedBytesPerSecond.median) + "B/s",
+                    ns(c.stopFromCallbackNs.median), ns(c.stopFromClientNs.median), ns(c.resumeToNextByteNs.median), "\(p.metrics.errors ?? 0)",
+                ])
+            }
+            out += "\n" + render(t)
+        }
+        out += footers(doc, compact: true).split(separator: "\n", omittingEmptySubsequences: false)
+            .map { wrap(String($0), width: 120) }.joined(separator: "\n")
+        return out
+    }
+
+    /// `line` broken at spaces into lines of at most `width` columns, the continuation
+    /// lines indented by two.
+    static func wrap(_ line: String, width: Int) -> String {
+        guard line.count > width else { return line }
+        var lines: [String] = []
+        var current = ""
+        for word in line.split(separator: " ", omittingEmptySubsequences: false) {
+            let indent = lines.isEmpty ? "" : "  "
+            if !current.isEmpty && indent.count + current.count + 1 + word.count > width {
+                lines.append(indent + current)
+                current = String(word)
+            } else {
+                current = current.isEmpty ? String(word) : current + " " + word
+            }
+        }
+        if !current.isEmpty { lines.append((lines.isEmpty ? "" : "  ") + current) }
+        return lines.joined(separator: "\n")
+    }
+
+    /// The parameters without what the workload implies (a latency point's batch, the
+    /// default modes).
+    static func shortParams(_ p: ResultPoint) -> String {
+        let q = p.parameters
+        if p.workload == "latency" { return "\(ByteSize.format(q.size)) d=\(q.depth)" + (q.rate.map { " \(fmt($0))/s" } ?? "") + q.modeSuffix }
+        return "\(ByteSize.format(q.size)) b=\(q.batch) d=\(q.depth)" + (q.channels > 1 ? " ch=\(q.channels)" : "") + q.modeSuffix
+    }
+
+    /// An event per descriptor, summed over the point's threads (not the CPU-wide entries).
+    static func perDescriptor(_ p: ResultPoint, _ event: String) -> Double? {
+        guard let c = p.counters else { return nil }
+        var sum = 0.0, any = false
+        for (role, events) in c where !role.hasSuffix("-cpu") {
+            if let v = events[event]?.perDescriptor { sum += v; any = true }
+        }
+        return any ? sum : nil
+    }
+
+    static func ipc(_ p: ResultPoint) -> Double? {
+        guard let i = perDescriptor(p, "instructions"), let c = perDescriptor(p, "cycles"), c > 0 else { return nil }
+        return i / c
+    }
+
+    /// The notes under a table: flagged points, verification failures, counters that cannot
+    /// be counted here, skipped backends, an incomplete run. `compact`: one line each where
+    /// the full table lists every point.
+    static func footers(_ doc: ResultDocument, compact: Bool) -> String {
+        var out = ""
+        let flagged = doc.points.filter { $0.environment?.interference == true }
+        if !flagged.isEmpty {
+            out += "\n! \(flagged.count) of \(doc.points.count) points flagged for interference (thresholds: background CPU or steal over \(Int((doc.context.thresholds?.backgroundCPU ?? 0.05) * 100))% of the window, repetitions' CV over \(Int((doc.context.thresholds?.cv ?? 0.1) * 100))%, round trip drift over \(String(format: "%.1f", doc.context.thresholds?.roundTripDrift ?? 2))x)"
+            if compact {
+                var kinds: [String: Int] = [:]
+                for p in flagged {
+                    for r in p.environment?.reasons ?? [] {
+                        let k = r.hasPrefix("background") ? "background CPU" : r.hasPrefix("steal") ? "steal" : r.hasPrefix("repetitions") ? "variation" : r.contains("round trip") ? "round-trip drift" : "other"
+                        kinds[k, default: 0] += 1
+                    }
+                }
+                out += ": " + kinds.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
+                    + "; each point's reasons in points[].environment.reasons\n"
+            } else {
+                out += ":\n"
+                for p in flagged { out += "  \(p.backend) \(p.workload) \(params(p)): \((p.environment?.reasons ?? []).joined(separator: "; "))\n" }
+            }
+        }
+        // Corruption is never just a number in a column: name the points and the first bytes.
+        for p in doc.points {
+            guard let v = p.metrics.verification, v.mismatches > 0 else { continue }
+            out += "\nVERIFICATION FAILED: \(p.backend) \(p.workload) \(params(p)): \(v.srcMismatch) source, \(v.dstMismatch) destination and \(v.guardOverwritten) guard bytes wrong in \(v.checked) descriptors checked\n"
+            for line in v.first.prefix(3) { out += "  \(line)\n" }
+        }
+        if compact {
+            // Events that cannot be counted here: once, with their reasons.
+            var byReason: [String: [String]] = [:]
+            for (name, why) in doc.context.counters where why != "ok" { byReason[why, default: []].append(name) }
+            for (why, names) in byReason.sorted(by: { $0.key < $1.key }) {
+                out += "\ncounters not counted here: \(names.sorted().joined(separator: ", ")) (\(why))"
+            }
+            if !byReason.isEmpty { out += "\n" }
+        }
+        if !doc.context.skipped.isEmpty {
+            out += "\n"
+            if compact {
+                var byReason: [String: [String]] = [:]
+                var order: [String] = []
+                for s in doc.context.skipped {
+                    if byReason[s.reason] == nil { order.append(s.reason) }
+                    byReason[s.reason, default: []].append(s.backend)
+                }
+                for r in order { out += "skipped \(byReason[r]!.joined(separator: ", ")): \(r)\n" }
+            } else {
+                for s in doc.context.skipped { out += "skipped \(s.backend): \(s.reason)\n" }
+            }
+        }
+        if !doc.context.complete {
+            out += "\nINCOMPLETE: \(doc.context.incompleteReason ?? "interrupted"); \(doc.points.count) points kept\n"
+        }
+        return out
+    }
+
+    /// A plain-text table, one row per point, with every column and every counter.
     public static func table(_ doc: ResultDocument) -> String {
         let baseline = doc.points.contains { $0.metrics.speedupOverCPU != nil }
         let polled = doc.points.contains { $0.metrics.polledVsCallback != nil }
@@ -108,24 +308,7 @@ public enum Formats {
             }
             out += render(crow)
         }
-        let flagged = doc.points.filter { $0.environment?.interference == true }
-        if !flagged.isEmpty {
-            out += "\n! \(flagged.count) of \(doc.points.count) points flagged for interference (thresholds: background CPU or steal over \(Int((doc.context.thresholds?.backgroundCPU ?? 0.05) * 100))% of the window, repetitions' CV over \(Int((doc.context.thresholds?.cv ?? 0.1) * 100))%, round trip drift over \(String(format: "%.1f", doc.context.thresholds?.roundTripDrift ?? 2))x):\n"
-            for p in flagged { out += "  \(p.backend) \(p.workload) \(params(p)): \((p.environment?.reasons ?? []).joined(separator: "; "))\n" }
-        }
-        // Corruption is never just a number in a column: name the points and the first bytes.
-        for p in doc.points {
-            guard let v = p.metrics.verification, v.mismatches > 0 else { continue }
-            out += "\nVERIFICATION FAILED: \(p.backend) \(p.workload) \(params(p)): \(v.srcMismatch) source, \(v.dstMismatch) destination and \(v.guardOverwritten) guard bytes wrong in \(v.checked) descriptors checked\n"
-            for line in v.first.prefix(3) { out += "  \(line)\n" }
-        }
-        if !doc.context.skipped.isEmpty {
-            out += "\n"
-            for s in doc.context.skipped { out += "skipped \(s.backend): \(s.reason)\n" }
-        }
-        if !doc.context.complete {
-            out += "\nINCOMPLETE: \(doc.context.incompleteReason ?? "interrupted"); \(doc.points.count) points kept\n"
-        }
+        out += footers(doc, compact: false)
         return out
     }
 

@@ -110,6 +110,8 @@ let badInvocations: [BadInvocation] = [
     .init(args: ["run", "--events", "cycles,"], status: 64, mentions: "an event name is empty"),
     .init(args: ["run", "--inject-faults", "0"], status: 64, mentions: "invalid inject-faults"),
     .init(args: ["nosuchcommand"], status: 64, mentions: "nosuchcommand"),
+    .init(args: ["run", "--counters", "all"], status: 64, mentions: "unknown counters 'all'; valid: summary, full"),
+    .init(args: ["show", "/nonexistent/r.json"], status: 66, mentions: "cannot read /nonexistent/r.json"),
     // Scatter-gather and cyclic streams.
     .init(args: ["run", "--sge", "0:1"], status: 64, mentions: "invalid sge '0:1'"),
     .init(args: ["run", "--sge", "4"], status: 64, mentions: "invalid sge '4': expected SRC:DST"),

@@ -195,6 +195,57 @@ struct ResultFileTests {
         #expect(!Formats.table(sampleDocument()).contains("vs cpu"), "no column without a cpu point")
     }
 
+    @Test("the summary fits a terminal for a default-sized sweep: terminate points folded per backend, counters as columns, unsupported events once")
+    func summaryFitsOneScreen() {
+        var doc = sampleDocument()
+        let base = doc.points[0]
+        var points: [ResultPoint] = []
+        for b in ["cpu", "locked", "ring", "uring", "uring-defer", "uring-sqpoll"] {
+            for w in ["throughput", "latency"] {
+                for size in [64, 4096] {
+                    var p = base
+                    p.backend = b
+                    p.workload = w
+                    p.parameters.size = size
+                    p.counters = [
+                        "submitter": ["task-clock": CounterValue(perDescriptor: 40, scaling: 1, value: 400),
+                                      "cycles": CounterValue(unsupported: "unsupported: no PMU on this machine (ENOENT)")],
+                        "engine": ["task-clock": CounterValue(perDescriptor: 60, scaling: 1, value: 600)],
+                    ]
+                    points.append(p)
+                }
+            }
+            for n in [0, 1, 16, 256, 4096] {
+                var t = base
+                t.backend = b
+                t.workload = "terminate"
+                t.parameters = PointParameters(size: 4096, batch: 1, depth: max(1, n), channels: 1, inFlight: n)
+                t.metrics = PointMetrics()
+                t.metrics.terminateSyncNs = MetricSummary(samples: [Double(1000 + n)])
+                t.metrics.errors = 0
+                points.append(t)
+            }
+        }
+        doc.points = points
+        let s = Formats.summary(doc)
+        let lines = s.split(separator: "\n", omittingEmptySubsequences: false)
+        #expect(lines.count <= 60, "\(lines.count) lines:\n\(s)")
+        #expect(lines.allSatisfy { $0.count <= 120 }, "a line is wider than 120 columns:\n\(s)")
+        #expect(s.contains("cpu/desc") && s.contains("100ns"), "task-clock summed over the threads: 40 + 60 ns")
+        #expect(s.components(separatedBy: "no PMU on this machine").count == 2, "the unsupported event is named once:\n\(s)")
+        #expect(s.contains("N=4096") && s.contains("5096ns"), "terminate points folded into one row per backend")
+        #expect(!s.contains("counters per descriptor:"), "no per-point counter blocks in the summary")
+        #expect(Formats.summary(doc, counters: .full).contains("counters per descriptor:"), "--counters full keeps them")
+    }
+
+    @Test("long footer lines wrap at 120 columns")
+    func wrapping() {
+        let line = String(repeating: "word ", count: 60)
+        let w = Formats.wrap(line, width: 120).split(separator: "\n")
+        #expect(w.count > 1 && w.allSatisfy { $0.count <= 120 } && w.dropFirst().allSatisfy { $0.hasPrefix("  ") })
+        #expect(Formats.wrap("short", width: 120) == "short")
+    }
+
     @Test func calibrationLooksUpTheNearestSmallerSize() {
         let c = Calibration(memcpyBytesPerSecond: ["64": 1, "4096": 2, "65536": 3])
         #expect(c.memcpy(forSize: 4096) == 2)
