@@ -508,33 +508,41 @@ struct RunCommand: ParsableCommand {
         if access(d, W_OK) != 0 { throw .io("cannot write to output directory \(d): \(Errno.message(errno))") }
     }
 
-    /// `Scripts/plot.py` of the package this executable was built in: the nearest folder
+    /// `Scripts/<name>` of the package this executable was built in: the nearest folder
     /// above the executable's real path (`.build/<triple>/<configuration>/dmabench`) that has
-    /// one, else the working directory's, so that `--plot` works from anywhere.
-    static func plotScript() -> String? {
+    /// one, else the working directory's, so that plotting works from anywhere.
+    static func script(_ name: String) -> String? {
         let fm = FileManager.default
         let exe = (try? fm.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         var dir = URL(fileURLWithPath: exe).resolvingSymlinksInPath().deletingLastPathComponent()
         for _ in 0..<6 {
-            let candidate = dir.appendingPathComponent("Scripts/plot.py").path
+            let candidate = dir.appendingPathComponent("Scripts/\(name)").path
             if fm.fileExists(atPath: candidate) { return candidate }
             dir.deleteLastPathComponent()
         }
-        return fm.fileExists(atPath: "Scripts/plot.py") ? "Scripts/plot.py" : nil
+        return fm.fileExists(atPath: "Scripts/\(name)") ? "Scripts/\(name)" : nil
     }
 
+    static func plotScript() -> String? { script("plot.py") }
+
+    /// The plots beside the result (`Scripts/plot.py`), then the HTML report that inlines
+    /// them (`Scripts/report.py`); each names what it wrote on stderr.
     func runPlot(_ resultPath: String) {
         let outDir = (resultPath as NSString).deletingLastPathComponent
-        guard let script = Self.plotScript() else {
-            Console.note("plotting unavailable: Scripts/plot.py was not found beside the executable or in the working directory")
-            return
-        }
-        do {
-            let r = try ChildProcess.run(["python3", script, resultPath, "--out", outDir], captureStandardError: true)
-            if !r.output.isEmpty { FileHandle.standardError.write(Data(r.output.utf8)) }
-            if r.status != 0 { Console.note("plotting failed (exit \(r.status)); the result file is intact") }
-        } catch {
-            Console.note("plotting unavailable: \(error)")
+        for (name, args, what) in [
+            ("plot.py", [resultPath, "--out", outDir], "plotting"), ("report.py", [resultPath], "the HTML report"),
+        ] {
+            guard let script = Self.script(name) else {
+                Console.note("\(what) unavailable: Scripts/\(name) was not found beside the executable or in the working directory")
+                continue
+            }
+            do {
+                let r = try ChildProcess.run(["python3", script] + args, captureStandardError: true)
+                if !r.output.isEmpty { FileHandle.standardError.write(Data(r.output.utf8)) }
+                if r.status != 0 { Console.note("\(what) failed (exit \(r.status)); the result file is intact") }
+            } catch {
+                Console.note("\(what) unavailable: \(error)")
+            }
         }
     }
 }

@@ -340,8 +340,19 @@ final class ScenarioContext: @unchecked Sendable {
             }
             rig.monitor.allowEverything()
             rig.channel.debugSetAccessProbe(nil)
-            for p in rig.allocator.finish(channelReleased: wasReleased) { fail(p) }
-            if !wasReleased {
+            // Negative controls (freed buffers unprotected): a defective backend may still copy
+            // after terminateSync returned (that is its defect), so release it first, which
+            // joins its engine, and leave the buffers to it: unmapping them under a late write
+            // killed the test process once (scenario 33, `terminateKeepsCopyingActive`).
+            // Late writes still show as broken poison in `finish`.
+            let releaseFirst = !config.protectFreedBuffers && !wasReleased
+            if releaseFirst {
+                do throws(DMAError) { try rig.channel.release() } catch {
+                    if error != .released { fail("clean-up: release failed with .\(error)") }
+                }
+            }
+            for p in rig.allocator.finish(channelReleased: wasReleased || releaseFirst) { fail(p) }
+            if !wasReleased && !releaseFirst {
                 do throws(DMAError) { try rig.channel.release() } catch {
                     if error != .released { fail("clean-up: release failed with .\(error)") }
                 }
