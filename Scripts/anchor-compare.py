@@ -16,8 +16,9 @@ moved a vCPU, the pair now shares a core or no longer does) shows: a round whose
 is more than 2x from the median of the rounds is marked "mode drift" in the report. A
 dmabench without the subcommand records null, and the report says "round trip unavailable".
 
-Writes DIR/anchor-compare.json (every sample, and the round trip of each round) and
-DIR/anchor-compare.md (the table and the rounds' round trips).
+Writes DIR/anchor-compare.json (every sample, and the round trip of each round, under a
+top-level "kind": "anchor-compare" and "schemaVersion": 1, so that no script takes it for a
+dmabench result) and DIR/anchor-compare.md (the table and the rounds' round trips).
 Exit status: 0 when every target is met, 1 when one is missed, 2 on bad input or a
 failed run. Mode drift is reported, and does not change the status.
 """
@@ -37,6 +38,12 @@ ROOT = os.path.dirname(HERE)
 # placed the same way, and the round trip is measured between the same two CPUs.
 SUBMITTER_CPU = 0
 ENGINE_CPU = 1
+
+# The marker of the JSON document this script writes: a top-level "kind" and the version of
+# its own format (Results/README.md, "Other files in Results/"), defined beside the reader
+# that recognises it.
+sys.path.insert(0, HERE)
+from dmaresult import ANCHOR_COMPARE_KIND as KIND, ANCHOR_COMPARE_SCHEMA_VERSION as SCHEMA_VERSION  # noqa: E402
 
 # A round whose round trip is more than this factor from the median of the rounds ran in
 # another cross-CPU mode than the others.
@@ -249,11 +256,14 @@ def main(argv=None):
     print(text)
     if a.out:
         os.makedirs(a.out, exist_ok=True)
+        # kind and schemaVersion mark the document as an anchor-compare one (not a dmabench
+        # result: plot.py --history skips it, the other scripts refuse it by name).
         # roundTripNs[i] is round i+1's (null: unavailable); modeDrift names the drifting rounds, 1-based.
-        result = {"rounds": a.rounds, "samples": samples, "roundTripCPUs": cpus, "roundTripNs": trips,
-                  "modeDrift": drift}
+        result = {"kind": KIND, "schemaVersion": SCHEMA_VERSION, "rounds": a.rounds, "samples": samples,
+                  "roundTripCPUs": cpus, "roundTripNs": trips, "modeDrift": drift}
         for name, data in (("anchor-compare.json", json.dumps(result, indent=1)), ("anchor-compare.md", text)):
-            fd, tmp = tempfile.mkstemp(dir=a.out, prefix="." + name)
+            # A hidden .NAME.XXXX.tmp, like the other scripts' atomic writes (git-ignored).
+            fd, tmp = tempfile.mkstemp(dir=a.out, prefix="." + name + ".", suffix=".tmp")
             with os.fdopen(fd, "w") as f:
                 f.write(data)
             os.replace(tmp, os.path.join(a.out, name))

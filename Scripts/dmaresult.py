@@ -268,8 +268,12 @@ def validate(doc: Any, path: str = "<document>") -> dict:
     c = _Checker(path)
     if not isinstance(doc, dict):
         raise ResultError(f"{path}: the top level must be a JSON object, found {_type_name(doc)}")
+    if "kind" in doc:
+        raise ResultError(f"{path}: {foreign_kind(doc)}; this is not a dmabench result file")
     if "schemaVersion" not in doc:
-        raise ResultError(f"{path}: missing schemaVersion; this is not a dmabench result file")
+        what = foreign_kind(doc)
+        raise ResultError(f"{path}: missing schemaVersion; this is not a dmabench result file"
+                          + (f" ({what})" if what else ""))
     version = doc["schemaVersion"]
     if version != SCHEMA_VERSION or isinstance(version, bool):
         raise ResultError(
@@ -425,8 +429,43 @@ def validate(doc: Any, path: str = "<document>") -> dict:
     return doc
 
 
-def load(path: str) -> dict:
-    """Read and validate one result file; raise ResultError with a one-line message."""
+#: The `kind` marker of the documents `Scripts/anchor-compare.py` writes, and the version of
+#: their own format (`schemaVersion` next to `kind`; unrelated to the result format's).
+ANCHOR_COMPARE_KIND = "anchor-compare"
+ANCHOR_COMPARE_SCHEMA_VERSION = 1
+
+#: Top-level keys that the anchor-compare documents written before the marker existed all have.
+ANCHOR_COMPARE_KEYS = ("rounds", "samples")
+
+
+def foreign_kind(doc: Any) -> str | None:
+    """What a parsed JSON document is, in words, when it is not a dmabench result document;
+    None when it is one or means to be one (then `validate` decides whether it is a good one).
+
+    A dmabench result has `schemaVersion` or `points` at the top level and no `kind`. A
+    document with a top-level `kind` (the anchor-compare documents) is another format, and
+    so are the older anchor-compare documents without it (recognised by their `rounds` and
+    `samples`), Google Benchmark exports (`benchmarks`), and any other JSON that has neither
+    `schemaVersion` nor `points`."""
+    if not isinstance(doc, dict):
+        return f"a JSON {_type_name(doc)}, not an object"
+    if "kind" in doc:
+        kind = doc["kind"]
+        if kind == ANCHOR_COMPARE_KIND:
+            return "an anchor-compare document (Scripts/anchor-compare.py)"
+        return f"a document of kind {json.dumps(kind)}"
+    if "schemaVersion" in doc or "points" in doc:
+        return None
+    if all(key in doc for key in ANCHOR_COMPARE_KEYS):
+        return "an anchor-compare document (Scripts/anchor-compare.py) from before its \"kind\" marker"
+    if "benchmarks" in doc:
+        return "a Google Benchmark export (dmabench run --format gbench)"
+    keys = ", ".join(sorted(doc)[:4]) + (", ..." if len(doc) > 4 else "")
+    return f"a JSON object without schemaVersion or points (keys: {keys or 'none'})"
+
+
+def read_json(path: str) -> Any:
+    """Read and parse one JSON file; raise ResultError with a one-line message."""
     try:
         with open(path, "rb") as f:
             raw = f.read()
@@ -449,7 +488,24 @@ def load(path: str) -> dict:
         truncated = e.pos >= len(tail) or not tail.endswith(("}", "]"))
         hint = " (the file looks truncated)" if truncated else ""
         raise ResultError(f"{path}: not valid JSON at line {e.lineno} column {e.colno}: {e.msg}{hint}") from None
-    return validate(doc, path)
+    return doc
+
+
+def load(path: str) -> dict:
+    """Read and validate one result file; raise ResultError with a one-line message."""
+    return validate(read_json(path), path)
+
+
+def load_or_skip(path: str) -> tuple[dict | None, str | None]:
+    """For a directory of mixed files (`plot.py --history`): (the validated result, None)
+    for a dmabench result document, (None, what it is) for another JSON document (see
+    `foreign_kind`). A file that is not valid JSON, or a dmabench result that breaks the
+    schema (wrong `schemaVersion`, missing `context`, ...), raises ResultError."""
+    doc = read_json(path)
+    what = foreign_kind(doc)
+    if what is not None:
+        return None, what
+    return validate(doc, path), None
 
 
 def load_or_exit(path: str) -> dict:

@@ -11,7 +11,9 @@
 # both modes), latency percentile spectra (HdrHistogram style), terminate cost against
 # in-flight count, a NUMA placement heatmap, counters per descriptor, for cyclic points the
 # period-latency distribution per backend and pace and the overruns against pace, and (with
-# --history) a metric across commits read from Results/. A plot whose data is absent is
+# --history) a metric across commits read from Results/ (other JSON files kept there, such
+# as anchor-compare documents and gbench exports, are skipped with a note on stderr;
+# dmaresult.foreign_kind says how they are recognised). A plot whose data is absent is
 # skipped with a printed note (the speed-up, cache, completion and cyclic plots are simply
 # not drawn). Files are named PREFIX-<plot>.<format>; the
 # prefix defaults to the result file's stem when one file is given. Files are written atomically. Bad input
@@ -21,6 +23,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime
 import math
 import os
 import sys
@@ -853,17 +856,64 @@ def find_results(root: str) -> list[str]:
     return found
 
 
+def load_history(root: str) -> tuple[list[tuple[str, dict]], list[tuple[str, str]]]:
+    """The dmabench result documents under `root`, and the other JSON files kept there
+    (anchor-compare documents, gbench exports, ...) as (path, what it is). A file that is
+    not valid JSON, or a dmabench result that breaks the schema, is a one-line error (exit 2)."""
+    docs, skipped = [], []
+    for path in find_results(root):
+        try:
+            doc, what = dr.load_or_skip(path)
+        except dr.ResultError as e:
+            dr.fail(str(e))
+        if doc is None:
+            skipped.append((path, what))
+        else:
+            docs.append((path, doc))
+    return docs, skipped
+
+
+def parse_date(text: str) -> float | None:
+    """Seconds since the epoch of an ISO 8601 date (`2026-11-25T14:00:00Z`); None when absent
+    or unreadable. A date without a zone is taken as UTC."""
+    if not text:
+        return None
+    try:
+        d = datetime.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if d.tzinfo is None:
+        d = d.replace(tzinfo=datetime.timezone.utc)
+    return d.timestamp()
+
+
+def run_label(path: str, ctx: dict) -> tuple[str, str]:
+    """(commit, x label) of one run: the commit from `context.commit` (else the directory
+    name, which may be abbreviated, like `90c25c9`, or end in `-dirty`), shortened to 8
+    characters, `-dirty` when the tree was dirty, and the day of `context.date`."""
+    commit = str(ctx.get("commit") or os.path.basename(os.path.dirname(os.path.abspath(path))))
+    dirty = ctx.get("dirty") is True or commit.endswith("-dirty")
+    base = commit[: -len("-dirty")] if commit.endswith("-dirty") else commit
+    short = base[:8] + ("-dirty" if dirty else "")
+    return commit, short + "\n" + (str(ctx.get("date") or "")[:10] or "no date")
+
+
 def plot_history(root: str, metric: str, workload: str, backends: list[str] | None, size: int | None,
                  out: Output) -> None:
     if not os.path.isdir(root):
         dr.fail(f"{root}: not a directory; --history expects the Results/ directory (Results/<host>/<commit>/<name>.json)")
-    files = find_results(root)
-    docs = [(path, dr.load_or_exit(path)) for path in files]
+    docs, skipped = load_history(root)
+    # Said only once every file has been read, so that bad input stays a one-line error.
+    for path, what in skipped:
+        print(f"note: skipped {path}: {what}, not a dmabench result", file=sys.stderr)
     runs = []  # (sort key, x label, doc, path)
     for path, doc in docs:
         ctx = doc["context"]
-        commit = str(ctx.get("commit") or os.path.basename(os.path.dirname(path)))
-        runs.append(((str(ctx.get("date") or ""), commit, path), commit[:8] + "\n" + str(ctx.get("date") or "")[:10], doc, path))
+        commit, label = run_label(path, ctx)
+        # Oldest first by context.date (parsed, so that zones and fractions order right);
+        # runs without a readable date come first; ties by commit, then path.
+        when = parse_date(str(ctx.get("date") or ""))
+        runs.append(((when is not None, when or 0.0, commit, path), label, doc, path))
     runs.sort(key=lambda r: r[0])
     selected = []  # (x, host, point, triplet)
     for x, (_, _, doc, _) in enumerate(runs):
@@ -890,7 +940,8 @@ def plot_history(root: str, metric: str, workload: str, backends: list[str] | No
         series.setdefault(key, (f"{host}: {label}" if show_host else label, []))[1].append((x, t))
     series = OrderedDict((label, rows) for label, rows in series.values())
     if not series:
-        out.skip("history", f"no {workload} points with {metric} in {len(files)} result file(s) under {root}")
+        ignored = f" ({len(skipped)} other JSON file(s) skipped)" if skipped else ""
+        out.skip("history", f"no {workload} points with {metric} in {len(docs)} result file(s) under {root}{ignored}")
         return
     series, note = cap_series(series)
     fig, ax = plt.subplots(figsize=(max(8, 0.6 * len(runs) + 4), 5.5))

@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+import dmaresult as dr
 from conftest import HERE, run_script
 
 FAKE = f"{HERE}/fake_dmabench.py"
@@ -47,6 +48,11 @@ def test_round_trip_is_recorded_per_round_and_drift_is_flagged(tmp_path):
     proc, out = anchor_compare(tmp_path, "92,95,301,90,93")
     assert proc.returncode == 0, proc.stderr
     result = json.loads((out / "anchor-compare.json").read_text())
+    # Marked as an anchor-compare document, so that no script takes it for a dmabench result.
+    assert result["kind"] == "anchor-compare" and result["schemaVersion"] == 1
+    assert dr.foreign_kind(result) == "an anchor-compare document (Scripts/anchor-compare.py)"
+    # Written atomically, with no temporary file left behind.
+    assert sorted(p.name for p in out.iterdir()) == ["anchor-compare.json", "anchor-compare.md"]
     assert result["roundTripNs"] == [92.0, 95.0, 301.0, 90.0, 93.0]
     assert result["roundTripCPUs"] == [0, 1]
     # Round 3 is more than 2x the median (93 ns); the others are within it.
