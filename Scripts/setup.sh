@@ -2,12 +2,13 @@
 # Scripts/setup.sh — installs what dmabench needs on a fresh Debian 12 machine. Idempotent:
 # it installs only what is missing, so running it twice is cheap.
 #   apt: libpfm4-dev libnuma-dev liburing-dev numactl linux-perf (perf stat, for the counter
-#        validation test), python3-pip
+#        validation test), chromium (headless, for the HTML report's browser test,
+#        Scripts/tests/test_report.py), python3-pip
 #   pip: Scripts/requirements.txt (matplotlib, scipy, pytest; pinned)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_packages=(libpfm4-dev libnuma-dev liburing-dev numactl linux-perf)
+apt_packages=(libpfm4-dev libnuma-dev liburing-dev numactl linux-perf chromium)
 missing=()
 for p in "${apt_packages[@]}"; do
 	dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
