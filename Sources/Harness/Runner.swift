@@ -356,8 +356,7 @@ public final class Runner {
                 onProgress?(RunnerEvent(index: index, total: total, point: p, placement: nil, repetition: r + 1, repetitions: reps, etaSeconds: eta))
                 var counted = false
                 if r == reps - 1, let counters {
-                    var threads = ["submitter": CPU.currentThreadID]
-                    for (role, tid) in channels[0].threadIDs { threads[role.rawValue] = tid }
+                    let threads = Self.countedThreads(channels[0])
                     clients[0].onMeasureStart = { counters.begin(threads: threads); counted = true }
                     clients[0].onMeasureEnd = { counters.stop() }
                 }
@@ -428,8 +427,7 @@ public final class Runner {
                 onProgress?(RunnerEvent(index: index, total: total, point: p, placement: nil, repetition: r + 1, repetitions: reps, etaSeconds: eta))
                 var counted = false
                 if r == reps - 1, let counters {
-                    var threads = ["submitter": CPU.currentThreadID]
-                    for (role, tid) in ch.threadIDs { threads[role.rawValue] = tid }
+                    let threads = Self.countedThreads(ch)
                     client.onMeasureStart = { counters.begin(threads: threads); counted = true }
                     client.onMeasureEnd = { counters.stop() }
                 }
@@ -478,9 +476,7 @@ public final class Runner {
                 if StopFlag.isSet { return nil }
                 onProgress?(RunnerEvent(index: index, total: total, point: p, placement: nil, repetition: r + 1, repetitions: reps, etaSeconds: eta))
                 if r == reps - 1 {
-                    var threads = ["submitter": CPU.currentThreadID]
-                    for (role, tid) in ch.threadIDs { threads[role.rawValue] = tid }
-                    counters?.begin(threads: threads)
+                    counters?.begin(threads: Self.countedThreads(ch))
                 }
                 let s = try runner.measure(inFlight: n, seedRaceIterations: plan.quick ? 10 : 50)
                 // Normalised per descriptor in flight at terminate (two fills per repetition).
@@ -533,6 +529,14 @@ public final class Runner {
         for t in threads { t.join() }
         if let e = slots.compactMap(\.error).first { throw WorkloadError(e) }
         return slots.map { $0.sample! }
+    }
+
+    /// The threads a point's counters cover, by role: this (submitter) thread and the
+    /// channel's own.
+    static func countedThreads(_ ch: any DMAChannel) -> [String: Int32] {
+        var threads = ["submitter": CPU.currentThreadID]
+        for (role, tid) in ch.threadIDs { threads[role.rawValue] = tid }
+        return threads
     }
 
     /// Throughput points stamp one descriptor in 16 for their latency figures, so that clock
