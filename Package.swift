@@ -81,7 +81,7 @@ let package = Package(
 
         // MARK: Tests
         // Helpers every test target shares (waitUntil, scenario outcome to expectations).
-        .target(name: "TestHelpers", dependencies: ["DMAEngineTestSupport", "Platform"]),
+        .target(name: "TestHelpers", dependencies: ["DMAEngine", "DMAEngineTestSupport", "Platform"]),
         .testTarget(name: "DMAEngineTests", dependencies: ["TestHelpers", "DMAEngine", "DMAEngineEmbedded", "Platform"]),
         .testTarget(
             name: "ConformanceTests",

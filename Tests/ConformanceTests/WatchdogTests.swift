@@ -8,15 +8,19 @@ import DMAEngineEmbedded
 import DMAEngineTestSupport
 import Platform
 import Synchronization
+import TestHelpers
 import Testing
 
 /// An embedded channel whose `terminateSync` blocks until `unblock()` (a deadlock stand-in).
-final class HangingChannel: DMAChannel {
-    let inner: EmbeddedChannel
+final class HangingChannel: ForwardingChannel, @unchecked Sendable {
+    let embedded: EmbeddedChannel
     let gate = ParkingEvent()
     let open = Atomic<Bool>(false)
 
-    init(options: DMAChannelOptions) { inner = EmbeddedChannel(options: options) }
+    init(options: DMAChannelOptions) {
+        embedded = EmbeddedChannel(options: options)
+        super.init(embedded)
+    }
 
     func unblock() {
         // Ordering: release; pairs with the acquire load in `terminateSync`.
@@ -24,43 +28,13 @@ final class HangingChannel: DMAChannel {
         gate.signal()
     }
 
-    var backendName: String { "hanging" }
-    var capabilities: DMACapabilities { inner.capabilities }
-    func configure(_ config: DMAConfig) throws(DMAError) { try inner.configure(config) }
-    func allocateCoherent(byteCount: Int) throws(DMAError) -> DMABuffer { try inner.allocateCoherent(byteCount: byteCount) }
-    func freeCoherent(_ buffer: DMABuffer) { inner.freeCoherent(buffer) }
-    func prepareMemcpy(to d: UnsafeMutableRawPointer, from s: UnsafeRawPointer, length: Int, flags: DMAPrepFlags) -> DMADescriptor? {
-        inner.prepareMemcpy(to: d, from: s, length: length, flags: flags)
-    }
-    func prepareMemset(to d: UnsafeMutableRawPointer, value: UInt8, length: Int, flags: DMAPrepFlags) -> DMADescriptor? {
-        inner.prepareMemset(to: d, value: value, length: length, flags: flags)
-    }
-    func prepareCyclic(to d: UnsafeMutableRawPointer, from s: UnsafeRawPointer, bufferLength: Int, periodLength: Int, flags: DMAPrepFlags) -> DMADescriptor? {
-        inner.prepareCyclic(to: d, from: s, bufferLength: bufferLength, periodLength: periodLength, flags: flags)
-    }
-    func setCallback(_ callback: DMACallback, for d: DMADescriptor) throws(DMAError) { try inner.setCallback(callback, for: d) }
-    func setReuse(_ reuse: Bool, for d: DMADescriptor) throws(DMAError) { try inner.setReuse(reuse, for: d) }
-    func free(_ d: DMADescriptor) throws(DMAError) { try inner.free(d) }
-    func submit(_ d: DMADescriptor) -> DMACookie { inner.submit(d) }
-    func issuePending() { inner.issuePending() }
-    func status(of cookie: DMACookie) -> (DMAStatus, DMATxState) { inner.status(of: cookie) }
-    func pause() throws(DMAError) { try inner.pause() }
-    func resume() throws(DMAError) { try inner.resume() }
-    func terminateAsync() throws(DMAError) { try inner.terminateAsync() }
-    func synchronize() throws(DMAError) { try inner.synchronize() }
-    func terminateSync() throws(DMAError) {
+    override var backendName: String { "hanging" }
+    override func terminateSync() throws(DMAError) {
         try NonBlockingContext.checkBlockingAllowed()
         // Ordering: acquire; pairs with the release store in `unblock`.
         if !open.load(ordering: .acquiring) { gate.wait(spinNanoseconds: 0) }  // the "deadlock"
-        try inner.terminateSync()
+        try embedded.terminateSync()
     }
-    func release() throws(DMAError) { try inner.release() }
-    func debugSeedCookie(used: DMACookie, last: DMACookie) throws(DMAError) { try inner.debugSeedCookie(used: used, last: last) }
-    func debugWatermark() -> DMACookieWatermark { inner.debugWatermark() }
-    func debugInject(_ injection: DMAInjection, into d: DMADescriptor) throws(DMAError) { try inner.debugInject(injection, into: d) }
-    func debugFailNextSubmits(_ count: Int) { inner.debugFailNextSubmits(count) }
-    func debugReleaseStalls() { inner.debugReleaseStalls() }
-    func debugSetAccessProbe(_ probe: DMAAccessProbe?) { inner.debugSetAccessProbe(probe) }
 }
 
 struct WatchdogTests {
@@ -73,7 +47,7 @@ struct WatchdogTests {
                 made.set(c)
                 return c
             },
-            drive: { ($0 as? HangingChannel)?.inner.completeAll() })
+            drive: { ($0 as? HangingChannel)?.embedded.completeAll() })
         var config = ConformanceConfiguration.standard()
         config.watchdogSeconds = 1
         // Scenario 13 calls terminateSync on an idle channel first.

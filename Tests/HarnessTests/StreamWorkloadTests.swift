@@ -9,6 +9,7 @@ import DMAEngine
 import DMAEngineEmbedded
 import Foundation
 import Platform
+import TestHelpers
 import Testing
 
 @testable import Harness
@@ -187,49 +188,20 @@ struct StreamWorkloadTests {
     }
 }
 
-/// The embedded double without scatter-gather (its capabilities say so, and the protocol's
-/// default `prepareMemcpySG` returns nil): what a backend that lacks it looks like.
-final class WithoutScatterGather: DMAChannel, @unchecked Sendable {
-    let inner = EmbeddedChannel()
-    var backendName: String { "embedded-without-sg" }
-    var capabilities: DMACapabilities {
+/// The embedded double without scatter-gather (its capabilities say so, and prep refuses,
+/// as the protocol's default does): what a backend that lacks it looks like.
+final class WithoutScatterGather: ForwardingChannel, @unchecked Sendable {
+    init() { super.init(EmbeddedChannel()) }
+    override var backendName: String { "embedded-without-sg" }
+    override var capabilities: DMACapabilities {
         var c = inner.capabilities
         c.memcpySG = false
         c.maxSegments = 0
         return c
     }
-    func configure(_ config: DMAConfig) throws(DMAError) { try inner.configure(config) }
-    func allocateCoherent(byteCount: Int) throws(DMAError) -> DMABuffer { try inner.allocateCoherent(byteCount: byteCount) }
-    func freeCoherent(_ buffer: DMABuffer) { inner.freeCoherent(buffer) }
-    func prepareMemcpy(to destination: UnsafeMutableRawPointer, from source: UnsafeRawPointer, length: Int, flags: DMAPrepFlags) -> DMADescriptor? {
-        inner.prepareMemcpy(to: destination, from: source, length: length, flags: flags)
-    }
-    func prepareMemset(to destination: UnsafeMutableRawPointer, value: UInt8, length: Int, flags: DMAPrepFlags) -> DMADescriptor? {
-        inner.prepareMemset(to: destination, value: value, length: length, flags: flags)
-    }
-    func prepareCyclic(
-        to destination: UnsafeMutableRawPointer, from source: UnsafeRawPointer, bufferLength: Int, periodLength: Int, flags: DMAPrepFlags
-    ) -> DMADescriptor? {
-        inner.prepareCyclic(to: destination, from: source, bufferLength: bufferLength, periodLength: periodLength, flags: flags)
-    }
-    func setCallback(_ callback: DMACallback, for descriptor: DMADescriptor) throws(DMAError) { try inner.setCallback(callback, for: descriptor) }
-    func setReuse(_ reuse: Bool, for descriptor: DMADescriptor) throws(DMAError) { try inner.setReuse(reuse, for: descriptor) }
-    func free(_ descriptor: DMADescriptor) throws(DMAError) { try inner.free(descriptor) }
-    func submit(_ descriptor: DMADescriptor) -> DMACookie { inner.submit(descriptor) }
-    func issuePending() { inner.issuePending() }
-    func status(of cookie: DMACookie) -> (DMAStatus, DMATxState) { inner.status(of: cookie) }
-    func pause() throws(DMAError) { try inner.pause() }
-    func resume() throws(DMAError) { try inner.resume() }
-    func terminateAsync() throws(DMAError) { try inner.terminateAsync() }
-    func synchronize() throws(DMAError) { try inner.synchronize() }
-    func terminateSync() throws(DMAError) { try inner.terminateSync() }
-    func release() throws(DMAError) { try inner.release() }
-    func debugSeedCookie(used: DMACookie, last: DMACookie) throws(DMAError) { try inner.debugSeedCookie(used: used, last: last) }
-    func debugWatermark() -> DMACookieWatermark { inner.debugWatermark() }
-    func debugInject(_ injection: DMAInjection, into descriptor: DMADescriptor) throws(DMAError) { try inner.debugInject(injection, into: descriptor) }
-    func debugFailNextSubmits(_ count: Int) { inner.debugFailNextSubmits(count) }
-    func debugReleaseStalls() { inner.debugReleaseStalls() }
-    func debugSetAccessProbe(_ probe: DMAAccessProbe?) { inner.debugSetAccessProbe(probe) }
+    override func prepareMemcpySG(
+        destinations: UnsafeBufferPointer<DMASegment>, sources: UnsafeBufferPointer<DMASegment>, flags: DMAPrepFlags
+    ) -> DMADescriptor? { nil }
 }
 
 /// Why io_uring cannot run here, or nil.
