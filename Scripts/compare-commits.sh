@@ -235,12 +235,15 @@ POINTS=("${RUNNABLE[@]}")
 
 run_point() {  # side binary round index args -> 0 on success
     local side="$1" bin="$2" round="$3" index="$4" args="$5"
-    local tag file log
+    local tag file log noplot=""
+    # Plotting every round's file would cost seconds a round; a build older than --no-plot
+    # never plotted, so the flag is passed only where the binary knows it.
+    "$bin" run --help 2>&1 | grep -q -- '--no-plot' && noplot=--no-plot
     tag="r$(printf %02d "$round")-p$index"
     file="$OUT/rounds/$side/$tag.json"
     log="$OUT/logs/$side-$tag.log"
     # shellcheck disable=SC2086  # the point's arguments are split on purpose
-    if ! "$bin" run $args --duration "$DURATION" --repetitions 1 --format json --output "$file" >"$log" 2>&1; then
+    if ! "$bin" run $args --duration "$DURATION" --repetitions 1 --format json --output "$file" $noplot >"$log" 2>&1; then
         echo "compare-commits: $side failed on round $round point $index: $bin run $args" >&2
         tail -n 5 "$log" >&2
         return 1

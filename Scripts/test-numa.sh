@@ -176,7 +176,7 @@ else
 		# channel cut a 1 MiB document short once).
 		"$VM" -n "$nodes" -c "$cpn" -m "$MEM" -t 900 -- "$DMABENCH" run --numa-matrix --quick --format json \
 			--backend "$backends" --workload throughput --size 4K --repetitions 1 --duration 0.02 --events none \
-			--output "$OUT/matrix-${nodes}node.json" > /dev/null 2> "$OUT/matrix-${nodes}node.err" || rc=$?
+			--no-plot --output "$OUT/matrix-${nodes}node.json" > /dev/null 2> "$OUT/matrix-${nodes}node.err" || rc=$?
 		if [ $rc != 0 ]; then
 			tail -5 "$OUT/matrix-${nodes}node.err" >&2
 			fail "[${nodes}node] dmabench run --numa-matrix exited $rc (stderr: $OUT/matrix-${nodes}node.err)"

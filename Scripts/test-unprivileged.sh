@@ -31,7 +31,7 @@ as_user() { (cd "$WORK" && env -i PATH=/usr/bin:/bin HOME=/nonexistent "${AS[@]}
 
 say "1. run as $(as_user id -un 2>/dev/null || echo '?') (perf_event_paranoid=$(cat /proc/sys/kernel/perf_event_paranoid))"
 if as_user ./dmabench run --backend locked --workload throughput --size 4K --repetitions 1 --duration 0.05 \
-	--events default --format json --output "$WORK/r1.json" 2> "$WORK/r1.err"; then
+	--events default --format json --no-plot --output "$WORK/r1.json" 2> "$WORK/r1.err"; then
 	python3 - "$WORK/r1.json" <<'PY' || fail "1. result checks"
 import json, sys
 d = json.load(open(sys.argv[1]))
@@ -57,7 +57,7 @@ if [ "$(id -u)" = 0 ] && [ -w /proc/sys/kernel/io_uring_disabled ]; then
 	trap 'echo "$old" > /proc/sys/kernel/io_uring_disabled' EXIT
 	echo 1 > /proc/sys/kernel/io_uring_disabled
 	if as_user ./dmabench run --backend locked,uring --workload throughput --size 4K --repetitions 1 --duration 0.05 \
-		--events none --format json --output "$WORK/r2.json" 2> "$WORK/r2.err"; then
+		--events none --format json --no-plot --output "$WORK/r2.json" 2> "$WORK/r2.err"; then
 		grep -q "skipping backend uring" "$WORK/r2.err" || fail "2. no visible skip message for uring: $(cat "$WORK/r2.err")"
 		python3 - "$WORK/r2.json" <<'PY' || fail "2. the skip is not recorded in the result"
 import json, sys
