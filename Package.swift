@@ -10,6 +10,8 @@
 //   DMAEngineCPU         the plain CPU on the issuing thread (the baseline)
 //   DMAEngineURing       io_uring backend
 //   DMAEngineTestSupport the conformance suite (CONTRACT.md part B) as reusable code
+//   DMAEnginePlugin      engines in C shared objects, through the plugin ABI (CDMAPlugin)
+//   CRingEngine          the reference C engine (a plain-C ring), built as a plugin
 //   Platform             Linux facilities, wrapped once
 //   C*                   thin C shims and system libraries
 //   Harness              workloads, runner, statistics, result model
@@ -32,6 +34,11 @@ let package = Package(
         .library(name: "Harness", targets: ["Harness"]),
         .library(name: "DMABackends", targets: ["DMABackends"]),
         .library(name: "DMABenchCLI", targets: ["DMABenchCLI"]),
+        .library(name: "DMAEnginePlugin", targets: ["DMAEnginePlugin"]),
+        // The reference C engine as a plugin (`dmabench run --backend plugin:PATH`), and a
+        // deliberately broken one that the suite must catch through the same path.
+        .library(name: "DMABenchCRing", type: .dynamic, targets: ["CRingEngine"]),
+        .library(name: "DMABenchCRingBroken", type: .dynamic, targets: ["CRingEngineBroken"]),
         .executable(name: "dmabench", targets: ["dmabench"]),
     ],
     dependencies: [
@@ -48,6 +55,10 @@ let package = Package(
         // feature macros (_GNU_SOURCE/_XOPEN_SOURCE) never meet glibc's fd_set in another
         // module (docs/architecture.md, "liburing behind an opaque C wrapper").
         .target(name: "CURing", linkerSettings: [.linkedLibrary("uring")]),
+        // The plugin ABI (include/dmabench_engine.h), shared by the adapter and the C engines.
+        .target(name: "CDMAPlugin"),
+        .target(name: "CRingEngine", dependencies: ["CDMAPlugin"], linkerSettings: [.linkedLibrary("pthread")]),
+        .target(name: "CRingEngineBroken", dependencies: ["CDMAPlugin"], linkerSettings: [.linkedLibrary("pthread")]),
 
         // MARK: Protocol and backends
         .target(name: "DMAEngine", dependencies: ["CDMAContext"]),
@@ -58,6 +69,8 @@ let package = Package(
         .target(name: "DMAEngineCPU", dependencies: ["DMAEngine", "Platform"]),
         .target(name: "DMAEngineURing", dependencies: ["DMAEngine", "Platform", "CURing"]),
         .target(name: "DMAEngineTestSupport", dependencies: ["DMAEngine", "Platform"]),
+        // Engines from shared objects through the C plugin ABI (docs/plugin-abi.md).
+        .target(name: "DMAEnginePlugin", dependencies: ["DMAEngine", "Platform", "CDMAPlugin"]),
 
         // MARK: Harness, registry, command line
         .target(
@@ -66,7 +79,7 @@ let package = Package(
         ),
         .target(
             name: "DMABackends",
-            dependencies: ["DMAEngine", "DMAEngineCPU", "DMAEngineLocked", "DMAEngineRing", "DMAEngineURing"]
+            dependencies: ["DMAEngine", "DMAEngineCPU", "DMAEngineLocked", "DMAEngineRing", "DMAEngineURing", "DMAEnginePlugin"]
         ),
         // The whole command line as a library, so that a package of its own can run it for
         // its own backends (`DMABenchMain.main(extraBackends:)`).
@@ -91,6 +104,11 @@ let package = Package(
         .testTarget(name: "RingTests", dependencies: ["TestHelpers", "DMAEngine", "DMAEngineRing", "DMAEngineTestSupport", "Platform"]),
         .testTarget(name: "CPUTests", dependencies: ["TestHelpers", "DMAEngine", "DMAEngineCPU", "DMAEngineTestSupport", "Platform"]),
         .testTarget(name: "URingTests", dependencies: ["TestHelpers", "DMAEngine", "DMAEngineURing", "DMAEngineTestSupport", "Platform"]),
+        .testTarget(
+            name: "PluginTests",
+            dependencies: ["TestHelpers", "DMAEngine", "DMAEnginePlugin", "DMAEngineTestSupport", "Platform"],
+            exclude: ["BadPlugins"]
+        ),
         .testTarget(name: "PlatformTests", dependencies: ["TestHelpers", "Platform"]),
         .testTarget(name: "HarnessTests", dependencies: ["TestHelpers", "Harness", "DMAEngine", "DMAEngineEmbedded", "DMABackends"]),
         .testTarget(name: "CLITests", dependencies: ["TestHelpers", "dmabench"]),

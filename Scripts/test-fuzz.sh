@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Scripts/test-fuzz.sh — the random-client contract checker (docs/contract.md, part D) for
-# every backend in the registry, SECONDS each (default 60), with the dmabench binary of a
+# every backend in the registry and the reference C plugin engine (libDMABenchCRing.so, when
+# built), SECONDS each (default 60), with the dmabench binary of a
 # build folder (default .build: the debug build of Scripts/test.sh; .build-tsan for the
 # ThreadSanitizer build of Scripts/test-tsan.sh). A violation, or a ThreadSanitizer report,
 # makes it exit non-zero; every backend runs even after one fails.
@@ -13,6 +14,9 @@ bin="$build/debug/dmabench"
 [ -x "$bin" ] || { echo "test-fuzz: $bin is missing; build first (swift build --scratch-path $build)" >&2; exit 66; }
 export TSAN_OPTIONS=${TSAN_OPTIONS:-"halt_on_error=1 second_deadlock_stack=1"}
 backends=$("$bin" list backends | awk '{print $1}')
+# The reference C engine, through the plugin ABI (docs/plugin-abi.md), when it was built.
+plugin="$build/debug/libDMABenchCRing.so"
+[ -f "$plugin" ] && backends="$backends plugin:$plugin"
 failed=()
 for b in $backends; do
 	echo "== fuzz $b for ${seconds}s ($build)" >&2

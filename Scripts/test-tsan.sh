@@ -4,7 +4,7 @@
 # .build-tsan. A data race makes the run exit non-zero.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-filter=${1:-'ConformanceTests|CPUTests|LockedTests|RingTests|URingTests|HarnessTests|ReliabilityTests'}
+filter=${1:-'ConformanceTests|CPUTests|LockedTests|RingTests|URingTests|HarnessTests|ReliabilityTests|PluginTests'}
 swift build --build-tests --sanitize=thread --scratch-path .build-tsan
 TSAN_OPTIONS=${TSAN_OPTIONS:-"halt_on_error=1 second_deadlock_stack=1"} \
 	swift test --skip-build --sanitize=thread --scratch-path .build-tsan --filter "$filter"

@@ -3,6 +3,7 @@
 // Errors the command line reports: one line on stderr, and an exit status from sysexits.h
 // (64 usage, 73 cannot create output, 70 internal failure).
 
+import DMABackends
 import ArgumentParser
 import Foundation
 
@@ -63,4 +64,12 @@ enum ListParser {
 import Harness
 enum ByteSizeParse {
     static func parse(_ s: String) -> Int? { ByteSize.parse(s) }
+}
+
+/// Backend arguments with each `plugin:PATH[:NAME]` loaded, registered and replaced by its
+/// engine's name (docs/plugin-abi.md); a plugin that cannot be loaded is a usage error.
+enum BackendArguments {
+    static func resolve(_ text: String) throws(CLIError) -> [String] {
+        do { return try PluginBackends.resolve(ListParser.items(text)) } catch { throw .usage(error.description) }
+    }
 }

@@ -16,7 +16,7 @@ struct ConformanceCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "conformance", abstract: "Run the docs/contract.md part B conformance suite against backends.")
 
-    @Option(help: "Backends, comma-separated, or 'all'.")
+    @Option(help: "Backends, comma-separated, or 'all'; plugin:PATH[:NAME] loads an engine from a C shared object.")
     var backend: String = "all"
 
     @Option(parsing: .unconditional, help: "Iterations of each race scenario (default 10000).")
@@ -40,12 +40,13 @@ struct ConformanceCommand: ParsableCommand {
     static let raceScenarios = [15, 19, 20, 21, 34, 38]
 
     func run() throws {
+        let requested = backend == "all" ? [] : try BackendArguments.resolve(backend)
         let registry = BackendRegistry.names
         var backends: [String] = []
         if backend == "all" {
             backends = registry
         } else {
-            for b in ListParser.items(backend) {
+            for b in requested {
                 guard registry.contains(b) else {
                     throw CLIError.usage("unknown backend '\(b)'; valid backends: \(registry.joined(separator: ", ")), all")
                 }

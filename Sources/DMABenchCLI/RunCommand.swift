@@ -16,7 +16,7 @@ struct RunCommand: ParsableCommand {
         abstract: "Measure throughput, latency and terminate cost over a sweep of backends and parameters."
     )
 
-    @Option(help: "Backends, comma-separated, or 'all'. See 'dmabench list backends'.")
+    @Option(help: "Backends, comma-separated, or 'all'; plugin:PATH[:NAME] loads an engine from a C shared object. See 'dmabench list backends'.")
     var backend: String = "all"
 
     @Option(help: "Workloads: throughput,latency,terminate,cyclic or 'all'.")
@@ -123,6 +123,7 @@ struct RunCommand: ParsableCommand {
 
     /// Turns the options into a plan, or a one-line usage error.
     func validated() throws(CLIError) -> Validated {
+        let requested = backend == "all" ? [] : try BackendArguments.resolve(backend)
         let registry = BackendRegistry.names
         guard !registry.isEmpty else { throw .failure("no backend is registered in this build") }
         var backends: [String]
@@ -130,7 +131,7 @@ struct RunCommand: ParsableCommand {
             backends = registry
         } else {
             backends = []
-            for b in ListParser.items(backend) {
+            for b in requested {
                 guard registry.contains(b) else {
                     throw .usage("unknown backend '\(b)'; valid backends: \(registry.joined(separator: ", ")), all")
                 }
@@ -369,6 +370,12 @@ struct RunCommand: ParsableCommand {
         do { capabilitySkips = try runner.preflight() } catch let e as PreflightError { throw CLIError.usage(e.description) }
         var context = EnvironmentCapture.context(commandLine: ["dmabench"] + Array(CommandLine.arguments.dropFirst()), hostID: hostID)
         context.shard = v.plan.shard
+        let plugins = PluginBackends.engines.filter { v.plan.backends.contains($0.name) }
+        if !plugins.isEmpty {
+            context.plugins = plugins.map {
+                PluginRecord(backend: $0.name, path: $0.path, abiVersion: $0.abiVersion, sha256: $0.sha256)
+            }
+        }
         context.cache = EnvironmentCapture.cacheContext(method: v.plan.cacheMethod)
         context.machine = SystemState.properties()
         context.thresholds = .standard

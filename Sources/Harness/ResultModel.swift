@@ -53,6 +53,22 @@ public struct SkippedBackend: Codable, Sendable, Hashable {
     }
 }
 
+/// One engine loaded from a shared object through the plugin ABI (docs/plugin-abi.md).
+public struct PluginRecord: Codable, Sendable, Hashable {
+    /// The backend name the engine registered.
+    public var backend: String
+    public var path: String
+    public var abiVersion: UInt32
+    /// SHA-256 of the shared object, so that two results name the same build or visibly do not.
+    public var sha256: String
+    public init(backend: String, path: String, abiVersion: UInt32, sha256: String) {
+        self.backend = backend
+        self.path = path
+        self.abiVersion = abiVersion
+        self.sha256 = sha256
+    }
+}
+
 public struct ShardInfo: Codable, Sendable, Hashable {
     public var index: Int
     public var count: Int
@@ -95,6 +111,9 @@ public struct ResultContext: Codable, Sendable {
     /// When a point is flagged (`points[].environment`), and how many were.
     public var thresholds: TrustThresholds?
     public var flaggedPoints: Int?
+    /// The engines loaded from C plugins (`plugin:PATH`): which file, which ABI, which build.
+    /// nil when none was loaded.
+    public var plugins: [PluginRecord]?
 
     public init(
         date: String, host: String, cpu: String, cores: Int, kernel: String, commit: String, dirty: Bool,

@@ -1,0 +1,66 @@
+// dmabench — CLITests
+//
+// `--backend plugin:PATH[:NAME]` end to end: the reference C engine runs and passes
+// conformance through the command line, the result records the plugin, the broken engine
+// fails conformance, and each bad plugin exits 64 with one line.
+
+import Foundation
+import TestHelpers
+import Testing
+
+@Suite(.serialized, .enabled(if: PluginFixtures.missingReason == nil, "\(PluginFixtures.missingReason ?? "")"))
+struct PluginCLITests {
+    @Test("run --backend plugin:<C ring> --size 64,4K writes points for the plugin and records its path, ABI and hash")
+    func runReferenceEngine() throws {
+        let dir = try temporaryDirectory("plugin-run")
+        let out = dir.appendingPathComponent("r.json").path
+        let r = try DMABenchBinary.run([
+            "run", "--backend", "plugin:\(PluginFixtures.referenceEngine)", "--workload", "throughput,latency",
+            "--size", "64,4K", "--repetitions", "1", "--duration", "0.05", "--events", "none", "--format", "json",
+            "--no-plot", "--output", out,
+        ])
+        #expect(r.status == 0, "stderr: \(r.stderr)")
+        let doc = try #require(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out))) as? [String: Any])
+        let points = try #require(doc["points"] as? [[String: Any]])
+        #expect(points.count == 4, "points: \(points.count)")
+        #expect(points.allSatisfy { $0["backend"] as? String == "cring" })
+        for p in points {
+            let m = try #require(p["metrics"] as? [String: Any])
+            #expect((m["errors"] as? Int ?? 0) == 0)
+        }
+        let context = try #require(doc["context"] as? [String: Any])
+        let plugins = try #require(context["plugins"] as? [[String: Any]])
+        #expect(plugins.count == 1)
+        #expect(plugins.first?["backend"] as? String == "cring")
+        #expect(plugins.first?["path"] as? String == PluginFixtures.referenceEngine)
+        #expect(plugins.first?["abiVersion"] as? Int == 1)
+        #expect((plugins.first?["sha256"] as? String)?.count == 64)
+    }
+
+    @Test("conformance --backend plugin:<C ring> passes; the broken C engine fails")
+    func conformanceThroughCLI() throws {
+        let good = try DMABenchBinary.run(
+            ["conformance", "--backend", "plugin:\(PluginFixtures.referenceEngine)", "--iterations", "200"], timeout: 600)
+        #expect(good.status == 0, "stdout: \(good.stdout.suffix(2000)) stderr: \(good.stderr.suffix(2000))")
+        let bad = try DMABenchBinary.run(
+            ["conformance", "--backend", "plugin:\(PluginFixtures.brokenEngine)", "--iterations", "200",
+             "--scenario", "15,16,17,29"], timeout: 600)
+        #expect(bad.status != 0, "the broken engine passed: \(bad.stdout.suffix(2000))")
+    }
+
+    @Test(
+        "a bad plugin exits 64 with one line",
+        .enabled(if: PluginFixtures.cCompiler != nil, "no C compiler on PATH to build the bad plugins"),
+        arguments: ["MISSING_FILE", "NO_SYMBOL", "WRONG_VERSION", "PAUSE_ONLY"])
+    func badPlugin(_ variant: String) throws {
+        let dir = try temporaryDirectory("plugin-bad")
+        let path = variant == "MISSING_FILE" ? dir.path + "/missing.so" : try PluginFixtures.badPlugin(variant, in: dir.path)
+        for command in ["run", "conformance"] {
+            let r = try DMABenchBinary.run([command, "--backend", "plugin:\(path)"])
+            #expect(r.status == 64, "\(command) \(variant): status \(r.status), stderr: \(r.stderr)")
+            let lines = r.stderr.split(separator: "\n")
+            #expect(lines.count == 1, "\(command) \(variant): \(r.stderr)")
+            #expect(r.stderr.contains(path), "\(command) \(variant): \(r.stderr)")
+        }
+    }
+}

@@ -1,0 +1,59 @@
+// dmabench — PluginTests
+//
+// The reference C engine (Sources/CRingEngine, a plain-C port of the ring backend) through
+// the plugin ABI: every conformance scenario in both callback contexts, the random-client
+// checker, and the broken C engine (synchronize returns at once), which the suite must catch
+// through the same path. The engine advertises every optional capability, so a skipped
+// scenario is a failure.
+
+import DMAEngine
+import DMAEnginePlugin
+import DMAEngineTestSupport
+import TestHelpers
+import Testing
+
+enum CRingSubject {
+    static let configuration = ConformanceConfiguration.standard()
+    static let contexts: [DMACallbackContext] = [.executorThread, .engineThread]
+
+    static func engine(_ path: String) throws -> PluginEngine {
+        try PluginLibrary.load(path: path).engine(named: nil)
+    }
+
+    static func subject(_ path: String, _ context: DMACallbackContext) -> ConformanceSubject {
+        ConformanceSubject(name: "cring(\(context.rawValue))") { options in
+            var o = options
+            o.callbackContext = context
+            return try PluginChannel(engine: try engine(path), options: o)
+        }
+    }
+}
+
+@Suite(.serialized, .enabled(if: PluginFixtures.missingReason == nil, "\(PluginFixtures.missingReason ?? "")"))
+struct CRingConformanceTests {
+    @Test("the C ring engine, loaded as a plugin, passes scenario", arguments: ConformanceScenario.all, CRingSubject.contexts)
+    func scenario(_ scenario: ConformanceScenario, _ context: DMACallbackContext) {
+        let r = runConformanceScenario(
+            scenario.number, subject: CRingSubject.subject(PluginFixtures.referenceEngine, context),
+            configuration: CRingSubject.configuration)
+        expectScenario(r, tag: "cring(\(context.rawValue))")
+    }
+
+    @Test("the suite catches the broken C engine (synchronize returns early) through the plugin path", arguments: CRingSubject.contexts)
+    func brokenEngineIsCaught(_ context: DMACallbackContext) throws {
+        #expect(try CRingSubject.engine(PluginFixtures.brokenEngine).name == "cring-broken-sync")
+        var c = ConformanceConfiguration.standard()
+        c.protectFreedBuffers = false
+        c.iterations = min(c.iterations, 500)
+        c.watchdogSeconds = 5
+        let results = checkDMAChannelConformance(
+            subject: CRingSubject.subject(PluginFixtures.brokenEngine, context), configuration: c, scenarios: [16, 17, 15, 29])
+        for r in results { print("[cring-broken-sync] \(r.description.prefix(600))") }
+        #expect(results.contains { $0.failed }, "no scenario of 15, 16, 17, 29 caught a synchronize that returns early")
+    }
+
+    @Test("the random-client checker passes on the C ring engine", arguments: CRingSubject.contexts)
+    func contractFuzz(_ context: DMACallbackContext) {
+        expectContractFuzzPasses(CRingSubject.subject(PluginFixtures.referenceEngine, context), seed: 0x5EED_00C1)
+    }
+}
