@@ -5,6 +5,7 @@
 // fails conformance, and each bad plugin exits 64 with one line.
 
 import Foundation
+import Glibc
 import TestHelpers
 import Testing
 
@@ -35,6 +36,40 @@ struct PluginCLITests {
         #expect(plugins.first?["path"] as? String == PluginFixtures.referenceEngine)
         #expect(plugins.first?["abiVersion"] as? Int == 1)
         #expect((plugins.first?["sha256"] as? String)?.count == 64)
+    }
+
+    @Test("placement, per-thread counters and shards work for a plugin backend as for a built-in one")
+    func placementCountersShards() throws {
+        let dir = try temporaryDirectory("plugin-place")
+        let cpus = sysconf(Int32(_SC_NPROCESSORS_ONLN))
+        let engineCPU = cpus > 1 ? 1 : 0
+        for shard in ["1/2", "2/2"] {
+            let out = dir.appendingPathComponent("s\(shard.first!).json").path
+            let r = try DMABenchBinary.run([
+                "run", "--backend", "plugin:\(PluginFixtures.referenceEngine)", "--workload", "throughput",
+                "--size", "64,4K", "--repetitions", "1", "--duration", "0.05", "--events", "task-clock",
+                "--placement", "submitter=cpu0,engine=cpu\(engineCPU)", "--shard", shard, "--format", "json",
+                "--no-plot", "--output", out,
+            ])
+            #expect(r.status == 0, "shard \(shard): \(r.stderr)")
+            let doc = try #require(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out))) as? [String: Any])
+            let points = try #require(doc["points"] as? [[String: Any]])
+            // Two sizes split over two shards: one point each.
+            #expect(points.count == 1, "shard \(shard): \(points.count) points")
+            for p in points {
+                let placement = try #require(p["placement"] as? [String: Any])
+                let details = try #require(placement["details"] as? [String: Any])
+                let engine = try #require(details["engine"] as? [String: Any], "no engine thread placement: \(placement)")
+                #expect(engine["cpu"] as? Int == engineCPU)
+                #expect((engine["threadID"] as? Int ?? 0) > 0)
+                let verified = try #require(placement["verified"] as? [String: Any])
+                #expect(verified["engine"] as? String == "cpu\(engineCPU)")
+                let counters = try #require(p["counters"] as? [String: Any])
+                let engineCounters = try #require(counters["engine"] as? [String: Any], "counters: \(counters.keys)")
+                let taskClock = try #require(engineCounters["task-clock"] as? [String: Any])
+                #expect((taskClock["value"] as? Double ?? 0) > 0)
+            }
+        }
     }
 
     @Test("conformance --backend plugin:<C ring> passes; the broken C engine fails")

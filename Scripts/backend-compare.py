@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""Two backends through the same harness, point by point, as paired per-round ratios.
+
+Each round runs one `dmabench run` per backend on every point, back to back, with the order
+of the two alternating from round to round; the ratio B/A of each round is paired, and the
+report gives the median of the per-round ratios with their range. A backend may be a
+registry name or `plugin:PATH[:NAME]` (docs/plugin-abi.md). This is how the README compares
+the Swift `ring` backend with the C `cring` engine.
+
+    Scripts/backend-compare.py --dmabench .build/release/dmabench --a ring \\
+        --b plugin:.build/release/libDMABenchCRing.so --rounds 7 --out Results/.../ring-vs-cring.md
+
+Bad input exits 2; the report is written atomically.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+
+POINTS = [
+    # (label, arguments, metric)
+    ("64 B, batch 32, depth 256", ["--workload", "throughput", "--size", "64", "--batch", "32", "--depth", "256"], "ops"),
+    ("4 KiB, batch 32, depth 256", ["--workload", "throughput", "--size", "4K", "--batch", "32", "--depth", "256"], "ops"),
+    ("64 KiB, batch 32, depth 256", ["--workload", "throughput", "--size", "64K", "--batch", "32", "--depth", "256"], "ops"),
+    ("64 B, depth 1, p50 latency", ["--workload", "latency", "--size", "64", "--depth", "1"], "p50"),
+]
+
+
+def measure(binary, backend, args, metric, duration, placement):
+    argv = [binary, "run", "--backend", backend, *args, "--repetitions", "1", "--duration", str(duration),
+            "--events", "none", "--format", "json", "--no-plot"]
+    if placement:
+        argv += ["--placement", placement]
+    r = subprocess.run(argv, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} exited {r.returncode}: {r.stderr.strip()[-400:]}")
+    doc = json.loads(r.stdout)
+    if not doc.get("points"):
+        raise RuntimeError(f"{backend}: no point ({doc.get('context', {}).get('skipped')})")
+    m = doc["points"][0]["metrics"]
+    if metric == "ops":
+        return m["descriptorsPerSecond"]["median"]
+    return m["latencyNs"]["p50"]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dmabench", required=True, help="the dmabench binary (a release build)")
+    ap.add_argument("--a", required=True, help="backend A (the reference of each ratio)")
+    ap.add_argument("--b", required=True, help="backend B")
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--duration", type=float, default=0.5)
+    ap.add_argument("--placement", default="submitter=cpu0,engine=cpu1")
+    ap.add_argument("--out", help="write the Markdown report here (atomically) as well as to stdout")
+    a = ap.parse_args()
+    if a.rounds < 5:
+        ap.error("--rounds must be at least 5 (paired per-round ratios)")
+    if not os.access(a.dmabench, os.X_OK):
+        ap.error(f"{a.dmabench} is not an executable")
+    rows = []
+    for label, args, metric in POINTS:
+        ratios, va, vb = [], [], []
+        for r in range(a.rounds):
+            order = [("a", a.a), ("b", a.b)] if r % 2 == 0 else [("b", a.b), ("a", a.a)]
+            got = {}
+            for side, backend in order:
+                got[side] = measure(a.dmabench, backend, args, metric, a.duration, a.placement)
+            va.append(got["a"])
+            vb.append(got["b"])
+            # B/A for throughput; A/B for latency, so that above 1 always means B is better.
+            ratios.append(got["b"] / got["a"] if metric == "ops" else got["a"] / got["b"])
+            print(f"{label}: round {r + 1}/{a.rounds}: A {got['a']:.4g}  B {got['b']:.4g}  ratio {ratios[-1]:.3f}",
+                  file=sys.stderr, flush=True)
+        rows.append((label, metric, statistics.median(va), statistics.median(vb), statistics.median(ratios),
+                     min(ratios), max(ratios)))
+
+    def fmt(metric, v):
+        return f"{v / 1e6:.2f} M desc/s" if metric == "ops" else f"{v:.0f} ns"
+
+    out = [f"A = `{a.a}`, B = `{a.b}`; {a.rounds} rounds, order alternating, {a.duration} s per point, "
+           f"`--events none`, placement `{a.placement}`; ratio = B/A per round (A/B for latency: above 1, B is faster), "
+           "median and range.", "",
+           "| point | A (median) | B (median) | ratio B vs A | range |", "|---|---:|---:|---:|---|"]
+    for label, metric, ma, mb, med, lo, hi in rows:
+        out.append(f"| {label} | {fmt(metric, ma)} | {fmt(metric, mb)} | {med:.2f} | {lo:.2f}–{hi:.2f} |")
+    text = "\n".join(out) + "\n"
+    print(text)
+    if a.out:
+        d = os.path.dirname(os.path.abspath(a.out))
+        fd, tmp = tempfile.mkstemp(dir=d, prefix=".backend-compare-")
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, a.out)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except RuntimeError as e:
+        print(f"backend-compare: {e}", file=sys.stderr)
+        sys.exit(1)
