@@ -10,13 +10,20 @@ timestamp per descriptor, issuePending every `batch` submits.
     Scripts/anchor-compare.py [--rounds 5] [--backends ring,locked,uring] [--out DIR]
                               [--anchors /tmp/anchors] [--dmabench .build/release/dmabench]
 
-Before each round, `dmabench env --round-trip --cpus 0,1` measures the cache-line round
-trip between the two CPUs, so that a round run in another cross-CPU mode (the hypervisor
-moved a vCPU, the pair now shares a core or no longer does) shows: a round whose round trip
-is more than 2x from the median of the rounds is marked "mode drift" in the report. A
-dmabench without the subcommand records null, and the report says "round trip unavailable".
+Each case's ratio is the median of its per-round ratios (dmabench / anchor, each round's
+two runs back to back), with their range: this VM switches between a fast and a slow
+cross-CPU mode within minutes, and both sides of a round slow down together, so a ratio of
+medians would mix rounds of two machines.
 
-Writes DIR/anchor-compare.json (every sample, and the round trip of each round, under a
+Before each round, the anchors' `pingpong` (cpu0 <-> cpu1, one shared line) measures the
+cache-line round trip p50, which names the round's cross-CPU mode: "fast" below
+SLOW_MODE_NS, "slow" from it. When the rounds ran in both modes, the report gives each
+case's median ratio per mode as well. Without the pingpong binary, `dmabench env
+--round-trip --cpus 0,1` measures it instead; a dmabench without that subcommand records
+null, and the report says "round trip unavailable". A round whose round trip is more than
+2x from the median of the rounds is also marked "mode drift".
+
+Writes DIR/anchor-compare.json (every sample, each round's round trip and mode, under a
 top-level "kind": "anchor-compare" and "schemaVersion": 1, so that no script takes it for a
 dmabench result) and DIR/anchor-compare.md (the table and the rounds' round trips).
 Exit status: 0 when every target is met, 1 when one is missed, 2 on bad input or a
@@ -48,6 +55,9 @@ from dmaresult import ANCHOR_COMPARE_KIND as KIND, ANCHOR_COMPARE_SCHEMA_VERSION
 # A round whose round trip is more than this factor from the median of the rounds ran in
 # another cross-CPU mode than the others.
 MODE_DRIFT = 2.0
+# The VM's two cross-CPU modes: a pingpong p50 of 60-130 ns (fast) or 400-450 ns (slow);
+# the threshold sits between them.
+SLOW_MODE_NS = 250.0
 
 # (backend, label, workload, size, batch, depth, metric, anchor argv, target ratio, goal)
 # metric: "ops" (descriptors/s, higher is better), "gbps" (bytes/s, higher), "p50" (ns, lower).
@@ -110,6 +120,31 @@ def dmabench_value(binary, backend, workload, size, batch, depth, metric, durati
     return m["latencyNs"]["p50"]
 
 
+def pingpong_trip(anchors):
+    """(p50 in ns, None) from the anchors' pingpong (one shared line, 200 000 trips), or
+    (None, why)."""
+    path = os.path.join(anchors, "pingpong")
+    if not os.access(path, os.X_OK):
+        return None, f"no {path}"
+    try:
+        out = run_json([path, "--mode", "line", "--n", "200000"], timeout=60)
+    except (RuntimeError, subprocess.TimeoutExpired) as e:
+        return None, str(e)
+    for line in reversed(out.splitlines()):
+        if line.startswith("{"):
+            v = json.loads(line).get("p50_ns")
+            if isinstance(v, (int, float)) and v > 0:
+                return float(v), None
+    return None, f"{path} printed no p50_ns"
+
+
+def mode_of(trip):
+    """'fast', 'slow', or None when the round trip is unknown."""
+    if trip is None:
+        return None
+    return "slow" if trip >= SLOW_MODE_NS else "fast"
+
+
 def round_trip(binary, cpus):
     """(round trip in ns, None), or (None, why) when the binary cannot measure it (a dmabench
     from before `env --round-trip`, or any other failure: the run goes on without it)."""
@@ -142,14 +177,15 @@ def mode_drift(trips):
     return [i + 1 for i, t in enumerate(trips) if t is not None and max(t / mid, mid / t) > MODE_DRIFT]
 
 
-def round_trip_lines(trips, cpus, unavailable):
+def round_trip_lines(trips, cpus, unavailable, source="pingpong p50"):
     """The report's lines on the rounds' round trips."""
-    pair = f"cpu{cpus[0]}-cpu{cpus[1]}"
+    pair = f"cpu{cpus[0]}-cpu{cpus[1]}, {source}"
     if all(t is None for t in trips):
         return [f"Round trip unavailable ({pair}): {unavailable}; the cross-CPU mode of the rounds is unknown."]
     known = [t for t in trips if t is not None]
     mid = statistics.median(known)
-    per_round = ", ".join(f"{i + 1}: {t:.1f}" if t is not None else f"{i + 1}: unavailable" for i, t in enumerate(trips))
+    per_round = ", ".join(f"{i + 1}: {t:.1f} ({mode_of(t)})" if t is not None else f"{i + 1}: unavailable"
+                          for i, t in enumerate(trips))
     lines = [f"Round trip ({pair}) before each round, ns: {per_round} (median {mid:.1f})."]
     if unavailable:
         lines.append(f"Round trip unavailable in some rounds: {unavailable}.")
@@ -171,8 +207,8 @@ def main(argv=None):
     ap.add_argument("--duration", type=float, default=0.5)
     ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)
-    if a.rounds < 1:
-        print("anchor-compare: --rounds must be at least 1", file=sys.stderr)
+    if a.rounds < 5:
+        print("anchor-compare: --rounds must be at least 5 (the ratio is a median of per-round ratios)", file=sys.stderr)
         return 2
     if not os.path.exists(os.path.join(a.anchors, "ring_pipeline")):
         src = os.path.join(ROOT, "..", "shared", "anchors")
@@ -203,15 +239,20 @@ def main(argv=None):
     samples = {c[1] + "|" + c[0]: {"anchor": [], "dmabench": []} for c in table}
     cpus = [SUBMITTER_CPU, ENGINE_CPU]
     trips, unavailable = [], None
+    source = "pingpong p50"
     for r in range(a.rounds):
-        # The cross-CPU mode this round runs in; said once when the binary cannot tell.
-        trip, why = round_trip(a.dmabench, cpus)
+        # The cross-CPU mode this round runs in; said once when it cannot be told.
+        trip, why = pingpong_trip(a.anchors)
+        if trip is None:
+            source = "dmabench env --round-trip"
+            trip, why = round_trip(a.dmabench, cpus)
         trips.append(trip)
         if trip is None and unavailable is None:
             unavailable = why
             print(f"anchor-compare: round trip unavailable ({why}); going on without it", file=sys.stderr)
         elif trip is not None:
-            print(f"anchor-compare: round {r + 1}/{a.rounds} round trip cpu{cpus[0]}-cpu{cpus[1]} {trip:.1f} ns", file=sys.stderr)
+            print(f"anchor-compare: round {r + 1}/{a.rounds} round trip cpu{cpus[0]}-cpu{cpus[1]} {trip:.1f} ns ({mode_of(trip)} mode)",
+                  file=sys.stderr)
         for (backend, label, workload, size, batch, depth, metric, anchor, target) in table:
             key = label + "|" + backend
             order = ["anchor", "dmabench"] if r % 2 == 0 else ["dmabench", "anchor"]
@@ -227,32 +268,46 @@ def main(argv=None):
             print(f"anchor-compare: round {r + 1}/{a.rounds} {backend} {label}: anchor {samples[key]['anchor'][-1]:.4g} dmabench {samples[key]['dmabench'][-1]:.4g}", file=sys.stderr)
     if src_file and os.path.exists(src_file):
         os.unlink(src_file)
+    modes = [mode_of(t) for t in trips]
     rows, missed = [], 0
     for (backend, label, workload, size, batch, depth, metric, anchor, target) in table:
         key = label + "|" + backend
         an = statistics.median(samples[key]["anchor"])
         us = statistics.median(samples[key]["dmabench"])
+        # Each round's two runs ran back to back in one cross-CPU mode: pair them.
+        per_round = [u / x for u, x in zip(samples[key]["dmabench"], samples[key]["anchor"])]
+        ratio = statistics.median(per_round)
+        by_mode = {m: statistics.median([q for q, mm in zip(per_round, modes) if mm == m])
+                   for m in ("fast", "slow") if m in modes}
         if metric == "p50abs":
             ok = us <= target
-            ratio = us / an
             tgt = f"<= {target:.0f} ns"
         elif metric == "p50":
-            ratio = us / an
             ok = ratio <= target
             tgt = f"<= {target}x"
         else:
-            ratio = us / an
             ok = ratio >= target
             tgt = f">= {target}x"
         missed += not ok
-        rows.append((backend, label, an, us, ratio, tgt, ok))
-    unit = {"ops": "desc/s", "gbps": "B/s", "p50": "ns", "p50abs": "ns"}
-    md = ["| backend | point | C anchor (median) | dmabench (median) | ratio | target | met |", "|---|---|---:|---:|---:|---|---|"]
-    for (backend, label, an, us, ratio, tgt, ok) in rows:
-        md.append(f"| {backend} | {label} | {an:.4g} | {us:.4g} | {ratio:.2f} | {tgt} | {'yes' if ok else 'NO'} |")
+        rows.append((backend, label, an, us, ratio, min(per_round), max(per_round), by_mode, tgt, ok))
+    both = "fast" in modes and "slow" in modes
+    head = "| backend | point | C anchor (median) | dmabench (median) | ratio (median of rounds) | range |"
+    rule = "|---|---|---:|---:|---:|---|"
+    if both:
+        head += " fast mode | slow mode |"
+        rule += "---:|---:|"
+    md = [head + " target | met |", rule + "---|---|"]
+    for (backend, label, an, us, ratio, lo, hi, by_mode, tgt, ok) in rows:
+        line = f"| {backend} | {label} | {an:.4g} | {us:.4g} | {ratio:.2f} | {lo:.2f}–{hi:.2f} |"
+        if both:
+            line += f" {by_mode['fast']:.2f} | {by_mode['slow']:.2f} |"
+        md.append(line + f" {tgt} | {'yes' if ok else 'NO'} |")
     drift = mode_drift(trips)
-    text = ("\n".join(md) + f"\n\n{a.rounds} interleaved rounds, medians; dmabench duration {a.duration} s per run, "
-            f"submitter cpu{SUBMITTER_CPU}, engine cpu{ENGINE_CPU}.\n\n" + "\n".join(round_trip_lines(trips, cpus, unavailable)) + "\n")
+    counts = ", ".join(f"{modes.count(m)} {m}" for m in ("fast", "slow") if m in modes) or "modes unknown"
+    text = ("\n".join(md) + f"\n\n{a.rounds} interleaved rounds ({counts}); the ratio is dmabench/anchor per round "
+            "(for p50 latency: above 1 is slower), median and range; dmabench duration "
+            f"{a.duration} s per run, submitter cpu{SUBMITTER_CPU}, engine cpu{ENGINE_CPU}.\n\n"
+            + "\n".join(round_trip_lines(trips, cpus, unavailable, source)) + "\n")
     print(text)
     if a.out:
         os.makedirs(a.out, exist_ok=True)
@@ -260,7 +315,8 @@ def main(argv=None):
         # result: plot.py --history skips it, the other scripts refuse it by name).
         # roundTripNs[i] is round i+1's (null: unavailable); modeDrift names the drifting rounds, 1-based.
         result = {"kind": KIND, "schemaVersion": SCHEMA_VERSION, "rounds": a.rounds, "samples": samples,
-                  "roundTripCPUs": cpus, "roundTripNs": trips, "modeDrift": drift}
+                  "roundTripCPUs": cpus, "roundTripNs": trips, "roundTripSource": source, "modes": modes,
+                  "modeDrift": drift}
         for name, data in (("anchor-compare.json", json.dumps(result, indent=1)), ("anchor-compare.md", text)):
             # A hidden .NAME.XXXX.tmp, like the other scripts' atomic writes (git-ignored).
             fd, tmp = tempfile.mkstemp(dir=a.out, prefix="." + name + ".", suffix=".tmp")

@@ -59,14 +59,19 @@ def test_round_trip_is_recorded_per_round_and_drift_is_flagged(tmp_path):
     assert result["modeDrift"] == [3]
     assert len(result["samples"]["64 B b32 d256 desc/s|ring"]["dmabench"]) == 5
     md = (out / "anchor-compare.md").read_text()
-    assert "1: 92.0, 2: 95.0, 3: 301.0, 4: 90.0, 5: 93.0 (median 93.0)" in md
+    assert "1: 92.0 (fast), 2: 95.0 (fast), 3: 301.0 (slow), 4: 90.0 (fast), 5: 93.0 (fast) (median 93.0)" in md
+    # Without the anchors' pingpong, dmabench measured the round trip.
+    assert result["roundTripSource"] == "dmabench env --round-trip"
+    assert result["modes"] == ["fast", "fast", "slow", "fast", "fast"]
+    # Both modes occurred: a column per mode.
+    assert "| fast mode | slow mode |" in md
     assert "Mode drift: round(s) 3 " in md
     # One round trip per round, asked for the CPUs the anchors and dmabench run on.
     assert (tmp_path / "state.rt").read_text() == "5"
 
 
 def test_steady_round_trip_has_no_drift(tmp_path):
-    proc, out = anchor_compare(tmp_path, "92,95,180", rounds=3)
+    proc, out = anchor_compare(tmp_path, "92,95,180,100,101")
     assert proc.returncode == 0, proc.stderr
     result = json.loads((out / "anchor-compare.json").read_text())
     assert result["modeDrift"] == []
@@ -74,14 +79,44 @@ def test_steady_round_trip_has_no_drift(tmp_path):
 
 
 def test_older_dmabench_without_the_subcommand_records_null(tmp_path):
-    proc, out = anchor_compare(tmp_path, "fail", rounds=3)
+    proc, out = anchor_compare(tmp_path, "fail")
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.lower().count("round trip unavailable") == 1
     result = json.loads((out / "anchor-compare.json").read_text())
-    assert result["roundTripNs"] == [None, None, None] and result["modeDrift"] == []
+    assert result["roundTripNs"] == [None] * 5 and result["modeDrift"] == []
     md = (out / "anchor-compare.md").read_text()
     assert md.lower().count("round trip unavailable") == 1
     assert "| ring | 64 B b32 d256 desc/s |" in md
+
+
+def test_pingpong_names_each_rounds_mode_and_ratios_are_paired(tmp_path):
+    anchors = fake_anchors(tmp_path)
+    # The anchors' pingpong: p50 of 100, 420, 110, 430, 105 ns, one per call.
+    pp = tmp_path / "anchors" / "pingpong"
+    pp.write_text("#!/bin/sh\n"
+                  f"n=$(cat {tmp_path}/pp 2>/dev/null || echo 0); echo $((n+1)) > {tmp_path}/pp\n"
+                  "set -- 100 420 110 430 105; shift $n; "
+                  "echo \"{\\\"anchor\\\":\\\"pingpong\\\",\\\"p50_ns\\\":$1}\"\n")
+    pp.chmod(0o755)
+    out = tmp_path / "out"
+    proc = run_script("anchor-compare.py", "--rounds", "5", "--backends", "ring", "--duration", "0.01",
+                      "--anchors", anchors, "--dmabench", fake_dmabench(tmp_path, "92"), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((out / "anchor-compare.json").read_text())
+    assert result["roundTripSource"] == "pingpong p50"
+    assert result["roundTripNs"] == [100.0, 420.0, 110.0, 430.0, 105.0]
+    assert result["modes"] == ["fast", "slow", "fast", "slow", "fast"]
+    md = (out / "anchor-compare.md").read_text()
+    assert "5 interleaved rounds (3 fast, 2 slow)" in md
+    assert "| fast mode | slow mode |" in md
+    assert "median of rounds" in md and "range" in md
+    # dmabench's round trip was never asked for: pingpong answered.
+    assert not (tmp_path / "state.rt").exists()
+
+
+def test_fewer_than_five_rounds_is_bad_input(tmp_path):
+    proc, _ = anchor_compare(tmp_path, "92", rounds=3)
+    assert proc.returncode == 2 and "at least 5" in proc.stderr
 
 
 @pytest.mark.parametrize("trips, expected", [
