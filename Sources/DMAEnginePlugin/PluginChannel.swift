@@ -22,12 +22,13 @@ final class PluginProbeBox: @unchecked Sendable {
 /// The host side of one channel, which the engine's threads call back (`dmabench_host`).
 final class PluginHost: @unchecked Sendable {
     let poolSize: Int
-    /// The client's callback per descriptor index: written by the client while the descriptor
-    /// is prepared (it owns it), read by the engine's callback thread in `complete`. The
-    /// engine's own submit → complete chain orders the two (docs/plugin-abi.md, "Ownership").
-    let callbacks: UnsafeMutablePointer<DMACallback>
-    /// Per descriptor: bit 0 REUSE, bit 1 cyclic (the callback outlives one completion).
-    let kinds: UnsafeMutablePointer<UInt8>
+    /// The client's callback per descriptor index, one cache line each: written by the client
+    /// while the descriptor is prepared (it owns it), read by the engine's callback thread in
+    /// `complete`. The engine's own submit → complete chain orders the two
+    /// (docs/plugin-abi.md, "Ownership"). Packed, two threads wrote neighbouring descriptors'
+    /// callbacks in one line, at 64 B a cross-CPU transfer per descriptor each way.
+    let slots: UnsafeMutableRawPointer
+    static let slotStride = 64
     /// An `Unmanaged<PluginProbeBox>` pointer, or 0.
     let probe = Atomic<UInt>(0)
     let probeBoxes = LockedValue<[PluginProbeBox]>([])
@@ -43,10 +44,11 @@ final class PluginHost: @unchecked Sendable {
 
     init(poolSize: Int) {
         self.poolSize = poolSize
-        callbacks = .allocate(capacity: poolSize)
-        callbacks.initialize(repeating: DMACallback(), count: poolSize)
-        kinds = .allocate(capacity: poolSize)
-        kinds.initialize(repeating: 0, count: poolSize)
+        precondition(MemoryLayout<HostSlot>.stride <= Self.slotStride, "HostSlot outgrew its line")
+        slots = .allocate(byteCount: poolSize * Self.slotStride, alignment: Self.slotStride)
+        for i in 0..<poolSize {
+            (slots + i * Self.slotStride).bindMemory(to: HostSlot.self, capacity: 1).initialize(to: HostSlot())
+        }
         var ops = dmabench_host_ops()
         ops.struct_size = UInt32(MemoryLayout<dmabench_host_ops>.size)
         ops.complete = pluginComplete
@@ -57,9 +59,8 @@ final class PluginHost: @unchecked Sendable {
     }
 
     deinit {
-        callbacks.deinitialize(count: poolSize)
-        callbacks.deallocate()
-        kinds.deallocate()
+        for i in 0..<poolSize { slot(UInt32(i)).deinitialize(count: 1) }
+        slots.deallocate()
         opsPointer.deallocate()
         probeBoxes.withLock { boxes in
             for box in boxes { Unmanaged.passUnretained(box).release() }
@@ -68,15 +69,29 @@ final class PluginHost: @unchecked Sendable {
     }
 
     @inline(__always)
-    static func from(_ raw: OpaquePointer?) -> PluginHost {
-        Unmanaged<PluginHost>.fromOpaque(UnsafeRawPointer(raw!)).takeUnretainedValue()
+    func slot(_ index: UInt32) -> UnsafeMutablePointer<HostSlot> {
+        (slots + Int(index) &* Self.slotStride).assumingMemoryBound(to: HostSlot.self)
     }
+
+    /// Runs `body` on the host behind a `dmabench_host` pointer, without a retain/release
+    /// pair per call (the channel keeps the host alive while the engine runs).
+    @inline(__always)
+    static func with<R>(_ raw: OpaquePointer?, _ body: (PluginHost) -> R) -> R {
+        Unmanaged<PluginHost>.fromOpaque(UnsafeRawPointer(raw!))._withUnsafeGuaranteedRef(body)
+    }
+}
+
+/// One descriptor's callback and kind (bit 0 REUSE, bit 1 cyclic: the callback outlives one
+/// completion).
+struct HostSlot {
+    var callback = DMACallback()
+    var kind: UInt8 = 0
 }
 
 /// `host_ops.complete`: the client's callback, in a non-blocking context (DMACallback.invoke).
 private let pluginComplete: @convention(c) (OpaquePointer?, UInt32, Int32, Int32, UInt64) -> Void = {
     raw, index, cookie, result, residue in
-    let host = PluginHost.from(raw)
+    PluginHost.with(raw) { host in
     guard Int(index) < host.poolSize else { return }
     let code: DMAResultCode
     switch result {
@@ -85,38 +100,41 @@ private let pluginComplete: @convention(c) (OpaquePointer?, UInt32, Int32, Int32
     case Int32(DMABENCH_RESULT_ABORTED): code = .aborted
     default: code = .noError
     }
-    let slot = host.callbacks + Int(index)
-    if host.kinds[Int(index)] == 0 {
+    let slot = host.slot(index)
+    if slot.pointee.kind == 0 {
         // A one-shot descriptor: move the callback out, so that what it captured is released
         // before the engine recycles the slot.
         var callback = DMACallback()
-        swap(&callback, &slot.pointee)
+        swap(&callback, &slot.pointee.callback)
         callback.invoke(cookie: DMACookie(cookie), result: DMAResult(code, residue: Int(residue)))
     } else {
-        slot.pointee.invoke(cookie: DMACookie(cookie), result: DMAResult(code, residue: Int(residue)))
+        slot.pointee.callback.invoke(cookie: DMACookie(cookie), result: DMAResult(code, residue: Int(residue)))
+    }
     }
 }
 
 /// `host_ops.access`: the engine-access probe.
 private let pluginAccess: @convention(c) (OpaquePointer?, Int32, Int32, UnsafeRawPointer?, UInt64) -> Void = {
     raw, cookie, write, address, count in
-    let host = PluginHost.from(raw)
+    PluginHost.with(raw) { host in
     // Ordering: acquire; pairs with the release store in `debugSetAccessProbe`.
     let p = host.probe.load(ordering: .acquiring)
     guard p != 0, let boxRaw = UnsafeRawPointer(bitPattern: p) else { return }
     let box = Unmanaged<PluginProbeBox>.fromOpaque(boxRaw).takeUnretainedValue()
     box.probe(DMAAccess(
         cookie: DMACookie(cookie), kind: write != 0 ? .write : .read, address: UInt(bitPattern: address), count: Int(count)))
+    }
 }
 
 /// `host_ops.period_ended`: stamps the channel's period clock.
 private let pluginPeriodEnded: @convention(c) (OpaquePointer?, Int32) -> Void = { raw, cookie in
-    let host = PluginHost.from(raw)
-    if host.clockCookie != cookie {
-        host.clockCookie = cookie
-        host.periodClock.restart(cookie: DMACookie(cookie))
+    PluginHost.with(raw) { host in
+        if host.clockCookie != cookie {
+            host.clockCookie = cookie
+            host.periodClock.restart(cookie: DMACookie(cookie))
+        }
+        host.periodClock.periodEnded(at: MonotonicClock.now())
     }
-    host.periodClock.periodEnded(at: MonotonicClock.now())
 }
 
 /// A channel of a plugin engine. Registry name: the engine's own.
@@ -239,9 +257,9 @@ public final class PluginChannel: DMAChannel, @unchecked Sendable {
     /// Stores the callback of a freshly prepared descriptor (the client owns the slot).
     @inline(__always)
     func arm(_ d: dmabench_desc, callback: consuming DMACallback, kind: UInt8) -> DMADescriptor {
-        let i = Int(d.index)
-        host.callbacks[i] = callback
-        host.kinds[i] = kind
+        let slot = host.slot(d.index)
+        slot.pointee.callback = callback
+        if slot.pointee.kind != kind { slot.pointee.kind = kind }
         return DMADescriptor(index: d.index, generation: d.generation)
     }
 
@@ -311,7 +329,7 @@ public final class PluginChannel: DMAChannel, @unchecked Sendable {
         if isReleased { throw .released }
         guard Int(descriptor.index) < host.poolSize else { throw .invalidHandle }
         try check(table.pointee.set_callback(chan, Self.handle(descriptor), callback.isSet ? 1 : 0), "set_callback")
-        host.callbacks[Int(descriptor.index)] = callback
+        host.slot(descriptor.index).pointee.callback = callback
     }
 
     public func setReuse(_ reuse: Bool, for descriptor: DMADescriptor) throws(DMAError) {
@@ -319,19 +337,19 @@ public final class PluginChannel: DMAChannel, @unchecked Sendable {
         guard let op = table.pointee.set_reuse else { throw .notPermitted }
         guard Int(descriptor.index) < host.poolSize else { throw .invalidHandle }
         try check(op(chan, Self.handle(descriptor), reuse ? 1 : 0), "set_reuse")
-        let i = Int(descriptor.index)
-        host.kinds[i] = reuse ? host.kinds[i] | PluginHost.reuseBit : host.kinds[i] & ~PluginHost.reuseBit
+        let slot = host.slot(descriptor.index)
+        slot.pointee.kind = reuse ? slot.pointee.kind | PluginHost.reuseBit : slot.pointee.kind & ~PluginHost.reuseBit
     }
 
     public func free(_ descriptor: DMADescriptor) throws(DMAError) {
         if isReleased { throw .released }
         guard Int(descriptor.index) < host.poolSize else { throw .invalidHandle }
         // Dropped before the engine may hand the slot out again.
-        let i = Int(descriptor.index)
-        let saved = host.callbacks[i]
-        host.callbacks[i] = DMACallback()
+        let slot = host.slot(descriptor.index)
+        let saved = slot.pointee.callback
+        slot.pointee.callback = DMACallback()
         do { try check(table.pointee.free_desc(chan, Self.handle(descriptor)), "free_desc") } catch {
-            host.callbacks[i] = saved
+            slot.pointee.callback = saved
             throw error
         }
     }
