@@ -36,12 +36,19 @@ print(json.dumps({{"context": {{}}, "points": [{{"metrics": m}}]}}))
 def test_ratios_order_and_report(tmp_path):
     binary = fake(tmp_path)
     out = tmp_path / "report.md"
+    pp = tmp_path / "pingpong"  # fast, slow, fast, ... one p50 per call
+    pp.write_text("#!/bin/sh\n"
+                  f"n=$(cat {tmp_path}/pp 2>/dev/null || echo 0); echo $((n+1)) > {tmp_path}/pp\n"
+                  "if [ $((n % 2)) = 0 ]; then p=100; else p=430; fi\n"
+                  "echo \"{\\\"p50_ns\\\": $p}\"\n")
+    pp.chmod(0o755)
     r = run_script("backend-compare.py", "--dmabench", binary, "--a", "a", "--b", "b", "--rounds", "5",
-                   "--duration", "0.01", "--out", str(out))
+                   "--duration", "0.01", "--out", str(out), "--pingpong", str(pp))
     assert r.returncode == 0, r.stderr
     text = out.read_text()
-    assert "| 64 B, batch 32, depth 256 | 10.00 M desc/s | 12.00 M desc/s | 1.20 | 1.20–1.20 |" in text
+    assert "| 64 B, batch 32, depth 256 | 10.00 M desc/s | 12.00 M desc/s | 1.20 | 1.20–1.20 | 3/2 | 1.20 | 1.20 |" in text
     assert "| 64 B, depth 1, p50 latency | 200 ns | 160 ns | 1.25 | 1.25–1.25 |" in text
+    assert "pingpong p50) before each round: 100–430 ns" in text
     calls = (tmp_path / "calls").read_text().split()
     # 4 points x 5 rounds x 2 sides; round 1 runs a first, round 2 b first.
     assert len(calls) == 40
