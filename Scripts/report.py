@@ -472,6 +472,12 @@ def environment_section(doc: dict) -> str:
     shard = ctx.get("shard")
     if isinstance(shard, dict):
         rows.append(("shard", esc(f"{plain(shard.get('index'))} of {plain(shard.get('count'))}")))
+    # Engines loaded from C plugins (docs/plugin-abi.md): which file, which ABI, which build.
+    for plugin in ctx.get("plugins") or []:
+        if isinstance(plugin, dict):
+            rows.append((f"plugin {esc(plain(plugin.get('backend')))}",
+                         f"<code>{esc(plain(plugin.get('path')))}</code>, ABI {esc(plain(plugin.get('abiVersion')))}, "
+                         f"SHA-256 <code>{esc(plain(plugin.get('sha256')))}</code>"))
     if ctx.get("complete") is not None:
         text = esc(plain(ctx.get("complete")))
         if ctx.get("complete") is False:

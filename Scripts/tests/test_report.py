@@ -158,6 +158,18 @@ def test_environment(run_dir):
         assert text in env, text
 
 
+def test_plugins_are_listed_with_path_abi_and_hash(tmp_path):
+    d = tmp_path / "r"
+    d.mkdir()
+    doc = report_doc()
+    doc["context"]["plugins"] = [{"backend": "cring", "path": "/x/libDMABenchCRing.so", "abiVersion": 1,
+                                  "sha256": "ab" * 32}]
+    write_doc(d / "run-test.json", doc)
+    env = section(make_report(d), "environment")
+    assert "<th>plugin cring</th>" in env
+    assert "<code>/x/libDMABenchCRing.so</code>, ABI 1, SHA-256 <code>" + "ab" * 32 + "</code>" in env
+
+
 def test_unsupported_events_listed_once(run_dir):
     page = make_report(run_dir)
     counters = section(page, "counters")
