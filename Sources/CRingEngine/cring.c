@@ -212,6 +212,9 @@ struct cr_desc {
     uint64_t period_length;
     uint64_t chunk_bytes;
     int64_t delay_per_chunk;
+    /* The host's area (host_area): the client's callback, in the descriptor's own lines, so
+     * that prep writes one descriptor's lines and complete() reads lines the engine has. */
+    _Alignas(16) unsigned char host_area[DMABENCH_HOST_AREA_BYTES];
 };
 
 _Static_assert(sizeof(struct cr_desc) <= CR_DESC_STRIDE, "cr_desc outgrew its stride");
@@ -1915,6 +1918,12 @@ static void c_debug_set_probe(chan_t *ch, uint32_t enabled) {
     atomic_store_explicit(&ch->probe, enabled ? 1u : 0u, memory_order_release);
 }
 
+/* The host's area of descriptor `index`, inside the descriptor (see struct cr_desc). */
+static void *c_host_area(chan_t *ch, uint32_t index) {
+    if (index >= ch->pool_size) return NULL;
+    return desc_at(ch, index)->host_area;
+}
+
 /* --- The plugin ----------------------------------------------------------------------------- */
 
 #ifdef CRING_BROKEN_SYNCHRONIZE
@@ -1963,6 +1972,7 @@ static const struct dmabench_engine cring_engine = {
     .debug_inject = c_debug_inject,
     .debug_release_stalls = c_debug_release_stalls,
     .debug_set_probe = c_debug_set_probe,
+    .host_area = c_host_area,
 };
 
 static const struct dmabench_engine *const cring_engines[] = {&cring_engine};

@@ -39,6 +39,17 @@ struct CRingConformanceTests {
         expectScenario(r, tag: "cring(\(context.rawValue))")
     }
 
+    /// Engines without `host_area` keep the callbacks in the host's table: the same suite on
+    /// that path.
+    @Test("the C ring engine passes scenario with the callbacks in the host's own table", arguments: ConformanceScenario.all)
+    func scenarioWithoutHostArea(_ scenario: ConformanceScenario) {
+        let subject = ConformanceSubject(name: "cring(host table)") { options in
+            try PluginChannel(engine: try CRingSubject.engine(PluginFixtures.referenceEngine), options: options, hostArea: false)
+        }
+        let r = runConformanceScenario(scenario.number, subject: subject, configuration: CRingSubject.configuration)
+        expectScenario(r, tag: "cring(host table)")
+    }
+
     @Test("the suite catches the broken C engine (synchronize returns early) through the plugin path", arguments: CRingSubject.contexts)
     func brokenEngineIsCaught(_ context: DMACallbackContext) throws {
         #expect(try CRingSubject.engine(PluginFixtures.brokenEngine).name == "cring-broken-sync")

@@ -257,7 +257,18 @@ struct dmabench_engine {
     void (*debug_release_stalls)(dmabench_chan *chan);
     /* 1: call host access() before every access to descriptor memory; 0: stop. */
     void (*debug_set_probe)(dmabench_chan *chan, uint32_t enabled);
+
+    /* Optional (NULL: the host keeps a table of its own). The host's area of descriptor
+     * `index`: DMABENCH_HOST_AREA_BYTES bytes, 16-byte aligned, zeroed, at one address for the
+     * channel's life, best inside the descriptor's own cache lines. The host asks for every
+     * index once, after create; it writes the client's callback there at prep and reads it in
+     * complete(), so an area beside the engine's descriptor saves a line crossing between the
+     * CPUs per descriptor. The engine never touches it; release frees it. */
+    void *(*host_area)(dmabench_chan *chan, uint32_t index);
 };
+
+/* The size of the host's per-descriptor area (host_area). */
+#define DMABENCH_HOST_AREA_BYTES 48
 
 /* What `dmabench_plugin()` returns: static data that lives as long as the shared object. */
 struct dmabench_plugin {
