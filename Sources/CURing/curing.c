@@ -188,6 +188,11 @@ int curing_open_pool_file(const char *directory, size_t length) {
         if (fd >= 0) unlink(path);
     }
     if (fd < 0) return -errno;
+    // No atime update per read: each READ from the pool otherwise checks and may stamp the
+    // inode's access time (atime_needs_update, current_time in the engine's profile). The
+    // owner may set it; where it cannot be set, reads still work.
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0) (void)fcntl(fd, F_SETFL, fl | O_NOATIME);
     if (ftruncate(fd, (off_t)length) != 0) {
         int e = errno;
         close(fd);

@@ -55,8 +55,11 @@ public enum URingPoolBacking: Sendable, Hashable, CustomStringConvertible {
     /// A page-cache file in `/var/tmp` (a disk filesystem on the usual Linux install).
     public static let pageCacheFile = URingPoolBacking.file(directory: "/var/tmp")
 
-    /// The measured choice: a page-cache file (see `URingChannel`).
-    public static let `default` = pageCacheFile
+    /// The measured choice: a page-cache file (see `URingChannel`), registered: without
+    /// `fget`/`fput` per read, and with the file's atime no longer stamped (curing.c), the
+    /// uring variants ran 1.11-1.12x at 64 B and 1.08x at 4 KiB (uring-defer) in paired
+    /// rounds against the unregistered file (docs/measurement-notes.md).
+    public static let `default` = URingPoolBacking.registeredFile(directory: "/var/tmp")
 
     public var description: String {
         switch self {
