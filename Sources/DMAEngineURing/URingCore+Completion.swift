@@ -20,7 +20,13 @@ extension URingCore {
             let n = Int(curing_reap(ring, cqeData, cqeRes, UInt32(Self.reapBatch)))
             if n == 0 { break }
             lock.withLock { held in
-                for i in 0..<n { absorb(cqeData[i], cqeRes[i], held) }
+                var data = 0
+                for i in 0..<n where absorb(cqeData[i], cqeRes[i], held) { data += 1 }
+                // Ordering: seq_cst; pairs with the seq_cst load in `wakeEngine` and in pause's
+                // wait. Once per batch, after every CQE's accounting (P1: `pause()` returns once
+                // it reads zero, and the bytes done and the states are final by then). Per CQE,
+                // this locked decrement took 89 % of `reap`'s samples (64 B b32 d256).
+                if data > 0 { outstanding.wrappingSubtract(data, ordering: .sequentiallyConsistent) }
                 inFlightBytes.store(st.pointee.bytesInKernel, ordering: .relaxed)
             }
             total += n
@@ -30,40 +36,37 @@ extension URingCore {
         return total
     }
 
-    /// Applies one CQE.
+    /// Applies one CQE. Returns true for a data CQE that `outstanding` counted: the caller
+    /// subtracts them from it once the batch is applied.
     @inline(__always)
-    func absorb(_ ud: UInt64, _ res: Int32, _ held: borrowing Held) {
+    func absorb(_ ud: UInt64, _ res: Int32, _ held: borrowing Held) -> Bool {
         switch URingUserData.kind(ud) {
         case URingUserData.Kind.doorbell.rawValue:
             st.pointee.doorbellArmed = false
             pumpNeeded = true
-            return
+            return false
         case URingUserData.Kind.cancel.rawValue:
             st.pointee.cancelsOutstanding -= 1
-            return
+            return false
         case URingUserData.Kind.exitCancel.rawValue:
-            return
+            return false
         default:
             break
         }
         let idx = URingUserData.slot(ud)
         guard idx < slotCount else {
             strayCompletions.wrappingAdd(1, ordering: .relaxed)
-            return
+            return false
         }
         let s = slots + idx
         guard UInt64(s.pointee.generation) & URingUserData.generationMask == URingUserData.generation(ud),
             s.pointee.state == .active || s.pointee.state == .zombie, s.pointee.outstanding > 0
         else {
             strayCompletions.wrappingAdd(1, ordering: .relaxed)
-            return
+            return false
         }
         s.pointee.outstanding -= 1
         if s.pointee.onPacedList { pumpNeeded = true }
-        // Ordering: seq_cst; pairs with the seq_cst load in `wakeEngine` and in pause's wait.
-        // Deferred to the end of the CQE's accounting (P1): `pause()` returns once it reads
-        // zero, and the bytes done and the state must be final by then.
-        defer { outstanding.wrappingSubtract(1, ordering: .sequentiallyConsistent) }
         let isData = URingUserData.kind(ud) == URingUserData.Kind.data.rawValue
         let chunk = URingUserData.chunk(ud)
         if isData, st.pointee.hasProbe, let probe = st.pointee.probe, s.pointee.destination != nil {
@@ -87,7 +90,7 @@ extension URingCore {
                 retire(UInt32(idx), held)
                 st.pointee.zombies -= 1
             }
-            return
+            return true
         }
         if !isData {
             s.pointee.result = s.pointee.fault == .write ? .writeFailed : .readFailed
@@ -103,6 +106,7 @@ extension URingCore {
         if s.pointee.outstanding == 0 && !s.pointee.onPacedList && s.pointee.chunksIssued == s.pointee.chunkCount {
             s.pointee.state = .done
         }
+        return true
     }
 
     /// Takes the done descriptors at the head of the FIFO (cookie order), advances `last`
