@@ -236,9 +236,7 @@ POINTS=("${RUNNABLE[@]}")
 run_point() {  # side binary round index args -> 0 on success
     local side="$1" bin="$2" round="$3" index="$4" args="$5"
     local tag file log noplot=""
-    # Plotting every round's file would cost seconds a round; a build older than --no-plot
-    # never plotted, so the flag is passed only where the binary knows it.
-    "$bin" run --help 2>&1 | grep -q -- '--no-plot' && noplot=--no-plot
+    [ "$side" = base ] && noplot=$NOPLOT_BASE || noplot=$NOPLOT_HEAD
     tag="r$(printf %02d "$round")-p$index"
     file="$OUT/rounds/$side/$tag.json"
     log="$OUT/logs/$side-$tag.log"
@@ -253,6 +251,12 @@ run_point() {  # side binary round index args -> 0 on success
         return 1
     fi
 }
+
+# Plotting every round's file would cost seconds a round; a build older than --no-plot never
+# plotted, so the flag is passed only to a binary whose help names it.
+no_plot_flag() { "$1" run --help 2>&1 | grep -q -- '--no-plot' && echo --no-plot || true; }
+NOPLOT_BASE=$(no_plot_flag "$BIN_BASE")
+NOPLOT_HEAD=$(no_plot_flag "$BIN_HEAD")
 
 echo "compare-commits: base $BASE ($BIN_BASE) against head $HEAD ($BIN_HEAD), $ROUNDS rounds of ${#POINTS[@]} invocation(s), interleaved A B" >&2
 for round in $(seq 1 "$ROUNDS"); do

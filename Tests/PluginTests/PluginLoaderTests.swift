@@ -1,6 +1,6 @@
 // dmabench — PluginTests
 //
-// The loader's checks (docs/plugin-abi.md, "Loading"): each bad plugin is refused with one
+// The loader's checks (docs/plugin-abi.md, "Loading and refusals"): each bad plugin is refused with one
 // line that names the file and the fault; a good one yields its engines, version and hash.
 
 import DMAEngine
