@@ -4,6 +4,8 @@
 // fault injection and an engine-access probe. They exist so that the conformance suite can
 // make a transfer slow, stall it, fail it, and watch every byte the engine touches.
 
+import Synchronization
+
 /// A fault to inject into one transfer (scenario 31).
 public enum DMAFault: String, Sendable, Hashable {
     /// The transfer fails reading its source: `callbackResult` gets `.readFailed`.
@@ -65,3 +67,20 @@ public struct DMAAccess: Sendable {
 /// (io_uring) report an access when they hand a request to the kernel, and again when its
 /// completion arrives.
 public typealias DMAAccessProbe = @Sendable (DMAAccess) -> Void
+
+extension Atomic where Value == Int {
+    /// Takes one of the submits that `debugFailNextSubmits` asked to fail, for a backend
+    /// without a lock on its submit path: decrements the count unless it is zero, and says
+    /// whether it did. Out of line: callers check `load(ordering: .relaxed) > 0` first, so
+    /// the submit fast path pays one relaxed load. Relaxed: the count orders nothing else;
+    /// the test arms it before it submits.
+    public func takeInjectedFailure() -> Bool {
+        var n = load(ordering: .relaxed)
+        while n > 0 {
+            let (done, now) = compareExchange(expected: n, desired: n - 1, ordering: .relaxed)
+            if done { return true }
+            n = now
+        }
+        return false
+    }
+}

@@ -410,19 +410,8 @@ public final class PluginChannel: DMAChannel, @unchecked Sendable {
 
     public func submit(_ descriptor: DMADescriptor) -> DMACookie {
         if isReleased { return .failure(ENODEV) }
-        if host.failNext.load(ordering: .relaxed) > 0 && takeInjectedFailure() { return .failure(EIO) }
+        if host.failNext.load(ordering: .relaxed) > 0 && host.failNext.takeInjectedFailure() { return .failure(EIO) }
         return DMACookie(table.pointee.submit(chan, Self.handle(descriptor)))
-    }
-
-    @inline(never)
-    func takeInjectedFailure() -> Bool {
-        var n = host.failNext.load(ordering: .relaxed)
-        while n > 0 {
-            let (done, now) = host.failNext.compareExchange(expected: n, desired: n - 1, ordering: .relaxed)
-            if done { return true }
-            n = now
-        }
-        return false
     }
 
     public func issuePending() {

@@ -189,7 +189,7 @@ extension RingCore {
         if isReleased { return .failure(ENODEV) }
         guard let (d, s) = slot(descriptor) else { return .failure(EINVAL) }
         guard s == SlotState.prepared else { return .failure(d.pointee.reuse ? EBUSY : EINVAL) }
-        if failNext.pointee.load(ordering: .relaxed) > 0 && takeInjectedFailure() { return .failure(EIO) }
+        if failNext.pointee.load(ordering: .relaxed) > 0 && failNext.pointee.takeInjectedFailure() { return .failure(EIO) }
         d.pointee.state.store(SlotState.inFlight, ordering: .relaxed)
         // The serialization point (rule C1): one fetch-add on `used` hands out the ticket,
         // and with it the cookie and the ring slot.
@@ -208,17 +208,6 @@ extension RingCore {
         slot.pointee.seq.store(t &+ 1, ordering: .releasing)
         if t & Tickets.rebaseMask == 0 { rebase(at: t) }
         return cookie(ofTicket: t)
-    }
-
-    @inline(never)
-    func takeInjectedFailure() -> Bool {
-        var n = failNext.pointee.load(ordering: .relaxed)
-        while n > 0 {
-            let (done, now) = failNext.pointee.compareExchange(expected: n, desired: n - 1, ordering: .relaxed)
-            if done { return true }
-            n = now
-        }
-        return false
     }
 
     @inline(never)
