@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
@@ -100,7 +101,14 @@ int curing_register_buffer(curing_ring *r, void *base, size_t length) {
     return io_uring_register_buffers(&r->ring, &iov, 1);
 }
 
-unsigned curing_sq_space_left(curing_ring *r) { return io_uring_sq_space_left(&r->ring); }
+unsigned curing_sq_space_left(curing_ring *r) {
+    /* Acquire: pairs with the kernel's smp_store_release of khead once it has read the SQEs
+     * before it. With DEFER_TASKRUN a client thread preps SQEs while the engine thread
+     * enters, so the SQE writes that follow must not move above this load (liburing's own
+     * read is plain, because it assumes the submitter is the thread that preps). */
+    struct io_uring_sq *sq = &r->ring.sq;
+    return sq->ring_entries - (sq->sqe_tail - io_uring_smp_load_acquire(sq->khead));
+}
 
 int curing_prep_read(curing_ring *r, int fd, int fixed_file, void *buffer, unsigned length, uint64_t offset,
                      int buf_index, uint64_t user_data) {
@@ -140,6 +148,29 @@ int curing_prep_cancel_any(curing_ring *r, uint64_t user_data) {
 }
 
 int curing_submit(curing_ring *r) { return io_uring_submit(&r->ring); }
+
+unsigned curing_sq_publish(curing_ring *r) {
+    struct io_uring_sq *sq = &r->ring.sq;
+    unsigned tail = sq->sqe_tail;
+    if (sq->sqe_head != tail) {
+        sq->sqe_head = tail;
+        /* Release: pairs with the kernel's acquire of ktail in io_submit_sqes, so the SQEs
+         * written before it are visible when the kernel reads them. */
+        io_uring_smp_store_release(sq->ktail, tail);
+    }
+    return tail - io_uring_smp_load_acquire(sq->khead);
+}
+
+int curing_enter_submit(curing_ring *r, unsigned to_submit) {
+    unsigned flags = 0;
+    /* As liburing's submit: enter for events too when the CQ overflowed or task work waits. */
+    if (IO_URING_READ_ONCE(*r->ring.sq.kflags) & (IORING_SQ_CQ_OVERFLOW | IORING_SQ_TASKRUN))
+        flags |= IORING_ENTER_GETEVENTS;
+    /* The raw syscall: its -1/errno convention is fixed, where liburing's wrapper differs
+     * between builds. */
+    long rc = syscall(__NR_io_uring_enter, r->ring.ring_fd, to_submit, 0, flags, NULL, 0);
+    return rc < 0 ? -errno : (int)rc;
+}
 
 static void to_ts(int64_t ns, struct __kernel_timespec *ts) {
     ts->tv_sec = ns / 1000000000;

@@ -158,7 +158,7 @@ extension URingCore {
         }
         guard go else { return }
         if setup == .deferTaskrun {
-            request(URingControl.flush, urgent: false)
+            prepFromClient()
         } else {
             pumpFromClient()
         }

@@ -147,6 +147,11 @@ extension URingCore {
         // Ordering: seq_cst; pairs with the seq_cst decrement in `absorb` (on this thread here,
         // so the order is program order; seq_cst as everywhere `outstanding` is read).
         while outstanding.load(ordering: .sequentiallyConsistent) > 0 {
+            if setup == .deferTaskrun {
+                // SQEs a client prepped are counted but not in the kernel until this thread enters.
+                let n = sqLock.withLock { _ in curing_sq_publish(ring) }
+                if n > 0 { enterSubmit(ring, n) }
+            }
             if reap(ring) == 0 { _ = curing_wait(ring, 1_000_000) }
         }
     }

@@ -81,10 +81,14 @@ extension URingCore {
     }
 
     /// Hands issued descriptors to the kernel in cookie order, as far as the SQ, pause and a
-    /// paced barrier allow. Returns the SQEs prepped and not yet submitted.
+    /// paced barrier allow. Returns the SQEs prepped and not yet submitted. A thread that may
+    /// not enter the ring (a client with DEFER_TASKRUN) only preps: when the SQ is full it
+    /// stops and leaves the rest to the engine.
     func flush(_ ring: OpaquePointer, pending: Int, _ sq: borrowing SQHeld) -> Int {
+        let mayEnter = setup != .deferTaskrun || onEngineThread
         var pending = pending
         var fullRounds = 0
+        var leftBehind = false
         lock.withLock { held in
             while !st.pointee.paused && st.pointee.barrier < 0 && st.pointee.kcursor < st.pointee.issuedEnd {
                 let idx = fifo[st.pointee.kcursor & fifoMask]
@@ -108,13 +112,20 @@ extension URingCore {
                 }
                 let need = s.pointee.fault != nil ? 1 : s.pointee.chunkCount
                 if Int(curing_sq_space_left(ring)) < need {
+                    guard mayEnter else {
+                        leftBehind = true
+                        break
+                    }
                     // SQ full: submit what is prepped and try again (with SQPOLL the kernel
                     // thread frees entries asynchronously).
                     held.whileUnlocked {
                         if pending > 0 { submitSQ(ring, sq); pending = 0 } else { sched_yield() }
                     }
                     fullRounds += 1
-                    if fullRounds > 64 { break }
+                    if fullRounds > 64 {
+                        leftBehind = true
+                        break
+                    }
                     continue
                 }
                 // Ordering: seq_cst; pairs with the seq_cst load in `wakeEngine` (the count must be
@@ -129,7 +140,7 @@ extension URingCore {
         // engine thread (an issuePending from a callback) that is its next round: without
         // `pumpNeeded` nothing brought it back, and the rest never started (found by the
         // random-client checker on uring-sqpoll, whose SQ thread frees entries late).
-        if fullRounds > 64 {
+        if leftBehind {
             if onEngineThread { pumpNeeded = true } else { request(URingControl.flush, urgent: true) }
         }
         return pending
@@ -145,10 +156,37 @@ extension URingCore {
         }
     }
 
+    /// DEFER_TASKRUN: preps the issued descriptors' SQEs on the calling thread and asks the
+    /// engine, the ring's only issuer, to enter. The engine then spends its time in the kernel
+    /// and on completions, not on reading slots the client has just written.
+    func prepFromClient() {
+        sqLock.withLock { sq in
+            if let ring { _ = flush(ring, pending: 0, sq) }
+        }
+        // Urgent: the SQEs just counted in `outstanding` are not in the kernel yet, so no CQE
+        // will wake a parked engine.
+        request(URingControl.flush, urgent: true)
+    }
+
+    /// The engine's submission with DEFER_TASKRUN: enters for SQEs published under `sqLock`,
+    /// without holding it, so that a client can prep the next batch meanwhile. A failure
+    /// leaves them published; the next round enters for them again.
+    func enterSubmit(_ ring: OpaquePointer, _ count: UInt32) {
+        while true {
+            let r = curing_enter_submit(ring, count)
+            if r >= 0 { return }
+            if r == -EINTR { continue }
+            lastSubmitError.store(r, ordering: .relaxed)
+            pumpNeeded = true
+            return
+        }
+    }
+
     /// The engine's submission round: doorbell, cancel, paced chunks, then issued descriptors.
     /// Returns the earliest time a paced chunk is due (0 = none).
     func pumpFromEngine(_ ring: OpaquePointer) -> UInt64 {
-        sqLock.withLock { sq -> UInt64 in
+        var toEnter: UInt32 = 0
+        let due = sqLock.withLock { sq -> UInt64 in
             var pending = 0
             var due: UInt64 = 0
             pacedAdded = false
@@ -174,7 +212,12 @@ extension URingCore {
                 }
             }
             if barrierLifted { pending = flush(ring, pending: pending, sq) }
-            if pending > 0 { submitSQ(ring, sq) }
+            if setup == .deferTaskrun {
+                // Clients prep SQEs too (`prepFromClient`): publish everything in the SQ.
+                toEnter = curing_sq_publish(ring)
+            } else if pending > 0 {
+                submitSQ(ring, sq)
+            }
             // Pump again next round only if something was left behind for lack of SQ space. Paced
             // descriptors bring the engine back by themselves: a chunk's CQE sets `pumpNeeded`,
             // a delay ends at `due`, and resume/stall release come through `control`.
@@ -184,6 +227,8 @@ extension URingCore {
             }
             return due
         }
+        if toEnter > 0 { enterSubmit(ring, toEnter) }
+        return due
     }
 
     /// Feeds paced descriptors: one chunk at a time, each after its delay, none while paused

@@ -64,6 +64,16 @@ int curing_prep_cancel_any(curing_ring *ring, uint64_t user_data);
 
 /// Why: io_uring_submit. Returns the number of SQEs submitted or -errno.
 int curing_submit(curing_ring *ring);
+
+/// Why: liburing's flush of the SQ tail is internal to io_uring_submit. Publishes the SQEs
+/// prepped so far to the kernel (the SQ tail, a release store) without entering, and returns
+/// how many the kernel has not consumed. Call it under the lock that guards prepping.
+unsigned curing_sq_publish(curing_ring *ring);
+
+/// Why: io_uring_submit holds the SQ for the whole syscall. Enters to submit `to_submit`
+/// published SQEs, outside the SQ lock, so that another thread can prep meanwhile (DEFER_TASKRUN:
+/// only the ring's owner may call this). Returns the count submitted or -errno.
+int curing_enter_submit(curing_ring *ring, unsigned to_submit);
 /// Why: io_uring_submit_and_wait_timeout (timeout_ns < 0: io_uring_submit_and_wait). Submits
 /// pending SQEs and waits for at least one CQE. Returns >= 0, -ETIME on timeout, -EINTR, or -errno.
 int curing_submit_and_wait(curing_ring *ring, int64_t timeout_ns);
