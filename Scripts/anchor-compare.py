@@ -268,14 +268,24 @@ def main(argv=None):
                     alts = anchor if isinstance(anchor[0], list) else [anchor]
                     vals = [anchor_value(a.anchors, x, size, batch, depth, metric.replace("abs", "")) for x in alts]
                     v = max(vals) if metric in ("ops", "gbps") else min(vals)
+                    if len(alts) > 1:
+                        # Each mode's value this round, so that the winner can be named.
+                        samples[key].setdefault("anchorModes", []).append(
+                            {x[x.index("--mode") + 1]: val for x, val in zip(alts, vals)})
                 else:
                     # uring: the best of its variants, as the anchor side takes the best mode.
                     variants = URING_VARIANTS if backend == "uring" else [backend]
                     vals = [dmabench_value(a.dmabench, b, workload, size, batch, depth, metric.replace("abs", ""), a.duration)
                             for b in variants]
                     v = max(vals) if metric in ("ops", "gbps") else min(vals)
+                    if len(variants) > 1:
+                        samples[key].setdefault("dmabenchVariants", []).append(dict(zip(variants, vals)))
                 samples[key][side].append(v)
-            print(f"anchor-compare: round {r + 1}/{a.rounds} {backend} {label}: anchor {samples[key]['anchor'][-1]:.4g} dmabench {samples[key]['dmabench'][-1]:.4g}", file=sys.stderr)
+            detail = ""
+            for field in ("anchorModes", "dmabenchVariants"):
+                if samples[key].get(field):
+                    detail += " (" + ", ".join(f"{k} {v:.4g}" for k, v in samples[key][field][-1].items()) + ")"
+            print(f"anchor-compare: round {r + 1}/{a.rounds} {backend} {label}: anchor {samples[key]['anchor'][-1]:.4g} dmabench {samples[key]['dmabench'][-1]:.4g}{detail}", file=sys.stderr)
     if src_file and os.path.exists(src_file):
         os.unlink(src_file)
     modes = [mode_of(t) for t in trips]

@@ -157,6 +157,15 @@ public final class URingChannel: DMAChannel {
         core.prepareMemcpy(to: destination, from: source, length: length, flags: flags)
     }
 
+    /// Prep with the callback written in the same lock section (the descriptor is the
+    /// caller's until submit; no second handle check).
+    public func prepareMemcpy(
+        to destination: UnsafeMutableRawPointer, from source: UnsafeRawPointer, length: Int, flags: DMAPrepFlags,
+        callback: consuming DMACallback
+    ) -> DMADescriptor? {
+        core.prepareMemcpy(to: destination, from: source, length: length, flags: flags, callback: callback)
+    }
+
     /// The corresponding kernel call is `dmaengine_prep_dma_memcpy_sg()`. Every source
     /// segment must come from `allocateCoherent` (the pool file); nil otherwise.
     public func prepareMemcpySG(

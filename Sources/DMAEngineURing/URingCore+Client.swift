@@ -35,6 +35,17 @@ extension URingCore {
         return prepare(destination: destination, sourceOffset: off, length: length, flags: flags, segments: nil)
     }
 
+    /// `prepareMemcpy` and `setCallback` in one lock section: the client's lock acquisitions
+    /// are what the engine waits behind (a contended unlock cost the engine a futex wake).
+    func prepareMemcpy(
+        to destination: UnsafeMutableRawPointer, from source: UnsafeRawPointer, length: Int, flags: DMAPrepFlags,
+        callback: consuming DMACallback
+    ) -> DMADescriptor? {
+        guard length > 0, let off = pool.offset(of: source, length: length) else { return nil }
+        return prepare(destination: destination, sourceOffset: off, length: length, flags: flags, segments: nil,
+                       callback: callback)
+    }
+
     /// A scatter-gather copy: one READ per piece (a run inside one source and one destination
     /// segment), submitted together and unlinked, as the chunks of a flat copy are. Every
     /// source segment must lie in the pool file.
@@ -76,7 +87,8 @@ extension URingCore {
 
     private func prepare(
         destination: UnsafeMutableRawPointer, sourceOffset off: Int, length: Int, flags: DMAPrepFlags,
-        segments: (UnsafeBufferPointer<DMASegment>, UnsafeBufferPointer<DMASegment>)?
+        segments: (UnsafeBufferPointer<DMASegment>, UnsafeBufferPointer<DMASegment>)?,
+        callback: DMACallback? = nil
     ) -> DMADescriptor? {
         lock.withLock { held -> DMADescriptor? in
             guard !st.pointee.released, st.pointee.freeCount > 0 else { return nil }
@@ -108,6 +120,7 @@ extension URingCore {
             s.pointee.fault = nil
             s.pointee.nextDue = 0
             setChunking(s, requested: st.pointee.config.burstBytes, held)
+            if let callback { s.pointee.callback = callback }
             return DMADescriptor(index: idx, generation: s.pointee.generation)
         }
     }

@@ -86,10 +86,13 @@ extension URingCore {
             if pumped { due = pumpFromEngine(ring) }
             var progressMade = reap(ring)
             if progressMade > 0 || pumped {
+                // A short batch means the FIFO head is not done: nothing becomes done while
+                // the callbacks run (only `reap`, on this thread, marks slots done), so there
+                // is no need to take the lock again to find that out.
                 while true {
                     let d = deliver()
-                    if d == 0 { break }
                     progressMade += d
+                    if d < Self.deliveryBatch { break }
                 }
             }
             if progressMade > 0 || pumpNeeded { continue }

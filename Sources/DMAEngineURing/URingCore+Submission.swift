@@ -85,57 +85,8 @@ extension URingCore {
     /// not enter the ring (a client with DEFER_TASKRUN) only preps: when the SQ is full it
     /// stops and leaves the rest to the engine.
     func flush(_ ring: OpaquePointer, pending: Int, _ sq: borrowing SQHeld) -> Int {
-        let mayEnter = setup != .deferTaskrun || onEngineThread
         var pending = pending
-        var fullRounds = 0
-        var leftBehind = false
-        lock.withLock { held in
-            while !st.pointee.paused && st.pointee.barrier < 0 && st.pointee.kcursor < st.pointee.issuedEnd {
-                let idx = fifo[st.pointee.kcursor & fifoMask]
-                let s = slots + Int(idx)
-                if s.pointee.paced {
-                    // The engine feeds it; nothing after it starts until it is done.
-                    s.pointee.state = .active
-                    s.pointee.nextDue = 0
-                    s.pointee.onPacedList = true
-                    st.pointee.barrier = Int32(idx)
-                    paced[st.pointee.pacedCount] = idx
-                    st.pointee.pacedCount += 1
-                    st.pointee.kcursor += 1
-                    st.pointee.bytesInKernel += s.pointee.length
-                    if onEngineThread {
-                        pacedAdded = true
-                    } else {
-                        held.whileUnlocked { request(URingControl.service, urgent: true) }
-                    }
-                    break
-                }
-                let need = s.pointee.fault != nil ? 1 : s.pointee.chunkCount
-                if Int(curing_sq_space_left(ring)) < need {
-                    guard mayEnter else {
-                        leftBehind = true
-                        break
-                    }
-                    // SQ full: submit what is prepped and try again (with SQPOLL the kernel
-                    // thread frees entries asynchronously).
-                    held.whileUnlocked {
-                        if pending > 0 { submitSQ(ring, sq); pending = 0 } else { sched_yield() }
-                    }
-                    fullRounds += 1
-                    if fullRounds > 64 {
-                        leftBehind = true
-                        break
-                    }
-                    continue
-                }
-                // Ordering: seq_cst; pairs with the seq_cst load in `wakeEngine` (the count must be
-                // visible before the SQE can complete and before a doorbell decision reads it).
-                outstanding.wrappingAdd(need, ordering: .sequentiallyConsistent)
-                pending += prepDescriptor(ring, idx, sq, held)
-                st.pointee.kcursor += 1
-            }
-            inFlightBytes.store(st.pointee.bytesInKernel, ordering: .relaxed)
-        }
+        let leftBehind = lock.withLock { held in flushLocked(ring, pending: &pending, sq, held) }
         // The SQ stayed full: let the engine hand over the rest once it has reaped. On the
         // engine thread (an issuePending from a callback) that is its next round: without
         // `pumpNeeded` nothing brought it back, and the rest never started (found by the
@@ -144,6 +95,63 @@ extension URingCore {
             if onEngineThread { pumpNeeded = true } else { request(URingControl.flush, urgent: true) }
         }
         return pending
+    }
+
+    /// `flush` under the channel lock, which it drops only to submit a full SQ. Returns true
+    /// when the SQ left issued descriptors behind.
+    func flushLocked(_ ring: OpaquePointer, pending: inout Int, _ sq: borrowing SQHeld, _ held: borrowing Held) -> Bool {
+        let mayEnter = setup != .deferTaskrun || onEngineThread
+        var fullRounds = 0
+        var leftBehind = false
+        while !st.pointee.paused && st.pointee.barrier < 0 && st.pointee.kcursor < st.pointee.issuedEnd {
+            let idx = fifo[st.pointee.kcursor & fifoMask]
+            let s = slots + Int(idx)
+            if s.pointee.paced {
+                // The engine feeds it; nothing after it starts until it is done.
+                s.pointee.state = .active
+                s.pointee.nextDue = 0
+                s.pointee.onPacedList = true
+                st.pointee.barrier = Int32(idx)
+                paced[st.pointee.pacedCount] = idx
+                st.pointee.pacedCount += 1
+                st.pointee.kcursor += 1
+                st.pointee.bytesInKernel += s.pointee.length
+                if onEngineThread {
+                    pacedAdded = true
+                } else {
+                    held.whileUnlocked { request(URingControl.service, urgent: true) }
+                }
+                break
+            }
+            let need = s.pointee.fault != nil ? 1 : s.pointee.chunkCount
+            if Int(curing_sq_space_left(ring)) < need {
+                guard mayEnter else {
+                    leftBehind = true
+                    break
+                }
+                // SQ full: submit what is prepped and try again (with SQPOLL the kernel
+                // thread frees entries asynchronously).
+                var submitNow = pending > 0
+                held.whileUnlocked {
+                    if submitNow { submitSQ(ring, sq) } else { sched_yield() }
+                }
+                if submitNow { pending = 0 }
+                submitNow = false
+                fullRounds += 1
+                if fullRounds > 64 {
+                    leftBehind = true
+                    break
+                }
+                continue
+            }
+            // Ordering: seq_cst; pairs with the seq_cst load in `wakeEngine` (the count must be
+            // visible before the SQE can complete and before a doorbell decision reads it).
+            outstanding.wrappingAdd(need, ordering: .sequentiallyConsistent)
+            pending += prepDescriptor(ring, idx, sq, held)
+            st.pointee.kcursor += 1
+        }
+        inFlightBytes.store(st.pointee.bytesInKernel, ordering: .relaxed)
+        return leftBehind
     }
 
     /// Submits issued descriptors from the calling thread (plain and sqpoll setups).
@@ -190,7 +198,9 @@ extension URingCore {
             var pending = 0
             var due: UInt64 = 0
             pacedAdded = false
-            lock.withLock { _ in
+            // One section under the channel lock: each acquisition here is one the client's
+            // prep and submit may wait behind.
+            lock.withLock { held in
                 if !st.pointee.doorbellArmed && curing_sq_space_left(ring) > 0 {
                     _ = curing_prep_read(ring, doorbellFD, 0, doorbellBuffer, 8, 0, -1, URingUserData.make(.doorbell))
                     st.pointee.doorbellArmed = true
@@ -201,29 +211,27 @@ extension URingCore {
                     st.pointee.cancelToPrep = false
                     pending += 1
                 }
-            }
-            // Issued descriptors first (a paced one found there joins the paced list), then the
-            // paced chunks; a paced descriptor that finished lifts its barrier: flush again.
-            pending = flush(ring, pending: pending, sq)
-            var barrierLifted = false
-            lock.withLock { held in
+                // Issued descriptors first (a paced one found there joins the paced list),
+                // then the paced chunks; a paced descriptor that finished lifts its barrier:
+                // flush again. What the SQ leaves behind shows in `pumpNeeded` below.
+                _ = flushLocked(ring, pending: &pending, sq, held)
                 if st.pointee.pacedCount > 0 {
+                    var barrierLifted = false
                     pending += servicePaced(ring, due: &due, barrierLifted: &barrierLifted, sq, held)
+                    if barrierLifted { _ = flushLocked(ring, pending: &pending, sq, held) }
                 }
+                // Pump again next round only if something was left behind for lack of SQ
+                // space. Paced descriptors bring the engine back by themselves: a chunk's CQE
+                // sets `pumpNeeded`, a delay ends at `due`, and resume/stall release come
+                // through `control`.
+                pumpNeeded = pacedAdded || !st.pointee.doorbellArmed || st.pointee.cancelToPrep
+                    || (!st.pointee.paused && st.pointee.barrier < 0 && st.pointee.kcursor < st.pointee.issuedEnd)
             }
-            if barrierLifted { pending = flush(ring, pending: pending, sq) }
             if setup == .deferTaskrun {
                 // Clients prep SQEs too (`prepFromClient`): publish everything in the SQ.
                 toEnter = curing_sq_publish(ring)
             } else if pending > 0 {
                 submitSQ(ring, sq)
-            }
-            // Pump again next round only if something was left behind for lack of SQ space. Paced
-            // descriptors bring the engine back by themselves: a chunk's CQE sets `pumpNeeded`,
-            // a delay ends at `due`, and resume/stall release come through `control`.
-            lock.withLock { _ in
-                pumpNeeded = pacedAdded || !st.pointee.doorbellArmed || st.pointee.cancelToPrep
-                    || (!st.pointee.paused && st.pointee.barrier < 0 && st.pointee.kcursor < st.pointee.issuedEnd)
             }
             return due
         }
