@@ -118,7 +118,6 @@ extension URingCore {
             s.pointee.delay = 0
             s.pointee.stall = false
             s.pointee.fault = nil
-            s.pointee.nextDue = 0
             setChunking(s, requested: st.pointee.config.burstBytes, held)
             if let callback { s.pointee.callback = callback }
             return DMADescriptor(index: idx, generation: s.pointee.generation)

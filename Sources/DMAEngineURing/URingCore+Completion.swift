@@ -83,7 +83,7 @@ extension URingCore {
             }
         }
         if s.pointee.state == .zombie {
-            if s.pointee.zombieEpoch <= st.pointee.syncedEpoch {
+            if slotCold[idx].zombieEpoch <= st.pointee.syncedEpoch {
                 lateCompletions.wrappingAdd(1, ordering: .relaxed)
             }
             if s.pointee.outstanding == 0 {

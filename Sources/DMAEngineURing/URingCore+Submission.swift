@@ -109,7 +109,7 @@ extension URingCore {
             if s.pointee.paced {
                 // The engine feeds it; nothing after it starts until it is done.
                 s.pointee.state = .active
-                s.pointee.nextDue = 0
+                slotCold[Int(idx)].nextDue = 0
                 s.pointee.onPacedList = true
                 st.pointee.barrier = Int32(idx)
                 paced[st.pointee.pacedCount] = idx
@@ -278,8 +278,8 @@ extension URingCore {
                 i += 1
                 continue
             }
-            if s.pointee.nextDue == 0 { s.pointee.nextDue = now &+ UInt64(max(0, s.pointee.delay)) }
-            if now >= s.pointee.nextDue {
+            if slotCold[Int(idx)].nextDue == 0 { slotCold[Int(idx)].nextDue = now &+ UInt64(max(0, s.pointee.delay)) }
+            if now >= slotCold[Int(idx)].nextDue {
                 guard curing_sq_space_left(ring) > 0 else { break }
                 if s.pointee.fault != nil {
                     _ = curing_prep_nop(ring, URingUserData.make(.fault, slot: idx, generation: s.pointee.generation))
@@ -291,10 +291,10 @@ extension URingCore {
                 s.pointee.outstanding = 1
                 // Ordering: seq_cst; as in `flush`.
                 outstanding.wrappingAdd(1, ordering: .sequentiallyConsistent)
-                s.pointee.nextDue = 0
+                slotCold[Int(idx)].nextDue = 0
                 prepped += 1
-            } else if due == 0 || s.pointee.nextDue < due {
-                due = s.pointee.nextDue
+            } else if due == 0 || slotCold[Int(idx)].nextDue < due {
+                due = slotCold[Int(idx)].nextDue
             }
             i += 1
         }

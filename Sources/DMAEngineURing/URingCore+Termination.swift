@@ -23,7 +23,7 @@ extension URingCore {
             let s = slots + Int(idx)
             if s.pointee.state == .active && s.pointee.outstanding > 0 {
                 s.pointee.state = .zombie
-                s.pointee.zombieEpoch = st.pointee.terminateEpoch
+                slotCold[Int(idx)].zombieEpoch = st.pointee.terminateEpoch
                 s.pointee.callback = DMACallback()
                 st.pointee.zombies += 1
             } else {

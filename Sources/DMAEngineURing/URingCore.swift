@@ -49,6 +49,8 @@ final class URingCore: @unchecked Sendable {
     let sqLock = URingSQLock()
     let st: UnsafeMutablePointer<URingState>
     let slots: UnsafeMutablePointer<URingSlot>
+    /// Each slot's pacing and termination times (`URingSlotCold`).
+    let slotCold: UnsafeMutablePointer<URingSlotCold>
     /// The most segments per list of `prepareMemcpySG`.
     static let maxSegments = 16
     static let pieceCapacity = DMASGPlan.pieceCapacity(maxSegments: maxSegments)
@@ -139,11 +141,15 @@ final class URingCore: @unchecked Sendable {
 
         st = .allocate(capacity: 1)
         st.initialize(to: URingState())
-        slots = .allocate(capacity: slotCount)
+        // 64-byte aligned, so that each slot starts a cache line (see `URingSlot`).
+        slots = UnsafeMutableRawPointer.allocate(byteCount: MemoryLayout<URingSlot>.stride * slotCount, alignment: 64)
+            .bindMemory(to: URingSlot.self, capacity: slotCount)
         pieces = .allocate(capacity: slotCount * Self.pieceCapacity)
         runs = .allocate(capacity: slotCount * Self.pieceCapacity)
         iovecs = .allocate(capacity: slotCount * Self.pieceCapacity)
         slots.initialize(repeating: URingSlot(), count: slotCount)
+        slotCold = .allocate(capacity: slotCount)
+        slotCold.initialize(repeating: URingSlotCold(), count: slotCount)
         freeList = .allocate(capacity: slotCount)
         for i in 0..<slotCount { freeList[i] = UInt32(slotCount - 1 - i) }
         st.pointee.freeCount = slotCount
@@ -183,7 +189,8 @@ final class URingCore: @unchecked Sendable {
 
     deinit {
         slots.deinitialize(count: slotCount)
-        slots.deallocate()
+        UnsafeMutableRawPointer(slots).deallocate()
+        slotCold.deallocate()
         pieces.deallocate()
         runs.deallocate()
         iovecs.deallocate()

@@ -24,9 +24,21 @@ enum URingSlotState: UInt8 {
 }
 
 /// One descriptor of the preallocated pool. Guarded by the channel lock.
+///
+/// Both threads touch a slot per descriptor (the client in prep and submit, the engine in
+/// flush, reap and delivery), so every cache line of it crosses between the CPUs each time.
+/// The fields the fast path reads come first and the small counters are stored as Int32, so
+/// that a slot is two 64-byte lines (`URingCore` allocates the array 64-byte aligned); the
+/// pacing and termination times live in `URingSlotCold`.
 struct URingSlot {
     var generation: UInt32 = 0
     var state: URingSlotState = .free
+    var result: DMAResultCode = .noError
+    /// Latency injection: hold the first chunk until terminate or `debugReleaseStalls`.
+    var stall = false
+    /// On the engine's paced list (set when it reaches the kernel side; `paced` can change
+    /// afterwards, when `debugReleaseStalls` clears `stall`).
+    var onPacedList = false
     var flags: DMAPrepFlags = []
     var cookie = DMACookie(0)
     var destination: UnsafeMutableRawPointer? = nil
@@ -35,34 +47,56 @@ struct URingSlot {
     var length = 0
     /// One SQE reads at most this many bytes (the configured burst, or the injected chunk).
     var chunkBytes = 0
-    var chunkCount = 0
-    /// Scatter-gather: the chunks are the pieces in `URingCore.pieces` at
-    /// `index * pieceCapacity`, one READ each (0 = a flat copy in `chunkBytes` chunks).
-    var pieceCount = 0
-    /// Scatter-gather: runs of pieces contiguous in the pool file (`URingCore.runs`).
-    var runCount = 0
-    /// Chunks handed to the kernel so far.
-    var chunksIssued = 0
-    /// SQEs of this slot in the kernel (no CQE yet).
-    var outstanding = 0
     var bytesDone = 0
-    var result: DMAResultCode = .noError
-    var callback = DMACallback()
     /// Latency injection: wait this long before each chunk (the engine feeds the chunks).
     var delay: Int64 = 0
-    /// Latency injection: hold the first chunk until terminate or `debugReleaseStalls`.
-    var stall = false
+    private var storedChunkCount: Int32 = 0
+    private var storedChunksIssued: Int32 = 0
+    private var storedOutstanding: Int32 = 0
+    private var storedPieceCount: Int32 = 0
     var fault: DMAFault? = nil
+    private var storedRunCount: Int32 = 0
+    var callback = DMACallback()
+
+    /// How many chunks (SQEs) the transfer takes; at most `URingUserData.maxChunks`.
+    var chunkCount: Int {
+        get { Int(storedChunkCount) }
+        set { storedChunkCount = Int32(newValue) }
+    }
+    /// Chunks handed to the kernel so far.
+    var chunksIssued: Int {
+        get { Int(storedChunksIssued) }
+        set { storedChunksIssued = Int32(newValue) }
+    }
+    /// SQEs of this slot in the kernel (no CQE yet).
+    var outstanding: Int {
+        get { Int(storedOutstanding) }
+        set { storedOutstanding = Int32(newValue) }
+    }
+    /// Scatter-gather: the chunks are the pieces in `URingCore.pieces` at
+    /// `index * pieceCapacity`, one READ each (0 = a flat copy in `chunkBytes` chunks).
+    var pieceCount: Int {
+        get { Int(storedPieceCount) }
+        set { storedPieceCount = Int32(newValue) }
+    }
+
+    /// Scatter-gather: runs of pieces contiguous in the pool file (`URingCore.runs`).
+    var runCount: Int {
+        get { Int(storedRunCount) }
+        set { storedRunCount = Int32(newValue) }
+    }
+
+    /// Needs pacing: fed chunk by chunk by the engine thread instead of submitted whole.
+    var paced: Bool { delay > 0 || stall }
+}
+
+/// What pacing and termination keep per slot, beside the slots (`URingCore.slotCold`), so
+/// that `URingSlot` stays two cache lines. Guarded by the channel lock.
+struct URingSlotCold {
     /// When the next paced chunk may go (0 = not yet scheduled).
     var nextDue: UInt64 = 0
     /// The terminate that made this slot a zombie.
     var zombieEpoch: UInt64 = 0
-
-    /// Needs pacing: fed chunk by chunk by the engine thread instead of submitted whole.
-    var paced: Bool { delay > 0 || stall }
-    /// On the engine's paced list (set when it reaches the kernel side; `paced` can change
-    /// afterwards, when `debugReleaseStalls` clears `stall`).
-    var onPacedList = false
 }
 
 /// The 64-bit `user_data` of an SQE: slot index (24 bits), chunk (16 bits), slot generation

@@ -4,7 +4,7 @@
 // pool rules, each setup and pool backing, the seed race, pause, injection and faults.
 
 import DMAEngine
-import DMAEngineURing
+@testable import DMAEngineURing
 import Glibc
 import Platform
 import TestHelpers
@@ -52,6 +52,13 @@ final class ChainBox: @unchecked Sendable { var next: (@Sendable () -> Void)? }
 
 @Suite(.enabled(if: uringAvailable, uringUnavailableReason))
 struct URingChannelTests {
+    /// The slot keeps to two cache lines: both threads touch it per descriptor, so each
+    /// extra line is another transfer between the CPUs (URingSlots.swift).
+    @Test func slotIsTwoCacheLines() {
+        #expect(MemoryLayout<URingSlot>.stride == 128)
+        #expect(MemoryLayout<URingSlot>.offset(of: \URingSlot.callback)! + MemoryLayout<DMACallback>.size <= 128)
+    }
+
     @Test func availabilityIsReported() {
         switch URingChannel.availability() {
         case .success: #expect(Bool(true))
