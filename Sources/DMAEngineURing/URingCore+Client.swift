@@ -106,6 +106,11 @@ extension URingCore {
                 length = plan.total
             }
             st.pointee.freeCount -= 1
+            // The engine retired the next free slot last: start its transfer now, for the next
+            // prep, while this one is filled in.
+            if st.pointee.freeCount > 0 {
+                prefetchForWrite(slots + Int(freeList[st.pointee.freeCount - 1]), count: MemoryLayout<URingSlot>.stride)
+            }
             s.pointee.state = .prepared
             s.pointee.flags = flags
             s.pointee.destination = destination

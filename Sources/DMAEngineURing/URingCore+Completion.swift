@@ -19,6 +19,12 @@ extension URingCore {
         while true {
             let n = Int(curing_reap(ring, cqeData, cqeRes, UInt32(Self.reapBatch)))
             if n == 0 { break }
+            // The client wrote these slots last: start every line's transfer before the lock,
+            // so that they overlap instead of stalling `absorb` one slot at a time.
+            for i in 0..<n where URingUserData.kind(cqeData[i]) <= URingUserData.Kind.fault.rawValue {
+                let idx = URingUserData.slot(cqeData[i])
+                if idx < slotCount { prefetchForWrite(slots + idx, count: MemoryLayout<URingSlot>.stride) }
+            }
             lock.withLock { held in
                 var data = 0
                 for i in 0..<n where absorb(cqeData[i], cqeRes[i], held) { data += 1 }
