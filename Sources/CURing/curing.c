@@ -149,10 +149,12 @@ int curing_prep_cancel_any(curing_ring *r, uint64_t user_data) {
 
 int curing_submit(curing_ring *r) { return io_uring_submit(&r->ring); }
 
-unsigned curing_sq_publish(curing_ring *r) {
+unsigned curing_sq_tail(curing_ring *r) { return r->ring.sq.sqe_tail; }
+
+unsigned curing_sq_publish_to(curing_ring *r, unsigned tail) {
     struct io_uring_sq *sq = &r->ring.sq;
-    unsigned tail = sq->sqe_tail;
-    if (sq->sqe_head != tail) {
+    /* Never backwards: io_uring_submit on the same thread may have published further. */
+    if ((int)(tail - sq->sqe_head) > 0) {
         sq->sqe_head = tail;
         /* Release: pairs with the kernel's acquire of ktail in io_submit_sqes, so the SQEs
          * written before it are visible when the kernel reads them. */

@@ -82,8 +82,10 @@ extension URingCore {
             // Ordering: acquire; pairs with the seq_cst bitwiseOr in `request`.
             let ctl = control.exchange(0, ordering: .acquiringAndReleasing)
             if ctl & URingControl.stop != 0 { stopping = true }
-            let pumped = ctl != 0 || pumpNeeded || (due != 0 && MonotonicClock.now() >= due)
+            // `enter` alone needs no pump: the client prepped the SQEs itself.
+            let pumped = ctl & ~URingControl.enter != 0 || pumpNeeded || (due != 0 && MonotonicClock.now() >= due)
             if pumped { due = pumpFromEngine(ring) }
+            if setup == .deferTaskrun { enterPrepped(ring) }
             var progressMade = reap(ring)
             if progressMade > 0 || pumped {
                 // A short batch means the FIFO head is not done: nothing becomes done while
@@ -152,8 +154,7 @@ extension URingCore {
         while outstanding.load(ordering: .sequentiallyConsistent) > 0 {
             if setup == .deferTaskrun {
                 // SQEs a client prepped are counted but not in the kernel until this thread enters.
-                let n = sqLock.withLock { _ in curing_sq_publish(ring) }
-                if n > 0 { enterSubmit(ring, n) }
+                enterPrepped(ring)
             }
             if reap(ring) == 0 { _ = curing_wait(ring, 1_000_000) }
         }

@@ -168,12 +168,26 @@ extension URingCore {
     /// engine, the ring's only issuer, to enter. The engine then spends its time in the kernel
     /// and on completions, not on reading slots the client has just written.
     func prepFromClient() {
-        sqLock.withLock { sq in
-            if let ring { _ = flush(ring, pending: 0, sq) }
+        let prepped = sqLock.withLock { sq -> Bool in
+            guard let ring else { return false }
+            _ = flush(ring, pending: 0, sq)
+            // Ordering: release; pairs with the acquire load in `enterPrepped`: the SQEs'
+            // contents are written before the engine publishes them to the kernel.
+            preppedTail.store(curing_sq_tail(ring), ordering: .releasing)
+            return true
         }
         // Urgent: the SQEs just counted in `outstanding` are not in the kernel yet, so no CQE
         // will wake a parked engine.
-        request(URingControl.flush, urgent: true)
+        if prepped { request(URingControl.enter, urgent: true) }
+    }
+
+    /// DEFER_TASKRUN, engine thread: publishes the SQEs prepped up to `preppedTail` and
+    /// enters for them. It takes no lock, so a client prepping the next batch does not wait
+    /// for it, nor it for the client.
+    func enterPrepped(_ ring: OpaquePointer) {
+        // Ordering: acquire; pairs with the release stores of `preppedTail`.
+        let n = curing_sq_publish_to(ring, preppedTail.load(ordering: .acquiring))
+        if n > 0 { enterSubmit(ring, n) }
     }
 
     /// The engine's submission with DEFER_TASKRUN: enters for SQEs published under `sqLock`,
@@ -193,8 +207,7 @@ extension URingCore {
     /// The engine's submission round: doorbell, cancel, paced chunks, then issued descriptors.
     /// Returns the earliest time a paced chunk is due (0 = none).
     func pumpFromEngine(_ ring: OpaquePointer) -> UInt64 {
-        var toEnter: UInt32 = 0
-        let due = sqLock.withLock { sq -> UInt64 in
+        sqLock.withLock { sq -> UInt64 in
             var pending = 0
             var due: UInt64 = 0
             pacedAdded = false
@@ -228,15 +241,15 @@ extension URingCore {
                     || (!st.pointee.paused && st.pointee.barrier < 0 && st.pointee.kcursor < st.pointee.issuedEnd)
             }
             if setup == .deferTaskrun {
-                // Clients prep SQEs too (`prepFromClient`): publish everything in the SQ.
-                toEnter = curing_sq_publish(ring)
+                // The engine's own SQEs join the clients' (`prepFromClient`); the engine loop
+                // enters for all of them (`enterPrepped`).
+                // Ordering: release; as in `prepFromClient`.
+                preppedTail.store(curing_sq_tail(ring), ordering: .releasing)
             } else if pending > 0 {
                 submitSQ(ring, sq)
             }
             return due
         }
-        if toEnter > 0 { enterSubmit(ring, toEnter) }
-        return due
     }
 
     /// Feeds paced descriptors: one chunk at a time, each after its delay, none while paused

@@ -23,6 +23,9 @@ enum URingControl {
     static let service: UInt32 = 4
     /// Exit once nothing is in the kernel.
     static let stop: UInt32 = 8
+    /// DEFER_TASKRUN: a client prepped SQEs up to `URingCore.preppedTail`; enter for them
+    /// (no lock needed, unlike a `flush`).
+    static let enter: UInt32 = 16
 }
 
 final class URingCore: @unchecked Sendable {
@@ -100,6 +103,9 @@ final class URingCore: @unchecked Sendable {
     let outstanding = Atomic<Int>(0)
     let inFlightBytes = Atomic<Int>(0)
     let control = Atomic<UInt32>(0)
+    /// DEFER_TASKRUN: the SQ tail after the last SQE whose contents are written (stored under
+    /// `sqLock` after each prep), which the engine publishes to the kernel without the lock.
+    let preppedTail = Atomic<UInt32>(0)
     /// The engine is about to wait, or waits, in io_uring_enter.
     let parked = Atomic<Bool>(false)
     /// Odd while the engine runs a batch of callbacks.

@@ -65,10 +65,15 @@ int curing_prep_cancel_any(curing_ring *ring, uint64_t user_data);
 /// Why: io_uring_submit. Returns the number of SQEs submitted or -errno.
 int curing_submit(curing_ring *ring);
 
+/// Why: the SQE tail is a liburing internal. The tail after the last SQE prepped (read it
+/// under the lock that guards prepping).
+unsigned curing_sq_tail(curing_ring *ring);
+
 /// Why: liburing's flush of the SQ tail is internal to io_uring_submit. Publishes the SQEs
-/// prepped so far to the kernel (the SQ tail, a release store) without entering, and returns
-/// how many the kernel has not consumed. Call it under the lock that guards prepping.
-unsigned curing_sq_publish(curing_ring *ring);
+/// up to `tail` to the kernel (the SQ tail, a release store) without entering, and returns how
+/// many the kernel has not consumed. `tail` comes from a prepping thread through an atomic of
+/// the caller, so the publisher needs no lock; only one thread may publish.
+unsigned curing_sq_publish_to(curing_ring *ring, unsigned tail);
 
 /// Why: io_uring_submit holds the SQ for the whole syscall. Enters to submit `to_submit`
 /// published SQEs, outside the SQ lock, so that another thread can prep meanwhile (DEFER_TASKRUN:
