@@ -27,10 +27,11 @@ enum URingSlotState: UInt8 {
 ///
 /// Both threads touch a slot per descriptor (the client in prep and submit, the engine in
 /// flush, reap and delivery), so every cache line of it crosses between the CPUs each time.
-/// The fields the fast path reads come first and the small counters are stored as Int32, so
-/// that a slot is two 64-byte lines (`URingCore` allocates the array 64-byte aligned); the
+/// The small counters are stored as Int32 so that a slot is two 64-byte lines (`URingCore`
+/// allocates the array 64-byte aligned), and a CQE's accounting touches only the first; the
 /// pacing and termination times live in `URingSlotCold`.
 struct URingSlot {
+    // Line 1: everything `absorb` reads and writes for a CQE.
     var generation: UInt32 = 0
     var state: URingSlotState = .free
     var result: DMAResultCode = .noError
@@ -41,19 +42,20 @@ struct URingSlot {
     var onPacedList = false
     var flags: DMAPrepFlags = []
     var cookie = DMACookie(0)
-    var destination: UnsafeMutableRawPointer? = nil
-    /// The source's offset in the pool file.
-    var sourceOffset = 0
-    var length = 0
-    /// One SQE reads at most this many bytes (the configured burst, or the injected chunk).
-    var chunkBytes = 0
-    var bytesDone = 0
-    /// Latency injection: wait this long before each chunk (the engine feeds the chunks).
-    var delay: Int64 = 0
     private var storedChunkCount: Int32 = 0
     private var storedChunksIssued: Int32 = 0
     private var storedOutstanding: Int32 = 0
     private var storedPieceCount: Int32 = 0
+    var destination: UnsafeMutableRawPointer? = nil
+    var length = 0
+    /// One SQE reads at most this many bytes (the configured burst, or the injected chunk).
+    var chunkBytes = 0
+    var bytesDone = 0
+    // Line 2: what prep, flush and delivery add.
+    /// The source's offset in the pool file.
+    var sourceOffset = 0
+    /// Latency injection: wait this long before each chunk (the engine feeds the chunks).
+    var delay: Int64 = 0
     var fault: DMAFault? = nil
     private var storedRunCount: Int32 = 0
     var callback = DMACallback()

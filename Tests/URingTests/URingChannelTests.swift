@@ -57,6 +57,8 @@ struct URingChannelTests {
     @Test func slotIsTwoCacheLines() {
         #expect(MemoryLayout<URingSlot>.stride == 128)
         #expect(MemoryLayout<URingSlot>.offset(of: \URingSlot.callback)! + MemoryLayout<DMACallback>.size <= 128)
+        // A CQE's accounting (`absorb`) stays in the first line.
+        #expect(MemoryLayout<URingSlot>.offset(of: \URingSlot.bytesDone)! + 8 <= 64)
     }
 
     @Test func availabilityIsReported() {
