@@ -1,7 +1,8 @@
 // dmabench — DMAEngineURing
 //
 // The submission side: descriptors to SQEs, in cookie order, as far as the SQ, pause and a
-// paced barrier allow; from the client's thread (plain, sqpoll) or the engine's (defer).
+// paced barrier allow; prepped on the client's thread in every setup, submitted from it
+// (plain, sqpoll) or, with DEFER_TASKRUN, by the engine, the ring's only issuer.
 
 import CURing
 import DMAEngine

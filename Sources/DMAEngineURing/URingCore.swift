@@ -1,7 +1,8 @@
 // dmabench — DMAEngineURing
 //
 // The channel state and the engine thread behind `URingChannel`. The engine thread owns the
-// completion side of the ring in every setup (and, with DEFER_TASKRUN, the whole ring): it
+// completion side of the ring in every setup (and, with DEFER_TASKRUN, the only right to
+// enter it: clients prep SQEs, the engine submits them): it
 // reaps CQEs in batches, delivers callbacks in cookie order, feeds paced (latency-injected)
 // descriptors chunk by chunk, queues cancels, and keeps an eventfd doorbell armed so that
 // other threads can wake it. The engine thread holds a strong reference to this object,
@@ -15,7 +16,7 @@ import Synchronization
 
 /// Bits of `URingCore.control`: requests to the engine thread.
 enum URingControl {
-    /// Hand issued descriptors to the kernel (DEFER_TASKRUN: only the engine may submit).
+    /// Hand issued descriptors to the kernel (prep them if nobody has, then submit).
     static let flush: UInt32 = 1
     /// Queue an IORING_OP_ASYNC_CANCEL.
     static let cancel: UInt32 = 2
