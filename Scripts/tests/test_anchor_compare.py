@@ -132,3 +132,37 @@ def test_mode_drift_rule(trips, expected):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module.mode_drift(trips) == expected
+
+
+def test_uring_rows_keep_each_variant_and_each_anchor_mode(tmp_path):
+    """The uring rows compare the best variant with the best anchor mode; the JSON keeps
+    every variant's and mode's value per round, so the winner can be named."""
+    anchors = fake_anchors(tmp_path)
+    up = tmp_path / "anchors" / "uring_pipeline"
+    # ops_per_s by mode: plain 1e6, defer 3e6, reaper 2e6.
+    up.write_text("#!/bin/sh\n"
+                  "mode=plain; while [ $# -gt 0 ]; do [ \"$1\" = --mode ] && mode=$2; shift; done\n"
+                  "case $mode in plain) r=1.0e6;; defer) r=3.0e6;; *) r=2.0e6;; esac\n"
+                  "echo \"{\\\"verified\\\": true, \\\"ops_per_s\\\": $r}\"\n")
+    up.chmod(0o755)
+    dmabench = tmp_path / "dmabench"
+    # The fake dmabench's rate is 1e7/(1+size/4096); uring-defer alone runs at half of it.
+    dmabench.write_text("#!/bin/sh\n"
+                        f"FAKE_STATE={tmp_path}/state FAKE_ROUND_TRIP=92 FAKE_FACTOR=0.5 FAKE_FACTOR_BACKENDS=uring-defer "
+                        f"exec {sys.executable} {FAKE} \"$@\"\n")
+    dmabench.chmod(0o755)
+    out = tmp_path / "out"
+    proc = run_script("anchor-compare.py", "--rounds", "5", "--backends", "uring", "--duration", "0.01",
+                      "--anchors", anchors, "--dmabench", str(dmabench), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((out / "anchor-compare.json").read_text())
+    row = result["samples"]["64 B b32 d256 desc/s (best variant vs best file-backed mode)|uring"]
+    assert len(row["anchorModes"]) == len(row["dmabenchVariants"]) == 5
+    assert row["anchorModes"][0] == {"plain": 1.0e6, "defer": 3.0e6, "reaper": 2.0e6}
+    assert set(row["dmabenchVariants"][0]) == {"uring", "uring-defer", "uring-sqpoll"}
+    # Each round's value is the best of its modes and of its variants.
+    assert row["anchor"] == [3.0e6] * 5
+    for variants, best in zip(row["dmabenchVariants"], row["dmabench"]):
+        assert best == max(variants.values())
+        assert variants["uring-defer"] < variants["uring"]
+    assert "(plain 1e+06, defer 3e+06, reaper 2e+06)" in proc.stderr
