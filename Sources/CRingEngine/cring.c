@@ -17,6 +17,8 @@
  * host (the engine keeps only `has_callback`), the executor calls host->complete instead of a
  * closure, and it retires a descriptor (REUSE: back to prepared; otherwise scrubbed and
  * freed) only after its complete() returned, because the host keys the callback by index.
+ * In that window a REUSE descriptor is SLOT_COMPLETING, and a descriptor call on it from
+ * another thread waits for it to become prepared (await_completing).
  *
  * Build: gcc -O2 -shared -fPIC -I Sources/CDMAPlugin/include Sources/CRingEngine/cring.c -lpthread
  * With CRING_BROKEN_SYNCHRONIZE defined, the engine is the negative control
@@ -175,7 +177,9 @@ static inline int16_t epoch_distance(uint32_t a, uint32_t b) { return (int16_t)(
 
 /* --- Storage types (RingLayout.swift) -------------------------------------------------------- */
 
-enum { SLOT_FREE = 0, SLOT_PREPARED = 1, SLOT_IN_FLIGHT = 2 };
+/* SLOT_COMPLETING: a REUSE descriptor whose complete() the executor is running or has just
+ * returned from; it becomes SLOT_PREPARED right after (see exec_dispatch). */
+enum { SLOT_FREE = 0, SLOT_PREPARED = 1, SLOT_IN_FLIGHT = 2, SLOT_COMPLETING = 3 };
 
 /* One descriptor of the preallocated pool, one 128-byte stride each. The atomics are read by
  * any thread holding a handle; the plain fields belong to whoever owns the descriptor in its
@@ -630,6 +634,28 @@ static uint64_t exec_decide(chan_t *ch, struct cr_executor *x, uint32_t n) {
     return c;
 }
 
+/* Nonzero on a thread while it is inside complete(), i.e. inside the client's callback. */
+static _Thread_local int tls_in_complete;
+
+/* A REUSE descriptor in SLOT_COMPLETING, seen by a descriptor call: inside its own callback it
+ * stays busy (the state changes only after complete() returns, so waiting would never end).
+ * From another thread, the callback may already have returned and the executor be about to
+ * make it prepared: a client that saw the callback's effect must find it reusable (the
+ * checker's A.2 and T3 (c); the executor had been preempted between the two), so wait for
+ * that, spinning and then yielding, for at most 10 ms (a preempted executor's time slice), and
+ * return the state then: still SLOT_COMPLETING, i.e. busy, if the callback is still running. */
+static uint32_t await_completing(struct cr_desc *d, uint32_t s) {
+    if (s != SLOT_COMPLETING || tls_in_complete) return s;
+    uint64_t start = now_ns();
+    for (uint32_t spins = 1;; spins++) {
+        /* Ordering: acquire; pairs with the release store of SLOT_PREPARED in exec_dispatch. */
+        s = atomic_load_explicit(&d->state, memory_order_acquire);
+        if (s != SLOT_COMPLETING) return s;
+        if ((spins & 63) == 0 && now_ns() - start > 10000000) return s;
+        if (spins < 1000) cpu_relax(); else sched_yield();
+    }
+}
+
 /* Pass 2: re-read control before each complete() (the dispatch point: a terminate since pass
  * 1 drops the entry), call it, then retire the descriptor (REUSE: back to prepared; otherwise
  * scrubbed, and enqueued on the free queue after the batch). Then store compHead. */
@@ -645,11 +671,17 @@ static void exec_dispatch(chan_t *ch, struct cr_executor *x, uint32_t n, uint64_
                 e->dispatch = 0;
         }
         uint32_t index = e->descriptor;
-        if (e->dispatch) {
-            ch->ops.complete(ch->host, index, cookie_of_ticket(ch, e->ticket), e->code, e->residue);
-        }
         struct cr_desc *d = desc_at(ch, index);
-        if (atomic_load_explicit(&d->reuse, memory_order_relaxed)) {
+        bool reuse = atomic_load_explicit(&d->reuse, memory_order_relaxed);
+        if (e->dispatch) {
+            /* A client call on this REUSE descriptor from another thread now waits for it to be
+             * prepared instead of failing busy (await_completing). */
+            if (reuse) atomic_store_explicit(&d->state, SLOT_COMPLETING, memory_order_relaxed);
+            tls_in_complete++;
+            ch->ops.complete(ch->host, index, cookie_of_ticket(ch, e->ticket), e->code, e->residue);
+            tls_in_complete--;
+        }
+        if (reuse) {
             /* Ordering: release; pairs with the acquire load of `state` in submit and the other
              * descriptor calls (slot): the client may now resubmit or change it. */
             atomic_store_explicit(&d->state, SLOT_PREPARED, memory_order_release);
@@ -684,7 +716,9 @@ static void exec_cyclic_callback(chan_t *ch, struct cr_executor *x) {
     if (ctl_epoch(c) != 0 && tdist(t, ctl_cutoff(c)) <= 0) return;
     struct cr_desc *d = desc_at(ch, index);
     if (!(d->interrupt && d->has_callback)) return;
+    tls_in_complete++;
     ch->ops.complete(ch->host, index, cookie_of_ticket(ch, t), DMABENCH_RESULT_NOERROR, 0);
+    tls_in_complete--;
 }
 
 /* callbacks_on_engine mode: the cyclic complete() when a period elapsed since the last one. */
@@ -1593,7 +1627,8 @@ static inline int32_t prepared_slot(chan_t *ch, struct dmabench_desc h, struct c
     uint32_t s;
     struct cr_desc *d = slot_of(ch, h, &s);
     if (!d) return DMABENCH_E_INVALID_HANDLE;
-    if (s == SLOT_IN_FLIGHT)
+    s = await_completing(d, s);
+    if (s == SLOT_IN_FLIGHT || s == SLOT_COMPLETING)
         return atomic_load_explicit(&d->reuse, memory_order_relaxed) ? DMABENCH_E_BUSY : DMABENCH_E_INVALID_HANDLE;
     *out = d;
     return DMABENCH_OK;
@@ -1635,6 +1670,7 @@ static dmabench_cookie_t c_submit(chan_t *ch, struct dmabench_desc desc) {
     uint32_t s;
     struct cr_desc *d = slot_of(ch, desc, &s);
     if (!d) return -EINVAL;
+    s = await_completing(d, s);
     if (s != SLOT_PREPARED) return atomic_load_explicit(&d->reuse, memory_order_relaxed) ? -EBUSY : -EINVAL;
     atomic_store_explicit(&d->state, SLOT_IN_FLIGHT, memory_order_relaxed);
     /* The serialization point (rule C1): one fetch-add on `used` hands out the ticket, and with

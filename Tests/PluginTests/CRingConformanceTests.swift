@@ -10,6 +10,8 @@ import DMAEngine
 import DMAEnginePlugin
 import DMAEngineTestSupport
 import TestHelpers
+import Platform
+import Synchronization
 import Testing
 
 enum CRingSubject {
@@ -61,6 +63,41 @@ struct CRingConformanceTests {
             subject: CRingSubject.subject(PluginFixtures.brokenEngine, context), configuration: c, scenarios: [16, 17, 15, 29])
         for r in results { print("[cring-broken-sync] \(r.description.prefix(600))") }
         #expect(results.contains { $0.failed }, "no scenario of 15, 16, 17, 29 caught a synchronize that returns early")
+    }
+
+    /// A REUSE descriptor is back in prepared once its callback has returned, seen from
+    /// another thread: the engine retires it only after complete() returns, and the checker
+    /// caught a resubmit in between that failed busy (the executor had been preempted there).
+    @Test("a REUSE descriptor resubmits from another thread as soon as its callback returned", arguments: CRingSubject.contexts)
+    func reuseResubmitAfterCallback(_ context: DMACallbackContext) throws {
+        var o = DMAChannelOptions()
+        o.callbackContext = context
+        let ch = try PluginChannel(engine: try CRingSubject.engine(PluginFixtures.referenceEngine), options: o)
+        defer { try? ch.release() }
+        let src = try ch.allocateCoherent(byteCount: 256)
+        let dst = try ch.allocateCoherent(byteCount: 256)
+        let returned = Atomic<Int>(0)
+        let callback = DMACallback(plain: { _ in
+            // Ordering: release; pairs with the acquire load below (the callback is over).
+            returned.wrappingAdd(1, ordering: .releasing)
+        })
+        let d = try #require(ch.prepareMemcpy(to: dst.base, from: src.base, length: 256, flags: [.interrupt]))
+        try ch.setReuse(true, for: d)
+        try ch.setCallback(callback, for: d)
+        var busy = 0
+        for round in 1...2000 {
+            let cookie = ch.submit(d)
+            if cookie.rawValue < 0 {
+                busy += 1
+                break
+            }
+            ch.issuePending()
+            // Ordering: acquire; pairs with the callback's release increment.
+            while returned.load(ordering: .acquiring) < round { cpuRelax() }
+        }
+        #expect(busy == 0, "submit failed on a REUSE descriptor whose callback had returned")
+        try ch.terminateSync()
+        try ch.free(d)
     }
 
     @Test("the random-client checker passes on the C ring engine", arguments: CRingSubject.contexts)
