@@ -42,10 +42,15 @@ struct URingSlot {
     var onPacedList = false
     var flags: DMAPrepFlags = []
     var cookie = DMACookie(0)
-    private var storedChunkCount: Int32 = 0
-    private var storedChunksIssued: Int32 = 0
-    private var storedOutstanding: Int32 = 0
-    private var storedPieceCount: Int32 = 0
+    /// How many chunks (SQEs) the transfer takes; at most `URingUserData.maxChunks`.
+    @Int32Backed var chunkCount = 0
+    /// Chunks handed to the kernel so far.
+    @Int32Backed var chunksIssued = 0
+    /// SQEs of this slot in the kernel (no CQE yet).
+    @Int32Backed var outstanding = 0
+    /// Scatter-gather: the chunks are the pieces in `URingCore.pieces` at
+    /// `index * pieceCapacity`, one READ each (0 = a flat copy in `chunkBytes` chunks).
+    @Int32Backed var pieceCount = 0
     var destination: UnsafeMutableRawPointer? = nil
     var length = 0
     /// One SQE reads at most this many bytes (the configured burst, or the injected chunk).
@@ -57,39 +62,24 @@ struct URingSlot {
     /// Latency injection: wait this long before each chunk (the engine feeds the chunks).
     var delay: Int64 = 0
     var fault: DMAFault? = nil
-    private var storedRunCount: Int32 = 0
-    var callback = DMACallback()
-
-    /// How many chunks (SQEs) the transfer takes; at most `URingUserData.maxChunks`.
-    var chunkCount: Int {
-        get { Int(storedChunkCount) }
-        set { storedChunkCount = Int32(newValue) }
-    }
-    /// Chunks handed to the kernel so far.
-    var chunksIssued: Int {
-        get { Int(storedChunksIssued) }
-        set { storedChunksIssued = Int32(newValue) }
-    }
-    /// SQEs of this slot in the kernel (no CQE yet).
-    var outstanding: Int {
-        get { Int(storedOutstanding) }
-        set { storedOutstanding = Int32(newValue) }
-    }
-    /// Scatter-gather: the chunks are the pieces in `URingCore.pieces` at
-    /// `index * pieceCapacity`, one READ each (0 = a flat copy in `chunkBytes` chunks).
-    var pieceCount: Int {
-        get { Int(storedPieceCount) }
-        set { storedPieceCount = Int32(newValue) }
-    }
-
     /// Scatter-gather: runs of pieces contiguous in the pool file (`URingCore.runs`).
-    var runCount: Int {
-        get { Int(storedRunCount) }
-        set { storedRunCount = Int32(newValue) }
-    }
+    @Int32Backed var runCount = 0
+    var callback = DMACallback()
 
     /// Needs pacing: fed chunk by chunk by the engine thread instead of submitted whole.
     var paced: Bool { delay > 0 || stall }
+}
+
+/// An `Int` stored in 32 bits: a slot's counters fit (chunks are at most
+/// `URingUserData.maxChunks`), and the slot stays two cache lines.
+@propertyWrapper
+struct Int32Backed {
+    private var value: Int32
+    init(wrappedValue: Int) { value = Int32(wrappedValue) }
+    var wrappedValue: Int {
+        get { Int(value) }
+        set { value = Int32(newValue) }
+    }
 }
 
 /// What pacing and termination keep per slot, beside the slots (`URingCore.slotCold`), so
