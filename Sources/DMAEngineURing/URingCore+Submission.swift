@@ -132,12 +132,11 @@ extension URingCore {
                 }
                 // SQ full: submit what is prepped and try again (with SQPOLL the kernel
                 // thread frees entries asynchronously).
-                var submitNow = pending > 0
+                let submitNow = pending > 0
                 held.whileUnlocked {
                     if submitNow { submitSQ(ring, sq) } else { sched_yield() }
                 }
                 if submitNow { pending = 0 }
-                submitNow = false
                 fullRounds += 1
                 if fullRounds > 64 {
                     leftBehind = true
@@ -191,9 +190,9 @@ extension URingCore {
         if n > 0 { enterSubmit(ring, n) }
     }
 
-    /// The engine's submission with DEFER_TASKRUN: enters for SQEs published under `sqLock`,
-    /// without holding it, so that a client can prep the next batch meanwhile. A failure
-    /// leaves them published; the next round enters for them again.
+    /// The engine's submission with DEFER_TASKRUN: enters for `count` published SQEs, with no
+    /// lock held, so that a client can prep the next batch meanwhile. A failure leaves them
+    /// published; the next round enters for them again.
     func enterSubmit(_ ring: OpaquePointer, _ count: UInt32) {
         while true {
             let r = curing_enter_submit(ring, count)
