@@ -59,7 +59,7 @@ extension RingCore {
     ) -> DMADescriptor? {
         guard let h = prepare(destination: destination, source: source, fill: 0, isMemset: false, length: length, flags: flags)
         else { return nil }
-        descriptor(h.index).pointee.callback = callback
+        descriptor(h.index).pointee.store(callback)
         return h
     }
 
@@ -137,8 +137,10 @@ extension RingCore {
         d.pointee.destination = destination
         d.pointee.source = source
         d.pointee.length = length
-        d.pointee.chunkBytes = burst
-        d.pointee.delayPerChunk = 0
+        // The second line's fields, written only when they change: a plain prep then
+        // writes one line (see `RingDescriptor`).
+        if d.pointee.chunkBytes != burst { d.pointee.chunkBytes = burst }
+        if d.pointee.delayPerChunk != 0 { d.pointee.delayPerChunk = 0 }
         d.pointee.pieceCount = 0
         d.pointee.state.store(SlotState.prepared, ordering: .relaxed)
         return DMADescriptor(index: index, generation: d.pointee.generation.load(ordering: .relaxed))
@@ -168,7 +170,7 @@ extension RingCore {
 
     func setCallback(_ callback: DMACallback, for descriptor: DMADescriptor) throws(DMAError) {
         let d = try preparedSlot(descriptor)
-        d.pointee.callback = callback
+        d.pointee.store(callback)
     }
 
     func setReuse(_ reuse: Bool, for descriptor: DMADescriptor) throws(DMAError) {

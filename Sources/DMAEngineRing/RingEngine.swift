@@ -134,7 +134,9 @@ final class RingEngine: @unchecked Sendable {
         // index read after it may be stale only in a model that x86 and arm64 do not have
         // for two loads of one line, and a stale index prefetches the wrong descriptor.
         if next.pointee.seq.load(ordering: .relaxed) == head &+ 1 {
-            prefetchForWrite(core.descriptor(next.pointee.descriptor.load(ordering: .relaxed)), count: RingCore.descriptorStride)
+            // The first line only: the second is read-mostly, and a write
+            // prefetch would take it from the client, whose prep reads it.
+            prefetchForWrite(core.descriptor(next.pointee.descriptor.load(ordering: .relaxed)), count: 64)
         }
     }
 

@@ -99,16 +99,23 @@ final class RingExecutor: @unchecked Sendable {
             {
                 drop = true
             }
-            e.pointee.dispatch = !drop && d.pointee.interrupt && d.pointee.callback.isSet
+            e.pointee.dispatch = !drop && d.pointee.interrupt && d.pointee.hasCallback
             if d.pointee.reuse {
-                if e.pointee.dispatch { e.pointee.callback = d.pointee.callback }
+                if e.pointee.dispatch {
+                    e.pointee.callback = d.pointee.packed
+                    e.pointee.callbackIsPlain = d.pointee.callbackIsPlain
+                }
                 // Ordering: release; pairs with the acquire load of `state` in `submit` and
                 // the other descriptor calls: the client may now resubmit or change it.
                 d.pointee.state.store(SlotState.prepared, ordering: .releasing)
             } else {
                 // Move the callback out (the entry's is empty): no retain, and scrub finds
                 // nothing to release.
-                if e.pointee.dispatch { swap(&e.pointee.callback, &d.pointee.callback) }
+                if e.pointee.dispatch {
+                    e.pointee.callback.body = d.pointee.packed.body.take()
+                    e.pointee.callback.parameter = d.pointee.packed.parameter
+                    e.pointee.callbackIsPlain = d.pointee.callbackIsPlain
+                }
                 core.scrub(e.pointee.descriptor)
                 retired[nRetired] = e.pointee.descriptor
                 nRetired += 1
@@ -133,16 +140,15 @@ final class RingExecutor: @unchecked Sendable {
                     && Tickets.distance(e.pointee.ticket, c.cutoff) <= 0
                 {
                     e.pointee.dispatch = false
-                    e.pointee.callback = DMACallback()
+                    e.pointee.callback.body = nil
                 }
             }
-            if e.pointee.dispatch {
-                let cookie = core.cookie(ofTicket: e.pointee.ticket)
-                // Moved out of the entry, not copied: calling the closures in place through
-                // the pointer retained both, and the reset released them again.
-                var callback = DMACallback()
-                swap(&callback, &e.pointee.callback)
-                callback.invoke(cookie: cookie, result: DMAResult(e.pointee.code, residue: e.pointee.residue))
+            // Moved out of the entry, not copied: calling the closure in place through the
+            // pointer retained it, and the reset released it again.
+            if e.pointee.dispatch, let body = e.pointee.callback.body.take() {
+                RingCallback.invoke(
+                    body, isPlain: e.pointee.callbackIsPlain, parameter: e.pointee.callback.parameter,
+                    cookie: core.cookie(ofTicket: e.pointee.ticket), result: DMAResult(e.pointee.code, residue: e.pointee.residue))
             }
         }
         head &+= n
@@ -175,7 +181,7 @@ final class RingExecutor: @unchecked Sendable {
         let c = Control(raw: core.control.pointee.load(ordering: .acquiring))
         if core.negative != .executorSkipsEpochCheck && c.epoch != 0 && Tickets.distance(t, c.cutoff) <= 0 { return }
         let d = core.descriptor(index)
-        guard d.pointee.interrupt && d.pointee.callback.isSet else { return }
+        guard d.pointee.interrupt && d.pointee.hasCallback else { return }
         let callback = d.pointee.callback
         callback.invoke(cookie: core.cookie(ofTicket: t), result: .noError)
     }

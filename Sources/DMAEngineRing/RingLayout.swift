@@ -28,42 +28,116 @@ enum SlotState {
 /// handle; the plain fields belong to whoever owns the descriptor in its current state (the
 /// client while prepared, the engine, then the executor) and are handed over through the
 /// release/acquire pairs of the submission ring, the completion ring and the free queue.
+///
+/// Everything a plain copy touches lies in the first 64-byte line: the client's prep, the
+/// engine's copy and the retire each move the descriptor's lines between CPUs, so a second
+/// hot line was a second transfer each time (the callback, 40 bytes as a `DMACallback`, used
+/// to spill into it). The fields of chunked, injected and cyclic transfers live in the
+/// second line, which prep writes only when they change.
 @usableFromInline
 struct RingDescriptor: ~Copyable {
     /// `SlotState`.
     let state: Atomic<UInt32>
     /// Incremented each time the slot goes back to the free list (stale handles fail).
     let generation: Atomic<UInt32>
-
+    /// The length in bytes (prep refuses more than `UInt32.max`).
+    var length32: UInt32 = 0
     var isMemset = false
-    /// A cyclic transfer: runs period by period until terminated.
-    var isCyclic = false
-    var periodLength = 0
     var reuse = false
     var interrupt = true
     /// Chunked or injected: take the engine's slow path (probe per chunk, control checks).
     var slow = false
-    var stall = false
-    /// `stallGeneration` when the stall was injected: `debugReleaseStalls` after that releases it.
-    var stallSeen: UInt32 = 0
-    /// 0 none, 1 read, 2 write.
-    var fault: UInt8 = 0
-    var fill: UInt8 = 0
-    /// Scatter-gather: pieces in `RingCore.pieces` at `index * pieceCapacity` (0 = flat).
-    /// Small fields here fill the padding before `destination` (the stride is 128 bytes).
-    var pieceCount: UInt8 = 0
-    /// Cyclic: `DMAConfig.paceBytesPerSecond` at prep (0 = memory speed).
-    var pace: UInt32 = 0
     var destination: UnsafeMutableRawPointer? = nil
     var source: UnsafeRawPointer? = nil
-    var length = 0
+    /// The callback in 24 bytes instead of `DMACallback`'s 40 (`RingCallback`).
+    var packed = RingCallback()
+    var callbackIsPlain = false
+    /// Scatter-gather: pieces in `RingCore.pieces` at `index * pieceCapacity` (0 = flat).
+    var pieceCount: UInt8 = 0
+    var fill: UInt8 = 0
+    /// A cyclic transfer: runs period by period until terminated.
+    var isCyclic = false
+    var stall = false
+    /// 0 none, 1 read, 2 write.
+    var fault: UInt8 = 0
+
+    // The second line: read only on the slow path.
+
+    /// `stallGeneration` when the stall was injected: `debugReleaseStalls` after that releases it.
+    var stallSeen: UInt32 = 0
+    /// Cyclic: `DMAConfig.paceBytesPerSecond` at prep (0 = memory speed).
+    var pace: UInt32 = 0
+    var periodLength = 0
     var chunkBytes = 0
     var delayPerChunk: Int64 = 0
-    var callback = DMACallback()
 
     init() {
         state = Atomic(SlotState.free)
         generation = Atomic(1)
+    }
+
+    var length: Int {
+        @inline(__always) get { Int(length32) }
+        @inline(__always) set { length32 = UInt32(truncatingIfNeeded: newValue) }
+    }
+
+    var hasCallback: Bool { @inline(__always) get { packed.body != nil } }
+
+    /// The callback as a `DMACallback` (a copy: retains its closure).
+    var callback: DMACallback {
+        get { packed.unpacked(isPlain: callbackIsPlain) }
+        @inline(__always) set { store(newValue) }
+    }
+
+    /// Moves a callback in: no retain, and only the old closure (if any) is released.
+    @inline(__always)
+    mutating func store(_ c: consuming DMACallback) {
+        callbackIsPlain = RingCallback.pack(c, into: &packed)
+    }
+}
+
+/// A callback in 24 bytes: one closure slot and the parameter. A `plain` closure is kept as a
+/// `withResult` bit pattern (the two are thick closures of one size) and cast back before it
+/// is called; whoever holds a `RingCallback` keeps the flag that says which it is.
+@usableFromInline
+struct RingCallback {
+    var body: DMACallback.WithResult? = nil
+    var parameter: UInt64 = 0
+
+    /// Moves `c` into `slot`; returns whether it is a plain callback. `withResult` wins when
+    /// both are set, as in `DMACallback.invoke`.
+    @inline(__always)
+    static func pack(_ c: consuming DMACallback, into slot: inout RingCallback) -> Bool {
+        slot.parameter = c.parameter
+        if c.withResult != nil {
+            slot.body = c.withResult.take()
+            return false
+        }
+        if let p = c.plain.take() {
+            slot.body = unsafeBitCast(p, to: DMACallback.WithResult.self)
+            return true
+        }
+        slot.body = nil
+        return false
+    }
+
+    func unpacked(isPlain: Bool) -> DMACallback {
+        guard let body else { return DMACallback(parameter: parameter) }
+        return isPlain
+            ? DMACallback(plain: unsafeBitCast(body, to: DMACallback.Plain.self), parameter: parameter)
+            : DMACallback(withResult: body, parameter: parameter)
+    }
+
+    /// Calls the closure in the callback context (non-blocking), as `DMACallback.invoke`.
+    @inline(__always)
+    static func invoke(_ body: @escaping DMACallback.WithResult, isPlain: Bool, parameter: UInt64, cookie: DMACookie, result: DMAResult) {
+        NonBlockingContext.withCallbackContext {
+            if isPlain {
+                unsafeBitCast(body, to: DMACallback.Plain.self)(parameter)
+            } else {
+                body(DMACompletion(cookie: cookie, result: result, parameter: parameter))
+            }
+        }
     }
 }
 
@@ -97,10 +171,12 @@ struct CompletionEntry {
     /// Decided by the executor in its first pass.
     var dispatch = false
     var code: DMAResultCode = .noError
+    /// Whether `callback` holds a plain callback (`RingCallback`).
+    var callbackIsPlain = false
     var residue = 0
     /// Moved here from the descriptor by the executor, so the descriptor can retire before
     /// the callback runs.
-    var callback = DMACallback()
+    var callback = RingCallback()
 }
 
 /// The packed control word: written by terminate, pause, resume and release (cold paths),

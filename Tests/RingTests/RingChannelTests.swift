@@ -223,6 +223,58 @@ struct RingChannelTests {
         #expect(log.cookies == [c.rawValue])
     }
 
+    /// Everything a plain copy touches stays in the descriptor's first 64-byte line, so that
+    /// a prep, the engine's copy and the retire each move one line between the CPUs, not two
+    /// (`RingDescriptor`).
+    @Test func descriptorHotFieldsShareOneLine() {
+        let p = UnsafeMutablePointer<RingDescriptor>.allocate(capacity: 1)
+        p.initialize(to: RingDescriptor())
+        defer {
+            p.deinitialize(count: 1)
+            p.deallocate()
+        }
+        let base = UnsafeRawPointer(p)
+        func offset(_ q: UnsafeRawPointer) -> Int { q - base }
+        let lastHot = offset(withUnsafeMutablePointer(to: &p.pointee.fault) { UnsafeRawPointer($0) })
+        let callback = offset(withUnsafeMutablePointer(to: &p.pointee.packed) { UnsafeRawPointer($0) })
+        let firstCold = offset(withUnsafeMutablePointer(to: &p.pointee.stallSeen) { UnsafeRawPointer($0) })
+        #expect(MemoryLayout<RingCallback>.size == 24)
+        #expect(callback + MemoryLayout<RingCallback>.size <= 64)
+        #expect(lastHot < 64)
+        #expect(firstCold >= 64)
+        #expect(MemoryLayout<RingDescriptor>.stride <= RingCore.descriptorStride)
+    }
+
+    /// The packed callback keeps both kinds, their parameter, and `callback_result`'s
+    /// precedence when both are set, through prep, `setCallback` and a REUSE resubmit.
+    @Test func packedCallbacksKeepTheirKindAndParameter() throws {
+        let ch = try RingChannel()
+        defer { try? ch.release() }
+        let b = try Buffers(count: 4096)
+        let seen = LockedValue<[String]>([])
+        let plain = DMACallback.plain(parameter: 7) { p in seen.withLock { $0.append("plain \(p)") } }
+        let result = DMACallback.result(parameter: 9) { c in seen.withLock { $0.append("result \(c.parameter) \(c.result.code)") } }
+        let both = DMACallback(
+            plain: { _ in seen.withLock { $0.append("plain of both") } },
+            withResult: { c in seen.withLock { $0.append("result of both \(c.parameter)") } }, parameter: 11)
+        let d1 = try #require(ch.prepareMemcpy(to: b.destination, from: b.source, length: 64, callback: plain))
+        _ = ch.submitAndIssue(d1)
+        #expect(waitUntil { seen.withLock { $0.count } == 1 })
+        let d2 = try #require(ch.prepareMemcpy(to: b.destination, from: b.source, length: 64, flags: .default))
+        try ch.setCallback(result, for: d2)
+        _ = ch.submitAndIssue(d2)
+        #expect(waitUntil { seen.withLock { $0.count } == 2 })
+        let d3 = try #require(ch.prepareMemcpy(to: b.destination, from: b.source, length: 64, callback: both))
+        try ch.setReuse(true, for: d3)
+        _ = ch.submitAndIssue(d3)
+        #expect(waitUntil { seen.withLock { $0.count } == 3 })
+        // Resubmitted, the REUSE descriptor still holds its callback (copied at retire).
+        #expect(waitUntil { ch.submit(d3).isValid })
+        ch.issuePending()
+        #expect(waitUntil { seen.withLock { $0.count } == 4 })
+        #expect(seen.withLock { $0 } == ["plain 7", "result 9 noError", "result of both 11", "result of both 11"])
+    }
+
     @Test func terminateOnIdleChannelAndIllegalContexts() throws {
         let ch = try RingChannel()
         defer { try? ch.release() }
