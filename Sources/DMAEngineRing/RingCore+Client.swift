@@ -59,7 +59,7 @@ extension RingCore {
     ) -> DMADescriptor? {
         guard let h = prepare(destination: destination, source: source, fill: 0, isMemset: false, length: length, flags: flags)
         else { return nil }
-        descriptor(h.index).pointee.store(callback)
+        descriptor(h.index).pointee.packed = DMAPackedCallback(callback)
         return h
     }
 
@@ -170,7 +170,7 @@ extension RingCore {
 
     func setCallback(_ callback: DMACallback, for descriptor: DMADescriptor) throws(DMAError) {
         let d = try preparedSlot(descriptor)
-        d.pointee.store(callback)
+        d.pointee.packed = DMAPackedCallback(callback)
     }
 
     func setReuse(_ reuse: Bool, for descriptor: DMADescriptor) throws(DMAError) {

@@ -288,7 +288,7 @@ final class RingCore: @unchecked Sendable {
     @inline(__always)
     func scrub(_ index: UInt32) {
         let d = descriptor(index)
-        if d.pointee.hasCallback { d.pointee.packed.body = nil }
+        if d.pointee.hasCallback { d.pointee.packed.clear() }
         d.pointee.reuse = false
         // Only the descriptor's owner (the retiring executor, or the client freeing a prepared
         // REUSE descriptor) writes the generation: a load and a store, no locked add.

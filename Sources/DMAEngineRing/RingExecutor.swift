@@ -101,21 +101,14 @@ final class RingExecutor: @unchecked Sendable {
             }
             e.pointee.dispatch = !drop && d.pointee.interrupt && d.pointee.hasCallback
             if d.pointee.reuse {
-                if e.pointee.dispatch {
-                    e.pointee.callback = d.pointee.packed
-                    e.pointee.callbackIsPlain = d.pointee.callbackIsPlain
-                }
+                if e.pointee.dispatch { e.pointee.callback = d.pointee.packed }
                 // Ordering: release; pairs with the acquire load of `state` in `submit` and
                 // the other descriptor calls: the client may now resubmit or change it.
                 d.pointee.state.store(SlotState.prepared, ordering: .releasing)
             } else {
                 // Move the callback out (the entry's is empty): no retain, and scrub finds
                 // nothing to release.
-                if e.pointee.dispatch {
-                    e.pointee.callback.body = d.pointee.packed.body.take()
-                    e.pointee.callback.parameter = d.pointee.packed.parameter
-                    e.pointee.callbackIsPlain = d.pointee.callbackIsPlain
-                }
+                if e.pointee.dispatch { e.pointee.callback = d.pointee.packed.take() }
                 core.scrub(e.pointee.descriptor)
                 retired[nRetired] = e.pointee.descriptor
                 nRetired += 1
@@ -140,14 +133,13 @@ final class RingExecutor: @unchecked Sendable {
                     && Tickets.distance(e.pointee.ticket, c.cutoff) <= 0
                 {
                     e.pointee.dispatch = false
-                    e.pointee.callback.body = nil
+                    e.pointee.callback.clear()
                 }
             }
             // Moved out of the entry, not copied: calling the closure in place through the
             // pointer retained it, and the reset released it again.
-            if e.pointee.dispatch, let body = e.pointee.callback.body.take() {
-                RingCallback.invoke(
-                    body, isPlain: e.pointee.callbackIsPlain, parameter: e.pointee.callback.parameter,
+            if e.pointee.dispatch {
+                e.pointee.callback.take().invoke(
                     cookie: core.cookie(ofTicket: e.pointee.ticket), result: DMAResult(e.pointee.code, residue: e.pointee.residue))
             }
         }

@@ -49,9 +49,8 @@ struct RingDescriptor: ~Copyable {
     var slow = false
     var destination: UnsafeMutableRawPointer? = nil
     var source: UnsafeRawPointer? = nil
-    /// The callback in 24 bytes instead of `DMACallback`'s 40 (`RingCallback`).
-    var packed = RingCallback()
-    var callbackIsPlain = false
+    /// The callback in 25 bytes instead of `DMACallback`'s 40.
+    var packed = DMAPackedCallback()
     /// Scatter-gather: pieces in `RingCore.pieces` at `index * pieceCapacity` (0 = flat).
     var pieceCount: UInt8 = 0
     var fill: UInt8 = 0
@@ -81,63 +80,12 @@ struct RingDescriptor: ~Copyable {
         @inline(__always) set { length32 = UInt32(truncatingIfNeeded: newValue) }
     }
 
-    var hasCallback: Bool { @inline(__always) get { packed.body != nil } }
+    var hasCallback: Bool { @inline(__always) get { packed.isSet } }
 
     /// The callback as a `DMACallback` (a copy: retains its closure).
     var callback: DMACallback {
-        get { packed.unpacked(isPlain: callbackIsPlain) }
-        @inline(__always) set { store(newValue) }
-    }
-
-    /// Moves a callback in: no retain, and only the old closure (if any) is released.
-    @inline(__always)
-    mutating func store(_ c: consuming DMACallback) {
-        callbackIsPlain = RingCallback.pack(c, into: &packed)
-    }
-}
-
-/// A callback in 24 bytes: one closure slot and the parameter. A `plain` closure is kept as a
-/// `withResult` bit pattern (the two are thick closures of one size) and cast back before it
-/// is called; whoever holds a `RingCallback` keeps the flag that says which it is.
-@usableFromInline
-struct RingCallback {
-    var body: DMACallback.WithResult? = nil
-    var parameter: UInt64 = 0
-
-    /// Moves `c` into `slot`; returns whether it is a plain callback. `withResult` wins when
-    /// both are set, as in `DMACallback.invoke`.
-    @inline(__always)
-    static func pack(_ c: consuming DMACallback, into slot: inout RingCallback) -> Bool {
-        slot.parameter = c.parameter
-        if c.withResult != nil {
-            slot.body = c.withResult.take()
-            return false
-        }
-        if let p = c.plain.take() {
-            slot.body = unsafeBitCast(p, to: DMACallback.WithResult.self)
-            return true
-        }
-        slot.body = nil
-        return false
-    }
-
-    func unpacked(isPlain: Bool) -> DMACallback {
-        guard let body else { return DMACallback(parameter: parameter) }
-        return isPlain
-            ? DMACallback(plain: unsafeBitCast(body, to: DMACallback.Plain.self), parameter: parameter)
-            : DMACallback(withResult: body, parameter: parameter)
-    }
-
-    /// Calls the closure in the callback context (non-blocking), as `DMACallback.invoke`.
-    @inline(__always)
-    static func invoke(_ body: @escaping DMACallback.WithResult, isPlain: Bool, parameter: UInt64, cookie: DMACookie, result: DMAResult) {
-        NonBlockingContext.withCallbackContext {
-            if isPlain {
-                unsafeBitCast(body, to: DMACallback.Plain.self)(parameter)
-            } else {
-                body(DMACompletion(cookie: cookie, result: result, parameter: parameter))
-            }
-        }
+        get { packed.unpacked }
+        @inline(__always) set { packed = DMAPackedCallback(newValue) }
     }
 }
 
@@ -171,12 +119,10 @@ struct CompletionEntry {
     /// Decided by the executor in its first pass.
     var dispatch = false
     var code: DMAResultCode = .noError
-    /// Whether `callback` holds a plain callback (`RingCallback`).
-    var callbackIsPlain = false
     var residue = 0
     /// Moved here from the descriptor by the executor, so the descriptor can retire before
     /// the callback runs.
-    var callback = RingCallback()
+    var callback = DMAPackedCallback()
 }
 
 /// The packed control word: written by terminate, pause, resume and release (cold paths),
