@@ -124,7 +124,7 @@ extension URingCore {
             s.pointee.stall = false
             s.pointee.fault = nil
             setChunking(s, requested: st.pointee.config.burstBytes, held)
-            if let callback { s.pointee.callback = callback }
+            if let callback { s.pointee.callback = DMAPackedCallback(callback) }
             return DMADescriptor(index: idx, generation: s.pointee.generation)
         }
     }
@@ -132,7 +132,7 @@ extension URingCore {
     func setCallback(_ callback: DMACallback, for descriptor: DMADescriptor) throws(DMAError) {
         try withLiveLock { held throws(DMAError) in
             guard let s = preparedSlot(descriptor, held) else { throw .invalidHandle }
-            s.pointee.callback = callback
+            s.pointee.callback = DMAPackedCallback(callback)
         }
     }
 

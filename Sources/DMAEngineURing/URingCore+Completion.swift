@@ -136,7 +136,7 @@ extension URingCore {
                 if s.pointee.flags.contains(.interrupt) && s.pointee.callback.isSet {
                     let code = s.pointee.result
                     let residue = code == .noError ? 0 : max(0, s.pointee.length - s.pointee.bytesDone)
-                    (batch + n).initialize(to: URingDelivery(callback: s.pointee.callback, cookie: s.pointee.cookie,
+                    (batch + n).initialize(to: URingDelivery(callback: s.pointee.callback.take(), cookie: s.pointee.cookie,
                                                              result: DMAResult(code, residue: residue)))
                     n += 1
                 }
@@ -153,7 +153,8 @@ extension URingCore {
         }
         if retired == 0 { return 0 }
         for i in 0..<n {
-            batch[i].callback.invoke(cookie: batch[i].cookie, result: batch[i].result)
+            // Moved out of the batch and consumed: one release per callback.
+            batch[i].callback.take().invoke(cookie: batch[i].cookie, result: batch[i].result)
         }
         batch.deinitialize(count: n)
         // Ordering: seq_cst; pairs with the load in `waitQuiescent`.

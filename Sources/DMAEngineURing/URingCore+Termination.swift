@@ -24,7 +24,7 @@ extension URingCore {
             if s.pointee.state == .active && s.pointee.outstanding > 0 {
                 s.pointee.state = .zombie
                 slotCold[Int(idx)].zombieEpoch = st.pointee.terminateEpoch
-                s.pointee.callback = DMACallback()
+                s.pointee.callback.clear()
                 st.pointee.zombies += 1
             } else {
                 retire(idx, held)

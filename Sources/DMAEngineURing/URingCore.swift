@@ -359,11 +359,12 @@ final class URingCore: @unchecked Sendable {
         s.pointee.chunkCount = n
     }
 
-    /// Retires a slot: releases its callback and returns it to the free stack.
+    /// Retires a slot: releases its callback (if delivery did not take it) and returns it to
+    /// the free stack.
     @inline(__always)
     func retire(_ idx: UInt32, _: borrowing Held) {
         let s = slots + Int(idx)
-        s.pointee.callback = DMACallback()
+        if s.pointee.callback.isSet { s.pointee.callback.clear() }
         s.pointee.state = .free
         s.pointee.onPacedList = false
         s.pointee.generation &+= 1

@@ -64,7 +64,11 @@ struct URingSlot {
     var fault: DMAFault? = nil
     /// Scatter-gather: runs of pieces contiguous in the pool file (`URingCore.runs`).
     @Int32Backed var runCount = 0
-    var callback = DMACallback()
+    /// One closure slot, not `DMACallback`'s two: delivery moves it out with one
+    /// release, not a copy and two.
+    var callback = DMAPackedCallback()
+    /// Pads the stride to 128 bytes, so that no slot straddles a line of its neighbour.
+    private var padding: UInt64 = 0
 
     /// Needs pacing: fed chunk by chunk by the engine thread instead of submitted whole.
     var paced: Bool { delay > 0 || stall }
@@ -186,7 +190,7 @@ typealias SQHeld = URingSQLock.Held
 
 /// One callback taken from the FIFO by the engine, invoked with no lock held.
 struct URingDelivery {
-    var callback: DMACallback
+    var callback: DMAPackedCallback
     var cookie: DMACookie
     var result: DMAResult
 }

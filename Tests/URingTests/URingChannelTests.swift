@@ -56,7 +56,7 @@ struct URingChannelTests {
     /// extra line is another transfer between the CPUs (URingSlots.swift).
     @Test func slotIsTwoCacheLines() {
         #expect(MemoryLayout<URingSlot>.stride == 128)
-        #expect(MemoryLayout<URingSlot>.offset(of: \URingSlot.callback)! + MemoryLayout<DMACallback>.size <= 128)
+        #expect(MemoryLayout<URingSlot>.offset(of: \URingSlot.callback)! + MemoryLayout<DMAPackedCallback>.size <= 128)
         // A CQE's accounting (`absorb`) stays in the first line.
         #expect(MemoryLayout<URingSlot>.offset(of: \URingSlot.bytesDone)! + 8 <= 64)
     }
