@@ -116,13 +116,8 @@ struct CompletionEntry {
     var epoch: UInt32 = 0
     /// The engine dropped or aborted it because of a terminate: never a callback.
     var terminated = false
-    /// Decided by the executor in its first pass.
-    var dispatch = false
     var code: DMAResultCode = .noError
     var residue = 0
-    /// Moved here from the descriptor by the executor, so the descriptor can retire before
-    /// the callback runs.
-    var callback = DMAPackedCallback()
 }
 
 /// The packed control word: written by terminate, pause, resume and release (cold paths),
