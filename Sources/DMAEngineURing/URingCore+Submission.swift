@@ -134,7 +134,7 @@ extension URingCore {
                 // thread frees entries asynchronously).
                 let submitNow = pending > 0
                 held.whileUnlocked {
-                    if submitNow { submitSQ(ring, sq) } else { sched_yield() }
+                    if submitNow { submitSQ(ring, sq) } else { _ = sched_yield() }
                 }
                 if submitNow { pending = 0 }
                 fullRounds += 1
