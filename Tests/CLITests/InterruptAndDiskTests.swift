@@ -66,7 +66,7 @@ struct InterruptAndDiskTests {
         try previous.write(to: URL(fileURLWithPath: out))
         // Fill the rest of the tmpfs so that the new result cannot be written.
         let filler = dir.appendingPathComponent("filler").path
-        FileManager.default.createFile(atPath: filler, contents: Data(count: 8 * 1024))
+        try #require(FileManager.default.createFile(atPath: filler, contents: Data(count: 8 * 1024)), "cannot write the filler")
         let r = try DMABenchBinary.run([
             "run", "--backend", "locked", "--workload", "throughput,latency", "--size", "64,4K", "--repetitions", "2", "--duration", "0.05",
             "--events", "none", "--output", out,
