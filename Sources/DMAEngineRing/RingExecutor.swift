@@ -146,7 +146,8 @@ final class RingExecutor: @unchecked Sendable {
         if core.negative != .executorSkipsEpochCheck && c.epoch != 0 && Tickets.distance(t, c.cutoff) <= 0 { return }
         let d = core.descriptor(index)
         guard d.pointee.interrupt && d.pointee.hasCallback else { return }
-        let callback = d.pointee.callback
+        // Copied: the transfer keeps running, and its callback with it.
+        let callback = d.pointee.packed
         callback.invoke(cookie: core.cookie(ofTicket: t), result: .noError)
     }
 

@@ -81,12 +81,6 @@ struct RingDescriptor: ~Copyable {
     }
 
     var hasCallback: Bool { @inline(__always) get { packed.isSet } }
-
-    /// The callback as a `DMACallback` (a copy: retains its closure).
-    var callback: DMACallback {
-        get { packed.unpacked }
-        @inline(__always) set { packed = DMAPackedCallback(newValue) }
-    }
 }
 
 /// One submission-ring slot (Vyukov bounded queue): `seq == t` free for ticket t,
