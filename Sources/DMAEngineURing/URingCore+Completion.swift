@@ -153,10 +153,13 @@ extension URingCore {
         }
         if retired == 0 { return 0 }
         for i in 0..<n {
-            // Moved out of the batch and consumed: one release per callback.
-            batch[i].callback.take().invoke(cookie: batch[i].cookie, result: batch[i].result)
+            // Moved out of the batch, and the callback out of that (calling through a `let`
+            // copy retained it): one release per callback, and nothing left in the batch to
+            // destroy (a `deinitialize` called the runtime's generic `swift_arrayDestroy` on
+            // entries already emptied).
+            var d = (batch + i).move()
+            d.callback.take().invoke(cookie: d.cookie, result: d.result)
         }
-        batch.deinitialize(count: n)
         // Ordering: seq_cst; pairs with the load in `waitQuiescent`.
         batchSeq.wrappingAdd(1, ordering: .sequentiallyConsistent)
         notifyWaiters()
