@@ -36,7 +36,9 @@ enum SlotState {
 /// second line, which prep writes only when they change.
 @usableFromInline
 struct RingDescriptor: ~Copyable {
-    /// `SlotState`.
+    /// `SlotState`. It and `generation` stay in the first line, which the retire writes: a
+    /// line the engine had only read left the client's next prep waiting on it
+    /// (docs/measurement-notes.md, "RingDescriptor: one hot line, and DMAPackedCallback").
     let state: Atomic<UInt32>
     /// Incremented each time the slot goes back to the free list (stale handles fail).
     let generation: Atomic<UInt32>
