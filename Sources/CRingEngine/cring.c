@@ -7,9 +7,9 @@
  *   submit hands out the ticket, the cookie and the ring slot (RingCore+Client.swift);
  * - the engine thread consumes issued tickets in order, moves the bytes (one memcpy on the
  *   fast path, chunked on the slow path), and feeds an SPSC completion ring (RingEngine.swift);
- * - an executor thread drains the completion ring in two passes and calls host->complete
- *   (RingExecutor.swift); with options->callbacks_on_engine the engine thread runs those
- *   passes itself at its safe points;
+ * - an executor thread drains the completion ring, entry by entry, and calls host->complete
+ *   (RingExecutor.swift); with options->callbacks_on_engine the engine thread drains it
+ *   itself at its safe points;
  * - terminate is an epoch protocol on the packed control word; `ack`, `idleMark` and
  *   `compHead` let synchronize know when the engine and the executor are done with it.
  *
@@ -178,7 +178,7 @@ static inline int16_t epoch_distance(uint32_t a, uint32_t b) { return (int16_t)(
 /* --- Storage types (RingLayout.swift) -------------------------------------------------------- */
 
 /* SLOT_COMPLETING: a REUSE descriptor whose complete() the executor is running or has just
- * returned from; it becomes SLOT_PREPARED right after (see exec_dispatch). */
+ * returned from; it becomes SLOT_PREPARED right after (see exec_batch). */
 enum { SLOT_FREE = 0, SLOT_PREPARED = 1, SLOT_IN_FLIGHT = 2, SLOT_COMPLETING = 3 };
 
 /* One descriptor of the preallocated pool, one 128-byte stride each. The atomics are read by
@@ -247,8 +247,6 @@ struct cr_comp_entry {
     uint32_t epoch;
     /* The engine dropped or aborted it because of a terminate: never a callback. */
     uint8_t terminated;
-    /* Decided by the executor in its first pass. */
-    uint8_t dispatch;
     int32_t code;
     uint64_t residue;
 };
@@ -617,23 +615,6 @@ static inline void signal_sync_waiters(chan_t *ch) {
 
 /* --- Executor (RingExecutor.swift) ------------------------------------------------------------ */
 
-/* Pass 1: read control once; decide for each entry whether it gets its complete(): not if the
- * engine flagged it terminated, nor if it completed in an earlier epoch at or before the
- * current cutoff (rule T1). Unlike the Swift code nothing is retired here: the host keeps the
- * callback keyed by index, so the descriptor retires after its complete() returned. */
-static uint64_t exec_decide(chan_t *ch, struct cr_executor *x, uint32_t n) {
-    /* Ordering: acquire; pairs with the seq_cst CAS of `control` in terminate. */
-    uint64_t c = atomic_load_explicit(&ch->control, memory_order_acquire);
-    for (uint32_t i = 0; i < n; i++) {
-        struct cr_comp_entry *e = &ch->comp[(x->head + i) & ch->comp_mask];
-        struct cr_desc *d = desc_at(ch, e->descriptor);
-        bool drop = e->terminated;
-        if (!drop && e->epoch != ctl_epoch(c) && tdist(e->ticket, ctl_cutoff(c)) <= 0) drop = true;
-        e->dispatch = !drop && d->interrupt && d->has_callback;
-    }
-    return c;
-}
-
 /* Nonzero on a thread while it is inside complete(), i.e. inside the client's callback. */
 static _Thread_local int tls_in_complete;
 
@@ -648,7 +629,7 @@ static uint32_t await_completing(struct cr_desc *d, uint32_t s) {
     if (s != SLOT_COMPLETING || tls_in_complete) return s;
     uint64_t start = now_ns();
     for (uint32_t spins = 1;; spins++) {
-        /* Ordering: acquire; pairs with the release store of SLOT_PREPARED in exec_dispatch. */
+        /* Ordering: acquire; pairs with the release store of SLOT_PREPARED in exec_batch. */
         s = atomic_load_explicit(&d->state, memory_order_acquire);
         if (s != SLOT_COMPLETING) return s;
         if ((spins & 63) == 0 && now_ns() - start > 10000000) return s;
@@ -656,24 +637,26 @@ static uint32_t await_completing(struct cr_desc *d, uint32_t s) {
     }
 }
 
-/* Pass 2: re-read control before each complete() (the dispatch point: a terminate since pass
- * 1 drops the entry), call it, then retire the descriptor (REUSE: back to prepared; otherwise
- * scrubbed, and enqueued on the free queue after the batch). Then store compHead. */
-static void exec_dispatch(chan_t *ch, struct cr_executor *x, uint32_t n, uint64_t decided) {
+/* One batch of `n` entries from the head, entry by entry, as vchan_complete does (the Swift
+ * executor's retireAndDispatch): read `control` (the dispatch point), decide whether the entry
+ * gets its complete() (not if the engine flagged it terminated, nor if it completed in an
+ * earlier epoch at or before the current cutoff: rule T1), call it, then retire the descriptor
+ * (REUSE: back to prepared; otherwise scrubbed, and enqueued on the free queue after the
+ * batch). Then store compHead. Unlike the Swift code the host keeps the callback keyed by
+ * index, so the descriptor retires after its complete() returned. A first pass that decided
+ * the whole batch before calling back read every entry and descriptor twice. */
+static void exec_batch(chan_t *ch, struct cr_executor *x, uint32_t n) {
     uint32_t nretired = 0;
     for (uint32_t i = 0; i < n; i++) {
         struct cr_comp_entry *e = &ch->comp[(x->head + i) & ch->comp_mask];
-        if (e->dispatch) {
-            /* Ordering: acquire; pairs with the seq_cst CAS of `control` in terminate. */
-            uint64_t c = atomic_load_explicit(&ch->control, memory_order_acquire);
-            if (ctl_epoch(c) != ctl_epoch(decided) && e->epoch != ctl_epoch(c) &&
-                tdist(e->ticket, ctl_cutoff(c)) <= 0)
-                e->dispatch = 0;
-        }
         uint32_t index = e->descriptor;
         struct cr_desc *d = desc_at(ch, index);
+        /* Ordering: acquire; pairs with the seq_cst CAS of `control` in terminate. */
+        uint64_t c = atomic_load_explicit(&ch->control, memory_order_acquire);
+        bool drop = e->terminated;
+        if (!drop && e->epoch != ctl_epoch(c) && tdist(e->ticket, ctl_cutoff(c)) <= 0) drop = true;
         bool reuse = atomic_load_explicit(&d->reuse, memory_order_relaxed);
-        if (e->dispatch) {
+        if (!drop && d->interrupt && d->has_callback) {
             /* A client call on this REUSE descriptor from another thread now waits for it to be
              * prepared instead of failing busy (await_completing). */
             if (reuse) atomic_store_explicit(&d->state, SLOT_COMPLETING, memory_order_relaxed);
@@ -736,8 +719,7 @@ static __attribute__((noinline)) void exec_run_on_engine(chan_t *ch, struct cr_e
     while (x->head != tail) {
         uint32_t n = tail - x->head;
         if (n > CR_BATCH) n = CR_BATCH;
-        uint64_t decided = exec_decide(ch, x, n);
-        exec_dispatch(ch, x, n, decided);
+        exec_batch(ch, x, n);
     }
     exec_cyclic_on_engine(ch, x);
 }
@@ -793,8 +775,7 @@ static void exec_run(chan_t *ch) {
         }
         uint32_t n = x->tail_cache - x->head;
         if (n > CR_BATCH) n = CR_BATCH;
-        uint64_t decided = exec_decide(ch, x, n);
-        exec_dispatch(ch, x, n, decided);
+        exec_batch(ch, x, n);
     }
 }
 
@@ -879,7 +860,6 @@ static inline void eng_push(chan_t *ch, uint32_t index, uint32_t t, int32_t code
     e->ticket = t;
     e->epoch = ctl_epoch(g->seen);
     e->terminated = terminated;
-    e->dispatch = 0;
     e->code = code;
     e->residue = residue;
     g->comp_tail_private++;
