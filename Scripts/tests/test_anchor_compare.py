@@ -134,6 +134,21 @@ def test_mode_drift_rule(trips, expected):
     assert module.mode_drift(trips) == expected
 
 
+@pytest.mark.parametrize("ratio, target, shown", [
+    (0.7968, 0.8, "0.797"),    # rounds to the floor it misses: one more digit
+    (0.80004, 0.8, "0.80004"),  # passes by less than a thousandth: as many digits as it takes
+    (0.83, 0.8, "0.83"),
+    (1.0, 1.0, "1.00"),        # exactly on the target
+    (0.7968, None, "0.80"),    # no target to tell it from
+])
+def test_a_ratio_that_rounds_to_its_target_shows_more_digits(ratio, target, shown):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("anchor_compare", f"{HERE}/../anchor-compare.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.format_ratio(ratio, target) == shown
+
+
 def test_uring_rows_keep_each_variant_and_each_anchor_mode(tmp_path):
     """The uring rows compare the best variant with the best anchor mode; the JSON keeps
     every variant's and mode's value per round, so the winner can be named."""
