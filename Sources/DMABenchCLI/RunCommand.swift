@@ -64,7 +64,7 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Output format: table, json, csv or gbench.")
     var format: String = "table"
 
-    @Option(name: .customLong("host-id"), help: "Host identifier recorded in the result (default: a hash of /etc/machine-id).")
+    @Option(name: .customLong("host-id"), help: "Host identifier recorded in the result (default: a hash of /etc/machine-id and the CPU signature).")
     var hostID: String?
 
     @Option(help: "Run shard i of n (0-based), e.g. 0/4, for scale-out; merge with Scripts/merge.py.")

@@ -13,15 +13,41 @@ public enum EnvironmentCapture {
         try? String(contentsOfFile: path, encoding: .utf8)
     }
 
-    /// The CPU model from /proc/cpuinfo.
-    public static var cpuModel: String {
-        guard let info = read("/proc/cpuinfo") else { return "unknown" }
-        for line in info.split(separator: "\n") where line.hasPrefix("model name") {
-            if let colon = line.firstIndex(of: ":") {
-                return line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
-            }
+    /// The CPU as recorded: the model name from /proc/cpuinfo, with its signature and copy
+    /// features (`cpuDescription(cpuinfo:)`).
+    public static var cpuModel: String { cpuDescription(cpuinfo: read("/proc/cpuinfo") ?? "") }
+
+    /// The flags that decide which `memcpy` glibc picks and how fast it is.
+    static let copyFeatures = ["avx2", "avx512f", "erms", "fsrm"]
+
+    /// "AMD EPYC (family 25, model 1, stepping 1; avx2 erms fsrm)" from the first CPU of
+    /// `cpuinfo`. A virtual machine often shows a generic model name ("AMD EPYC") on
+    /// different hardware from one boot to the next, so the signature and the copy features
+    /// tell the machines apart. Without them (non-x86), the model name alone.
+    public static func cpuDescription(cpuinfo: String) -> String {
+        let name = cpuinfoField("model name", in: cpuinfo) ?? "unknown"
+        guard let sig = cpuSignature(cpuinfo: cpuinfo) else { return name }
+        let flags = Set((cpuinfoField("flags", in: cpuinfo) ?? "").split(separator: " ").map(String.init))
+        let features = copyFeatures.filter(flags.contains)
+        return "\(name) (\(sig)" + (features.isEmpty ? "" : "; " + features.joined(separator: " ")) + ")"
+    }
+
+    /// "family 25, model 1, stepping 1" (x86 `cpu family`, `model`, `stepping`), or nil.
+    public static func cpuSignature(cpuinfo: String) -> String? {
+        guard let f = cpuinfoField("cpu family", in: cpuinfo), let m = cpuinfoField("model", in: cpuinfo) else { return nil }
+        return "family \(f), model \(m)" + (cpuinfoField("stepping", in: cpuinfo).map { ", stepping \($0)" } ?? "")
+    }
+
+    /// The value of `key` for the first CPU listed (the text up to the first blank line).
+    static func cpuinfoField(_ key: String, in cpuinfo: String) -> String? {
+        for line in cpuinfo.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.trimmingCharacters(in: .whitespaces).isEmpty { break }
+            guard let colon = line.firstIndex(of: ":"),
+                line[..<colon].trimmingCharacters(in: .whitespaces) == key
+            else { continue }
+            return line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
         }
-        return "unknown"
+        return nil
     }
 
     /// The kernel release (uname -r).
@@ -38,13 +64,20 @@ public enum EnvironmentCapture {
         read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor")?.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    /// A short, stable identifier for this machine: a hash of /etc/machine-id (so a hostname
-    /// never leaks into a shared result), unless the user gives one.
+    /// A short, stable identifier for this machine, unless the user gives one: a hash of
+    /// /etc/machine-id (so a hostname never leaks into a shared result) and the CPU signature.
+    /// A cloned VM image keeps its machine-id on whatever hardware it boots, and results from
+    /// two CPU generations must not land in one `Results/<host>/` series.
     public static func hostID(override: String?) -> String {
         if let o = override, !o.isEmpty { return o }
         let id = read("/etc/machine-id")?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "unknown"
+        return hostID(machineID: id, cpuSignature: cpuSignature(cpuinfo: read("/proc/cpuinfo") ?? ""))
+    }
+
+    /// "host-" and 8 hex digits of an FNV-1a hash of the machine-id and the CPU signature.
+    public static func hostID(machineID: String, cpuSignature: String?) -> String {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in id.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        for b in (machineID + (cpuSignature.map { "\n" + $0 } ?? "")).utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
         return "host-" + String(String(h, radix: 16).prefix(8))
     }
 
