@@ -37,7 +37,9 @@ int cls_perf_ioc_enable(int fd, int whole_group);
 int cls_perf_ioc_disable(int fd, int whole_group);
 int cls_perf_ioc_reset(int fd, int whole_group);
 
-/// Asks the CPU to fetch the line at `p` for writing (x86 `prefetchw`, arm `prfm pstl1keep`).
+/// Asks the CPU to fetch the line at `p`, with intent to write (arm `prfm pstl1keep`; x86
+/// `prefetchw` only when the target has PRFCHW, else `prefetcht0`, a read prefetch: the
+/// default x86-64 target has not, and an inline-asm `prefetchw` measured no different).
 /// A hint only: it never faults and is not a memory access in the language's model.
 static inline void cls_prefetch_write(const void *p) {
     __builtin_prefetch(p, 1, 3);
