@@ -795,7 +795,7 @@ def plot_counters(sources: list[Source], out: Output) -> None:
     else:
         labels = list(OrderedDict.fromkeys(s.prefix + dr.describe_key(dr.point_key(p)) for s, p in pts))[:30]
         # The tick labels stand at 60 degrees under each row: give every row room for the
-        # longest (about 0.055 in per 6-point character), or tight_layout gives up on the margins.
+        # longest (0.055 in per 6-point character, times sin 60°), or tight_layout gives up on the margins.
         fig.set_size_inches(7 * cols, (4.6 + 0.048 * max((len(lb) for lb in labels), default=0)) * rows)
         roles = list(OrderedDict.fromkeys(r for _, p in pts for (r, _) in numeric_counters(p)))
         for i, event in enumerate(events):
