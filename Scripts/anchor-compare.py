@@ -17,13 +17,17 @@ medians would mix rounds of two machines.
 
 Before each round, the anchors' `pingpong` (cpu0 <-> cpu1, one shared line) measures the
 cache-line round trip p50, which names the round's cross-CPU mode: "fast" below
-SLOW_MODE_NS, "slow" from it. When the rounds ran in both modes, the report gives each
-case's median ratio per mode as well. Without the pingpong binary, `dmabench env
+SLOW_MODE_NS, "slow" from it. A shorter round trip (BRACKET_TRIPS) also runs between a
+case's two runs and after them, so each pair is bracketed three times: it is fast or slow
+when all three agree, "switched" when they do not. When the pairs did not all hold one mode,
+the report gives each case's median ratio over the fast pairs and over the slow ones (the
+switched pairs count only in the median of rounds). Without the pingpong binary, `dmabench env
 --round-trip --cpus 0,1` measures it instead; a dmabench without that subcommand records
 null, and the report says "round trip unavailable". A round whose round trip is more than
 2x from the median of the rounds is also marked "mode drift".
 
-Writes DIR/anchor-compare.json (every sample, each round's round trip and mode, under a
+Writes DIR/anchor-compare.json (every sample, each round's round trip and mode, each pair's
+three round trips and mode (pairTrips, pairModes, per case), under a
 top-level "kind": "anchor-compare" and "schemaVersion": 1, so that no script takes it for a
 dmabench result) and DIR/anchor-compare.md (the table and the rounds' round trips).
 Exit status: 0 when every target is met, 1 when one is missed, 2 on bad input or a
@@ -58,6 +62,12 @@ MODE_DRIFT = 2.0
 # The VM's two cross-CPU modes: a pingpong p50 of 60-130 ns (fast) or 400-450 ns (slow);
 # the threshold sits between them.
 SLOW_MODE_NS = 250.0
+
+# The round trips that bracket each pair of runs (before, between and after the anchor and
+# dmabench runs of one case in one round) are shorter than the round's own: 20 000 trips take
+# 2-9 ms. On 2026-12-06 the mode switched every few tenths of a second, so one round trip per
+# round named the mode of its first case at best.
+BRACKET_TRIPS = 20000
 
 # The io_uring backend's setups, each a registry variant; the uring cases compare the best of
 # them with the best of the anchor's modes.
@@ -136,14 +146,14 @@ def dmabench_value(binary, backend, workload, size, batch, depth, metric, durati
     return m["latencyNs"]["p50"]
 
 
-def pingpong_trip(anchors):
-    """(p50 in ns, None) from the anchors' pingpong (one shared line, 200 000 trips), or
-    (None, why)."""
+def pingpong_trip(anchors, trips=200000):
+    """(p50 in ns, None) from the anchors' pingpong (one shared line, `trips` round trips),
+    or (None, why)."""
     path = os.path.join(anchors, "pingpong")
     if not os.access(path, os.X_OK):
         return None, f"no {path}"
     try:
-        out = run_json([path, "--mode", "line", "--n", "200000"], timeout=60)
+        out = run_json([path, "--mode", "line", "--n", str(trips)], timeout=60)
     except (RuntimeError, subprocess.TimeoutExpired) as e:
         return None, str(e)
     for line in reversed(out.splitlines()):
@@ -159,6 +169,16 @@ def mode_of(trip):
     if trip is None:
         return None
     return "slow" if trip >= SLOW_MODE_NS else "fast"
+
+
+def pair_mode(brackets):
+    """A pair's mode from the round trips before, between and after its two runs: 'fast' or
+    'slow' when all three agree, 'switched' when they do not (the two runs may have measured
+    different machines), None when one is unknown."""
+    if not brackets or any(t is None for t in brackets):
+        return None
+    modes = {mode_of(t) for t in brackets}
+    return modes.pop() if len(modes) == 1 else "switched"
 
 
 def round_trip(binary, cpus):
@@ -256,6 +276,16 @@ def main(argv=None):
     cpus = [SUBMITTER_CPU, ENGINE_CPU]
     trips, unavailable = [], None
     source = "pingpong p50"
+
+    def bracket():
+        # A short round trip between runs, from the round's source.
+        if source == "pingpong p50":
+            t, _ = pingpong_trip(a.anchors, BRACKET_TRIPS)
+            if t is not None:
+                return t
+        t, _ = round_trip(a.dmabench, cpus)
+        return t
+
     for r in range(a.rounds):
         # The cross-CPU mode this round runs in; said once when it cannot be told.
         trip, why = pingpong_trip(a.anchors)
@@ -263,6 +293,7 @@ def main(argv=None):
             source = "dmabench env --round-trip"
             trip, why = round_trip(a.dmabench, cpus)
         trips.append(trip)
+        before = trip
         if trip is None and unavailable is None:
             unavailable = why
             print(f"anchor-compare: round trip unavailable ({why}); going on without it", file=sys.stderr)
@@ -272,7 +303,10 @@ def main(argv=None):
         for (backend, label, workload, size, batch, depth, metric, anchor, target) in table:
             key = label + "|" + backend
             order = ["anchor", "dmabench"] if r % 2 == 0 else ["dmabench", "anchor"]
+            brackets = [before]
             for side in order:
+                if side == order[1]:
+                    brackets.append(bracket())
                 if side == "anchor":
                     make_src()
                     alts = anchor if isinstance(anchor[0], list) else [anchor]
@@ -291,11 +325,16 @@ def main(argv=None):
                     if len(variants) > 1:
                         samples[key].setdefault("dmabenchVariants", []).append(dict(zip(variants, vals)))
                 samples[key][side].append(v)
+            brackets.append(bracket())
+            before = brackets[-1]
+            samples[key].setdefault("pairTrips", []).append(brackets)
+            samples[key].setdefault("pairModes", []).append(pair_mode(brackets))
             detail = ""
             for field in ("anchorModes", "dmabenchVariants"):
                 if samples[key].get(field):
                     detail += " (" + ", ".join(f"{k} {v:.4g}" for k, v in samples[key][field][-1].items()) + ")"
-            print(f"anchor-compare: round {r + 1}/{a.rounds} {backend} {label}: anchor {samples[key]['anchor'][-1]:.4g} dmabench {samples[key]['dmabench'][-1]:.4g}{detail}", file=sys.stderr)
+            mode = samples[key]["pairModes"][-1] or "mode unknown"
+            print(f"anchor-compare: round {r + 1}/{a.rounds} {backend} {label}: anchor {samples[key]['anchor'][-1]:.4g} dmabench {samples[key]['dmabench'][-1]:.4g}{detail} [{mode}]", file=sys.stderr)
     if src_file and os.path.exists(src_file):
         os.unlink(src_file)
     modes = [mode_of(t) for t in trips]
@@ -307,8 +346,10 @@ def main(argv=None):
         # Each round's two runs ran back to back in one cross-CPU mode: pair them.
         per_round = [u / x for u, x in zip(samples[key]["dmabench"], samples[key]["anchor"])]
         ratio = statistics.median(per_round)
-        by_mode = {m: statistics.median([q for q, mm in zip(per_round, modes) if mm == m])
-                   for m in ("fast", "slow") if m in modes}
+        # Per mode, only the pairs whose brackets all agree: a pair that switched mode
+        # compares two machines, and the round's own mode says nothing about its later cases.
+        pm = samples[key]["pairModes"]
+        by_mode = {m: [q for q, mm in zip(per_round, pm) if mm == m] for m in ("fast", "slow")}
         if metric == "p50abs":
             ok = us <= target
             tgt = f"<= {target:.0f} ns"
@@ -322,23 +363,36 @@ def main(argv=None):
         # The ratio column is compared with the target, except for an absolute p50 target.
         shown = format_ratio(ratio, None if metric == "p50abs" else target)
         rows.append((backend, label, an, us, shown, min(per_round), max(per_round), by_mode, tgt, ok))
-    both = "fast" in modes and "slow" in modes
+    all_pair_modes = [m for key in samples for m in samples[key]["pairModes"]]
+    # A column per mode once pairs ran in more than one, or switched within themselves.
+    both = len({m for m in all_pair_modes if m is not None}) > 1
     head = "| backend | point | C anchor (median) | dmabench (median) | ratio (median of rounds) | range |"
     rule = "|---|---|---:|---:|---:|---|"
     if both:
-        head += " fast mode | slow mode |"
+        head += " fast pairs | slow pairs |"
         rule += "---:|---:|"
     md = [head + " target | met |", rule + "---|---|"]
     for (backend, label, an, us, shown, lo, hi, by_mode, tgt, ok) in rows:
         line = f"| {backend} | {label} | {an:.4g} | {us:.4g} | {shown} | {lo:.2f}–{hi:.2f} |"
         if both:
-            line += f" {by_mode['fast']:.2f} | {by_mode['slow']:.2f} |"
+            line += "".join(f" {statistics.median(q):.2f} (n={len(q)}) |" if q else " — |"
+                            for q in (by_mode["fast"], by_mode["slow"]))
         md.append(line + f" {tgt} | {'yes' if ok else 'NO'} |")
     drift = mode_drift(trips)
     counts = ", ".join(f"{modes.count(m)} {m}" for m in ("fast", "slow") if m in modes) or "modes unknown"
-    text = ("\n".join(md) + f"\n\n{a.rounds} interleaved rounds ({counts}); the ratio is dmabench/anchor per round "
+    pair_counts = ", ".join(f"{all_pair_modes.count(m)} {m}" for m in ("fast", "slow", "switched")
+                            if m in all_pair_modes)
+    unknown = all_pair_modes.count(None)
+    if unknown:
+        pair_counts += (", " if pair_counts else "") + f"{unknown} unknown"
+    text = ("\n".join(md) + f"\n\n{a.rounds} interleaved rounds ({counts}, by the round trip before each round); "
+            "the ratio is dmabench/anchor per round "
             "(for p50 latency: above 1 is slower), median and range; dmabench duration "
             f"{a.duration} s per run, submitter cpu{SUBMITTER_CPU}, engine cpu{ENGINE_CPU}.\n\n"
+            f"Each pair (one case's two runs in one round) is bracketed by round trips before, between and after "
+            f"its runs: {pair_counts}. A pair is fast or slow when its three round trips agree, switched when they "
+            "do not; the per-mode columns take only the pairs that held one mode, the median of rounds takes "
+            "them all.\n\n"
             + "\n".join(round_trip_lines(trips, cpus, unavailable, source)) + "\n")
     print(text)
     if a.out:

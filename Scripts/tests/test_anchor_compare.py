@@ -36,6 +36,35 @@ def fake_anchors(tmp_path) -> str:
     return str(directory)
 
 
+# The ring cases (64 B, depth-1 p50, 4 KiB, 64 KiB): each pair of runs adds two round trips
+# (between its runs and after them) to the round's own.
+RING_CASES = 4
+
+
+def scripted(round_trips, brackets=None):
+    """The successive round trips a run asks for: each round's own, then each ring case's
+    between and after. `brackets[(round, case)]` = (between, after); by default both repeat
+    the round's own, so that every pair holds its round's mode."""
+    out = []
+    for r, trip in enumerate(round_trips):
+        out.append(trip)
+        for c in range(RING_CASES):
+            out += list((brackets or {}).get((r, c), (trip, trip)))
+    return out
+
+
+def fake_pingpong(tmp_path, trips) -> None:
+    """The anchors' pingpong printing `trips` in turn (cycled), logging each call's --n."""
+    pp = tmp_path / "anchors" / "pingpong"
+    (tmp_path / "pp.list").write_text("\n".join(str(t) for t in trips) + "\n")
+    pp.write_text("#!/bin/sh\n"
+                  f"n=$(cat {tmp_path}/pp 2>/dev/null || echo 0); echo $((n+1)) > {tmp_path}/pp\n"
+                  f"echo \"$4\" >> {tmp_path}/pp.args\n"
+                  f"v=$(sed -n \"$((n % {len(trips)} + 1))p\" {tmp_path}/pp.list)\n"
+                  "echo \"{\\\"anchor\\\":\\\"pingpong\\\",\\\"p50_ns\\\":$v}\"\n")
+    pp.chmod(0o755)
+
+
 def anchor_compare(tmp_path, round_trip: str, rounds: int = 5):
     out = tmp_path / "out"
     proc = run_script("anchor-compare.py", "--rounds", str(rounds), "--backends", "ring", "--duration", "0.01",
@@ -45,7 +74,7 @@ def anchor_compare(tmp_path, round_trip: str, rounds: int = 5):
 
 
 def test_round_trip_is_recorded_per_round_and_drift_is_flagged(tmp_path):
-    proc, out = anchor_compare(tmp_path, "92,95,301,90,93")
+    proc, out = anchor_compare(tmp_path, ",".join(str(t) for t in scripted([92, 95, 301, 90, 93])))
     assert proc.returncode == 0, proc.stderr
     result = json.loads((out / "anchor-compare.json").read_text())
     # Marked as an anchor-compare document, so that no script takes it for a dmabench result.
@@ -64,14 +93,19 @@ def test_round_trip_is_recorded_per_round_and_drift_is_flagged(tmp_path):
     assert result["roundTripSource"] == "dmabench env --round-trip"
     assert result["modes"] == ["fast", "fast", "slow", "fast", "fast"]
     # Both modes occurred: a column per mode.
-    assert "| fast mode | slow mode |" in md
+    assert "| fast pairs | slow pairs |" in md
     assert "Mode drift: round(s) 3 " in md
-    # One round trip per round, asked for the CPUs the anchors and dmabench run on.
-    assert (tmp_path / "state.rt").read_text() == "5"
+    # Every pair held its round's mode.
+    assert result["samples"]["64 B b32 d256 desc/s|ring"]["pairModes"] == ["fast", "fast", "slow", "fast", "fast"]
+    assert result["samples"]["64 B b32 d256 desc/s|ring"]["pairTrips"][2] == [301.0, 301.0, 301.0]
+    assert "16 fast, 4 slow." in md
+    # One round trip per round and two per pair, asked for the CPUs the anchors and dmabench
+    # run on.
+    assert (tmp_path / "state.rt").read_text() == str(5 * (1 + 2 * RING_CASES))
 
 
 def test_steady_round_trip_has_no_drift(tmp_path):
-    proc, out = anchor_compare(tmp_path, "92,95,180,100,101")
+    proc, out = anchor_compare(tmp_path, ",".join(str(t) for t in scripted([92, 95, 180, 100, 101])))
     assert proc.returncode == 0, proc.stderr
     result = json.loads((out / "anchor-compare.json").read_text())
     assert result["modeDrift"] == []
@@ -91,13 +125,8 @@ def test_older_dmabench_without_the_subcommand_records_null(tmp_path):
 
 def test_pingpong_names_each_rounds_mode_and_ratios_are_paired(tmp_path):
     anchors = fake_anchors(tmp_path)
-    # The anchors' pingpong: p50 of 100, 420, 110, 430, 105 ns, one per call.
-    pp = tmp_path / "anchors" / "pingpong"
-    pp.write_text("#!/bin/sh\n"
-                  f"n=$(cat {tmp_path}/pp 2>/dev/null || echo 0); echo $((n+1)) > {tmp_path}/pp\n"
-                  "set -- 100 420 110 430 105; shift $n; "
-                  "echo \"{\\\"anchor\\\":\\\"pingpong\\\",\\\"p50_ns\\\":$1}\"\n")
-    pp.chmod(0o755)
+    # The anchors' pingpong: rounds of 100, 420, 110, 430, 105 ns, each pair holding its mode.
+    fake_pingpong(tmp_path, scripted([100, 420, 110, 430, 105]))
     out = tmp_path / "out"
     proc = run_script("anchor-compare.py", "--rounds", "5", "--backends", "ring", "--duration", "0.01",
                       "--anchors", anchors, "--dmabench", fake_dmabench(tmp_path, "92"), "--out", str(out))
@@ -107,11 +136,50 @@ def test_pingpong_names_each_rounds_mode_and_ratios_are_paired(tmp_path):
     assert result["roundTripNs"] == [100.0, 420.0, 110.0, 430.0, 105.0]
     assert result["modes"] == ["fast", "slow", "fast", "slow", "fast"]
     md = (out / "anchor-compare.md").read_text()
-    assert "5 interleaved rounds (3 fast, 2 slow)" in md
-    assert "| fast mode | slow mode |" in md
+    assert "5 interleaved rounds (3 fast, 2 slow" in md
+    assert "| fast pairs | slow pairs |" in md
     assert "median of rounds" in md and "range" in md
-    # dmabench's round trip was never asked for: pingpong answered.
+    # dmabench's round trip was never asked for: pingpong answered, with a long run before
+    # each round and short ones around each pair.
     assert not (tmp_path / "state.rt").exists()
+    calls = (tmp_path / "pp.args").read_text().split()
+    assert calls == (["200000"] + ["20000"] * 2 * RING_CASES) * 5
+
+
+def test_a_pair_that_switched_mode_is_left_out_of_the_mode_columns(tmp_path):
+    """The round trip before a round names the mode of its first pair at best: each pair is
+    bracketed, and one whose round trips disagree counts in the median of rounds only."""
+    anchors = fake_anchors(tmp_path)
+    # All rounds start fast. Round 2's depth-1 pair (case 1) goes slow between its runs and
+    # is still slow after them; the next pair (case 2) starts from that slow round trip and
+    # ends fast. Round 4's 64 KiB pair (case 3) goes slow only after its runs.
+    brackets = {(1, 1): (430, 440), (1, 2): (450, 120), (3, 3): (100, 460)}
+    fake_pingpong(tmp_path, scripted([100, 110, 105, 120, 100], brackets))
+    out = tmp_path / "out"
+    proc = run_script("anchor-compare.py", "--rounds", "5", "--backends", "ring", "--duration", "0.01",
+                      "--anchors", anchors, "--dmabench", fake_dmabench(tmp_path, "92"), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((out / "anchor-compare.json").read_text())
+    samples = result["samples"]
+    # Round 2's 4 KiB pair started at the slow round trip the depth-1 pair ended with.
+    assert samples["64 B b1 d1 p50|ring"]["pairModes"] == ["fast", "switched", "fast", "fast", "fast"]
+    assert samples["64 B b1 d1 p50|ring"]["pairTrips"][1] == [110.0, 430.0, 440.0]
+    assert samples["4 KiB b32 d256 bytes/s|ring"]["pairModes"] == ["fast", "switched", "fast", "fast", "fast"]
+    assert samples["4 KiB b32 d256 bytes/s|ring"]["pairTrips"][1] == [440.0, 450.0, 120.0]
+    assert samples["64 KiB b32 d256 bytes/s|ring"]["pairModes"] == ["fast", "fast", "fast", "switched", "fast"]
+    # Every round started fast, so the round-level modes miss all three switches.
+    assert result["modes"] == ["fast"] * 5
+    md = (out / "anchor-compare.md").read_text()
+    assert "17 fast, 3 switched." in md
+    # The columns appear (the pairs did not all hold one mode); the 64 B row, whose pairs all
+    # held, has no slow pair; the depth-1 row counts four fast pairs, not five.
+    assert "| fast pairs | slow pairs |" in md
+    ring64 = next(line for line in md.splitlines() if line.startswith("| ring | 64 B b32 d256"))
+    assert "(n=5) | — |" in ring64
+    depth1 = next(line for line in md.splitlines() if line.startswith("| ring | 64 B b1 d1 p50"))
+    assert "(n=4) | — |" in depth1
+    # Every pair still counts in the median of rounds.
+    assert len(samples["64 B b1 d1 p50|ring"]["dmabench"]) == 5
 
 
 def test_fewer_than_five_rounds_is_bad_input(tmp_path):
