@@ -109,6 +109,10 @@ public struct WorkloadError: Error, CustomStringConvertible, Sendable {
 struct CallbackState {
     /// In its own 128-byte line: the client polls it while the callback thread writes it.
     var completed: UnsafeMutablePointer<Atomic<Int>>
+    /// The value of `completed`, kept by its only writer: the callback reads this, never the
+    /// polled line, which a client poll may have taken away (docs/measurement-notes.md,
+    /// "recordCompletion: counting without reading the polled line").
+    var count: Int
     // The rest is written by the callback thread only (callbacks of one channel never overlap,
     // rule K3), and read by the client after it has observed `completed` with acquire.
     /// Submit stamps by slot. Only the client reads and writes them.
@@ -192,8 +196,8 @@ func recordCompletion(_ state: UnsafeMutablePointer<CallbackState>, slot: Int, c
         state.pointee.outOfOrder &+= 1
     }
     state.pointee.nextExpected = cookie.next.rawValue
-    // Ordering: relaxed read of our own counter (only this thread writes it).
-    let n = state.pointee.completed.pointee.load(ordering: .relaxed)
+    let n = state.pointee.count
+    state.pointee.count = n &+ 1
     let sampled = n & state.pointee.sampleMask == 0
     if state.pointee.recordLatency
         && (sampled || n &+ 1 == state.pointee.measureFrom || n &+ 1 == state.pointee.finalCount)
@@ -361,7 +365,7 @@ public final class ClosedLoopClient {
             byteCount: MemoryLayout<CallbackState>.stride, alignment: CallbackParameter.stateAlignment
         ).bindMemory(to: CallbackState.self, capacity: 1)
         state.initialize(to: CallbackState(
-            completed: counter, submitStamps: stamps, completions: completions, measureFrom: 0, firstStamp: 0, lastStamp: 0, lastCount: 0, finalCount: .max, errors: 0, outOfOrder: 0,
+            completed: counter, count: 0, submitStamps: stamps, completions: completions, measureFrom: 0, firstStamp: 0, lastStamp: 0, lastCount: 0, finalCount: .max, errors: 0, outOfOrder: 0,
             nextExpected: 0, verifyEvery: spec.verify ? spec.verifySampleEvery : 0, copies: copies, verifier: VerifierState(),
             src: src.base, dst: dst.base,
             stride: stride, size: spec.size, slotMask: nslots - 1, recordLatency: spec.recordLatency,
@@ -425,6 +429,9 @@ public final class ClosedLoopClient {
         // The counter's address, read once: the wait loop would otherwise load it from the
         // callback state on every poll, and the callback writes that line per completion.
         let completed = state.pointee.completed
+        // Read once: a class property read in the wait loop was a dynamic exclusivity check
+        // (`swift_beginAccess`) per poll.
+        let pump = self.pump
         let histogram = self.histogram
         let recordLatency = spec.recordLatency
         let sampleMask = spec.latencySampleEvery - 1
