@@ -343,7 +343,8 @@ def main(argv=None):
         key = label + "|" + backend
         an = statistics.median(samples[key]["anchor"])
         us = statistics.median(samples[key]["dmabench"])
-        # Each round's two runs ran back to back in one cross-CPU mode: pair them.
+        # Each round's two runs ran back to back: pair them (the mode may still have switched
+        # between them; the per-mode figures below leave such pairs out).
         per_round = [u / x for u, x in zip(samples[key]["dmabench"], samples[key]["anchor"])]
         ratio = statistics.median(per_round)
         # Per mode, only the pairs whose brackets all agree: a pair that switched mode
