@@ -15,7 +15,7 @@ public enum EnvironmentCapture {
 
     /// The CPU as recorded: the model name from /proc/cpuinfo, with its signature and copy
     /// features (`cpuDescription(cpuinfo:)`).
-    public static var cpuModel: String { cpuDescription(cpuinfo: read("/proc/cpuinfo") ?? "") }
+    public static var cpuModel: String { cpuDescription(cpuinfo: CPUInfo.read() ?? "") }
 
     /// The flags that decide which `memcpy` glibc picks and how fast it is.
     static let copyFeatures = ["avx2", "avx512f", "erms", "fsrm"]
@@ -25,29 +25,16 @@ public enum EnvironmentCapture {
     /// different hardware from one boot to the next, so the signature and the copy features
     /// tell the machines apart. Without them (non-x86), the model name alone.
     public static func cpuDescription(cpuinfo: String) -> String {
-        let name = cpuinfoField("model name", in: cpuinfo) ?? "unknown"
+        let name = CPUInfo.field("model name", in: cpuinfo) ?? "unknown"
         guard let sig = cpuSignature(cpuinfo: cpuinfo) else { return name }
-        let flags = Set((cpuinfoField("flags", in: cpuinfo) ?? "").split(separator: " ").map(String.init))
-        let features = copyFeatures.filter(flags.contains)
+        let features = copyFeatures.filter(CPUInfo.flags(in: cpuinfo).contains)
         return "\(name) (\(sig)" + (features.isEmpty ? "" : "; " + features.joined(separator: " ")) + ")"
     }
 
     /// "family 25, model 1, stepping 1" (x86 `cpu family`, `model`, `stepping`), or nil.
     public static func cpuSignature(cpuinfo: String) -> String? {
-        guard let f = cpuinfoField("cpu family", in: cpuinfo), let m = cpuinfoField("model", in: cpuinfo) else { return nil }
-        return "family \(f), model \(m)" + (cpuinfoField("stepping", in: cpuinfo).map { ", stepping \($0)" } ?? "")
-    }
-
-    /// The value of `key` for the first CPU listed (the text up to the first blank line).
-    static func cpuinfoField(_ key: String, in cpuinfo: String) -> String? {
-        for line in cpuinfo.split(separator: "\n", omittingEmptySubsequences: false) {
-            if line.trimmingCharacters(in: .whitespaces).isEmpty { break }
-            guard let colon = line.firstIndex(of: ":"),
-                line[..<colon].trimmingCharacters(in: .whitespaces) == key
-            else { continue }
-            return line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
-        }
-        return nil
+        guard let f = CPUInfo.field("cpu family", in: cpuinfo), let m = CPUInfo.field("model", in: cpuinfo) else { return nil }
+        return "family \(f), model \(m)" + (CPUInfo.field("stepping", in: cpuinfo).map { ", stepping \($0)" } ?? "")
     }
 
     /// The kernel release (uname -r).
@@ -71,7 +58,7 @@ public enum EnvironmentCapture {
     public static func hostID(override: String?) -> String {
         if let o = override, !o.isEmpty { return o }
         let id = read("/etc/machine-id")?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "unknown"
-        return hostID(machineID: id, cpuSignature: cpuSignature(cpuinfo: read("/proc/cpuinfo") ?? ""))
+        return hostID(machineID: id, cpuSignature: cpuSignature(cpuinfo: CPUInfo.read() ?? ""))
     }
 
     /// "host-" and 8 hex digits of an FNV-1a hash of the machine-id and the CPU signature.

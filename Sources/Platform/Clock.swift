@@ -81,11 +81,9 @@ public struct StampClock: Sendable, CustomStringConvertible {
 
     static func counterUnusableReason() -> String? {
         #if arch(x86_64)
-        guard let cpuinfo = readSmallFile("/proc/cpuinfo") else { return "/proc/cpuinfo unreadable" }
-        guard let flags = cpuinfo.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else {
-            return "no flags in /proc/cpuinfo"
-        }
-        let set = Set(flags.split(separator: " ").map(String.init))
+        guard let cpuinfo = CPUInfo.read() else { return "/proc/cpuinfo unreadable" }
+        let set = CPUInfo.flags(in: cpuinfo)
+        guard !set.isEmpty else { return "no flags in /proc/cpuinfo" }
         for f in ["constant_tsc", "nonstop_tsc"] where !set.contains(f) { return "the TSC is not invariant (no \(f))" }
         let source = readSmallFile("/sys/devices/system/clocksource/clocksource0/current_clocksource")
             .map { String($0.filter { !$0.isWhitespace }) } ?? "unknown"

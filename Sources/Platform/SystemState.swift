@@ -265,7 +265,7 @@ public enum SystemState {
         guard let info = readSmallFile("/proc/cpuinfo") else {
             return SystemProperty(name: "virtual machine", unavailable: SystemError("/proc/cpuinfo", errno: errno).description)
         }
-        let flagged = info.split(separator: "\n").contains { $0.hasPrefix("flags") && $0.split(separator: " ").contains("hypervisor") }
+        let flagged = CPUInfo.flags(in: info).contains("hypervisor")
         var detail: [String] = []
         if flagged { detail.append("cpuinfo hypervisor flag") }
         if case .success(let v) = read("/sys/class/dmi/id/sys_vendor"), !v.isEmpty { detail.append("DMI vendor \(v)") }
