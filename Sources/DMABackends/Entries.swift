@@ -33,7 +33,7 @@ let entries: [BackendEntry] = [
         // machine the executor thread has no CPU of its own). The ring passes the whole
         // conformance suite in both callback contexts.
         var o = o
-        o.callbackContext = o.requestedCallbackContext ?? .engineThread
+        o.callbackContext = o.requestedCallbackContext ?? .clientPoll
         return try RingChannel(options: o)
     },
     BackendEntry(name: "uring", summary: "io_uring: reads from a page-cache pool file, reaper thread", unavailableReason: uringUnavailable) { o throws(DMAError) in

@@ -34,6 +34,13 @@ public enum DMACallbackContext: String, Sendable, Hashable, Codable {
     /// CPU of its own, and every hand-off to it costs a context switch. Callbacks are still
     /// serialized and in completion order, and `synchronize` still waits for a running one.
     case engineThread
+    /// Like `engineThread`, and a client thread that calls `DMAChannel.poll()` runs the
+    /// callbacks of a full batch itself, as ioat's `tx_status` runs its cleanup in the caller.
+    /// The engine then only moves bytes and publishes completions (the anchors' split); it
+    /// still runs what no poll took before it idles, so a client that never polls still gets
+    /// every callback. Callbacks stay serialized and in completion order; one of them may run
+    /// on the polling thread, inside `poll()`. Backends without it treat it as `engineThread`.
+    case clientPoll
 }
 
 /// Where a backend runs its threads, given at creation.
@@ -54,6 +61,11 @@ public struct DMAChannelOptions: Sendable, Hashable {
     /// its own default (`DMABackends`) honours instead. The harness asks for the executor
     /// thread on cyclic streams, so that a slow period callback cannot hold the engine back.
     public var requestedCallbackContext: DMACallbackContext?
+    /// Under `DMACallbackContext.clientPoll`: the fewest waiting completions that a `poll()`
+    /// takes (`DMAChannel.pollThreshold`). A batch, by default, so that at low depth the
+    /// engine calls back as in `engineThread`; the conformance tests use 1, so that polls
+    /// race the engine for every callback.
+    public var clientPollBatch: Int = 32
 
     public init(
         poolSize: Int = 4096, engineCPU: Int? = nil, executorCPU: Int? = nil,
@@ -161,6 +173,19 @@ public protocol DMAChannel: AnyObject, Sendable {
     /// The status of `cookie`, from one consistent snapshot of the watermark (rule S1).
     /// The corresponding kernel call is `dmaengine_tx_status()`.
     func status(of cookie: DMACookie) -> (DMAStatus, DMATxState)
+
+    /// Under `DMACallbackContext.clientPoll`: runs the callbacks of the completions waiting
+    /// (a full batch at least) on the calling thread, unless another thread is running them.
+    /// Returns how many it ran. NB-safe; the callbacks it runs are in a non-blocking context.
+    /// Backends and contexts where callbacks have a thread of their own return 0 (the
+    /// default). The kernel has no call of its own for it: ioat runs its cleanup, callbacks
+    /// included, inside `dmaengine_tx_status()`.
+    func poll() -> Int
+
+    /// The fewest outstanding descriptors for which `poll()` can have work: a client calls
+    /// it only with at least this many in flight, so that at low depth its polls take no
+    /// lines from the engine. `Int.max` (the default) where `poll()` does nothing.
+    var pollThreshold: Int { get }
 
     // MARK: Flow control (NB-safe)
 
@@ -274,6 +299,9 @@ public enum DMAThreadRole: String, Sendable, Hashable, Codable, CaseIterable {
 }
 
 extension DMAChannel {
+    public func poll() -> Int { 0 }
+    public var pollThreshold: Int { .max }
+
     /// The backend's own threads as Linux thread ids (gettid), by role. Backends that run
     /// threads override this; the default is empty.
     public var threadIDs: [DMAThreadRole: Int32] { [:] }

@@ -168,7 +168,7 @@ final class LockedCore: @unchecked Sendable {
         }
         self.options = options
         self.defect = defect
-        self.engineRunsCallbacks = options.callbackContext == .engineThread
+        self.engineRunsCallbacks = options.callbackContext != .executorThread  // `.clientPoll` too: locked has no client poll
         self.poolSize = options.poolSize
         // Lines of its own (the state is written under the lock; see `ChannelLock`).
         st = UnsafeMutableRawPointer.allocate(

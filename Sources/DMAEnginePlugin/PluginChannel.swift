@@ -205,7 +205,7 @@ public final class PluginChannel: DMAChannel, @unchecked Sendable {
         o.engine_cpu = Int32(options.engineCPU ?? -1)
         o.executor_cpu = Int32(options.executorCPU ?? -1)
         o.spin_ns = options.spinNanoseconds
-        o.callbacks_on_engine = options.callbackContext == .engineThread ? 1 : 0
+        o.callbacks_on_engine = options.callbackContext != .executorThread ? 1 : 0  // the ABI has no client poll
         var out: OpaquePointer? = nil
         let h = host
         let hostRaw = OpaquePointer(Unmanaged.passUnretained(h).toOpaque())

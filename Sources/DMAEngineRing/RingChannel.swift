@@ -18,6 +18,8 @@ import Synchronization
 /// The ring backend's channel. Registry name `ring`.
 public final class RingChannel: DMAChannel {
     let core: RingCore
+    /// The executor a client's `poll()` runs (`DMACallbackContext.clientPoll` only).
+    private let pollTarget: RingExecutor?
 
     public var backendName: String { "ring" }
 
@@ -34,7 +36,8 @@ public final class RingChannel: DMAChannel {
     @_spi(NegativeControls)
     public init(options: DMAChannelOptions = .init(), negativeControl: RingNegativeControl) throws(DMAError) {
         core = try RingCore(options: options, negative: negativeControl)
-        try core.start()
+        let executor = try core.start()
+        pollTarget = core.clientPolls ? executor : nil
     }
 
     deinit {
@@ -128,6 +131,10 @@ public final class RingChannel: DMAChannel {
     public func issuePending() { core.issuePending() }
 
     public func status(of cookie: DMACookie) -> (DMAStatus, DMATxState) { core.status(of: cookie) }
+
+    public func poll() -> Int { pollTarget?.poll() ?? 0 }
+
+    public var pollThreshold: Int { pollTarget == nil ? .max : Int(core.pollBatch) }
 
     // MARK: Flow control
 

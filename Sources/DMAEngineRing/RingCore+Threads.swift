@@ -11,8 +11,10 @@ import Synchronization
 extension RingCore {
     /// Starts the engine thread and, unless the engine runs the callbacks, the executor
     /// thread (pinned to `options.engineCPU` / `options.executorCPU` when given). The threads
-    /// hold the core, never the channel.
-    func start() throws(DMAError) {
+    /// hold the core, never the channel. Returns the executor, which a client-poll channel
+    /// keeps for `poll()`.
+    @discardableResult
+    func start() throws(DMAError) -> RingExecutor {
         let executor = RingExecutor(core: self)
         let engine = RingEngine(core: self, inline: callbacksOnEngine ? executor : nil)
         do {
@@ -20,13 +22,14 @@ extension RingCore {
         } catch {
             throw .unavailable("cannot start the engine thread: \(error)")
         }
-        if callbacksOnEngine { return }
+        if callbacksOnEngine { return executor }
         do {
             executorThread = try OSThread(name: "ring-executor", cpu: options.executorCPU) { executor.run() }
         } catch {
             stopThreads(join: true)
             throw .unavailable("cannot start the executor thread: \(error)")
         }
+        return executor
     }
 
     /// Sets `stopping` in the control word, wakes both threads and (optionally) joins them.

@@ -79,6 +79,9 @@ final class RingCore: @unchecked Sendable {
     let compHead: UnsafeMutablePointer<Atomic<UInt32>>
     /// Executor futex word: 1 while the executor is parked (or about to park).
     let executorPark: UnsafeMutablePointer<Atomic<UInt32>>
+    /// Client-poll mode: 1 while a thread (the engine, or a client in `poll()`) runs the
+    /// executor's batches; the executor's private state belongs to whoever holds it.
+    let claim: UnsafeMutablePointer<Atomic<UInt32>>
     /// The free descriptor indices (RingFreeQueue.swift).
     let freeQueue: RingFreeQueue
     /// Engine-written: the control value it has acted on (upper half) and the completion
@@ -132,17 +135,29 @@ final class RingCore: @unchecked Sendable {
     /// (`start()`; stopped by `stopThreads`). Set before any client call, then only read.
     var engineThread: OSThread?
     var executorThread: OSThread?
-    /// The engine thread runs the callbacks (`DMACallbackContext.engineThread`).
+    /// No executor thread: the engine thread runs the callbacks
+    /// (`DMACallbackContext.engineThread`, or `.clientPoll`).
     let callbacksOnEngine: Bool
+    /// `DMACallbackContext.clientPoll`: a client's `poll()` may run them too, under `claim`.
+    let clientPolls: Bool
+    /// The fewest waiting completions a `poll()` takes (`options.clientPollBatch`, at most
+    /// the pool).
+    let pollBatch: UInt32
     let threadsJoined = Atomic<Bool>(false)
     /// Set once the pool and the rings are freed (after the threads are joined).
     private(set) var storageFreed = false
 
     init(options: DMAChannelOptions, negative: RingNegativeControl) throws(DMAError) {
-        callbacksOnEngine = options.callbackContext == .engineThread
+        callbacksOnEngine = options.callbackContext != .executorThread
+        clientPolls = options.callbackContext == .clientPoll
         guard options.poolSize >= 1, options.poolSize <= 1 << 20 else {
             throw .invalidArgument("poolSize \(options.poolSize); valid: 1...\(1 << 20)")
         }
+        guard options.clientPollBatch >= 1 else {
+            throw .invalidArgument("clientPollBatch \(options.clientPollBatch); valid: >= 1")
+        }
+        // A pool smaller than the batch could never fill one.
+        pollBatch = UInt32(min(options.clientPollBatch, options.poolSize))
         guard options.spinNanoseconds >= 0 else {
             throw .invalidArgument("spinNanoseconds \(options.spinNanoseconds); valid: >= 0")
         }
@@ -172,6 +187,7 @@ final class RingCore: @unchecked Sendable {
         compTail = at(3, 0, UInt32(0))
         compHead = at(4, 0, UInt32(0))
         executorPark = at(5, 0, UInt32(0))
+        claim = at(12, 0, UInt32(0))
         ack = at(7, 0, UInt64(0))
         active = at(7, 8, UInt64(UInt32.max) << 32)
         idleMark = at(7, 16, UInt64(0))

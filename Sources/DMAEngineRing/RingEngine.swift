@@ -42,6 +42,8 @@ final class RingEngine: @unchecked Sendable {
     private var compTailPrivate: UInt32 = 0
     private var compHeadCache: UInt32 = 0
     private var published: UInt32 = 0
+    /// Client-poll mode: `published` when the backlog was last checked.
+    private var backlogChecked: UInt32 = 0
     private var pendingLast: UInt32 = 0
     private var pendingCount = 0
     private var pendingBytes = 0
@@ -70,7 +72,7 @@ final class RingEngine: @unchecked Sendable {
             if c != seen { observe(c) }
             if stopping {
                 flush()
-                runCallbacks()
+                if let x = inline, core.clientPolls { x.claimForStop(upTo: published) } else { runCallbacks() }
                 return
             }
             if draining && Tickets.distance(head, drainUntil) > 0 { draining = false }
@@ -119,7 +121,7 @@ final class RingEngine: @unchecked Sendable {
             }
             execute(index: index, ticket: t)
             // Engine-thread mode: the callbacks of the batch `push` just published.
-            runCallbacks()
+            runCallbacksBetweenTransfers()
         }
     }
 
@@ -140,11 +142,32 @@ final class RingEngine: @unchecked Sendable {
         }
     }
 
-    /// Engine-thread mode: runs the callbacks of every published completion not yet
-    /// dispatched. One compare when there is nothing to do (or in executor-thread mode).
+    /// Engine-thread and client-poll modes: runs the callbacks of every published
+    /// completion not yet dispatched (in client-poll mode, unless a polling client is running
+    /// them: it then runs these too). One compare when there is nothing to do (or in
+    /// executor-thread mode).
     @inline(__always)
     private func runCallbacks() {
-        if let x = inline, x.head != published { x.runOnEngine(upTo: published) }
+        guard let x = inline, !x.dispatched(upTo: published) else { return }
+        if core.clientPolls { x.dispatchFromEngine(upTo: published) } else { x.runOnEngine(upTo: published) }
+    }
+
+    /// Between two transfers. Engine-thread mode: the callbacks of what `push` published.
+    /// Client-poll mode: only once `RingExecutor.engineBacklog` wait, since a polling
+    /// client takes them a batch at a time while the engine goes on copying.
+    @inline(__always)
+    private func runCallbacksBetweenTransfers() {
+        guard let x = inline else { return }
+        if !core.clientPolls {
+            if x.head != published { x.runOnEngine(upTo: published) }
+            return
+        }
+        guard published != backlogChecked else { return }
+        backlogChecked = published
+        // Ordering: relaxed; a hint only (the claim orders what the dispatch reads).
+        if published &- core.compHead.pointee.load(ordering: .relaxed) >= RingExecutor.engineBacklog {
+            x.dispatchFromEngine(upTo: published)
+        }
     }
 
     // MARK: Transfers
@@ -344,8 +367,10 @@ final class RingEngine: @unchecked Sendable {
                 core.cyclicPeriods.pointee.add(1, ordering: .sequentiallyConsistent)
                 if let x = inline {
                     // Engine-thread mode: the period's callback, here; the loop re-checks
-                    // `control` (`mustAbort`) before it copies again.
-                    x.cyclicOnEngine()
+                    // `control` (`mustAbort`) before it copies again. Client-poll mode: the
+                    // same unless a polling client holds the claim (the next period then
+                    // coalesces this one, rule K1).
+                    if core.clientPolls { x.dispatchFromEngine(upTo: published) } else { x.cyclicOnEngine() }
                 } else {
                     core.wakeExecutorIfParked()
                 }
@@ -397,11 +422,15 @@ final class RingEngine: @unchecked Sendable {
                 continue
             }
             if needAck && !draining { acknowledge() }
-            if let x = inline, x.head != published {
+            if let x = inline, !x.dispatched(upTo: published) {
                 // Engine-thread mode: what `acknowledge` published must be dispatched before
                 // a long transfer goes on (synchronize waits for it); then re-check `control`.
-                x.runOnEngine(upTo: published)
-                continue
+                // Client-poll mode: unless a polling client holds the claim; it runs them.
+                if !core.clientPolls {
+                    x.runOnEngine(upTo: published)
+                    continue
+                }
+                if x.dispatchFromEngine(upTo: published) { continue }
             }
             return false
         }

@@ -122,6 +122,103 @@ final class RingExecutor: @unchecked Sendable {
         core.signalSyncWaiters()
     }
 
+    // MARK: Client-poll mode (`DMACallbackContext.clientPoll`)
+    //
+    // No executor thread. The engine and any client thread in `poll()` share this object:
+    // whoever holds `claim` runs the batches, and its private state (`head`, `retired`,
+    // `periodsSeen`) goes with the claim. Neither side ever waits for the claim, so a
+    // callback on a polling client that waits for the engine (pause, rule P1) cannot hold it
+    // up. A holder re-checks `compTail` after it lets go; the engine, when it finds the claim
+    // taken, republishes `compTail` and re-checks the claim (Dekker): one of them runs what
+    // the engine published last.
+
+    /// A client's poll takes completions only once this many wait
+    /// (`DMAChannelOptions.clientPollBatch`, a batch by default), so that at depth 1 the
+    /// engine, which has the entry and the descriptor in its cache, calls back as in
+    /// engine-thread mode; at 4 KiB the client retires while the engine copies.
+    var clientBatch: UInt32 { core.pollBatch }
+    /// Between transfers, the engine calls back itself once this many wait: a client that
+    /// does not poll, or is busy submitting, still gets its callbacks before the engine idles.
+    static let engineBacklog: UInt32 = 64
+
+    @inline(__always)
+    private func tryClaim() -> Bool {
+        // Ordering: acquire; pairs with the release part of the store in `unclaim`: the
+        // previous holder's `head`, `periodsSeen`, `retired` and retires are visible.
+        core.claim.pointee.compareExchange(expected: 0, desired: 1, ordering: .acquiring).exchanged
+    }
+
+    /// A polling client lets go of the claim (the engine's own release is in
+    /// `dispatchFromEngine`).
+    @inline(__always)
+    private func unclaim() {
+        // Ordering: seq_cst; the release part pairs with the acquire CAS in `tryClaim`; the
+        // seq_cst part is the Dekker store against the engine's seq_cst load of `claim` in
+        // `dispatchFromEngine` (the client then re-reads `compTail`).
+        core.claim.pointee.store(0, ordering: .sequentiallyConsistent)
+    }
+
+    /// A client thread's `poll()`: runs every waiting callback once a full batch waits,
+    /// unless another thread holds the claim. Returns how many entries it retired.
+    func poll() -> Int {
+        if core.isReleased { return 0 }
+        // Ordering: relaxed, both: only a hint for the threshold; the claim's acquire and the
+        // acquire load of `compTail` below decide what is read.
+        let waiting = core.compTail.pointee.load(ordering: .relaxed) &- core.compHead.pointee.load(ordering: .relaxed)
+        guard waiting >= clientBatch, waiting <= core.compCapacity else { return 0 }
+        var ran: UInt32 = 0
+        while tryClaim() {
+            // Ordering: acquire; pairs with the release store of `compTail` in the engine's
+            // `flush()` (the entries before it are written).
+            let tail = core.compTail.pointee.load(ordering: .acquiring)
+            let start = head
+            while head != tail { retireAndDispatch(count: min(tail &- head, batchLimit)) }
+            ran &+= tail &- start
+            unclaim()
+            // Ordering: seq_cst; the Dekker load against the engine's seq_cst store of
+            // `compTail` in `dispatchFromEngine`: what it published while we held the claim
+            // is ours to run (it may be parked by now).
+            if core.compTail.pointee.load(ordering: .sequentiallyConsistent) == tail { break }
+        }
+        return Int(ran)
+    }
+
+    /// Client-poll mode, on the engine thread: runs every entry up to `tail` (and a cyclic
+    /// period's callback) unless a polling client holds the claim, in which case that client
+    /// runs them after its batch. Returns true when the engine ran them itself.
+    @discardableResult
+    func dispatchFromEngine(upTo tail: UInt32) -> Bool {
+        while true {
+            if tryClaim() {
+                runOnEngine(upTo: tail)
+                // Ordering: release; pairs with the acquire CAS in `tryClaim`. No Dekker
+                // re-check here: the engine dispatches whatever it publishes later itself.
+                core.claim.pointee.store(0, ordering: .releasing)
+                return true
+            }
+            // Ordering: seq_cst, both: Dekker with the holder's seq_cst `unclaim` and its
+            // seq_cst re-read of `compTail`. Either it sees `tail`, or we see the claim free.
+            core.compTail.pointee.store(tail, ordering: .sequentiallyConsistent)
+            if core.claim.pointee.load(ordering: .sequentiallyConsistent) != 0 { return false }
+        }
+    }
+
+    /// Client-poll mode, when the engine stops: takes the claim for good, once a polling
+    /// client (if any) has let go of it, and runs what is left; no poll touches the rings
+    /// after this (release frees them once the engine has returned).
+    func claimForStop(upTo tail: UInt32) {
+        while !tryClaim() { cpuRelax() }
+        runOnEngine(upTo: tail)
+    }
+
+    /// Whether every entry up to `tail` has been retired and called back (any mode; in
+    /// client-poll mode another thread may hold `head`, so `compHead` tells).
+    @inline(__always)
+    func dispatched(upTo tail: UInt32) -> Bool {
+        // Ordering: acquire; pairs with the release store of `compHead` after each batch.
+        core.clientPolls ? core.compHead.pointee.load(ordering: .acquiring) == tail : head == tail
+    }
+
     /// Engine-thread mode: runs the cyclic callback when a period elapsed since the last one.
     @inline(__always)
     func cyclicOnEngine() {

@@ -273,6 +273,8 @@ extension FuzzTrial {
                 history.violation(t, "K1 (liveness): \(what): \(pending.count) still not complete after \(watchdogSeconds) s: \(list)")
                 return
             }
+            // A client that polls (`DMACallbackContext.clientPoll`): callbacks may run here.
+            _ = channel.poll()
             MonotonicClock.sleep(nanoseconds: 200_000)
         }
     }

@@ -50,7 +50,7 @@ enum FuzzOp: Sendable, Hashable {
     /// pause at once (a client that queues a batch and pauses while the engine works on it).
     case batch(count: Int, length: Int, pause: Bool)
     case issuePending
-    /// Reads the status of every live cookie.
+    /// `DMAChannel.poll()`, then reads the status of every live cookie.
     case poll
     /// Verifies what completed, resubmits REUSE descriptors, frees buffers.
     case reap

@@ -422,6 +422,8 @@ final class FuzzTrial: @unchecked Sendable {
     }
 
     func poll(thread t: Int) {
+        // Under `DMACallbackContext.clientPoll` the callbacks waiting run here, on this thread.
+        _ = channel.poll()
         for x in liveTransfers() {
             let c = state.withLock { _ in x.cookie }
             guard c.isValid else { continue }

@@ -454,7 +454,11 @@ final class ScenarioContext: @unchecked Sendable {
         var spins = 0
         while true {
             if condition() { return true }
-            if let rig { drive(rig) }
+            if let rig {
+                drive(rig)
+                // A client that polls (`DMACallbackContext.clientPoll`): callbacks may run here.
+                if !rig.released.load(ordering: .relaxed) { _ = rig.channel.poll() }
+            }
             if condition() { return true }
             if MonotonicClock.now() &- start > limit {
                 if failOnTimeout { fail("timed out after \(format3(Double(limit) / 1e9)) s waiting until \(what())") }

@@ -90,6 +90,8 @@ public final class OverrunChannel: DMAChannel {
     public func submit(_ descriptor: DMADescriptor) -> DMACookie { inner.submit(descriptor) }
     public func issuePending() { inner.issuePending() }
     public func status(of cookie: DMACookie) -> (DMAStatus, DMATxState) { inner.status(of: cookie) }
+    public func poll() -> Int { inner.poll() }
+    public var pollThreshold: Int { inner.pollThreshold }
     public func pause() throws(DMAError) { try inner.pause() }
     public func resume() throws(DMAError) { try inner.resume() }
     public func terminateAsync() throws(DMAError) { try inner.terminateAsync() }

@@ -447,7 +447,8 @@ public final class Runner {
                 resumeToNextByteNs: MetricSummary(samples: samples.map(\.resumeToNextByteNanoseconds)),
                 stopFromCallbackNs: MetricSummary(samples: samples.map(\.stopFromCallbackNanoseconds)),
                 stopFromClientNs: MetricSummary(samples: samples.map(\.stopFromClientNanoseconds)),
-                callbackContext: ch.threadIDs[.executor] != nil ? DMACallbackContext.executorThread.rawValue : DMACallbackContext.engineThread.rawValue,
+                callbackContext: (ch.threadIDs[.executor] != nil
+                    ? DMACallbackContext.executorThread : ch.pollThreshold != .max ? .clientPoll : .engineThread).rawValue,
                 burstBytes: spec.burstBytes, windowSeconds: Double(spec.windowNanoseconds) / 1e9,
                 mismatchedBytes: samples.reduce(0) { $0 + $1.mismatchedBytes })
             var m = PointMetrics()

@@ -432,6 +432,8 @@ public final class ClosedLoopClient {
         // Read once: a class property read in the wait loop was a dynamic exclusivity check
         // (`swift_beginAccess`) per poll.
         let pump = self.pump
+        // `DMACallbackContext.clientPoll`: how many in flight make a poll worth its loads.
+        let pollThreshold = ch.pollThreshold
         let histogram = self.histogram
         let recordLatency = spec.recordLatency
         let sampleMask = spec.latencySampleEvery - 1
@@ -603,6 +605,9 @@ public final class ClosedLoopClient {
             let waitBackoff = min(64, max(1, (issued - reaped) >> 2))
             var spins = 0
             if polled { pollCompletions(submitted: submitted) }
+            // Under `DMACallbackContext.clientPoll` the waiting client runs a full batch's
+            // callbacks itself, as the anchors' client does (0 at once in other contexts).
+            if issued - reaped >= pollThreshold { _ = ch.poll() }
             var c = completed.pointee.load(ordering: .acquiring)
             while c == reaped {
                 if let pump { pump() }
@@ -614,6 +619,7 @@ public final class ClosedLoopClient {
                 } else {
                     sched_yield()
                 }
+                if issued - reaped >= pollThreshold { _ = ch.poll() }
                 // Ordering: acquire; pairs with the release store of `completed` in the callback.
                 c = completed.pointee.load(ordering: .acquiring)
                 if spins & 0xFFFF == 0 && submitted > issued { ch.issuePending(); issued = submitted }

@@ -40,6 +40,8 @@ open class ForwardingChannel: DMAChannel, @unchecked Sendable {
     open func submit(_ d: DMADescriptor) -> DMACookie { inner.submit(d) }
     open func issuePending() { inner.issuePending() }
     open func status(of cookie: DMACookie) -> (DMAStatus, DMATxState) { inner.status(of: cookie) }
+    open func poll() -> Int { inner.poll() }
+    open var pollThreshold: Int { inner.pollThreshold }
     open func pause() throws(DMAError) { try inner.pause() }
     open func resume() throws(DMAError) { try inner.resume() }
     open func terminateAsync() throws(DMAError) { try inner.terminateAsync() }
