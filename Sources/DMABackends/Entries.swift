@@ -28,10 +28,11 @@ let entries: [BackendEntry] = [
         o.callbackContext = o.requestedCallbackContext ?? .engineThread
         return try LockedChannel(options: o)
     },
-    BackendEntry(name: "ring", summary: "lock-free: MPSC submission ring, polling engine, completion ring, epoch terminate") { o throws(DMAError) in
-        // The engine thread runs the callbacks (two threads instead of three: on a 2-CPU
-        // machine the executor thread has no CPU of its own). The ring passes the whole
-        // conformance suite in both callback contexts.
+    BackendEntry(name: "ring", summary: "lock-free: MPSC submission ring, polling engine, completion ring, epoch terminate, callbacks in client polls") { o throws(DMAError) in
+        // No executor thread (on a 2-CPU machine it has no CPU of its own): the engine runs
+        // the callbacks, and a client that polls with a batch in flight runs them while the
+        // engine copies, as the anchors' client does (DMACallbackContext.clientPoll). The
+        // ring passes the whole conformance suite in all three callback contexts.
         var o = o
         o.callbackContext = o.requestedCallbackContext ?? .clientPoll
         return try RingChannel(options: o)
