@@ -495,6 +495,11 @@ def render_report(comp: Comparison, base: dict, head: dict, base_path: str, head
         if bc.get(key) != hc.get(key):
             lines.append(f"- Warning: base and head differ in {key} ({bc.get(key)!r} against {hc.get(key)!r}); "
                          "the comparison mixes machines.")
+    if bc.get("callbackContext") != hc.get("callbackContext"):
+        name = lambda v: v if v is not None else "each backend's default"
+        lines.append(f"- Warning: base and head asked for callbacks on different threads "
+                     f"(--callbacks: {name(bc.get('callbackContext'))} against {name(hc.get('callbackContext'))}); "
+                     "the comparison mixes configurations.")
     tested = [r for r in comp.rows if r.kind != "single" and r.status != "info"]
     lines.append("")
     if comp.regressions:

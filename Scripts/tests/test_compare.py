@@ -433,3 +433,17 @@ def test_old_files_match_new_flat_points_with_null_sg_and_cyclic_keys(tmp_path):
     assert compare.main([b, h, "--report", str(tmp_path / "r.md")]) == 0
     text = (tmp_path / "r.md").read_text()
     assert "- only in head: ring cyclic size=4K batch=1 depth=4 channels=1 periods=4 pace=0" in text
+
+
+def test_different_callback_contexts_warn(tmp_path):
+    base = load_fixture("base.json")
+    head = load_fixture("head-same.json")
+    head["context"]["callbackContext"] = "engineThread"
+    b, h = write_doc(tmp_path / "b.json", base), write_doc(tmp_path / "h.json", head)
+    assert compare.main([b, h, "--report", str(tmp_path / "r.md")]) == 0
+    text = (tmp_path / "r.md").read_text()
+    assert "--callbacks: each backend's default against engineThread" in text
+    head["context"]["callbackContext"] = None
+    h = write_doc(tmp_path / "h2.json", head)
+    assert compare.main([b, h, "--report", str(tmp_path / "r2.md")]) == 0
+    assert "--callbacks" not in (tmp_path / "r2.md").read_text()

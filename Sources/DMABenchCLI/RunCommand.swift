@@ -97,6 +97,9 @@ struct RunCommand: ParsableCommand {
     @Option(name: .customLong("cache-method"), help: "How --cache cold evicts: footprint (default: enough slots that one lap covers 4x the last-level cache) or flush (clflushopt of each slot before its submit, on the client thread, inside the measured window).")
     var cacheMethod: String = "footprint"
 
+    @Option(help: "Where completion callbacks run: default (each backend's own choice), executor (a thread of their own), engine (the engine thread), or client-poll (the engine, or the client when it polls with a batch in flight; ring only, others treat it as engine). Backends without the choice ignore it; cyclic streams always use an executor thread.")
+    var callbacks: String = "default"
+
     @Option(help: "Counters in the table: summary (a few per-descriptor columns, unsupported events listed once) or full (every thread's every event, per point). The result file always has them all.")
     var counters: String = "summary"
 
@@ -252,6 +255,13 @@ struct RunCommand: ParsableCommand {
             throw .usage("unknown cache-method '\(cacheMethod)'; valid: flush, footprint")
         }
         plan.cacheMethod = method
+        switch callbacks {
+        case "default": plan.callbackContext = nil
+        case "executor": plan.callbackContext = .executorThread
+        case "engine": plan.callbackContext = .engineThread
+        case "client-poll": plan.callbackContext = .clientPoll
+        default: throw .usage("unknown callbacks '\(callbacks)'; valid: default, executor, engine, client-poll")
+        }
         if plan.caches.contains(.cold) && method == .flush && CacheControl.instruction == nil {
             throw .usage("--cache cold with --cache-method flush needs a cache-flush instruction, and this CPU has none; use --cache-method footprint")
         }
@@ -377,6 +387,7 @@ struct RunCommand: ParsableCommand {
             }
         }
         context.cache = EnvironmentCapture.cacheContext(method: v.plan.cacheMethod)
+        context.callbackContext = v.plan.callbackContext?.rawValue
         context.machine = SystemState.properties()
         context.thresholds = .standard
         context.flaggedPoints = 0

@@ -114,6 +114,9 @@ public struct ResultContext: Codable, Sendable {
     /// The engines loaded from C plugins (`plugin:PATH`): which file, which ABI, which build.
     /// nil when none was loaded.
     public var plugins: [PluginRecord]?
+    /// `--callbacks`: where the run asked callbacks to run (`DMACallbackContext`'s raw
+    /// value). nil: each backend's default (`dmabench list backends` says which).
+    public var callbackContext: String?
 
     public init(
         date: String, host: String, cpu: String, cores: Int, kernel: String, commit: String, dirty: Bool,

@@ -185,10 +185,15 @@ public final class Runner {
         // Both regions of the slot ring, doubled for the allocator's rounding (cold caches by
         // footprint use more slots than the depth asks for).
         let ring = ClosedLoopClient.layout(workloadSpec(p), lastLevelCache: CacheControl.lastLevel)
-        return DMAChannelOptions(
+        var o = DMAChannelOptions(
             poolSize: need, engineCPU: placement.engineCPU(topology: topology),
             executorCPU: placement.executorCPU(topology: topology),
             coherentPoolBytes: max(64 << 20, 4 * p.parameters.size * max(64, p.parameters.depth), 4 * ring.slots * ring.stride))
+        if let c = plan.callbackContext {
+            o.callbackContext = c
+            o.requestedCallbackContext = c
+        }
+        return o
     }
 
 

@@ -96,6 +96,9 @@ public struct SweepPlan: Sendable {
     public var completions: [CompletionMode] = [.callback]
     public var caches: [CacheMode] = [.hot]
     public var cacheMethod: CacheMethod = .footprint
+    /// Where callbacks run (`--callbacks`): nil leaves each backend's registry default.
+    /// Cyclic streams always use an executor thread (`Runner.options`).
+    public var callbackContext: DMACallbackContext?
     /// Scatter-gather shapes of throughput and latency points (nil: flat copies).
     public var sges: [SGShape?] = [nil]
     /// Cyclic points: period sizes, periods per buffer, paces (0: memory speed), and the

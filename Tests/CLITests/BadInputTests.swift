@@ -65,6 +65,7 @@ let badInvocations: [BadInvocation] = [
     .init(args: ["run", "--completion", "maybe"], status: 64, mentions: "unknown completion 'maybe'; valid: callback, polled"),
     .init(args: ["run", "--cache", "warm"], status: 64, mentions: "unknown cache 'warm'; valid: hot, cold"),
     .init(args: ["run", "--cache", "cold", "--cache-method", "magic"], status: 64, mentions: "unknown cache-method 'magic'"),
+    .init(args: ["run", "--callbacks", "tasklet"], status: 64, mentions: "unknown callbacks 'tasklet'; valid: default, executor, engine, client-poll"),
     .init(args: ["run", "--completion", "polled", "--inject-faults", "10"], status: 64, mentions: "--inject-faults needs --completion callback"),
     .init(args: ["run", "--workload", "terminate", "--completion", "polled"], status: 64, mentions: "apply to the throughput and latency workloads"),
     .init(args: ["run", "--debug-overrun", "1"], status: 64, mentions: "--debug-overrun needs --offsets random"),
