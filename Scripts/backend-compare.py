@@ -13,7 +13,10 @@ the Swift `ring` backend with the C `cring` engine.
 Before each round the anchors' `pingpong` (when found: --pingpong, default
 /tmp/anchors/pingpong) measures the cpu0-cpu1 round trip p50, which names the round's
 cross-CPU mode (fast below 250 ns, slow from it), and the report gives the per-mode medians
-when both modes occur. Bad input exits 2; the report is written atomically.
+when both modes occur. Both backends run with `--callbacks engine` by default (the same
+thread runs the callbacks on both sides: the C plugin ABI has no client poll, and the `ring`
+backend's own default is `client-poll`); `--callbacks default` leaves each its own. Bad input
+exits 2; the report is written atomically.
 """
 import argparse
 import json
@@ -47,9 +50,9 @@ def pingpong_p50(path):
     return None
 
 
-def measure(binary, backend, args, metric, duration, placement):
+def measure(binary, backend, args, metric, duration, placement, callbacks="engine"):
     argv = [binary, "run", "--backend", backend, *args, "--repetitions", "1", "--duration", str(duration),
-            "--events", "none", "--format", "json", "--no-plot"]
+            "--events", "none", "--format", "json", "--no-plot", "--callbacks", callbacks]
     if placement:
         argv += ["--placement", placement]
     r = subprocess.run(argv, capture_output=True, text=True)
@@ -74,6 +77,8 @@ def main():
     ap.add_argument("--placement", default="submitter=cpu0,engine=cpu1")
     ap.add_argument("--pingpong", default="/tmp/anchors/pingpong",
                     help="the anchors' pingpong binary, run before each round (skipped when absent)")
+    ap.add_argument("--callbacks", default="engine", choices=["default", "executor", "engine", "client-poll"],
+                    help="dmabench run --callbacks for both backends (default: engine, what the C ABI offers)")
     ap.add_argument("--out", help="write the Markdown report here (atomically) as well as to stdout")
     a = ap.parse_args()
     if a.rounds < 5:
@@ -91,7 +96,7 @@ def main():
             order = [("a", a.a), ("b", a.b)] if r % 2 == 0 else [("b", a.b), ("a", a.a)]
             got = {}
             for side, backend in order:
-                got[side] = measure(a.dmabench, backend, args, metric, a.duration, a.placement)
+                got[side] = measure(a.dmabench, backend, args, metric, a.duration, a.placement, a.callbacks)
             va.append(got["a"])
             vb.append(got["b"])
             # B/A for throughput; A/B for latency, so that above 1 always means B is better.
@@ -107,7 +112,7 @@ def main():
         return f"{v / 1e6:.2f} M desc/s" if metric == "ops" else f"{v:.0f} ns"
 
     out = [f"A = `{a.a}`, B = `{a.b}`; {a.rounds} rounds, order alternating, {a.duration} s per point, "
-           f"`--events none`, placement `{a.placement}`; ratio = B/A per round (A/B for latency: above 1, B is faster), "
+           f"`--events none`, placement `{a.placement}`, `--callbacks {a.callbacks}`; ratio = B/A per round (A/B for latency: above 1, B is faster), "
            "median and range.", "",
            "| point | A (median) | B (median) | ratio B vs A | range | rounds fast/slow | fast mode | slow mode |",
            "|---|---:|---:|---:|---|---|---:|---:|"]

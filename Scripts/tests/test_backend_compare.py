@@ -21,7 +21,7 @@ argv = sys.argv[1:]
 backend = argv[argv.index("--backend") + 1]
 workload = argv[argv.index("--workload") + 1]
 assert "--no-plot" in argv and "--events" in argv
-open({str(log)!r}, "a").write(backend + "\\n")
+open({str(log)!r}, "a").write(backend + " " + argv[argv.index("--callbacks") + 1] + "\\n")
 ops = {{"a": 10e6, "b": 12e6}}[backend]
 p50 = {{"a": 200.0, "b": 160.0}}[backend]
 m = {{"descriptorsPerSecond": {{"median": ops}}}} if workload == "throughput" else {{"latencyNs": {{"p50": p50}}}}
@@ -49,10 +49,12 @@ def test_ratios_order_and_report(tmp_path):
     assert "| 64 B, batch 32, depth 256 | 10.00 M desc/s | 12.00 M desc/s | 1.20 | 1.20–1.20 | 3/2 | 1.20 | 1.20 |" in text
     assert "| 64 B, depth 1, p50 latency | 200 ns | 160 ns | 1.25 | 1.25–1.25 |" in text
     assert "pingpong p50) before each round: 100–430 ns" in text
-    calls = (tmp_path / "calls").read_text().split()
-    # 4 points x 5 rounds x 2 sides; round 1 runs a first, round 2 b first.
+    calls = (tmp_path / "calls").read_text().splitlines()
+    # 4 points x 5 rounds x 2 sides; round 1 runs a first, round 2 b first; both sides with
+    # callbacks on the engine thread (the C ABI's only choice).
     assert len(calls) == 40
-    assert calls[0:4] == ["a", "b", "b", "a"]
+    assert calls[0:4] == ["a engine", "b engine", "b engine", "a engine"]
+    assert "`--callbacks engine`" in text
 
 
 def test_bad_input(tmp_path):
