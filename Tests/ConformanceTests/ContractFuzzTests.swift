@@ -9,6 +9,7 @@ import DMAEngine
 import DMAEngineTestSupport
 import Foundation
 import TestHelpers
+import Synchronization
 import Testing
 
 @Suite(.serialized)
@@ -60,6 +61,24 @@ struct ContractFuzzTests {
             #expect(caughtByRule, "expected a \(rule) violation for \(defect): \(report)")
         }
 
+        /// A lost callback (the liveness rule K1): every 25th callback the client sets is
+        /// replaced by one that does nothing, so its cookie reads COMPLETE and the client
+        /// never hears of it. The checker waits one more watchdog period for a COMPLETE
+        /// cookie's callback (a starved thread may sit between the two), then reports it.
+        @Test("the checker reports a lost callback as K1, after its grace period")
+        func lostCallback() {
+            let subject = ConformanceSubject(name: "locked(drops a callback)") { options in
+                DropsCallbacks(try LockedChannel(options: options), every: 25)
+            }
+            var cfg = ContractFuzzConfiguration(seed: 0xC0DE_0100, duration: 30, watchdogSeconds: 1)
+            cfg.shrinkSeconds = 0
+            let report = checkContractFuzz(subject: subject, configuration: cfg)
+            print("[fuzz negative control: lost callback] \(report)")
+            let k1 = report.failure?.violations.first { $0.hasPrefix("K1 (liveness)") }
+            #expect(k1 != nil, "no K1 violation for a lost callback: \(report)")
+            #expect(k1?.contains("still not complete after 2.0 s") == true, "expected the report after the grace period: \(k1 ?? "none")")
+        }
+
         /// A reported seed replays the failing trial: run again from it, one trial at a time,
         /// the checker fails again with the same seed (interleavings vary, so not always at
         /// once; it may take up to 60 s of runs on a loaded machine).
@@ -99,5 +118,23 @@ struct ContractFuzzTests {
             let caught = results.filter(\.failed).map(\.number)
             #expect(caught.isEmpty, "scenarios \(caught) caught \(defect)")
         }
+    }
+}
+
+/// Replaces every `every`-th callback that a client sets with one that does nothing: a
+/// backend that loses callbacks, as the liveness rule K1 sees it.
+final class DropsCallbacks: ForwardingChannel, @unchecked Sendable {
+    let every: Int
+    private let count = Atomic<Int>(0)
+
+    init(_ inner: any DMAChannel, every: Int) {
+        self.every = every
+        super.init(inner)
+    }
+
+    override func setCallback(_ callback: DMACallback, for d: DMADescriptor) throws(DMAError) {
+        // Ordering: relaxed; only a count.
+        let n = count.wrappingAdd(1, ordering: .relaxed).newValue
+        try inner.setCallback(n % every == 0 ? .plain { _ in } : callback, for: d)
     }
 }
