@@ -259,8 +259,7 @@ extension FuzzTrial {
     /// When the watchdog fires and every one of them already reads COMPLETE, it waits one
     /// more watchdog period before it reports: K2 lets a callback start after its cookie
     /// reads COMPLETE, and on a loaded machine the thread between the two may not run for
-    /// seconds (one trial of this checker took 42 s beside the suite's 1000-channel tests).
-    /// A callback that never comes is still reported.
+    /// seconds. A callback that never comes is still reported.
     func waitForCompletions(thread t: Int, what: String) {
         let start = MonotonicClock.now()
         var limit = watchdogSeconds

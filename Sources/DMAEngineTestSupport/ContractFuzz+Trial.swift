@@ -28,6 +28,10 @@ final class FuzzTransfer: @unchecked Sendable {
     var reuseLeft = 0
     var generation = 0
     var submitEpoch = 0
+    /// Between the call to `submit` and the recording of the cookie it returned. Another
+    /// thread's issuePending may complete the transfer inside that window, and its callback
+    /// then waits for the cookie instead of taking itself for a stale one.
+    var submitting = false
     /// The history numbers just before the current cookie's submit was called and just
     /// after it returned.
     var submitInvocation = 0
@@ -325,16 +329,21 @@ final class FuzzTrial: @unchecked Sendable {
                 }
             }
         }
-        let epoch = state.withLock { $0.quietEpoch }
+        let epoch = state.withLock { s in
+            x.submitting = true
+            return s.quietEpoch
+        }
         let i = history.tick()
         let cookie = channel.submit(d!)
         guard cookie.isValid else {
+            state.withLock { _ in x.submitting = false }
             history.violation(t, "A.2: submit returned the negative cookie \(cookie) with no failure injected")
             return false
         }
         let r = history.tick()
         state.withLock { _ in
             x.cookie = cookie
+            x.submitting = false
             x.descriptor = d
             x.phase = .inFlight
             x.submitEpoch = epoch
@@ -354,6 +363,12 @@ final class FuzzTrial: @unchecked Sendable {
             let spec = x.spec
             var resubmit = false
             var terminate = false
+            // A callback can overtake the submitting thread's recording of its cookie (the
+            // cookie is only known once `submit` returns): it waits for that record, or it
+            // would take itself for a stale cookie's and leave the transfer in flight for ever.
+            while state.withLock({ _ in spec.kind != .cyclic && x.submitting && completion.cookie != x.cookie }) {
+                sched_yield()
+            }
             state.withLock { _ in
                 if spec.kind == .cyclic {
                     x.periods += 1

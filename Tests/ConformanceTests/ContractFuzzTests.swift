@@ -24,6 +24,24 @@ struct ContractFuzzTests {
         expectContractFuzzPasses(subject, seed: 0x5EED_0001)
     }
 
+    /// The checker's own race: a transfer another thread's issuePending completes before its
+    /// submitter has recorded the cookie. A channel whose `submit` returns 2 ms after it
+    /// queued the descriptor makes that the common case. The checker took such a callback
+    /// for a stale cookie's and reported K1 (CI saw it twice on io_uring, where another
+    /// thread's io_uring_enter copies inline); it must pass.
+    @Test("the checker passes on a channel whose submit returns late")
+    func slowSubmitPasses() {
+        let subject = ConformanceSubject(name: "locked(slow submit)") { options in
+            SlowSubmit(try LockedChannel(options: options), nanoseconds: 2_000_000)
+        }
+        var cfg = ContractFuzzConfiguration(seed: 0x5EED_0003, duration: 10, watchdogSeconds: 2)
+        cfg.shrinkSeconds = 0
+        let report = checkContractFuzz(subject: subject, configuration: cfg)
+        print("[fuzz slow submit] \(report)")
+        #expect(report.failure == nil, "\(report)")
+        #expect(report.trials > 0, "no trial ran: \(report)")
+    }
+
     @Test("a hand-driven double is skipped with its reason")
     func handDrivenSkips() {
         let report = checkContractFuzz(subject: Subjects.embedded)
@@ -136,5 +154,22 @@ final class DropsCallbacks: ForwardingChannel, @unchecked Sendable {
         // Ordering: relaxed; only a count.
         let n = count.wrappingAdd(1, ordering: .relaxed).newValue
         try inner.setCallback(n % every == 0 ? .plain { _ in } : callback, for: d)
+    }
+}
+
+/// Returns from `submit` only some time after the descriptor was queued: a slow submitter
+/// (preempted, or on a loaded machine), which the contract allows.
+final class SlowSubmit: ForwardingChannel, @unchecked Sendable {
+    let nanoseconds: Int64
+
+    init(_ inner: any DMAChannel, nanoseconds: Int64) {
+        self.nanoseconds = nanoseconds
+        super.init(inner)
+    }
+
+    override func submit(_ d: DMADescriptor) -> DMACookie {
+        let cookie = inner.submit(d)
+        usleep(UInt32(nanoseconds / 1000))
+        return cookie
     }
 }
