@@ -435,6 +435,18 @@ def thresholds_text(doc: dict) -> str:
     return ", ".join(f"{k} {fmt(v)}" for k, v in thresholds.items())
 
 
+def dropped_rounds(base: dict, head: dict) -> list[tuple[str, tuple, int, int]]:
+    """(side, point key, rounds left out, rounds kept) for each point that `merge.py
+    --drop-flagged-rounds` merged from its clean rounds only."""
+    out = []
+    for side, doc in (("base", base), ("head", head)):
+        for point in doc.get("points") or []:
+            kept = (point.get("environment") or {}).get("rounds")
+            if dr.dropped_rounds(point) > 0:
+                out.append((side, dr.point_key(point), dr.dropped_rounds(point), int(kept) if dr._is_number(kept) else 0))
+    return out
+
+
 def flagged_section(comp: Comparison, base: dict, head: dict) -> list[str]:
     """The points whose environment was flagged, per side, with their reasons; then the
     thresholds and the machine settings that were not as recommended (once when both agree)."""
@@ -452,6 +464,17 @@ def flagged_section(comp: Comparison, base: dict, head: dict) -> list[str]:
         if len(flagged) > FLAGGED_LISTED:
             lines.append(f"- {side}: ... and {len(flagged) - FLAGGED_LISTED} more flagged point(s)")
     lines.append("")
+    dropped = dropped_rounds(base, head)
+    if dropped:
+        total = sum(n for _, _, n, _ in dropped)
+        lines.append(f"{total} flagged round(s) were left out before the rounds were merged "
+                     "(`merge.py --drop-flagged-rounds`; `compare-commits.sh --exclude-flagged`); "
+                     "these points are compared on their clean rounds:")
+        lines += [f"- {side}: {dr.describe_key(key)}: {n} of {n + kept} rounds left out"
+                  for side, key, n, kept in dropped[:FLAGGED_LISTED]]
+        if len(dropped) > FLAGGED_LISTED:
+            lines.append(f"- ... and {len(dropped) - FLAGGED_LISTED} more")
+        lines.append("")
     if comp.exclude_flagged:
         if comp.excluded:
             lines.append(f"--exclude-flagged: {len(comp.excluded)} point(s) that both files have were left out of the "
@@ -516,6 +539,9 @@ def render_report(comp: Comparison, base: dict, head: dict, base_path: str, head
         summary = flagged_summary(comp, base, head)
         if comp.exclude_flagged:
             summary += f"; {len(comp.excluded)} left out by --exclude-flagged"
+        dropped = dr.dropped_round_count(base) + dr.dropped_round_count(head)
+        if dropped:
+            summary += f"; {dropped} flagged round(s) left out before merging"
         lines.append("")
         lines.append(summary + " (see Flagged points).")
     lines.append("")

@@ -96,9 +96,10 @@ COUNTER_ROLES = ("submitter", "engine", "executor")
 #: a fraction of the window, the round-trip drift and the spread are as bad as the worst round.
 ENVIRONMENT_SUMMED = ("windowSeconds", "involuntarySwitches")
 ENVIRONMENT_WORST = ("backgroundCPU", "steal", "roundTripDrift", "cv")
-#: Written by `merge.py --rounds` only: how many rounds the environment covers, and how many of
-#: them were flagged (a merged point is flagged when any round was).
-ENVIRONMENT_ROUND_COUNTS = ("rounds", "flaggedRounds")
+#: Written by `merge.py --rounds` only: how many rounds the environment covers, how many of
+#: them were flagged (a merged point is flagged when any round was), and how many flagged
+#: rounds `--drop-flagged-rounds` left out of the merge (not counted in `rounds`).
+ENVIRONMENT_ROUND_COUNTS = ("rounds", "flaggedRounds", "droppedRounds")
 ENVIRONMENT_NUMBERS = ENVIRONMENT_SUMMED + ENVIRONMENT_WORST + ENVIRONMENT_ROUND_COUNTS
 
 #: How many `environment.reasons` a merged point keeps.
@@ -694,6 +695,17 @@ def has_environment(doc: dict) -> bool:
 
 def flagged_count(doc: dict) -> int:
     return sum(1 for p in doc.get("points") or [] if is_flagged(p))
+
+
+def dropped_rounds(point: dict) -> int:
+    """How many flagged rounds `merge.py --drop-flagged-rounds` left out of this point."""
+    env = point.get("environment")
+    n = env.get("droppedRounds") if isinstance(env, dict) else None
+    return int(n) if _is_number(n) else 0
+
+
+def dropped_round_count(doc: dict) -> int:
+    return sum(dropped_rounds(p) for p in doc.get("points") or [])
 
 
 # --- histograms -----------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 # dmabench — Scripts: merge result files
 #
 #   Scripts/merge.py OUT.json SHARD.json...            [--allow-partial]
-#   Scripts/merge.py --rounds OUT.json ROUND.json...
+#   Scripts/merge.py --rounds OUT.json ROUND.json...    [--drop-flagged-rounds]
 #
 # Shard mode joins the files written by `dmabench run --shard i/n` (each holds a disjoint
 # part of the sweep) into one document. All shards must have the same schemaVersion, commit
@@ -23,7 +23,11 @@
 # (how quiet the machine was) keeps the worst round: flagged when any round was
 # (`flaggedRounds` of `rounds` say how many), the reasons of all rounds (at most 8), the
 # largest background CPU, steal, round-trip drift and cv, the summed window and switches, and
-# every round trip. Both modes recount
+# every round trip. With --drop-flagged-rounds, a point that has both flagged and clean rounds
+# is merged from its clean rounds only, and `environment.droppedRounds` says how many were left
+# out; a point flagged in every round keeps them all (and stays flagged). On this VM nearly
+# every point has a round that drifted between modes, so leaving whole points out left nothing
+# to compare. Both modes recount
 # `context.flaggedPoints`; `context.machine` and `context.thresholds` are the first file's.
 #
 # The output is written atomically. Bad input is a one-line error and exit status 2.
@@ -307,6 +311,9 @@ def combine_environment(values: list[dict]) -> dict:
                for v in values]
     out["rounds"] = sum(rounds)
     out["flaggedRounds"] = sum(flagged)
+    dropped = [v["droppedRounds"] for v in values if _num(v.get("droppedRounds"))]
+    if dropped:
+        out["droppedRounds"] = sum(dropped)
     out["interference"] = out["flaggedRounds"] > 0 or any(v.get("interference") is True for v in values)
     reasons = OrderedDict.fromkeys(r for v in values for r in (v.get("reasons") or []) if isinstance(r, str))
     out["reasons"] = list(reasons)[: dr.ENVIRONMENT_REASONS_MAX]
@@ -356,13 +363,33 @@ def combine_points(points: list[dict]) -> dict:
     return first
 
 
-def merge_rounds(docs: list[tuple[str, dict]]) -> dict:
+def rounds_of(point: dict) -> int:
+    env = point.get("environment") or {}
+    return int(env["rounds"]) if _num(env.get("rounds")) else 1
+
+
+def combine_clean_rounds(points: list[dict]) -> dict:
+    """--drop-flagged-rounds: the point merged from its clean rounds, with the flagged ones
+    counted in `environment.droppedRounds`; all of them when every round was flagged."""
+    clean = [p for p in points if not dr.is_flagged(p)]
+    if not clean or len(clean) == len(points):
+        return combine_points(points)
+    merged = combine_points(clean)
+    env = merged.setdefault("environment", {})
+    env["rounds"] = sum(rounds_of(p) for p in clean)
+    env["flaggedRounds"] = 0
+    env["droppedRounds"] = (sum(rounds_of(p) for p in points if dr.is_flagged(p))
+                            + sum(dr.dropped_rounds(p) for p in clean))
+    return merged
+
+
+def merge_rounds(docs: list[tuple[str, dict]], drop_flagged: bool = False) -> dict:
     check_same_run(docs)
     groups: OrderedDict[tuple, list[dict]] = OrderedDict()
     for _, d in docs:
         for point in d["points"]:
             groups.setdefault(dr.point_key(point), []).append(point)
-    points = [combine_points(g) for g in groups.values()]
+    points = [combine_clean_rounds(g) if drop_flagged else combine_points(g) for g in groups.values()]
     inputs = [d for _, d in docs]
     return recount_flagged({"schemaVersion": dr.SCHEMA_VERSION, "context": merged_context(inputs, True),
                             "points": points}, inputs)
@@ -374,16 +401,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("inputs", nargs="+", metavar="INPUT.json", help="shard (or round) result files")
     ap.add_argument("--rounds", action="store_true",
                     help="inputs are repeated runs of the same points: concatenate their samples")
+    ap.add_argument("--drop-flagged-rounds", action="store_true",
+                    help="rounds mode: merge a point from its clean rounds when it has any (environment.droppedRounds counts the rest)")
     ap.add_argument("--allow-partial", action="store_true",
                     help="shard mode: write the result even when shards are missing (marked complete=false)")
     args = ap.parse_args(argv)
+    if args.drop_flagged_rounds and not args.rounds:
+        dr.fail("--drop-flagged-rounds needs --rounds (it leaves out rounds of a point, which shards do not have)")
     docs = [(p, dr.load_or_exit(p)) for p in args.inputs]
-    merged = merge_rounds(docs) if args.rounds else merge_shards(docs, args.allow_partial)
+    merged = merge_rounds(docs, args.drop_flagged_rounds) if args.rounds else merge_shards(docs, args.allow_partial)
     dr.validate(merged, args.out)
     dr.atomic_write_json(args.out, merged)
     mode = "rounds" if args.rounds else "shards"
+    dropped = dr.dropped_round_count(merged)
     print(f"merged {len(docs)} {mode} ({len(merged['points'])} points) into {args.out}"
-          + ("" if merged["context"].get("complete", True) else " (incomplete)"), file=sys.stderr)
+          + ("" if merged["context"].get("complete", True) else " (incomplete)")
+          + (f"; {dropped} flagged point-round(s) left out" if args.drop_flagged_rounds else ""), file=sys.stderr)
     return 0
 
 

@@ -13,7 +13,9 @@
 #   FAKE_MODE     "garbage" writes a truncated file; "fail" exits 1; "fail-after-1" fails from the
 #                 second invocation on
 #   FAKE_FLAG     comma-separated backends whose points are flagged (environment.interference)
-#   FAKE_FLAG_AT  flag only in the invocation with this FAKE_STATE count (0 is the first)
+#   FAKE_FLAG_AT  flag only in the invocations with these FAKE_STATE counts (comma-separated; 0 is
+#                 the first)
+#   FAKE_FACTOR_AT  apply FAKE_FACTOR only in the invocations with these counts (unset: all)
 #   FAKE_NO_ENV   "1": write no environment, thresholds or flaggedPoints, as an older tool
 #   FAKE_ROUND_TRIP  the round trips (ns) that successive `env --round-trip` calls print, comma-
 #                 separated and cycled (counted in FAKE_STATE.rt; default 92.3); "fail": `env`
@@ -100,8 +102,10 @@ def main() -> int:
     jitter = 1.0 + ((n * 7919) % 11 - 5) / 1000.0
     points = []
     for backend in opts["backend"].split(","):
-        factor = float(os.environ.get("FAKE_FACTOR", "1")) if not slow or backend in slow else 1.0
-        flag = backend in flagged and (flag_at == "" or int(flag_at) == n)
+        factor_at = os.environ.get("FAKE_FACTOR_AT", "")
+        factor = (float(os.environ.get("FAKE_FACTOR", "1"))
+                  if (not slow or backend in slow) and (factor_at == "" or n in {int(x) for x in factor_at.split(",")}) else 1.0)
+        flag = backend in flagged and (flag_at == "" or n in {int(x) for x in flag_at.split(",")})
         for workload in opts["workload"].split(","):
             for size in (parse_size(s) for s in opts.get("size", "64").split(",")):
                 for batch in (int(b) for b in opts.get("batch", "1").split(",")):

@@ -75,24 +75,56 @@ def test_regression_exits_1_after_9_interleaved_rounds(tmp_path):
 TWO_BACKENDS = "--backend locked,ring --workload throughput --size 64 --batch 32 --depth 256"
 
 
-@pytest.mark.parametrize("exclude, expected", [([], 1), (["--exclude-flagged"], 0)])
-def test_a_point_flagged_in_one_round_is_excluded_on_request(tmp_path, exclude, expected):
-    # Head's ring halves, and its 4th round was measured on a busy machine: without the option
-    # the regression stands (and is marked flagged); with it, the point is left out.
+def test_a_point_flagged_in_one_round_is_compared_and_marked(tmp_path):
+    # Head's ring halves, and its 4th round was measured on a busy machine: the regression
+    # stands, and the point is marked flagged.
     head = fake(tmp_path, "head", "head222", factor=0.5, FAKE_FACTOR_BACKENDS="ring", FAKE_FLAG="ring", FAKE_FLAG_AT="3")
-    proc = compare_commits(tmp_path, fake(tmp_path, "base", "base111"), head, *exclude, points=TWO_BACKENDS)
-    assert proc.returncode == expected, proc.stderr
-    assert "compare-commits: flagged points: base 0 of 2, head 1 of 2" in proc.stderr
+    proc = compare_commits(tmp_path, fake(tmp_path, "base", "base111"), head, points=TWO_BACKENDS)
+    assert proc.returncode == 1, proc.stderr
+    assert "compare-commits: flagged points: base 0 of 2, head 1 of 2 (see" in proc.stderr
     merged = dr.load(str(tmp_path / "out" / "head.json"))
     ring = next(p for p in merged["points"] if p["backend"] == "ring")
     assert ring["environment"]["interference"] is True and ring["environment"]["flaggedRounds"] == 1
     assert merged["context"]["flaggedPoints"] == 1
     report = (tmp_path / "out" / "report.md").read_text()
     assert "background CPU 41% of the window (threshold 5%) (1 of 9 rounds flagged)" in report
+    assert "[flagged: head]" in report.split("## Regressions")[1].split("## All metrics")[0]
+
+
+def test_exclude_flagged_leaves_out_the_flagged_round_and_keeps_a_regression_the_others_show(tmp_path):
+    # The same head with --exclude-flagged: its ring point is merged from the 8 clean rounds,
+    # which still show the halving. One noisy round must not hide a regression.
+    head = fake(tmp_path, "head", "head222", factor=0.5, FAKE_FACTOR_BACKENDS="ring", FAKE_FLAG="ring", FAKE_FLAG_AT="3")
+    proc = compare_commits(tmp_path, fake(tmp_path, "base", "base111"), head, "--exclude-flagged", points=TWO_BACKENDS)
+    assert proc.returncode == 1, proc.stderr
+    assert "compare-commits: flagged points: base 0 of 2, head 0 of 2; 1 flagged round(s) left out (base 0, head 1)" in proc.stderr
+    merged = dr.load(str(tmp_path / "out" / "head.json"))
+    ring = next(p for p in merged["points"] if p["backend"] == "ring")
+    env = ring["environment"]
+    assert (env["interference"], env["flaggedRounds"], env["rounds"], env["droppedRounds"]) == (False, 0, 8, 1)
+    assert len(ring["metrics"]["descriptorsPerSecond"]["samples"]) == 8
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "1 flagged round(s) were left out before the rounds were merged" in report
+    assert "- head: ring throughput size=64" in report and ": 1 of 9 rounds left out" in report
+    assert "**Result: REGRESSION**" in report
+
+
+@pytest.mark.parametrize("exclude, expected", [([], 1), (["--exclude-flagged"], 0)])
+def test_a_slowdown_only_in_flagged_rounds_is_left_out_on_request(tmp_path, exclude, expected):
+    # Head's ring is 10x slower in 6 of its 9 rounds, all measured on a busy machine: without
+    # the option that reads as a regression (marked flagged); with it, the 3 clean rounds are
+    # compared and show none.
+    slow = "0,1,2,3,4,5"
+    head = fake(tmp_path, "head", "head222", factor=0.1, FAKE_FACTOR_BACKENDS="ring", FAKE_FACTOR_AT=slow,
+                FAKE_FLAG="ring", FAKE_FLAG_AT=slow)
+    proc = compare_commits(tmp_path, fake(tmp_path, "base", "base111"), head, *exclude, points=TWO_BACKENDS)
+    assert proc.returncode == expected, proc.stderr
+    ring = next(p for p in dr.load(str(tmp_path / "out" / "head.json"))["points"] if p["backend"] == "ring")
     if exclude:
-        assert "1 left out by --exclude-flagged" in report and "**Result: no significant regression**" in report
+        assert ring["environment"]["droppedRounds"] == 6 and ring["environment"]["rounds"] == 3
+        assert "**Result: no significant regression**" in (tmp_path / "out" / "report.md").read_text()
     else:
-        assert "[flagged: head]" in report.split("## Regressions")[1].split("## All metrics")[0]
+        assert ring["environment"]["flaggedRounds"] == 6 and "droppedRounds" not in ring["environment"]
 
 
 def test_every_point_flagged_and_excluded_exits_2_and_still_counts(tmp_path):

@@ -210,6 +210,47 @@ def test_rounds_combine_the_environment_as_the_worst_round(tmp_path):
     assert (env["rounds"], env["flaggedRounds"]) == (4, 2) and len(env["reasons"]) == 2
 
 
+def test_drop_flagged_rounds_merges_a_point_from_its_clean_rounds(tmp_path, capsys):
+    out = tmp_path / "clean.json"
+    assert merge.main(["--rounds", "--drop-flagged-rounds", str(out), *trust_rounds(tmp_path)]) == 0
+    assert "1 flagged point-round(s) left out" in capsys.readouterr().err
+    merged = dr.load(str(out))
+    ring = ring64(merged)
+    env = ring["environment"]
+    assert (env["interference"], env["rounds"], env["flaggedRounds"], env["droppedRounds"]) == (False, 2, 0, 1)
+    # Rounds 0 and 2 only: their windows (1 s and 3 s) and their worst background CPU.
+    assert env["windowSeconds"] == 4.0 and env["backgroundCPU"] == pytest.approx(0.03) and env["reasons"] == []
+    assert len(ring["metrics"]["descriptorsPerSecond"]["samples"]) == 2 * len(
+        ring64(dr.load(str(tmp_path / "round-0.json")))["metrics"]["descriptorsPerSecond"]["samples"])
+    assert merged["context"]["flaggedPoints"] == 0
+    # The other points had no flagged round: merged from all three, nothing dropped.
+    latency = next(p for p in merged["points"] if p["workload"] == "latency")["environment"]
+    assert latency["rounds"] == 3 and "droppedRounds" not in latency
+    # Merging the result again with a flagged round: the dropped count carries over.
+    again = tmp_path / "again.json"
+    assert merge.main(["--rounds", "--drop-flagged-rounds", str(again), str(out), str(tmp_path / "round-1.json")]) == 0
+    env = ring64(dr.load(str(again)))["environment"]
+    assert (env["rounds"], env["flaggedRounds"], env["droppedRounds"]) == (2, 0, 2)
+
+
+def test_drop_flagged_rounds_keeps_a_point_flagged_in_every_round(tmp_path):
+    paths = trust_rounds(tmp_path, count=2)
+    for path in paths:
+        d = dr.load(path)
+        ring64(d)["environment"].update(interference=True, reasons=["steal 9% of the window (threshold 5%)"])
+        write_doc(path, d)
+    out = tmp_path / "m.json"
+    assert merge.main(["--rounds", "--drop-flagged-rounds", str(out), *paths]) == 0
+    env = ring64(dr.load(str(out)))["environment"]
+    assert (env["interference"], env["rounds"], env["flaggedRounds"]) == (True, 2, 2) and "droppedRounds" not in env
+
+
+def test_drop_flagged_rounds_needs_rounds_mode(tmp_path, good):
+    proc = run_script("merge.py", "--drop-flagged-rounds", str(tmp_path / "m.json"), *shards(tmp_path, good, count=2))
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "--drop-flagged-rounds needs --rounds" in proc.stderr
+
+
 def test_rounds_keep_at_most_8_reasons(tmp_path):
     paths = trust_rounds(tmp_path, count=2)
     for r, path in enumerate(paths):
