@@ -441,9 +441,9 @@ def dropped_rounds(base: dict, head: dict) -> list[tuple[str, tuple, int, int]]:
     out = []
     for side, doc in (("base", base), ("head", head)):
         for point in doc.get("points") or []:
-            kept = (point.get("environment") or {}).get("rounds")
-            if dr.dropped_rounds(point) > 0:
-                out.append((side, dr.point_key(point), dr.dropped_rounds(point), int(kept) if dr._is_number(kept) else 0))
+            n, kept = dr.dropped_rounds(point), (point.get("environment") or {}).get("rounds")
+            if n > 0:
+                out.append((side, dr.point_key(point), n, int(kept) if dr._is_number(kept) else 0))
     return out
 
 
