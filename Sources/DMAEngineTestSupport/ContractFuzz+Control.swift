@@ -255,14 +255,9 @@ extension FuzzTrial {
     /// Waits until every transfer that must complete has: issued, not polled, not behind a
     /// running cyclic transfer (an in-order engine never passes it), and submitted after
     /// the last terminate. A violation if that takes longer than the watchdog.
-    ///
-    /// When the watchdog fires and every one of them already reads COMPLETE, it waits one
-    /// more watchdog period before it reports: K2 lets a callback start after its cookie
-    /// reads COMPLETE, and on a loaded machine the thread between the two may not run for
-    /// seconds. A callback that never comes is still reported.
     func waitForCompletions(thread t: Int, what: String) {
         let start = MonotonicClock.now()
-        var limit = watchdogSeconds
+        let limit = watchdogSeconds
         while true {
             if needsSync.load(ordering: .acquiring) { synchronizeAfterCallbackTerminate(t) }  // Ordering: acquire; pairs with `stopFromCallback`.
             let pending = state.withLock { s -> [FuzzTransfer] in
@@ -272,13 +267,8 @@ extension FuzzTrial {
             }
             if pending.isEmpty { return }
             if Double(MonotonicClock.now() &- start) / 1e9 > limit {
-                let statuses = pending.map { channel.status(of: $0.cookie) }
-                if limit == watchdogSeconds && statuses.allSatisfy({ $0.0 == .complete }) {
-                    limit += watchdogSeconds
-                    continue
-                }
-                let list = zip(pending, statuses).prefix(8).map { x, status -> String in
-                    let (s, st) = status
+                let list = pending.prefix(8).map { x -> String in
+                    let (s, st) = channel.status(of: x.cookie)
                     return "#\(x.id) cookie \(x.cookie) (\(x.spec.length) B, \(s.rawValue), residue \(st.residue), last \(st.last), used \(st.used))"
                 }.joined(separator: ", ")
                 history.violation(t, "K1 (liveness): \(what): \(pending.count) still not complete after \(format3(limit)) s: \(list)")
