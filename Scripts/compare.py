@@ -435,7 +435,7 @@ def thresholds_text(doc: dict) -> str:
     return ", ".join(f"{k} {fmt(v)}" for k, v in thresholds.items())
 
 
-def dropped_rounds(base: dict, head: dict) -> list[tuple[str, tuple, int, int]]:
+def dropped_round_rows(base: dict, head: dict) -> list[tuple[str, tuple, int, int]]:
     """(side, point key, rounds left out, rounds kept) for each point that `merge.py
     --drop-flagged-rounds` merged from its clean rounds only."""
     out = []
@@ -464,7 +464,7 @@ def flagged_section(comp: Comparison, base: dict, head: dict) -> list[str]:
         if len(flagged) > FLAGGED_LISTED:
             lines.append(f"- {side}: ... and {len(flagged) - FLAGGED_LISTED} more flagged point(s)")
     lines.append("")
-    dropped = dropped_rounds(base, head)
+    dropped = dropped_round_rows(base, head)
     if dropped:
         total = sum(n for _, _, n, _ in dropped)
         lines.append(f"{total} flagged round(s) were left out before the rounds were merged "
