@@ -374,7 +374,9 @@ final class RingCore: @unchecked Sendable {
     /// Signals a waiting `synchronize` (or `pause`) if there is one.
     @inline(__always)
     func signalSyncWaiters() {
-        // Ordering: seq_cst; pairs with the seq_cst increment in `synchronize`.
+        // Ordering: seq_cst; pairs with the seq_cst increment in `waitForEpoch`. Every caller
+        // stored what the waiter checks (`ack` or `compHead`) with a seq_cst store just
+        // before, so either this load sees the waiter or the waiter sees that store.
         if syncWaiters.pointee.load(ordering: .sequentiallyConsistent) > 0 { syncEvent.signal() }
     }
 }

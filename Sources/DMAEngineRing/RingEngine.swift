@@ -511,9 +511,12 @@ final class RingEngine: @unchecked Sendable {
     private func acknowledge() {
         flush()
         needAck = false
-        // Ordering: release; pairs with the acquire load of `ack` in `synchronize` and
-        // `pause`: every completion entry of an earlier epoch lies before `published`.
-        core.ack.pointee.store(seen.upper | UInt64(published), ordering: .releasing)
+        // Ordering: seq_cst. The release part pairs with the acquire load of `ack` in
+        // `synchronize` and `pause`: every completion entry of an earlier epoch lies before
+        // `published`. The seq_cst part is the Dekker store against `waitForEpoch`'s seq_cst
+        // increment of `syncWaiters`, ahead of the load in `signalSyncWaiters` (as for
+        // `compHead` in `RingExecutor.retireAndDispatch`).
+        core.ack.pointee.store(seen.upper | UInt64(published), ordering: .sequentiallyConsistent)
         core.signalSyncWaiters()
     }
 
