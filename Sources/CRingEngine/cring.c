@@ -607,10 +607,31 @@ static inline bool idle_engine_witness(chan_t *ch, uint32_t cutoff, uint32_t *po
     return true;
 }
 
-/* Signals a waiting synchronize (or pause) if there is one. */
+/* The signalling half of a Dekker pair with wait_for_epoch, which increments sync_waiters
+ * (seq_cst) and then checks `ack` and `comp_head`. Called only by publish_ack and
+ * publish_comp_head, right after their seq_cst store, so either this load sees the waiter or
+ * the waiter sees the store. After a release store the load could pass it, and the waiter
+ * slept out its timeout (RingCore.signalSyncWaiters, the same fix). */
 static inline void signal_sync_waiters(chan_t *ch) {
     /* Ordering: seq_cst; pairs with the seq_cst increment in wait_for_epoch. */
     if (atomic_load_explicit(&ch->sync_waiters, memory_order_seq_cst) > 0) event_signal(&ch->sync_event);
+}
+
+/* Stores `ack` and signals a waiting synchronize or pause. */
+static inline void publish_ack(chan_t *ch, uint64_t value) {
+    /* Ordering: seq_cst. The release part pairs with the acquire load of `ack` in synchronize
+     * and pause; the seq_cst part is the Dekker store of signal_sync_waiters. */
+    atomic_store_explicit(&ch->ack, value, memory_order_seq_cst);
+    signal_sync_waiters(ch);
+}
+
+/* Stores `comp_head` and signals a waiting synchronize. */
+static inline void publish_comp_head(chan_t *ch, uint32_t value) {
+    /* Ordering: seq_cst. The release part pairs with the acquire load of `comp_head` in
+     * synchronize and in the engine's ring-full check; the seq_cst part is the Dekker store
+     * of signal_sync_waiters. */
+    atomic_store_explicit(&ch->comp_head, value, memory_order_seq_cst);
+    signal_sync_waiters(ch);
 }
 
 /* --- Executor (RingExecutor.swift) ------------------------------------------------------------ */
@@ -678,11 +699,9 @@ static void exec_batch(chan_t *ch, struct cr_executor *x, uint32_t n) {
     /* Back to the pool after the batch's complete() calls, as the kernel finishes a descriptor
      * after its callback (vchan_complete: invoke, then vchan_vdesc_fini). */
     free_queue_enqueue(&ch->free_queue, x->retired, nretired);
-    /* Ordering: release; pairs with the acquire load of `comp_head` in synchronize (every
-     * complete() of the batch has returned and its descriptor is back in the pool) and in the
-     * engine's ring-full check. */
-    atomic_store_explicit(&ch->comp_head, x->head, memory_order_release);
-    signal_sync_waiters(ch);
+    /* Every complete() of the batch has returned and its descriptor is back in the pool (the
+     * orderings are in publish_comp_head). */
+    publish_comp_head(ch, x->head);
 }
 
 /* Calls complete() for the running cyclic transfer once for every run of periods elapsed since
@@ -821,10 +840,9 @@ static void eng_acknowledge(chan_t *ch) {
     struct cr_engine *g = &ch->engine;
     eng_flush(ch);
     g->need_ack = false;
-    /* Ordering: release; pairs with the acquire load of `ack` in synchronize and pause: every
-     * completion entry of an earlier epoch lies before `published`. */
-    atomic_store_explicit(&ch->ack, ctl_upper(g->seen) | g->published, memory_order_release);
-    signal_sync_waiters(ch);
+    /* Every completion entry of an earlier epoch lies before `published` (the orderings are
+     * in publish_ack). */
+    publish_ack(ch, ctl_upper(g->seen) | g->published);
 }
 
 static void eng_observe(chan_t *ch, uint64_t c) {
@@ -843,8 +861,8 @@ static inline void eng_push(chan_t *ch, uint32_t index, uint32_t t, int32_t code
     struct cr_engine *g = &ch->engine;
     if (g->comp_tail_private - g->comp_head_cache >= ch->comp_capacity) {
         for (;;) {
-            /* Ordering: acquire; pairs with the release store of `comp_head` in the executor
-             * (the entries before it are free to overwrite). */
+            /* Ordering: acquire; pairs with the seq_cst store in publish_comp_head (the entries
+             * before it are free to overwrite). */
             g->comp_head_cache = atomic_load_explicit(&ch->comp_head, memory_order_acquire);
             if (g->comp_tail_private - g->comp_head_cache < ch->comp_capacity) break;
             eng_flush(ch);
@@ -1747,7 +1765,7 @@ static int32_t c_pause(chan_t *ch) {
     uint32_t generation = ctl_pause_gen(c);
     unsigned spins = 0;
     for (;;) {
-        /* Ordering: acquire; pairs with the release store of `ack` in the engine. */
+        /* Ordering: acquire; pairs with the seq_cst store in publish_ack. */
         uint64_t a = atomic_load_explicit(&ch->ack, memory_order_acquire);
         if (ctl_paused(a) && ctl_pause_gen(a) == generation) return DMABENCH_OK;
         /* Ordering: seq_cst; pairs with the engine's seq_cst park announcement. */
@@ -1813,7 +1831,7 @@ static void wait_for_epoch(chan_t *ch) {
     atomic_fetch_add_explicit(&ch->sync_waiters, 1, memory_order_seq_cst);
     int64_t spin = ch->spin_ns < 20000 ? ch->spin_ns : 20000;
     for (;;) {
-        /* Ordering: acquire; pairs with the release store of `ack` in the engine. */
+        /* Ordering: acquire; pairs with the seq_cst store in publish_ack. */
         uint64_t a = atomic_load_explicit(&ch->ack, memory_order_acquire);
         bool have = false;
         uint32_t position = 0;
@@ -1826,8 +1844,8 @@ static void wait_for_epoch(chan_t *ch) {
             wake_engine_if_parked(ch);
         }
         if (have) {
-            /* Ordering: acquire; pairs with the executor's release store of `comp_head` after
-             * each batch (its complete() calls have returned). */
+            /* Ordering: acquire; pairs with the seq_cst store in publish_comp_head after each
+             * batch (its complete() calls have returned). */
             uint32_t h = atomic_load_explicit(&ch->comp_head, memory_order_acquire);
             if (tdist(h, position) >= 0) break;
         }

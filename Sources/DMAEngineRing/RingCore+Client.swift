@@ -292,7 +292,7 @@ extension RingCore {
         let generation = Control(raw: c).pauseGeneration
         var spins = 0
         while true {
-            // Ordering: acquire; pairs with the release store of `ack` in the engine.
+            // Ordering: acquire; pairs with the seq_cst store of `ack` in `publishAck`.
             let a = Control(raw: ack.pointee.load(ordering: .acquiring))
             if a.paused && a.pauseGeneration == generation { return }
             // Ordering: seq_cst; pairs with the engine's seq_cst park announcement.
@@ -382,11 +382,11 @@ extension RingCore {
         // Ordering: acquire; pairs with the seq_cst CAS of `control` in terminate.
         let current = Control(raw: control.pointee.load(ordering: .acquiring))
         let target = current.epoch
-        // Ordering: seq_cst; pairs with the seq_cst load in `signalSyncWaiters`.
+        // Ordering: seq_cst; pairs with the seq_cst load in `signalSyncWaiters` (Dekker).
         syncWaiters.pointee.add(1, ordering: .sequentiallyConsistent)
         defer { syncWaiters.pointee.subtract(1, ordering: .sequentiallyConsistent) }
         while true {
-            // Ordering: acquire; pairs with the release store of `ack` in the engine.
+            // Ordering: acquire; pairs with the seq_cst store of `ack` in `publishAck`.
             let a = ack.pointee.load(ordering: .acquiring)
             var position: UInt32? = nil
             if Control.epochDistance(Control(raw: a).epoch, target) >= 0 {
@@ -397,7 +397,7 @@ extension RingCore {
                 wakeEngineIfParked()
             }
             if let position {
-                // Ordering: acquire; pairs with the executor's release store of `compHead`
+                // Ordering: acquire; pairs with the seq_cst store in `publishCompHead`
                 // after each batch (its callbacks have returned).
                 let h = compHead.pointee.load(ordering: .acquiring)
                 if Tickets.distance(h, position) >= 0 { return }

@@ -371,12 +371,35 @@ final class RingCore: @unchecked Sendable {
         return compTail.pointee.load(ordering: .acquiring)
     }
 
-    /// Signals a waiting `synchronize` (or `pause`) if there is one.
+    /// Stores `ack` and signals a waiting `synchronize` or `pause`, if there is one.
     @inline(__always)
-    func signalSyncWaiters() {
-        // Ordering: seq_cst; pairs with the seq_cst increment in `waitForEpoch`. Every caller
-        // stored what the waiter checks (`ack` or `compHead`) with a seq_cst store just
-        // before, so either this load sees the waiter or the waiter sees that store.
+    func publishAck(_ value: UInt64) {
+        // Ordering: seq_cst. The release part pairs with the acquire load of `ack` in
+        // `waitForEpoch` and `pause`; the seq_cst part is the Dekker store of
+        // `signalSyncWaiters`.
+        ack.pointee.store(value, ordering: .sequentiallyConsistent)
+        signalSyncWaiters()
+    }
+
+    /// Stores `compHead` and signals a waiting `synchronize`, if there is one.
+    @inline(__always)
+    func publishCompHead(_ value: UInt32) {
+        // Ordering: seq_cst. The release part pairs with the acquire load of `compHead` in
+        // `waitForEpoch` and in the engine's ring-full check; the seq_cst part is the Dekker
+        // store of `signalSyncWaiters`.
+        compHead.pointee.store(value, ordering: .sequentiallyConsistent)
+        signalSyncWaiters()
+    }
+
+    /// The signalling half of a Dekker pair with `waitForEpoch`, which increments
+    /// `syncWaiters` (seq_cst) and then checks `ack` and `compHead`. The caller has just
+    /// stored one of them seq_cst, so either this load sees the waiter or the waiter sees the
+    /// store. Private, so that no caller can pair it with a release store. With release
+    /// stores, the load could pass the store and the waiter slept out its 200 µs timeout
+    /// (Results/host-8062ce5d/c72c4bfeb51f/measurements.md).
+    @inline(__always)
+    private func signalSyncWaiters() {
+        // Ordering: seq_cst; pairs with the seq_cst increment of `syncWaiters` in `waitForEpoch`.
         if syncWaiters.pointee.load(ordering: .sequentiallyConsistent) > 0 { syncEvent.signal() }
     }
 }

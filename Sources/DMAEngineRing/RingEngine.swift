@@ -452,8 +452,8 @@ final class RingEngine: @unchecked Sendable {
     private func push(index: UInt32, ticket t: UInt32, code: DMAResultCode, residue: Int, terminated: Bool, bytes: Int) {
         if compTailPrivate &- compHeadCache >= core.compCapacity {
             while true {
-                // Ordering: acquire; pairs with the release store of `compHead` in the
-                // executor (the entries before it are free to overwrite).
+                // Ordering: acquire; pairs with the seq_cst store in `publishCompHead` (the
+                // entries before it are free to overwrite).
                 compHeadCache = core.compHead.pointee.load(ordering: .acquiring)
                 if compTailPrivate &- compHeadCache < core.compCapacity { break }
                 flush()
@@ -511,13 +511,9 @@ final class RingEngine: @unchecked Sendable {
     private func acknowledge() {
         flush()
         needAck = false
-        // Ordering: seq_cst. The release part pairs with the acquire load of `ack` in
-        // `synchronize` and `pause`: every completion entry of an earlier epoch lies before
-        // `published`. The seq_cst part is the Dekker store against `waitForEpoch`'s seq_cst
-        // increment of `syncWaiters`, ahead of the load in `signalSyncWaiters` (as for
-        // `compHead` in `RingExecutor.retireAndDispatch`).
-        core.ack.pointee.store(seen.upper | UInt64(published), ordering: .sequentiallyConsistent)
-        core.signalSyncWaiters()
+        // Every completion entry of an earlier epoch lies before `published` (the orderings
+        // are in `publishAck`).
+        core.publishAck(seen.upper | UInt64(published))
     }
 
     // MARK: Waiting

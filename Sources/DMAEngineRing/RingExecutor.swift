@@ -114,16 +114,10 @@ final class RingExecutor: @unchecked Sendable {
         // them, the enqueue (whose cells the client's dequeues last wrote) delayed the first
         // callback by a cross-CPU miss.
         core.freeQueue.enqueue(retired, count: nRetired)
-        // Ordering: seq_cst. The release part pairs with the acquire load of `compHead` in
-        // `synchronize` (every callback of the batch has returned and its descriptor is back
-        // in the pool) and in the engine's ring-full check. The seq_cst part is the Dekker
-        // store against `waitForEpoch`'s seq_cst increment of `syncWaiters`: with a release
-        // store, the load in `signalSyncWaiters` could pass it, and a synchronize that had
-        // just read the old `compHead` then slept out its 200 µs timeout. Once per batch (at
-        // most `batchLimit` entries), after the enqueue: `synchronize` returns with the
-        // batch's descriptors free.
-        core.compHead.pointee.store(head, ordering: .sequentiallyConsistent)
-        core.signalSyncWaiters()
+        // Every callback of the batch has returned and its descriptor is back in the pool
+        // (the orderings are in `publishCompHead`). Once per batch (at most `batchLimit`
+        // entries), after the enqueue: `synchronize` returns with the batch's descriptors free.
+        core.publishCompHead(head)
     }
 
     // MARK: Client-poll mode (`DMACallbackContext.clientPoll`)
@@ -219,7 +213,7 @@ final class RingExecutor: @unchecked Sendable {
     /// client-poll mode another thread may hold `head`, so `compHead` tells).
     @inline(__always)
     func dispatched(upTo tail: UInt32) -> Bool {
-        // Ordering: acquire; pairs with the release store of `compHead` after each batch.
+        // Ordering: acquire; pairs with the seq_cst store in `publishCompHead` after each batch.
         core.clientPolls ? core.compHead.pointee.load(ordering: .acquiring) == tail : head == tail
     }
 
