@@ -16,7 +16,7 @@ extension RingCore {
     @discardableResult
     func start() throws(DMAError) -> RingExecutor {
         let executor = RingExecutor(core: self)
-        let engine = RingEngine(core: self, inline: callbacksOnEngine ? executor : nil)
+        let engine = RingEngine(core: self, executor: executor, inline: callbacksOnEngine)
         do {
             engineThread = try OSThread(name: "ring-engine", cpu: options.engineCPU) { engine.run() }
         } catch {

@@ -13,7 +13,7 @@
 // descriptor lies before that position.
 //
 // Engine-thread callbacks (`DMACallbackContext.engineThread`): the engine owns the executor
-// object (`inline`) and runs it itself at safe points only: after the main loop published a
+// object (`executor`, with `inline` set) and runs it itself at safe points only: after the main loop published a
 // batch, before it idles or parks (idle, paused, stopping, a full completion ring), at the
 // start of a slow or cyclic transfer (which may wait), and at a chunk boundary in
 // `mustAbort` (then it re-reads `control` before moving data). So a callback never runs
@@ -27,9 +27,13 @@ import Synchronization
 
 final class RingEngine: @unchecked Sendable {
     let core: RingCore
-    /// The callback executor the engine runs itself in engine-thread mode; nil when a
-    /// separate executor thread runs the callbacks.
-    private let inline: RingExecutor?
+    /// The callback executor the engine runs itself when `inline` is true (engine-thread and
+    /// client-poll modes); with an executor thread the engine never touches it. A non-optional
+    /// `let`, as `core` is: binding an optional payload (`if let x = inline`) made the engine
+    /// retain and release the executor up to three times a descriptor, each a locked
+    /// instruction (docs/measurement-notes.md, "RingEngine.executor: no retain per descriptor").
+    private let executor: RingExecutor
+    private let inline: Bool
 
     // Engine-private state (only the engine thread touches it).
     private var head: UInt32 = 1
@@ -58,8 +62,9 @@ final class RingEngine: @unchecked Sendable {
     private let flushCount = 32
     private let flushBytes = 256 << 10
 
-    init(core: RingCore, inline: RingExecutor?) {
+    init(core: RingCore, executor: RingExecutor, inline: Bool) {
         self.core = core
+        self.executor = executor
         self.inline = inline
         seen = Control(raw: core.control.pointee.load(ordering: .relaxed))
     }
@@ -72,7 +77,7 @@ final class RingEngine: @unchecked Sendable {
             if c != seen { observe(c) }
             if stopping {
                 flush()
-                if let x = inline, core.clientPolls { x.claimForStop(upTo: published) } else { runCallbacks() }
+                if inline && core.clientPolls { executor.claimForStop(upTo: published) } else { runCallbacks() }
                 return
             }
             if draining && Tickets.distance(head, drainUntil) > 0 { draining = false }
@@ -148,8 +153,8 @@ final class RingEngine: @unchecked Sendable {
     /// executor-thread mode).
     @inline(__always)
     private func runCallbacks() {
-        guard let x = inline, !x.dispatched(upTo: published) else { return }
-        if core.clientPolls { x.dispatchFromEngine(upTo: published) } else { x.runOnEngine(upTo: published) }
+        guard inline, !executor.dispatched(upTo: published) else { return }
+        if core.clientPolls { executor.dispatchFromEngine(upTo: published) } else { executor.runOnEngine(upTo: published) }
     }
 
     /// Between two transfers. Engine-thread mode: the callbacks of what `push` published.
@@ -157,16 +162,16 @@ final class RingEngine: @unchecked Sendable {
     /// client takes them a batch at a time while the engine goes on copying.
     @inline(__always)
     private func runCallbacksBetweenTransfers() {
-        guard let x = inline else { return }
+        guard inline else { return }
         if !core.clientPolls {
-            if x.head != published { x.runOnEngine(upTo: published) }
+            if executor.head != published { executor.runOnEngine(upTo: published) }
             return
         }
         guard published != backlogChecked else { return }
         backlogChecked = published
         // Ordering: relaxed; a hint only (the claim orders what the dispatch reads).
         if published &- core.compHead.pointee.load(ordering: .relaxed) >= RingExecutor.engineBacklog {
-            x.dispatchFromEngine(upTo: published)
+            executor.dispatchFromEngine(upTo: published)
         }
     }
 
@@ -365,12 +370,12 @@ final class RingEngine: @unchecked Sendable {
                 // `cyclicPeriods`: the period's bytes are visible to the callback; seq_cst part
                 // with the executor's seq_cst park announcement).
                 core.cyclicPeriods.pointee.add(1, ordering: .sequentiallyConsistent)
-                if let x = inline {
+                if inline {
                     // Engine-thread mode: the period's callback, here; the loop re-checks
                     // `control` (`mustAbort`) before it copies again. Client-poll mode: the
                     // same unless a polling client holds the claim (the next period then
                     // coalesces this one, rule K1).
-                    if core.clientPolls { x.dispatchFromEngine(upTo: published) } else { x.cyclicOnEngine() }
+                    if core.clientPolls { executor.dispatchFromEngine(upTo: published) } else { executor.cyclicOnEngine() }
                 } else {
                     core.wakeExecutorIfParked()
                 }
@@ -422,15 +427,15 @@ final class RingEngine: @unchecked Sendable {
                 continue
             }
             if needAck && !draining { acknowledge() }
-            if let x = inline, !x.dispatched(upTo: published) {
+            if inline, !executor.dispatched(upTo: published) {
                 // Engine-thread mode: what `acknowledge` published must be dispatched before
                 // a long transfer goes on (synchronize waits for it); then re-check `control`.
                 // Client-poll mode: unless a polling client holds the claim; it runs them.
                 if !core.clientPolls {
-                    x.runOnEngine(upTo: published)
+                    executor.runOnEngine(upTo: published)
                     continue
                 }
-                if x.dispatchFromEngine(upTo: published) { continue }
+                if executor.dispatchFromEngine(upTo: published) { continue }
             }
             return false
         }
@@ -457,7 +462,7 @@ final class RingEngine: @unchecked Sendable {
                 compHeadCache = core.compHead.pointee.load(ordering: .acquiring)
                 if compTailPrivate &- compHeadCache < core.compCapacity { break }
                 flush()
-                if inline != nil {
+                if inline {
                     // Engine-thread mode: nobody else frees entries; dispatch them here.
                     runCallbacks()
                 } else {
@@ -492,7 +497,7 @@ final class RingEngine: @unchecked Sendable {
         }
         if compTailPrivate != published {
             published = compTailPrivate
-            if inline == nil {
+            if !inline {
                 // Ordering: seq_cst (release part pairs with the acquire load of `compTail` in
                 // the executor; the seq_cst part with the executor's seq_cst park
                 // announcement, Dekker with `wakeExecutorIfParked`).
