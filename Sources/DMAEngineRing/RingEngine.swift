@@ -13,12 +13,13 @@
 // descriptor lies before that position.
 //
 // Engine-thread callbacks (`DMACallbackContext.engineThread`): the engine owns the executor
-// object (`executor`, with `inline` set) and runs it itself at safe points only: after the main loop published a
-// batch, before it idles or parks (idle, paused, stopping, a full completion ring), at the
-// start of a slow or cyclic transfer (which may wait), and at a chunk boundary in
-// `mustAbort` (then it re-reads `control` before moving data). So a callback never runs
-// between a control check and the bytes it guards, and everything `synchronize` waits for
-// (`compHead` past the acknowledged position) is dispatched before the engine parks.
+// object (`executor`, with `inline` set) and runs it itself at safe points only: after the
+// main loop published a batch, before it idles or parks (idle, paused, stopping, a full
+// completion ring), at the start of a slow or cyclic transfer (which may wait), and at a
+// chunk boundary in `mustAbort` (then it re-reads `control` before moving data). So a
+// callback never runs between a control check and the bytes it guards, and everything
+// `synchronize` waits for (`compHead` past the acknowledged position) is dispatched before
+// the engine parks.
 
 import DMAEngine
 import Glibc
