@@ -204,7 +204,7 @@ extension RingCore {
         // ticket t - capacity.
         while slot.pointee.seq.load(ordering: .acquiring) != t { cpuRelax() }
         slot.pointee.descriptor.store(descriptor.index, ordering: .relaxed)
-        slot.pointee.length.store(d.pointee.length, ordering: .relaxed)
+        slot.pointee.length.store(d.pointee.length32, ordering: .relaxed)
         // Ordering: release; pairs with the engine's acquire load of `seq` before it reads
         // the slot and the descriptor (fields written at prep and by setCallback/inject).
         slot.pointee.seq.store(t &+ 1, ordering: .releasing)
@@ -223,6 +223,15 @@ extension RingCore {
         if isReleased { return }
         let used = self.used.pointee.load(ordering: .relaxed)
         var current = issuedTail.pointee.load(ordering: .relaxed)
+        guard Tickets.distance(used, current) > 0 else { return }
+        // The issue mark, before the compare-and-swap: an idle engine polls the slot of the
+        // first ticket this call issues, which `submit` has just written, and starts it
+        // without waiting for `issuedTail`'s line, which the compare-and-swap must first take
+        // from it (docs/measurement-notes.md, "RingEngine: the issue mark"). Every ticket up
+        // to `used` was handed out, so marking `current + 1` issues nothing early; a stale
+        // `current` marks a ticket already issued, whose slot's next ticket cannot match.
+        // Ordering: relaxed; the engine reads the slot only after its acquire wait on `seq`.
+        (sub + Int((current &+ 1) & mask)).pointee.issued.store(current &+ 1, ordering: .relaxed)
         while Tickets.distance(used, current) > 0 {
             // Ordering: seq_cst; the release part pairs with the engine's acquire load of
             // `issuedTail`, the seq_cst part with the engine's seq_cst park announcement
@@ -258,7 +267,7 @@ extension RingCore {
         let slot = sub + Int(t & mask)
         // Ordering: acquire; pairs with the release store of `seq` in `submit`.
         let s1 = slot.pointee.seq.load(ordering: .acquiring)
-        let length = slot.pointee.length.load(ordering: .relaxed)
+        let length = Int(slot.pointee.length.load(ordering: .relaxed))
         if s1 == t &+ 1 && slot.pointee.seq.load(ordering: .acquiring) == s1 { return length }
         // Consumed since: the engine stored `active` before releasing the slot, so it is
         // active now, or already finished (reading COMPLETE from here on).

@@ -6,8 +6,10 @@
 //
 // Threads and what they write:
 // - submitters (any client thread, callbacks included): `used` (fetch-add), the
-//   submission-ring slot of their ticket, `issuedTail` (issuePending), the free queue (prep);
-// - the engine: `last`, `compTail`, `ack`, `active`, submission-slot `seq` on consume;
+//   submission-ring slot of their ticket, `issuedTail` and the issue mark in the slot of the
+//   first ticket issued (issuePending), the free queue (prep);
+// - the engine: `last`, `compTail`, `ack`, `active`, submission-slot `seq` and issue mark on
+//   consume;
 // - the executor: `compHead`, the free queue (retire);
 // - terminate/pause/resume/release: `control`.
 
@@ -164,6 +166,8 @@ final class RingCore: @unchecked Sendable {
         self.options = options
         self.negative = negative
         poolSize = options.poolSize
+        // At least two slots (`powerOfTwo` starts at 2): a slot's stale issue mark, a ticket
+        // of the next slot, must never match a ticket of its own.
         let cap = RingLayout.powerOfTwo(atLeast: options.poolSize)
         capacity = UInt32(cap)
         mask = UInt32(cap - 1)
@@ -219,9 +223,7 @@ final class RingCore: @unchecked Sendable {
         sub = UnsafeMutableRawPointer.allocate(byteCount: cap * MemoryLayout<SubmissionSlot>.stride, alignment: line)
             .bindMemory(to: SubmissionSlot.self, capacity: cap)
         for i in 0..<cap {
-            // Ticket 0 is never handed out (the first ticket is 1), so slot 0 starts as if
-            // ticket 0 had been consumed: free for ticket `cap`.
-            (sub + i).initialize(to: SubmissionSlot(seq: i == 0 ? UInt32(cap) : UInt32(i)))
+            (sub + i).initialize(to: SubmissionSlot(index: i, capacity: cap))
         }
         comp = UnsafeMutableRawPointer.allocate(byteCount: cap * 2 * MemoryLayout<CompletionEntry>.stride, alignment: line)
             .bindMemory(to: CompletionEntry.self, capacity: cap * 2)

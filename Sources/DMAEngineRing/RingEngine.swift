@@ -92,10 +92,16 @@ final class RingEngine: @unchecked Sendable {
             }
             var limit = issuedCache
             if Tickets.distance(head, limit) > 0 {
-                // Ordering: acquire; pairs with the seq_cst CAS of `issuedTail` in
-                // `issuePending` (the slot contents are published by each slot's own `seq`).
-                issuedCache = core.issuedTail.pointee.load(ordering: .acquiring)
-                limit = issuedCache
+                if isMarked(head) {
+                    // Issued, by the mark: start it without reading `issuedTail`, whose line
+                    // the issuer's compare-and-swap may be holding.
+                    limit = head
+                } else {
+                    // Ordering: acquire; pairs with the seq_cst CAS of `issuedTail` in
+                    // `issuePending` (the slot contents are published by each slot's own `seq`).
+                    issuedCache = core.issuedTail.pointee.load(ordering: .acquiring)
+                    limit = issuedCache
+                }
             }
             if draining && Tickets.distance(drainUntil, limit) > 0 { limit = drainUntil }
             if Tickets.distance(head, limit) > 0 {
@@ -114,7 +120,11 @@ final class RingEngine: @unchecked Sendable {
             // Active before the slot is released: `status(of:)` finds a queued cookie either
             // in its slot or as the active one, never in neither (rule S5 residue).
             let length = slot.pointee.length.load(ordering: .relaxed)
-            core.active.pointee.store(UInt64(t) << 32 | UInt64(UInt32(truncatingIfNeeded: length)), ordering: .relaxed)
+            core.active.pointee.store(UInt64(t) << 32 | UInt64(length), ordering: .relaxed)
+            // Consumed: the mark can never match again (t + 1 is a ticket of the next slot),
+            // not even 2^32 tickets on. Ordering: relaxed; a mark is read only as a hint
+            // whose slot is then published by `seq`.
+            slot.pointee.issued.store(t &+ 1, ordering: .relaxed)
             // Ordering: release; pairs with the acquire wait on `seq` in `submit` for ticket
             // t + capacity (the slot is free again; we copied what we need out of it), and
             // with the acquire load of `seq` in `residue(of:)` (the `active` store is visible).
@@ -129,6 +139,14 @@ final class RingEngine: @unchecked Sendable {
             // Engine-thread mode: the callbacks of the batch `push` just published.
             runCallbacksBetweenTransfers()
         }
+    }
+
+    /// Whether an issuer marked ticket `t` issued in its slot (`SubmissionSlot.issued`).
+    @inline(__always)
+    private func isMarked(_ t: UInt32) -> Bool {
+        // Ordering: relaxed; pairs with nothing: the mark only says that `t` was issued, and
+        // the slot's contents are read after the acquire wait on its `seq`.
+        (core.sub + Int(t & core.mask)).pointee.issued.load(ordering: .relaxed) == t
     }
 
     /// Starts fetching the next issued descriptor, which the client wrote at prep, before this
@@ -531,6 +549,8 @@ final class RingEngine: @unchecked Sendable {
             let start = MonotonicClock.now()
             var spins = 0
             while true {
+                // The mark first: an issuer stores it before its compare-and-swap.
+                if isMarked(head) { return }
                 if core.issuedTail.pointee.load(ordering: .relaxed) != issuedCache { return }
                 if core.control.pointee.load(ordering: .relaxed) != seen.raw { return }
                 cpuRelax()

@@ -91,13 +91,24 @@ struct RingDescriptor: ~Copyable {
 struct SubmissionSlot: ~Copyable {
     let seq: Atomic<UInt32>
     let descriptor: Atomic<UInt32>
-    /// The length of the queued transfer, for `status(of:)` residue of queued cookies.
-    let length: Atomic<Int>
+    /// The length of the queued transfer, for `status(of:)` residue of queued cookies
+    /// (every prep caps a length at `UInt32.max`).
+    let length: Atomic<UInt32>
+    /// The issue mark: `issuePending` stores ticket t here when t is the first ticket it
+    /// issues, so that an idle engine learns of the issue from the line that already holds
+    /// the slot (docs/measurement-notes.md, "RingEngine: the issue mark"). Any other value
+    /// means nothing: the engine stores `t + 1`, a ticket of the next slot, when it consumes
+    /// t, so a mark never outlives its lap.
+    let issued: Atomic<UInt32>
 
-    init(seq: UInt32) {
-        self.seq = Atomic(seq)
+    /// Slot `index` of a ring of `capacity` ≥ 2 slots, with a mark no ticket of it can match.
+    init(index: Int, capacity: Int) {
+        // Ticket 0 is never handed out (the first ticket is 1), so slot 0 starts as if
+        // ticket 0 had been consumed: free for ticket `capacity`.
+        seq = Atomic(UInt32(index == 0 ? capacity : index))
         descriptor = Atomic(0)
         length = Atomic(0)
+        issued = Atomic(UInt32(index) &+ 1)
     }
 }
 

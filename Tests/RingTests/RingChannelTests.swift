@@ -72,6 +72,37 @@ struct RingChannelTests {
         #expect(b.copied(0..<64))
     }
 
+    /// The issue mark (`SubmissionSlot.issued`) only ever starts a ticket that an
+    /// `issuePending` issued. Pools of 1 and 2 make rings of two slots, the smallest whose
+    /// stale marks cannot match (with one slot, every mark would name the next ticket), and
+    /// every lap leaves a mark behind in each slot. Each round submits one descriptor
+    /// without issuing it, checks that it stays queued and untouched, then issues it.
+    @Test(arguments: [1, 2])
+    func anUnissuedDescriptorNeverStartsOnAStaleIssueMark(poolSize: Int) throws {
+        let ch = try RingChannel(options: DMAChannelOptions(poolSize: poolSize, spinNanoseconds: 1_000_000))
+        defer { try? ch.release() }
+        #expect(ch.core.capacity == 2)
+        let b = try Buffers(count: 4096)
+        let log = CallbackLog()
+        for round in 0..<300 {
+            let offset = (round % 16) * 256
+            memset(b.destination + offset, 0, 256)
+            let d = try #require(ch.prepareMemcpy(to: b.destination + offset, from: b.source + offset, length: 256, callback: log.callback))
+            let c = ch.submit(d)
+            // The engine spins (1 ms) on the marks of the slot it expects next: give it
+            // time to take a stale one.
+            let until = MonotonicClock.now() + 20_000
+            while MonotonicClock.now() < until { cpuRelax() }
+            #expect(log.count == round, "round \(round): a callback before issuePending")
+            #expect(b.destinationIsZero(offset..<offset + 256), "round \(round): copied before issuePending")
+            let (s, st) = ch.status(of: c)
+            #expect(s == .inProgress && st.residue == 256, "round \(round): \(s), residue \(st.residue)")
+            ch.issuePending()
+            #expect(waitUntil { log.count == round + 1 })
+            #expect(b.copied(offset..<offset + 256))
+        }
+    }
+
     /// A pool of 4 makes a submission ring of 4: 10 000 transfers wrap it 2 500 times, with
     /// the pool running empty (prep returns nil) and the ring running full.
     @Test func smallRingWrapsAndRunsFull() throws {
