@@ -234,8 +234,15 @@ struct cr_piece {
 struct cr_sub_slot {
     _Atomic uint32_t seq;
     _Atomic uint32_t descriptor;
-    /* The length of the queued transfer, for the residue of queued cookies. */
-    _Atomic uint64_t length;
+    /* The length of the queued transfer, for the residue of queued cookies (every prep caps a
+     * length at UINT32_MAX). */
+    _Atomic uint32_t length;
+    /* The issue mark: issue_pending stores ticket t here when t is the first ticket it issues,
+     * so that an idle engine learns of the issue from the line that holds the slot, as the
+     * Swift ring does (docs/measurement-notes.md, "RingEngine: the issue mark"). The engine
+     * stores t + 1, a ticket of the next slot, when it consumes t; slot i starts at i + 1; the
+     * ring has two slots at least: no stale mark matches a ticket of its own slot. */
+    _Atomic uint32_t issued;
 };
 
 /* One completion-ring entry: plain memory, owned by the engine until the release store of
@@ -902,6 +909,12 @@ static bool eng_idle_changed(chan_t *ch, void *p) {
            atomic_load_explicit(&ch->control, memory_order_seq_cst) != c->seen_raw;
 }
 
+/* Whether an issuer marked ticket t issued in its slot (cr_sub_slot.issued). Ordering: relaxed;
+ * the mark only says that t was issued, and the slot is read after the acquire wait on `seq`. */
+static inline bool eng_is_marked(chan_t *ch, uint32_t t) {
+    return atomic_load_explicit(&ch->sub[t & ch->mask].issued, memory_order_relaxed) == t;
+}
+
 /* Spins about spin_ns for new issued work or a control change, then parks. */
 static void eng_idle(chan_t *ch) {
     struct cr_engine *g = &ch->engine;
@@ -910,6 +923,8 @@ static void eng_idle(chan_t *ch) {
         uint64_t start = now_ns();
         unsigned spins = 0;
         for (;;) {
+            /* The mark first: an issuer stores it before its compare-and-swap. */
+            if (eng_is_marked(ch, g->head)) return;
             if (atomic_load_explicit(&ch->issued_tail, memory_order_relaxed) != g->issued_cache) return;
             if (atomic_load_explicit(&ch->control, memory_order_relaxed) != g->seen) return;
             cpu_relax();
@@ -1252,10 +1267,16 @@ static void eng_run(chan_t *ch) {
         }
         uint32_t limit = g->issued_cache;
         if (tdist(g->head, limit) > 0) {
-            /* Ordering: acquire; pairs with the seq_cst CAS of `issued_tail` in issue_pending
-             * (the slot contents are published by each slot's own `seq`). */
-            g->issued_cache = atomic_load_explicit(&ch->issued_tail, memory_order_acquire);
-            limit = g->issued_cache;
+            if (eng_is_marked(ch, g->head)) {
+                /* Issued, by the mark: start it without reading `issued_tail`, whose line the
+                 * issuer's compare-and-swap may be holding. */
+                limit = g->head;
+            } else {
+                /* Ordering: acquire; pairs with the seq_cst CAS of `issued_tail` in issue_pending
+                 * (the slot contents are published by each slot's own `seq`). */
+                g->issued_cache = atomic_load_explicit(&ch->issued_tail, memory_order_acquire);
+                limit = g->issued_cache;
+            }
         }
         if (g->draining && tdist(g->drain_until, limit) > 0) limit = g->drain_until;
         if (tdist(g->head, limit) > 0) {
@@ -1275,6 +1296,9 @@ static void eng_run(chan_t *ch) {
          * slot or as the active one, never in neither (rule S5 residue). */
         uint64_t length = atomic_load_explicit(&slot->length, memory_order_relaxed);
         set_active(ch, t, length);
+        /* Consumed: the mark can never match again. Ordering: relaxed; a mark is only a hint
+         * whose slot is then published by `seq`. */
+        atomic_store_explicit(&slot->issued, t + 1, memory_order_relaxed);
         /* Ordering: release; pairs with the acquire wait on `seq` in submit for ticket
          * t + capacity (the slot is free again), and with the acquire load of `seq` in
          * residue_of (the `active` store is visible). */
@@ -1438,7 +1462,8 @@ static int32_t c_create(const struct dmabench_chan_options *options, const struc
          * had been consumed: free for ticket `cap`. */
         atomic_init(&ch->sub[i].seq, i == 0 ? cap : i);
         atomic_init(&ch->sub[i].descriptor, 0u);
-        atomic_init(&ch->sub[i].length, 0ull);
+        atomic_init(&ch->sub[i].length, 0u);
+        atomic_init(&ch->sub[i].issued, i + 1);
     }
     ch->engine.head = 1;
     ch->engine.seen = 0;
@@ -1686,7 +1711,7 @@ static dmabench_cookie_t c_submit(chan_t *ch, struct dmabench_desc desc) {
      * ticket t - capacity. */
     while (atomic_load_explicit(&slot->seq, memory_order_acquire) != t) cpu_relax();
     atomic_store_explicit(&slot->descriptor, desc.index, memory_order_relaxed);
-    atomic_store_explicit(&slot->length, d->length, memory_order_relaxed);
+    atomic_store_explicit(&slot->length, (uint32_t)d->length, memory_order_relaxed);
     /* Ordering: release; pairs with the engine's acquire load of `seq` before it reads the slot
      * and the descriptor (fields written at prep and by set_callback/inject). */
     atomic_store_explicit(&slot->seq, t + 1, memory_order_release);
@@ -1698,6 +1723,11 @@ static void c_issue_pending(chan_t *ch) {
     if (is_released(ch)) return;
     uint32_t used = atomic_load_explicit(&ch->used, memory_order_relaxed);
     uint32_t current = atomic_load_explicit(&ch->issued_tail, memory_order_relaxed);
+    if (tdist(used, current) <= 0) return;
+    /* The issue mark, before the compare-and-swap: every ticket up to `used` was handed out, so
+     * marking current + 1 issues nothing early. Ordering: relaxed; the engine reads the slot
+     * only after its acquire wait on `seq`. */
+    atomic_store_explicit(&ch->sub[(current + 1) & ch->mask].issued, current + 1, memory_order_relaxed);
     while (tdist(used, current) > 0) {
         /* Ordering: seq_cst; the release part pairs with the engine's acquire load of
          * `issued_tail`, the seq_cst part with the engine's seq_cst park announcement (Dekker
