@@ -276,6 +276,10 @@ struct cr_free_queue {
 struct cr_engine {
     uint32_t head;
     uint32_t issued_cache;
+    /* Look for issue marks only while the issues seen cover one ticket each: a batch submitter
+     * writes its slots while the engine waits, and polling the first one's mark took each line
+     * back between two of its stores (RingEngine.pollMarks). */
+    bool poll_marks;
     uint64_t seen;
     bool draining;
     uint32_t drain_until;
@@ -924,7 +928,7 @@ static void eng_idle(chan_t *ch) {
         unsigned spins = 0;
         for (;;) {
             /* The mark first: an issuer stores it before its compare-and-swap. */
-            if (eng_is_marked(ch, g->head)) return;
+            if (g->poll_marks && eng_is_marked(ch, g->head)) return;
             if (atomic_load_explicit(&ch->issued_tail, memory_order_relaxed) != g->issued_cache) return;
             if (atomic_load_explicit(&ch->control, memory_order_relaxed) != g->seen) return;
             cpu_relax();
@@ -1267,14 +1271,18 @@ static void eng_run(chan_t *ch) {
         }
         uint32_t limit = g->issued_cache;
         if (tdist(g->head, limit) > 0) {
-            if (eng_is_marked(ch, g->head)) {
+            if (g->poll_marks && eng_is_marked(ch, g->head)) {
                 /* Issued, by the mark: start it without reading `issued_tail`, whose line the
                  * issuer's compare-and-swap may be holding. */
                 limit = g->head;
             } else {
                 /* Ordering: acquire; pairs with the seq_cst CAS of `issued_tail` in issue_pending
                  * (the slot contents are published by each slot's own `seq`). */
-                g->issued_cache = atomic_load_explicit(&ch->issued_tail, memory_order_acquire);
+                uint32_t tail = atomic_load_explicit(&ch->issued_tail, memory_order_acquire);
+                if (tail != g->issued_cache) {
+                    g->poll_marks = tail - g->issued_cache == 1;
+                    g->issued_cache = tail;
+                }
                 limit = g->issued_cache;
             }
         }

@@ -39,6 +39,11 @@ final class RingEngine: @unchecked Sendable {
     // Engine-private state (only the engine thread touches it).
     private var head: UInt32 = 1
     private var issuedCache: UInt32 = 0
+    /// Whether to look for issue marks: only while the issues it sees cover one ticket each.
+    /// A client that submits a batch before it issues writes the batch's slots, four to a
+    /// line, while the engine waits; polling the mark of the first of them took each line
+    /// back between two of its stores and halved ring 64 B b32 d256 in some rounds.
+    private var pollMarks = false
     private var seen: Control
     private var draining = false
     private var drainUntil: UInt32 = 0
@@ -92,14 +97,18 @@ final class RingEngine: @unchecked Sendable {
             }
             var limit = issuedCache
             if Tickets.distance(head, limit) > 0 {
-                if isMarked(head) {
+                if pollMarks && isMarked(head) {
                     // Issued, by the mark: start it without reading `issuedTail`, whose line
                     // the issuer's compare-and-swap may be holding.
                     limit = head
                 } else {
                     // Ordering: acquire; pairs with the seq_cst CAS of `issuedTail` in
                     // `issuePending` (the slot contents are published by each slot's own `seq`).
-                    issuedCache = core.issuedTail.pointee.load(ordering: .acquiring)
+                    let tail = core.issuedTail.pointee.load(ordering: .acquiring)
+                    if tail != issuedCache {
+                        pollMarks = tail &- issuedCache == 1
+                        issuedCache = tail
+                    }
                     limit = issuedCache
                 }
             }
@@ -550,7 +559,7 @@ final class RingEngine: @unchecked Sendable {
             var spins = 0
             while true {
                 // The mark first: an issuer stores it before its compare-and-swap.
-                if isMarked(head) { return }
+                if pollMarks && isMarked(head) { return }
                 if core.issuedTail.pointee.load(ordering: .relaxed) != issuedCache { return }
                 if core.control.pointee.load(ordering: .relaxed) != seen.raw { return }
                 cpuRelax()
