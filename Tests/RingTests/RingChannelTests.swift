@@ -87,7 +87,14 @@ struct RingChannelTests {
         for round in 0..<300 {
             let offset = (round % 16) * 256
             memset(b.destination + offset, 0, 256)
-            let d = try #require(ch.prepareMemcpy(to: b.destination + offset, from: b.source + offset, length: 256, callback: log.callback))
+            // The engine returns a descriptor to the pool after its callback, so with a pool of
+            // one the next prep may have to wait for it.
+            var prepared: DMADescriptor?
+            #expect(waitUntil {
+                prepared = ch.prepareMemcpy(to: b.destination + offset, from: b.source + offset, length: 256, callback: log.callback)
+                return prepared != nil
+            })
+            let d = try #require(prepared)
             let c = ch.submit(d)
             // The engine spins (1 ms) on the marks of the slot it expects next: give it
             // time to take a stale one.
