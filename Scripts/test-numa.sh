@@ -32,6 +32,9 @@
 #   SWIFT_BUILD_FLAGS   extra flags for swift build (e.g. "-c release")
 #   NUMA_TEST_DMABENCH  a dmabench binary to check instead of the one built here
 #
+# A guest whose VM failed before its command printed a start line is booted once more (a
+# visible line says so); a command that started is never retried.
+#
 # Exit status: 0 when everything passed (or when the numa-vm tool is absent: a visible
 # SKIPPED line says so), 1 when a check failed, 2 when the build failed.
 # Under software emulation (TCG) a guest boots in 3-5 s; the NUMA tests take about 10 s per guest.
@@ -72,6 +75,35 @@ mkdir -p "$OUT"
 FAILS=0
 fail() { say "FAIL: $*"; FAILS=$((FAILS + 1)); }
 
+# Boots a guest and runs a command in it: guest STDOUT-FILE STDERR-FILE NUMA-VM-ARGS -- CMD...
+# (the same file twice: both streams into it). The command runs under a shell that first
+# prints $MARK on stderr. A TCG guest once hung in boot on CI (stop 35: 300 s, nothing on
+# its console, no exit status); when the VM fails (numa-vm's 124 or 125) and the mark never
+# came, the command never started, so the guest is booted once more, and this says so. A
+# command that started and then hung or failed printed the mark first, and is not retried.
+MARK="test-numa: the guest started its command"
+guest() {
+	local out=$1 err=$2; shift 2
+	local args=() attempt rc
+	while [ $# -gt 0 ] && [ "$1" != -- ]; do args+=("$1"); shift; done
+	shift
+	for attempt in 1 2; do
+		rc=0
+		if [ "$out" = "$err" ]; then
+			"$VM" "${args[@]}" -- bash -c 'echo "$0" >&2; exec "$@"' "$MARK" "$@" > "$out" 2>&1 || rc=$?
+		else
+			"$VM" "${args[@]}" -- bash -c 'echo "$0" >&2; exec "$@"' "$MARK" "$@" > "$out" 2> "$err" || rc=$?
+		fi
+		if [ $rc = 0 ] || { [ $rc != 124 ] && [ $rc != 125 ]; } || grep -qF "$MARK" "$err"; then
+			return $rc
+		fi
+		[ $attempt = 2 ] && break
+		say "the guest never started its command (numa-vm exit $rc): booting it once more; what it printed:"
+		grep '^numa-vm' "$err" | head -30 | sed 's/^/  /' >&2 || true
+	done
+	return $rc
+}
+
 # Runs the NUMA tests; $1 = label, rest = command prefix ("" for the host).
 run_tests() {
 	local label=$1; shift
@@ -98,9 +130,9 @@ for g in $GUESTS; do
 	say "[$label] booting a $nodes-node guest ($cpn cpu and $MEM MiB per node) ..."
 	rc=0
 	# One boot: print the guest's topology, then run the tests.
-	"$VM" -n "$nodes" -c "$cpn" -m "$MEM" -t 600 -- bash -c \
+	guest "$log" "$log" -n "$nodes" -c "$cpn" -m "$MEM" -t 600 -- bash -c \
 		'numactl --hardware | head -1; exec "$0" --testing-library swift-testing --filter NUMA' "$XCTEST" \
-		> "$log" 2>&1 || rc=$?
+		|| rc=$?
 	if [ $rc != 0 ]; then
 		grep -E '✘|error|fatal|FATAL|numa-vm' "$log" | head -40 >&2 || true
 		tail -5 "$log" >&2
@@ -124,10 +156,12 @@ else
 		for nodes in 2 4; do
 			say "[${nodes}node] dmabench list topology ..."
 			rc=0
-			"$VM" -n "$nodes" -c 1 -m "$MEM" -t 300 -- bash -c '"$0" list topology; echo ---; numactl --hardware' "$DMABENCH" \
-				> "$OUT/topology-${nodes}node.txt" 2>&1 || rc=$?
+			topo=$OUT/topology-${nodes}node.txt
+			guest "$topo" "$topo" -n "$nodes" -c 1 -m "$MEM" -t 300 -- bash -c '"$0" list topology; echo ---; numactl --hardware' "$DMABENCH" \
+				|| rc=$?
 			if [ $rc != 0 ]; then
-				fail "[${nodes}node] dmabench list topology exited $rc: $(head -3 "$OUT/topology-${nodes}node.txt")"
+				tail -30 "$topo" | sed 's/^/  /' >&2
+				fail "[${nodes}node] dmabench list topology exited $rc (output: $topo)"
 				continue
 			fi
 			# Every node, with the cpus numactl reports for it.
@@ -174,9 +208,9 @@ else
 		rc=0
 		# The result goes to a file in the shared work tree (not stdout: the guest's output
 		# channel cut a 1 MiB document short once).
-		"$VM" -n "$nodes" -c "$cpn" -m "$MEM" -t 900 -- "$DMABENCH" run --numa-matrix --quick --format json \
+		guest /dev/null "$OUT/matrix-${nodes}node.err" -n "$nodes" -c "$cpn" -m "$MEM" -t 900 -- "$DMABENCH" run --numa-matrix --quick --format json \
 			--backend "$backends" --workload throughput --size 4K --repetitions 1 --duration 0.02 --events none \
-			--no-plot --output "$OUT/matrix-${nodes}node.json" > /dev/null 2> "$OUT/matrix-${nodes}node.err" || rc=$?
+			--no-plot --output "$OUT/matrix-${nodes}node.json" || rc=$?
 		if [ $rc != 0 ]; then
 			tail -5 "$OUT/matrix-${nodes}node.err" >&2
 			fail "[${nodes}node] dmabench run --numa-matrix exited $rc (stderr: $OUT/matrix-${nodes}node.err)"
