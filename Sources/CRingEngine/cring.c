@@ -1276,6 +1276,14 @@ static void eng_run(chan_t *ch) {
                  * issuer's compare-and-swap may be holding. */
                 limit = g->head;
             } else {
+                /* No mark on the next ticket: publish and call back before the reload, which
+                 * misses, and whose wait the locked instructions of flush and the dispatch would
+                 * share (docs/measurement-notes.md, "RingEngine: calling back before reloading
+                 * issuedTail"). */
+                if (g->poll_marks) {
+                    eng_flush(ch);
+                    eng_run_callbacks(ch);
+                }
                 /* Ordering: acquire; pairs with the seq_cst CAS of `issued_tail` in issue_pending
                  * (the slot contents are published by each slot's own `seq`). */
                 uint32_t tail = atomic_load_explicit(&ch->issued_tail, memory_order_acquire);

@@ -102,6 +102,15 @@ final class RingEngine: @unchecked Sendable {
                     // the issuer's compare-and-swap may be holding.
                     limit = head
                 } else {
+                    // No mark on the next ticket: at depth 1 the engine has caught up, so it
+                    // publishes and calls back first. The reload below misses (the issuer's
+                    // compare-and-swap took the line), and the locked instructions of `flush`
+                    // and the dispatch would wait for it (docs/measurement-notes.md,
+                    // "RingEngine: calling back before reloading issuedTail").
+                    if pollMarks {
+                        flush()
+                        runCallbacks()
+                    }
                     // Ordering: acquire; pairs with the seq_cst CAS of `issuedTail` in
                     // `issuePending` (the slot contents are published by each slot's own `seq`).
                     let tail = core.issuedTail.pointee.load(ordering: .acquiring)
