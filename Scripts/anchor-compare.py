@@ -234,6 +234,25 @@ def round_trip_lines(trips, cpus, unavailable, source="pingpong p50"):
     return lines
 
 
+OUTPUT_NAMES = ("anchor-compare.json", "anchor-compare.md")
+
+
+def output_problem(out: str):
+    """Why the results could not be written to the directory `out` (None: they can)."""
+    if os.path.exists(out) and not os.path.isdir(out):
+        return "it is not a directory"
+    for name in OUTPUT_NAMES:
+        if os.path.isdir(os.path.join(out, name)):
+            return f"{name} there is a directory"
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as e:
+        return e.strerror or str(e)
+    if not os.access(out, os.W_OK | os.X_OK):
+        return "not writable"
+    return None
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=5)
@@ -246,6 +265,13 @@ def main(argv=None):
     if a.rounds < 5:
         print("anchor-compare: --rounds must be at least 5 (the ratio is a median of per-round ratios)", file=sys.stderr)
         return 2
+    if a.out:
+        # Checked before the first round: a run takes minutes, and an output that cannot be
+        # written at the end would lose it (a directory left where the JSON goes once did).
+        problem = output_problem(a.out)
+        if problem:
+            print(f"anchor-compare: cannot write to --out {a.out}: {problem}", file=sys.stderr)
+            return 73
     if not os.path.exists(os.path.join(a.anchors, "ring_pipeline")):
         src = os.path.join(ROOT, "..", "shared", "anchors")
         if not os.path.isdir(src):
@@ -406,10 +432,16 @@ def main(argv=None):
                   "modeDrift": drift}
         for name, data in (("anchor-compare.json", json.dumps(result, indent=1)), ("anchor-compare.md", text)):
             # A hidden .NAME.XXXX.tmp, like the other scripts' atomic writes (git-ignored).
-            fd, tmp = tempfile.mkstemp(dir=a.out, prefix="." + name + ".", suffix=".tmp")
-            with os.fdopen(fd, "w") as f:
-                f.write(data)
-            os.replace(tmp, os.path.join(a.out, name))
+            tmp = None
+            try:
+                fd, tmp = tempfile.mkstemp(dir=a.out, prefix="." + name + ".", suffix=".tmp")
+                with os.fdopen(fd, "w") as f:
+                    f.write(data)
+                os.replace(tmp, os.path.join(a.out, name))
+            except OSError as e:
+                kept = f"; its content is in {tmp}" if tmp and os.path.exists(tmp) else "; the table is above"
+                print(f"anchor-compare: cannot write {os.path.join(a.out, name)}: {e.strerror or e}{kept}", file=sys.stderr)
+                return 73
     return 1 if missed else 0
 
 

@@ -249,3 +249,18 @@ def test_uring_rows_keep_each_variant_and_each_anchor_mode(tmp_path):
         assert best == max(variants.values())
         assert variants["uring-defer"] < variants["uring"]
     assert "(plain 1e+06, defer 3e+06, reaper 2e+06)" in proc.stderr
+
+
+def test_an_unwritable_out_fails_before_the_first_round(tmp_path):
+    # A directory where the JSON goes once lost a finished run at the final rename.
+    anchors, dmabench = fake_anchors(tmp_path), fake_dmabench(tmp_path, "100")
+    out = tmp_path / "out"
+    (out / "anchor-compare.json").mkdir(parents=True)
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("x")
+    for where, why in ((out, "anchor-compare.json there is a directory"), (not_a_dir, "it is not a directory")):
+        proc = run_script("anchor-compare.py", "--rounds", "5", "--backends", "ring", "--duration", "0.01",
+                          "--anchors", anchors, "--dmabench", dmabench, "--out", str(where))
+        assert proc.returncode == 73, proc.stderr
+        assert why in proc.stderr
+        assert "round 1/" not in proc.stderr  # refused before running anything
