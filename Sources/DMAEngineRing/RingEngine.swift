@@ -567,9 +567,17 @@ final class RingEngine: @unchecked Sendable {
             let start = MonotonicClock.now()
             var spins = 0
             while true {
-                // The mark first: an issuer stores it before its compare-and-swap.
+                // The mark first: an issuer stores it before its compare-and-swap. While marks
+                // are polled, the engine here has caught up, so the next issue marks `head`'s
+                // slot, and `issuedTail` is read only every 64 spins (an issuer that read a stale
+                // tail marks an older slot): polled every spin, its line went back and forth
+                // with the issuer's compare-and-swap while the mark arrived
+                // (docs/measurement-notes.md, "RingEngine: calling back before reloading
+                // issuedTail").
                 if pollMarks && isMarked(head) { return }
-                if core.issuedTail.pointee.load(ordering: .relaxed) != issuedCache { return }
+                if (!pollMarks || spins & 63 == 0) && core.issuedTail.pointee.load(ordering: .relaxed) != issuedCache {
+                    return
+                }
                 if core.control.pointee.load(ordering: .relaxed) != seen.raw { return }
                 cpuRelax()
                 spins &+= 1
