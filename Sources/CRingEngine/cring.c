@@ -1280,9 +1280,9 @@ static void eng_run(chan_t *ch) {
                  * issuer's compare-and-swap may be holding. */
                 limit = g->head;
             } else {
-                /* No mark on the next ticket: publish and call back before the reload, which
-                 * misses, and whose wait the locked instructions of flush and the dispatch would
-                 * share (docs/measurement-notes.md, "RingEngine: calling back before reloading
+                /* No mark on the next ticket (at depth 1: caught up): publish and call back before
+                 * the reload, which misses on the line the issuer's compare-and-swap took
+                 * (docs/measurement-notes.md, "RingEngine: calling back before reloading
                  * issuedTail"). */
                 if (g->poll_marks) {
                     eng_flush(ch);

@@ -102,11 +102,10 @@ final class RingEngine: @unchecked Sendable {
                     // the issuer's compare-and-swap may be holding.
                     limit = head
                 } else {
-                    // No mark on the next ticket: at depth 1 the engine has caught up, so it
-                    // publishes and calls back first. The reload below misses (the issuer's
-                    // compare-and-swap took the line), and the locked instructions of `flush`
-                    // and the dispatch would wait for it (docs/measurement-notes.md,
-                    // "RingEngine: calling back before reloading issuedTail").
+                    // No mark on the next ticket (at depth 1: caught up): publish and call back
+                    // before the reload, which misses on the line the issuer's compare-and-swap
+                    // took (docs/measurement-notes.md, "RingEngine: calling back before
+                    // reloading issuedTail").
                     if pollMarks {
                         flush()
                         runCallbacks()
@@ -568,12 +567,9 @@ final class RingEngine: @unchecked Sendable {
             var spins = 0
             while true {
                 // The mark first: an issuer stores it before its compare-and-swap. While marks
-                // are polled, the engine here has caught up, so the next issue marks `head`'s
-                // slot, and `issuedTail` is read only every 64 spins (an issuer that read a stale
-                // tail marks an older slot): polled every spin, its line went back and forth
-                // with the issuer's compare-and-swap while the mark arrived
-                // (docs/measurement-notes.md, "RingEngine: calling back before reloading
-                // issuedTail").
+                // are polled the next issue marks `head`'s slot, so `issuedTail`, whose line the
+                // issuer's compare-and-swap takes, is read only every 64 spins (for an issuer
+                // that read a stale tail and marked an older slot).
                 if pollMarks && isMarked(head) { return }
                 if (!pollMarks || spins & 63 == 0) && core.issuedTail.pointee.load(ordering: .relaxed) != issuedCache {
                     return
