@@ -127,6 +127,12 @@ final class RingEngine: @unchecked Sendable {
                 idle()
                 continue
             }
+            if !draining && compTailPrivate &- compHeadCache < core.compCapacity {
+                // The common case: nothing to drain, room in the completion ring.
+                burst(through: limit)
+                runCallbacksBetweenTransfers()
+                continue
+            }
             // Consume ticket `head`.
             let t = head
             let slot = core.sub + Int(t & core.mask)
@@ -156,6 +162,82 @@ final class RingEngine: @unchecked Sendable {
             // Engine-thread mode: the callbacks of the batch `push` just published.
             runCallbacksBetweenTransfers()
         }
+    }
+
+    /// Consumes and copies tickets `head` through `limit` with the loop's state in locals:
+    /// the loop's path between two copies was the ring's gap to the anchor at 4 KiB
+    /// (docs/measurement-notes.md, "RingEngine.burst"). Back to the loop at `limit`, a flush,
+    /// a control change, a full completion ring, or a descriptor that is not one flat copy.
+    /// Only while not draining: the loop's other checks all follow a change of `control`.
+    private func burst(through limit: UInt32) {
+        let sub = core.sub, mask = core.mask, capacity = core.capacity
+        let comp = core.comp, compMask = core.compMask, compCapacity = core.compCapacity
+        let control = core.control, active = core.active, poolBase = core.poolBase
+        let seenRaw = seen.raw, epoch = seen.epoch, issued = issuedCache
+        // Ordering: acquire; pairs with the release store in `debugSetAccessProbe`.
+        let probed = core.probe.pointee.load(ordering: .acquiring) != 0
+        var t = head
+        var tail = compTailPrivate
+        var count = pendingCount, bytes = pendingBytes, last = pendingLast
+        var room = compCapacity &- (tail &- compHeadCache)
+        while room > 0 {
+            let slot = sub + Int(t & mask)
+            // Ordering: acquire; pairs with the release store of `seq` in `submit`, which
+            // publishes the slot and the descriptor fields written at prep.
+            while slot.pointee.seq.load(ordering: .acquiring) != t &+ 1 { cpuRelax() }
+            let index = slot.pointee.descriptor.load(ordering: .relaxed)
+            let length = slot.pointee.length.load(ordering: .relaxed)
+            // The same steps, in the same order, as the loop's (the orderings are there).
+            active.pointee.store(UInt64(t) << 32 | UInt64(length), ordering: .relaxed)
+            slot.pointee.issued.store(t &+ 1, ordering: .relaxed)
+            slot.pointee.seq.store(t &+ capacity, ordering: .releasing)
+            let next = t &+ 1
+            if Tickets.distance(next, issued) <= 0 {
+                let n = sub + Int(next & mask)
+                if n.pointee.seq.load(ordering: .relaxed) == next &+ 1 {
+                    prefetchForWrite(poolBase + Int(n.pointee.descriptor.load(ordering: .relaxed)) &* RingCore.descriptorStride, count: 64)
+                }
+            }
+            let d = (poolBase + Int(index) &* RingCore.descriptorStride).assumingMemoryBound(to: RingDescriptor.self)
+            if d.pointee.slow || probed || d.pointee.pieceCount != 0 || d.pointee.isMemset {
+                head = next
+                compTailPrivate = tail
+                pendingCount = count
+                pendingBytes = bytes
+                pendingLast = last
+                execute(index: index, ticket: t)
+                return
+            }
+            let n = d.pointee.length
+            memcpy(d.pointee.destination.unsafelyUnwrapped, d.pointee.source.unsafelyUnwrapped, n)
+            let e = comp + Int(tail & compMask)
+            e.pointee.descriptor = index
+            e.pointee.ticket = t
+            e.pointee.epoch = epoch
+            e.pointee.terminated = false
+            e.pointee.code = .noError
+            e.pointee.residue = 0
+            tail &+= 1
+            room &-= 1
+            last = t
+            count &+= 1
+            bytes &+= n
+            t = next
+            if count >= flushCount || bytes >= flushBytes || Tickets.distance(t, limit) > 0 { break }
+            // Ordering: acquire; pairs with the seq_cst CAS of `control` (as at the loop's top).
+            if control.pointee.load(ordering: .acquiring) != seenRaw { break }
+            if room == 0 {
+                // Ordering: acquire; pairs with the seq_cst store in `publishCompHead`.
+                compHeadCache = core.compHead.pointee.load(ordering: .acquiring)
+                room = compCapacity &- (tail &- compHeadCache)
+            }
+        }
+        head = t
+        compTailPrivate = tail
+        pendingCount = count
+        pendingBytes = bytes
+        pendingLast = last
+        if count >= flushCount || bytes >= flushBytes { flush() }
     }
 
     /// Whether an issuer marked ticket `t` issued in its slot (`SubmissionSlot.issued`).
