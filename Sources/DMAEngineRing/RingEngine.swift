@@ -127,8 +127,10 @@ final class RingEngine: @unchecked Sendable {
                 idle()
                 continue
             }
-            if !draining && compTailPrivate &- compHeadCache < core.compCapacity {
-                // The common case: nothing to drain, room in the completion ring.
+            if !draining && Tickets.distance(head, limit) < 0 && compTailPrivate &- compHeadCache < core.compCapacity {
+                // The common case: more than one ticket to run, nothing to drain, room in the
+                // completion ring. One ticket (depth 1) takes the loop's path below, which
+                // sets up nothing.
                 burst(through: limit)
                 runCallbacksBetweenTransfers()
                 continue
