@@ -442,12 +442,13 @@ final class ScenarioContext: @unchecked Sendable {
         if let d = subject.drive, !rig.released.load(ordering: .relaxed) { d(rig.channel) }
     }
 
-    /// Waits until `condition` holds, driving hand-driven channels; fails after `timeout`
-    /// (default: the watchdog) and returns false.
+    /// Waits until `condition` holds, driving hand-driven channels and (unless `poll` is
+    /// false) polling the channel; fails after `timeout` (default: the watchdog) and returns
+    /// false.
     @discardableResult
     func waitUntil(
-        _ what: @autoclosure () -> String, rig: Rig? = nil, timeout: Double? = nil, failOnTimeout: Bool = true,
-        _ condition: () -> Bool
+        _ what: @autoclosure () -> String, rig: Rig? = nil, poll: Bool = true, timeout: Double? = nil,
+        failOnTimeout: Bool = true, _ condition: () -> Bool
     ) -> Bool {
         let limit = UInt64((timeout ?? config.watchdogSeconds) * 1e9)
         let start = MonotonicClock.now()
@@ -457,7 +458,7 @@ final class ScenarioContext: @unchecked Sendable {
             if let rig {
                 drive(rig)
                 // A client that polls (`DMACallbackContext.clientPoll`): callbacks may run here.
-                if !rig.released.load(ordering: .relaxed) { _ = rig.channel.poll() }
+                if poll && !rig.released.load(ordering: .relaxed) { _ = rig.channel.poll() }
             }
             if condition() { return true }
             if MonotonicClock.now() &- start > limit {

@@ -200,7 +200,10 @@ extension Scenarios {
             try ctx.submit(rig, try ctx.prep(rig, t0, callback: cb0), length: 4096)
             try ctx.submit(rig, try ctx.prep(rig, t1, callback: cb1, injection: ctx.slow(16384)), length: 16384)
             rig.channel.issuePending()
-            ctx.waitUntil("the first callback is running", rig: rig) { entered.load(ordering: .acquiring) }
+            // Not polling: in client-poll mode a poll here could take the blocking callback onto
+            // this thread, which must go on to open its gate (the ring once failed scenario 17
+            // so, after a 10 s watchdog). Unpolled, the engine dispatches it.
+            ctx.waitUntil("the first callback is running", rig: rig, poll: false) { entered.load(ordering: .acquiring) }
             return (t0, t1)
         }
     }
