@@ -137,25 +137,9 @@ final class RingEngine: @unchecked Sendable {
             }
             // Consume ticket `head`.
             let t = head
-            let slot = core.sub + Int(t & core.mask)
-            // Ordering: acquire; pairs with the release store of `seq` in `submit`, which
-            // publishes the slot and the descriptor fields written at prep.
-            while slot.pointee.seq.load(ordering: .acquiring) != t &+ 1 { cpuRelax() }
-            let index = slot.pointee.descriptor.load(ordering: .relaxed)
-            // Active before the slot is released: `status(of:)` finds a queued cookie either
-            // in its slot or as the active one, never in neither (rule S5 residue).
-            let length = slot.pointee.length.load(ordering: .relaxed)
-            core.active.pointee.store(UInt64(t) << 32 | UInt64(length), ordering: .relaxed)
-            // Consumed: the mark can never match again (t + 1 is a ticket of the next slot),
-            // not even 2^32 tickets on. Ordering: relaxed; a mark is read only as a hint
-            // whose slot is then published by `seq`.
-            slot.pointee.issued.store(t &+ 1, ordering: .relaxed)
-            // Ordering: release; pairs with the acquire wait on `seq` in `submit` for ticket
-            // t + capacity (the slot is free again; we copied what we need out of it), and
-            // with the acquire load of `seq` in `residue(of:)` (the `active` store is visible).
-            slot.pointee.seq.store(t &+ core.capacity, ordering: .releasing)
+            let index = Self.consume(core.sub + Int(t & core.mask), ticket: t, capacity: core.capacity, active: core.active)
             head = t &+ 1
-            prefetchNext()
+            prefetchNext(of: head, issued: issuedCache, sub: core.sub, mask: core.mask, poolBase: core.poolBase)
             if draining && Tickets.distance(t, drainUntil) <= 0 {
                 push(index: index, ticket: t, code: .aborted, residue: 0, terminated: true, bytes: 0)
                 continue
@@ -183,23 +167,9 @@ final class RingEngine: @unchecked Sendable {
         var count = pendingCount, bytes = pendingBytes, last = pendingLast
         var room = compCapacity &- (tail &- compHeadCache)
         while room > 0 {
-            let slot = sub + Int(t & mask)
-            // Ordering: acquire; pairs with the release store of `seq` in `submit`, which
-            // publishes the slot and the descriptor fields written at prep.
-            while slot.pointee.seq.load(ordering: .acquiring) != t &+ 1 { cpuRelax() }
-            let index = slot.pointee.descriptor.load(ordering: .relaxed)
-            let length = slot.pointee.length.load(ordering: .relaxed)
-            // The same steps, in the same order, as the loop's (the orderings are there).
-            active.pointee.store(UInt64(t) << 32 | UInt64(length), ordering: .relaxed)
-            slot.pointee.issued.store(t &+ 1, ordering: .relaxed)
-            slot.pointee.seq.store(t &+ capacity, ordering: .releasing)
+            let index = Self.consume(sub + Int(t & mask), ticket: t, capacity: capacity, active: active)
             let next = t &+ 1
-            if Tickets.distance(next, issued) <= 0 {
-                let n = sub + Int(next & mask)
-                if n.pointee.seq.load(ordering: .relaxed) == next &+ 1 {
-                    prefetchForWrite(poolBase + Int(n.pointee.descriptor.load(ordering: .relaxed)) &* RingCore.descriptorStride, count: 64)
-                }
-            }
+            prefetchNext(of: next, issued: issued, sub: sub, mask: mask, poolBase: poolBase)
             let d = (poolBase + Int(index) &* RingCore.descriptorStride).assumingMemoryBound(to: RingDescriptor.self)
             if d.pointee.slow || probed || d.pointee.pieceCount != 0 || d.pointee.isMemset {
                 head = next
@@ -212,13 +182,7 @@ final class RingEngine: @unchecked Sendable {
             }
             let n = d.pointee.length
             memcpy(d.pointee.destination.unsafelyUnwrapped, d.pointee.source.unsafelyUnwrapped, n)
-            let e = comp + Int(tail & compMask)
-            e.pointee.descriptor = index
-            e.pointee.ticket = t
-            e.pointee.epoch = epoch
-            e.pointee.terminated = false
-            e.pointee.code = .noError
-            e.pointee.residue = 0
+            Self.record(comp + Int(tail & compMask), index: index, ticket: t, epoch: epoch, terminated: false, code: .noError, residue: 0)
             tail &+= 1
             room &-= 1
             last = t
@@ -250,21 +214,66 @@ final class RingEngine: @unchecked Sendable {
         (core.sub + Int(t & core.mask)).pointee.issued.load(ordering: .relaxed) == t
     }
 
-    /// Starts fetching the next issued descriptor, which the client wrote at prep, before this
-    /// one's bytes move; a hint only, nothing is read from it here (docs/measurement-notes.md,
-    /// "RingEngine.prefetchNext").
+    /// Takes ticket `t` out of its submission slot and frees the slot; returns the descriptor
+    /// index. The loop and `burst` both consume through here, with the core's pointers as
+    /// arguments so that `burst` can pass its locals.
     @inline(__always)
-    private func prefetchNext() {
-        guard Tickets.distance(head, issuedCache) <= 0 else { return }
-        let next = core.sub + Int(head & core.mask)
-        // Ordering: relaxed; only a hint. The slot is published when `seq` is head + 1; the
+    private static func consume(
+        _ slot: UnsafeMutablePointer<SubmissionSlot>, ticket t: UInt32, capacity: UInt32,
+        active: UnsafeMutablePointer<Atomic<UInt64>>
+    ) -> UInt32 {
+        // Ordering: acquire; pairs with the release store of `seq` in `submit`, which
+        // publishes the slot and the descriptor fields written at prep.
+        while slot.pointee.seq.load(ordering: .acquiring) != t &+ 1 { cpuRelax() }
+        let index = slot.pointee.descriptor.load(ordering: .relaxed)
+        // Active before the slot is released: `status(of:)` finds a queued cookie either
+        // in its slot or as the active one, never in neither (rule S5 residue).
+        let length = slot.pointee.length.load(ordering: .relaxed)
+        active.pointee.store(UInt64(t) << 32 | UInt64(length), ordering: .relaxed)
+        // Consumed: the mark can never match again (t + 1 is a ticket of the next slot),
+        // not even 2^32 tickets on. Ordering: relaxed; a mark is read only as a hint
+        // whose slot is then published by `seq`.
+        slot.pointee.issued.store(t &+ 1, ordering: .relaxed)
+        // Ordering: release; pairs with the acquire wait on `seq` in `submit` for ticket
+        // t + capacity (the slot is free again; we copied what we need out of it), and
+        // with the acquire load of `seq` in `residue(of:)` (the `active` store is visible).
+        slot.pointee.seq.store(t &+ capacity, ordering: .releasing)
+        return index
+    }
+
+    /// Starts fetching the descriptor of ticket `next` when it is issued (up to `issued`): the
+    /// client wrote it at prep, and it is fetched while this one's bytes move; a hint only,
+    /// nothing is read from it here (docs/measurement-notes.md, "RingEngine.prefetchNext").
+    @inline(__always)
+    private func prefetchNext(
+        of next: UInt32, issued: UInt32, sub: UnsafeMutablePointer<SubmissionSlot>, mask: UInt32,
+        poolBase: UnsafeMutableRawPointer
+    ) {
+        guard Tickets.distance(next, issued) <= 0 else { return }
+        let slot = sub + Int(next & mask)
+        // Ordering: relaxed; only a hint. The slot is published when `seq` is next + 1; the
         // index read after it may be stale only in a model that x86 and arm64 do not have
         // for two loads of one line, and a stale index prefetches the wrong descriptor.
-        if next.pointee.seq.load(ordering: .relaxed) == head &+ 1 {
+        if slot.pointee.seq.load(ordering: .relaxed) == next &+ 1 {
             // The first line only: the second is read-mostly, and a write
             // prefetch would take it from the client, whose prep reads it.
-            prefetchForWrite(core.descriptor(next.pointee.descriptor.load(ordering: .relaxed)), count: 64)
+            let index = slot.pointee.descriptor.load(ordering: .relaxed)
+            prefetchForWrite(poolBase + Int(index) &* RingCore.descriptorStride, count: 64)
         }
+    }
+
+    /// Writes completion entry `e` (the loop's `push` and `burst`).
+    @inline(__always)
+    private static func record(
+        _ e: UnsafeMutablePointer<CompletionEntry>, index: UInt32, ticket t: UInt32, epoch: UInt32,
+        terminated: Bool, code: DMAResultCode, residue: Int
+    ) {
+        e.pointee.descriptor = index
+        e.pointee.ticket = t
+        e.pointee.epoch = epoch
+        e.pointee.terminated = terminated
+        e.pointee.code = code
+        e.pointee.residue = residue
     }
 
     /// Engine-thread and client-poll modes: runs the callbacks of every published
@@ -590,13 +599,9 @@ final class RingEngine: @unchecked Sendable {
                 }
             }
         }
-        let e = core.comp + Int(compTailPrivate & core.compMask)
-        e.pointee.descriptor = index
-        e.pointee.ticket = t
-        e.pointee.epoch = seen.epoch
-        e.pointee.terminated = terminated
-        e.pointee.code = code
-        e.pointee.residue = residue
+        Self.record(
+            core.comp + Int(compTailPrivate & core.compMask), index: index, ticket: t, epoch: seen.epoch,
+            terminated: terminated, code: code, residue: residue)
         compTailPrivate &+= 1
         if !terminated {
             pendingLast = t
