@@ -254,7 +254,13 @@ final class RingCore: @unchecked Sendable {
     /// The descriptor in pool slot `index`.
     @inline(__always)
     func descriptor(_ index: UInt32) -> UnsafeMutablePointer<RingDescriptor> {
-        (poolBase + Int(index) &* Self.descriptorStride).assumingMemoryBound(to: RingDescriptor.self)
+        Self.descriptor(index, in: poolBase)
+    }
+
+    /// The same, from a pool base the caller holds (the engine's burst keeps it in a local).
+    @inline(__always)
+    static func descriptor(_ index: UInt32, in poolBase: UnsafeMutableRawPointer) -> UnsafeMutablePointer<RingDescriptor> {
+        (poolBase + Int(index) &* descriptorStride).assumingMemoryBound(to: RingDescriptor.self)
     }
 
     // MARK: Cookies

@@ -170,7 +170,7 @@ final class RingEngine: @unchecked Sendable {
             let index = Self.consume(sub + Int(t & mask), ticket: t, capacity: capacity, active: active)
             let next = t &+ 1
             prefetchNext(of: next, issued: issued, sub: sub, mask: mask, poolBase: poolBase)
-            let d = (poolBase + Int(index) &* RingCore.descriptorStride).assumingMemoryBound(to: RingDescriptor.self)
+            let d = RingCore.descriptor(index, in: poolBase)
             if d.pointee.slow || probed || d.pointee.pieceCount != 0 || d.pointee.isMemset {
                 head = next
                 compTailPrivate = tail
@@ -258,7 +258,7 @@ final class RingEngine: @unchecked Sendable {
             // The first line only: the second is read-mostly, and a write
             // prefetch would take it from the client, whose prep reads it.
             let index = slot.pointee.descriptor.load(ordering: .relaxed)
-            prefetchForWrite(poolBase + Int(index) &* RingCore.descriptorStride, count: 64)
+            prefetchForWrite(RingCore.descriptor(index, in: poolBase), count: 64)
         }
     }
 
